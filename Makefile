@@ -1,0 +1,51 @@
+# Every target installs what it needs: a fresh Debian machine needs only python3 and root.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha256sum requirements/dev.lock pyproject.toml | sha256sum | cut -c1-12)
+
+.PHONY: env up demo test unit integration bench lint lock clean
+
+# The project's Python environment, installed from the committed hashed lock:
+# pip resolves nothing, it only checks hashes.
+env: $(STAMP)
+$(STAMP): requirements/dev.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "replay needs Python 3.11, found " + sys.version.split()[0]'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements/dev.lock
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	rm -f $(VENV)/.installed-* && touch $@
+
+# Docker engine, local registry and the offline base image (each reused when present).
+up: env
+	$(BIN)/replay up
+
+demo: up
+	$(BIN)/python examples/credit/demo.py
+
+test: up
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q -ra tests
+
+unit: env
+	$(BIN)/pytest -q tests/unit
+
+integration: up
+	$(BIN)/pytest -q -ra tests/integration
+
+bench: up
+	$(BIN)/python bench/run.py
+
+lint: env
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# Re-lock the project's own dependencies (only when pyproject.toml changes).
+lock: env
+	$(BIN)/pip-compile -q --generate-hashes --allow-unsafe --strip-extras --extra dev \
+	  --no-emit-index-url --no-emit-find-links --no-emit-trusted-host \
+	  -c requirements/resolver-hints.txt -o requirements/dev.lock pyproject.toml
+
+clean:
+	rm -rf $(VENV) .replay build *.egg-info

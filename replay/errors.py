@@ -1,0 +1,41 @@
+"""Every failure a user can cause, each with a stable exit code.
+
+This module imports nothing from the project, so every layer (manifests, images,
+replay, cli) may raise these; the CLI turns them into one line and the exit code.
+"""
+
+from __future__ import annotations
+
+
+class ReplayError(Exception):
+    """Base class: `str(error)` is the one line shown to the user."""
+
+    exit_code = 1
+
+
+class VerificationFailed(ReplayError):
+    """A replay or check ran and the result differs from what was recorded."""
+
+    exit_code = 1
+
+
+class BadInput(ReplayError):
+    """The user asked for something malformed or unknown (bad path, id, value)."""
+
+    exit_code = 2
+
+
+class EnvironmentProblem(ReplayError):
+    """Something outside the project is missing or unreachable (engine, store, tool)."""
+
+    exit_code = 3
+
+
+class EngineUnavailable(EnvironmentProblem):
+    """No Docker engine answers where we were told to look."""
+
+
+class IntegrityError(ReplayError):
+    """A stored thing no longer matches its recorded hash."""
+
+    exit_code = 4
