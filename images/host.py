@@ -1,0 +1,120 @@
+"""Bring up what images need on this host: a Docker engine and a local registry.
+
+Both are reused when something already answers. Starting them is only attempted
+where it can work (root, Debian's apt); elsewhere one line says what to install.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from replay.errors import EnvironmentProblem
+from replay.images.engine import docker_client
+
+LOG_DIR = Path("/var/log/replay")
+
+
+def _can_install() -> bool:
+    return os.geteuid() == 0 and shutil.which("apt-get") is not None
+
+
+def apt_install(*packages: str) -> None:
+    """Install Debian packages, or say which to install when we cannot."""
+    if not _can_install():
+        raise EnvironmentProblem(
+            f"missing {', '.join(packages)}: install it (Debian: `apt-get install "
+            f"{' '.join(packages)}`) or run as root on Debian so replay can"
+        )
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    log = _log_path("apt")
+    with open(log, "ab") as out:
+        for command in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", *packages]):
+            if subprocess.run(command, stdout=out, stderr=out, env=env).returncode != 0:
+                raise EnvironmentProblem(f"`{' '.join(command)}` failed; see {log}")
+
+
+def _log_path(name: str) -> Path:
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    return LOG_DIR / f"{name}.log"
+
+
+def _start_background(command: list[str], name: str) -> None:
+    """Start a daemon detached from this process (no systemd here)."""
+    with open(_log_path(name), "ab") as out:
+        subprocess.Popen(
+            command, stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+
+
+def _wait_until(check, seconds: float, what: str, log: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.5)
+    raise EnvironmentProblem(f"{what} did not come up within {seconds:.0f} s; see {log}")
+
+
+def ensure_engine() -> str:
+    """Return the engine version, starting a local dockerd if none answers."""
+    from replay.errors import EngineUnavailable
+
+    try:
+        client = docker_client()
+    except EngineUnavailable:
+        if os.environ.get("DOCKER_HOST"):
+            raise  # the user chose an engine; starting another would hide the problem
+    else:
+        return client.version()["Version"]
+    if shutil.which("dockerd") is None:
+        apt_install("docker.io")
+    if os.geteuid() != 0:
+        raise EnvironmentProblem("no Docker engine runs and starting dockerd needs root")
+    _start_background(["dockerd"], "dockerd")
+
+    def answers() -> bool:
+        try:
+            docker_client(timeout=5)
+        except EngineUnavailable:
+            return False
+        return True
+
+    _wait_until(answers, 60, "dockerd", str(_log_path("dockerd")))
+    return docker_client().version()["Version"]
+
+
+def registry_answers(address: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{address}/v2/", timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def ensure_registry(address: str, storage: Path) -> None:
+    """A Docker registry at `address` (Debian's docker-registry, storing under `storage`)."""
+    if registry_answers(address):
+        return
+    host = address.split(":")[0]
+    if host not in {"127.0.0.1", "localhost"}:
+        raise EnvironmentProblem(f"registry {address} does not answer at http://{address}/v2/")
+    if shutil.which("docker-registry") is None:
+        apt_install("docker-registry")
+    storage.mkdir(parents=True, exist_ok=True)
+    config = storage / "config.yml"
+    config.write_text(
+        "version: 0.1\n"
+        "log:\n  level: warn\n"
+        "storage:\n"
+        f"  filesystem:\n    rootdirectory: {storage / 'data'}\n"
+        "  delete:\n    enabled: true\n"
+        f"http:\n  addr: {address}\n"
+    )
+    _start_background(["docker-registry", "serve", str(config)], "registry")
+    _wait_until(lambda: registry_answers(address), 30, "registry", str(_log_path("registry")))
