@@ -16,8 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from replay.errors import BadInput, EnvironmentProblem
 from replay.images.host import apt_install
+
+from replay.errors import BadInput, EnvironmentProblem
 
 if TYPE_CHECKING:
     import docker
@@ -145,3 +146,17 @@ def _push(client: docker.DockerClient, repository: str, tag: str) -> str:
     if not digest:
         raise EnvironmentProblem(f"push of {repository}:{tag} reported no digest")
     return f"{repository}@{digest}"
+
+
+def python_version(client: docker.DockerClient, image: str) -> str:
+    """`major.minor` of the `python3` in an image (asked inside it, network off)."""
+    import docker
+
+    try:
+        output = client.containers.run(
+            image, ["python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            remove=True, network_mode="none", entrypoint=[],
+        )
+    except docker.errors.DockerException as error:
+        raise BadInput(f"base image {image} has no working python3: {error}") from None
+    return output.decode().strip()

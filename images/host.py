@@ -14,8 +14,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from replay.errors import EnvironmentProblem
 from replay.images.engine import docker_client
+
+from replay.errors import EnvironmentProblem
 
 LOG_DIR = Path("/var/log/replay")
 

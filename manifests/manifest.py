@@ -12,8 +12,9 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from replay.errors import BadInput, IntegrityError
 from replay.manifests.canonical import canonical_json, document_id, sha256_bytes
+
+from replay.errors import BadInput, IntegrityError
 
 SCHEMA_VERSION = 1
 

@@ -1,28 +1,29 @@
 """replay: freeze ML deployments, log their decisions, and replay them bit for bit.
 
-The public functions live in `replay.api`; they are re-exported here lazily so that
-`import replay` (and `replay --help`) stays fast.
+The public functions are re-exported here lazily so that `import replay` (and
+`replay --help`) does not pay for MLflow, DVC and docker-py up front.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
 __version__ = "0.1.0"
 
-_API = {
-    "capture",
-    "build",
-    "list_deployments",
-    "show_manifest",
-    "verify_manifest",
-    "up",
+_PUBLIC = {
+    "up": "replay.environment",
+    "capture": "replay.deployments",
+    "build": "replay.deployments",
+    "list_deployments": "replay.deployments",
+    "show_manifest": "replay.deployments",
+    "verify_manifest": "replay.deployments",
 }
+
+__all__ = sorted(_PUBLIC)
 
 
 def __getattr__(name: str) -> Any:
-    if name in _API:
-        from replay import api
-
-        return getattr(api, name)
+    if name in _PUBLIC:
+        return getattr(import_module(_PUBLIC[name]), name)
     raise AttributeError(f"module 'replay' has no attribute {name!r}")

@@ -20,10 +20,7 @@ class Settings:
     registry: str
     base_image: str | None
     artifact_root: str
-
-    @property
-    def blob_dir(self) -> Path:
-        return self.home / "blobs"
+    blob_dir: Path
 
     @property
     def default_base_repository(self) -> str:
@@ -42,4 +39,5 @@ def load_settings() -> Settings:
         registry=os.environ.get("REPLAY_REGISTRY", "127.0.0.1:5000"),
         base_image=os.environ.get("REPLAY_BASE_IMAGE") or None,
         artifact_root=artifacts,
+        blob_dir=Path(os.environ.get("REPLAY_BLOB_DIR", home / "blobs")).absolute(),
     )

@@ -1,0 +1,1 @@
+"""A credit-approval model: synthetic applicants, gradient boosting, a reason per decision."""

@@ -1,0 +1,45 @@
+"""Materialise the credit example as a real deployment repository.
+
+A deployment lives in its own git repository with its model tracked by DVC. This
+copies `deployment/` to a fresh folder, trains the model there (deterministically),
+puts the model under DVC with a local-folder remote, commits, and pushes the model.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+MODEL = "model/model.joblib"
+
+
+def _run(folder: Path, *command: str) -> None:
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PYTHONPATH": str(folder),
+           "GIT_AUTHOR_NAME": "Credit Team", "GIT_AUTHOR_EMAIL": "credit@example.com",
+           "GIT_COMMITTER_NAME": "Credit Team", "GIT_COMMITTER_EMAIL": "credit@example.com"}
+    result = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
+
+
+def make_workspace(destination: Path, dvc_remote: Path) -> Path:
+    """A committed deployment repo at `destination`, its model pushed to `dvc_remote`."""
+    destination = destination.absolute()
+    if destination.exists():
+        shutil.rmtree(destination)
+    shutil.copytree(HERE / "deployment", destination,
+                    ignore=shutil.ignore_patterns("__pycache__", "model", "data"))
+    dvc = [sys.executable, "-m", "dvc"]
+    _run(destination, "git", "init", "-q", "-b", "main")
+    _run(destination, sys.executable, "train.py")
+    _run(destination, *dvc, "init", "-q")
+    _run(destination, *dvc, "remote", "add", "-d", "local", str(dvc_remote.absolute()))
+    _run(destination, *dvc, "add", "-q", MODEL)
+    _run(destination, "git", "add", "-A")
+    _run(destination, "git", "commit", "-q", "-m", "credit-approval model v1")
+    _run(destination, *dvc, "push", "-q")
+    return destination

@@ -1,0 +1,120 @@
+"""How a manifest becomes an image: context, hermetic build, fingerprint check.
+
+The caller lays out a build context (`wheels/`, `source.tar`, `model/`,
+`reference.csv`, `requirements.lock`) from the stores; this module adds the
+Dockerfile and the runner, builds with the network off, and proves the result.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from string import Template
+from typing import TYPE_CHECKING, Any
+
+from replay.manifests.canonical import document_id
+from replay.manifests.lock import parse_lock
+from replay.manifests.manifest import Manifest
+
+from replay.errors import EnvironmentProblem, IntegrityError
+
+if TYPE_CHECKING:
+    import docker
+
+LABEL_MANIFEST = "replay.manifest_id"
+LABEL_DEPLOYMENT = "replay.deployment"
+CONTAINER_ENV = {"PYTHONPATH": "/opt/deployment/src", "HOME": "/tmp",
+                 "REPLAY_DEPLOYMENT_DIR": "/opt/deployment"}
+
+
+def image_tag(manifest: Manifest) -> str:
+    return f"replay/{manifest.name}:{manifest.short_id}"
+
+
+def render_dockerfile(manifest: Manifest) -> str:
+    template = resources.files("replay.images").joinpath("Dockerfile.template").read_text()
+    env = {**manifest.runtime_env, **CONTAINER_ENV}
+    return Template(template).substitute(
+        manifest_id=manifest.manifest_id,
+        base=manifest.base_image,
+        env=" \\\n    ".join(f"{key}={shlex.quote(value)}" for key, value in sorted(env.items())),
+        labels=" \\\n      ".join(
+            f"{key}={shlex.quote(value)}"
+            for key, value in {LABEL_MANIFEST: manifest.manifest_id,
+                               LABEL_DEPLOYMENT: manifest.name}.items()
+        ),
+    )
+
+
+def find_image(client: docker.DockerClient, manifest_id: str) -> Any | None:
+    """A local image labelled with this manifest id, if one exists."""
+    images = client.images.list(filters={"label": f"{LABEL_MANIFEST}={manifest_id}"})
+    return images[0] if images else None
+
+
+def build_image(
+    client: docker.DockerClient,
+    manifest: Manifest,
+    context: Path,
+    progress: Callable[[str], None] = lambda _: None,
+) -> str:
+    """Build the manifest's image from a prepared context with the network off."""
+    import docker
+
+    (context / "Dockerfile").write_text(render_dockerfile(manifest))
+    shutil.copy(resources.files("replay.images").joinpath("runner.py"), context / "runner.py")
+    image_id = None
+    try:
+        for event in client.api.build(
+            path=str(context), tag=image_tag(manifest), network_mode="none", rm=True,
+            forcerm=True, pull=False, decode=True,
+        ):
+            if "error" in event:
+                raise EnvironmentProblem(f"image build failed: {event['error'].strip()}")
+            line = (event.get("stream") or "").strip()
+            if line:
+                progress(line[:90])
+            image_id = (event.get("aux") or {}).get("ID", image_id)
+    except docker.errors.APIError as error:
+        raise EnvironmentProblem(f"image build failed: {error.explanation or error}") from None
+    if image_id is None:
+        raise EnvironmentProblem("image build reported no image id")
+    return image_id
+
+
+def image_fingerprint(client: docker.DockerClient, image: str) -> dict[str, Any]:
+    """Ask the image itself what it contains (python, distributions, model file hashes)."""
+    output = client.containers.run(
+        image, ["--fingerprint"], remove=True, network_disabled=True, network_mode="none",
+        stdout=True, stderr=False,
+    )
+    return json.loads(output.decode().strip().splitlines()[-1])
+
+
+def fingerprint_id(fingerprint: dict[str, Any]) -> str:
+    return document_id(fingerprint)
+
+
+def check_fingerprint(manifest: Manifest, fingerprint: dict[str, Any]) -> None:
+    """Refuse an image whose contents differ from what the manifest promises."""
+    expected_models = {item.path: item.sha256 for item in manifest.model_files}
+    for path in sorted(set(expected_models) | set(fingerprint["model_files"])):
+        found, digest = fingerprint["model_files"].get(path), expected_models.get(path)
+        if found != digest:
+            raise IntegrityError(
+                f"image model file {path}: sha256 {found} differs from the manifest's {digest}"
+            )
+    installed = fingerprint["distributions"]
+    for requirement in parse_lock(manifest.lock_text):
+        if installed.get(requirement.key) != requirement.version:
+            raise IntegrityError(
+                f"image has {requirement.key} {installed.get(requirement.key)}, "
+                f"the lock pins {requirement.version}"
+            )
+    python = manifest.document["environment"]["python"]
+    if not fingerprint["python"].startswith(python + "."):
+        raise IntegrityError(f"image runs Python {fingerprint['python']}, manifest wants {python}")

@@ -1,0 +1,71 @@
+"""Wheels for the image's platform, downloaded on the host and checked against the lock.
+
+Containers here cannot verify TLS to a package index (and a build should not depend
+on the network anyway), so the host downloads exactly the locked files and the build
+installs them with `--no-index --require-hashes`.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from replay.manifests.canonical import sha256_file
+from replay.manifests.lock import normalise, parse_lock
+
+from replay.errors import BadInput, IntegrityError
+
+
+def _wheel_name(filename: str) -> str:
+    return normalise(filename.split("-", 1)[0])
+
+
+def download_wheels(
+    lock_text: str,
+    python: str,
+    platforms: list[str],
+    destination: Path,
+    progress: Callable[[str], None] = lambda _: None,
+) -> list[dict[str, str]]:
+    """Download one wheel per locked requirement into `destination`; describe each."""
+    locked = {item.key: item for item in parse_lock(lock_text)}
+    destination.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".lock") as lock_file:
+        lock_file.write(lock_text)
+        lock_file.flush()
+        command = [
+            sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
+            "--require-hashes", "--no-deps", "--only-binary=:all:",
+            "--python-version", python, "--implementation", "cp",
+            *[argument for tag in platforms for argument in ("--platform", tag)],
+            "-r", lock_file.name, "-d", str(destination),
+        ]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   text=True)
+        output: list[str] = []
+        assert process.stdout is not None
+        for line in process.stdout:
+            output.append(line.rstrip())
+            if line.startswith(("Collecting", "Saved", "File was already")):
+                progress(line.strip()[:90])
+        if process.wait() != 0:
+            errors = [line for line in output if "ERROR" in line] or output[-1:]
+            raise BadInput(f"could not download wheels for the lock: {errors[0].strip()}")
+
+    wheels = []
+    for path in sorted(destination.glob("*.whl")):
+        requirement = locked.get(_wheel_name(path.name))
+        if requirement is None:
+            continue  # left over from an earlier download into the same folder
+        digest = sha256_file(path)
+        if digest not in requirement.hashes:
+            raise IntegrityError(f"{path.name} does not match any hash in the lock")
+        wheels.append({"name": requirement.key, "version": requirement.version,
+                       "filename": path.name, "sha256": digest})
+    missing = set(locked) - {wheel["name"] for wheel in wheels}
+    if missing:
+        raise BadInput(f"no wheel for {sorted(missing)[0]} on {platforms[0]} (source-only?)")
+    return wheels

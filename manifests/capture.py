@@ -1,0 +1,139 @@
+"""Assemble a Manifest v1 from the facts gathered at capture.
+
+This module decides *what* goes into a manifest; gathering the facts that need the
+engine or the network (base digest, wheels, engine version) is the caller's job.
+"""
+
+from __future__ import annotations
+
+import platform
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from replay.manifests.canonical import sha256_bytes, sha256_file
+from replay.manifests.manifest import SCHEMA_VERSION, Manifest
+from replay.manifests.source import SourceState
+from replay.manifests.spec import DeploymentSpec
+
+from replay.errors import BadInput
+
+# Pinned so a float computed today is computed the same way in every replay:
+# one BLAS/OpenMP thread (summation order), MKL's conditional numerical reproducibility,
+# a fixed hash seed and time zone.
+RUNTIME_ENV = {
+    "PYTHONHASHSEED": "0",
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "NUMEXPR_NUM_THREADS": "1",
+    "VECLIB_MAXIMUM_THREADS": "1",
+    "MKL_CBWR": "COMPATIBLE",
+    "TZ": "UTC",
+    "LC_ALL": "C.UTF-8",
+    "PYTHONDONTWRITEBYTECODE": "1",
+}
+
+
+def image_platforms(architecture: str) -> list[str]:
+    """Wheel platform tags the image can install (glibc 2.17 up to Debian 12's 2.36)."""
+    arch = {"amd64": "x86_64", "arm64": "aarch64"}.get(architecture, architecture)
+    return [f"manylinux_2_{minor}_{arch}" for minor in range(36, 16, -1)] + [
+        f"manylinux2014_{arch}"
+    ]
+
+
+def cpu_facts() -> dict[str, Any]:
+    """The CPU model and flags: a float divergence on another CPU can then be explained."""
+    model, flags = platform.processor() or platform.machine(), []
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model in ("", platform.machine()):
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = sorted(value.split())
+    except OSError:
+        pass
+    return {"model": model, "flags": flags}
+
+
+def model_file_facts(spec: DeploymentSpec, dvc_remote: tuple[str | None, str | None]) -> list[dict]:
+    """sha256 and size of each model file; the DVC md5 and remote where DVC tracks it."""
+    files = []
+    for relative in spec.model:
+        path = spec.root / relative
+        tracked = Path(f"{path}.dvc")
+        dvc = None
+        if tracked.is_file():
+            outs = (yaml.safe_load(tracked.read_text()) or {}).get("outs") or [{}]
+            md5 = outs[0].get("md5")
+            if not md5:
+                raise BadInput(f"{tracked} records no md5; run `dvc add {relative}` again")
+            name, url = dvc_remote
+            dvc = {"md5": md5, "remote": name, "remote_url": url}
+        files.append(
+            {"path": relative, "sha256": sha256_file(path), "size": path.stat().st_size,
+             "dvc": dvc}
+        )
+    return files
+
+
+def assemble_manifest(
+    *,
+    spec: DeploymentSpec,
+    source: SourceState,
+    archive: Path,
+    model_files: list[dict],
+    lock_text: str,
+    python: str,
+    platforms: list[str],
+    wheels: list[dict],
+    base_image: str,
+    requested_base: str,
+    engine: dict[str, Any],
+    created_at: datetime | None = None,
+) -> Manifest:
+    reference = spec.root / spec.reference_sample
+    with open(reference, newline="") as handle:
+        rows = max(sum(1 for _ in handle) - 1, 0)
+    if rows < 1:
+        raise BadInput(f"reference sample {spec.reference_sample} has no rows")
+    document = {
+        "schema_version": SCHEMA_VERSION,
+        "name": spec.name,
+        "version": spec.version,
+        "created_at": (created_at or datetime.now(UTC)).isoformat(timespec="seconds"),
+        "code": {
+            "repository": source.repository,
+            "subdirectory": source.subdirectory,
+            "commit": source.commit,
+            "dirty": source.dirty,
+            "archive_sha256": sha256_file(archive),
+            "archive_size": archive.stat().st_size,
+            "entrypoint": spec.entrypoint,
+        },
+        "model": {"files": model_files},
+        "environment": {
+            "python": python,
+            "platforms": platforms,
+            "lock": lock_text,
+            "lock_sha256": sha256_bytes(lock_text.encode()),
+            "wheels": wheels,
+        },
+        "image": {"base": base_image, "requested_base": requested_base},
+        "runtime": {
+            "seeds": spec.seeds,
+            "env": RUNTIME_ENV,
+            "cpu": cpu_facts(),
+            "engine": engine,
+        },
+        "io": {"inputs": spec.inputs, "output": spec.output},
+        "reference": {
+            "path": spec.reference_sample,
+            "sha256": sha256_file(reference),
+            "rows": rows,
+        },
+    }
+    return Manifest(document)

@@ -1,0 +1,288 @@
+"""Deployments: capture a manifest, build its image, list, show and verify.
+
+Each public function here is one `replay` command; the CLI only formats.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from replay.errors import BadInput, IntegrityError
+from replay.manifests.canonical import sha256_bytes, sha256_file
+from replay.manifests.manifest import Manifest
+from replay.settings import Settings, load_settings
+from replay.stores.blobs import LocalBlobStore
+from replay.stores.manifests import (
+    LOCK_FILE,
+    REFERENCE_FILE,
+    SOURCE_FILE,
+    DeploymentRecord,
+    ManifestStore,
+)
+
+
+def manifest_store(settings: Settings) -> ManifestStore:
+    return ManifestStore(settings.tracking_uri, settings.artifact_root)
+
+
+def _locked(requirements_in: Path, settings: Settings, relock: bool) -> str:
+    """pip-compile's lock, cached by the exact requirements text and Python version.
+
+    Resolving takes tens of seconds; the same requirements on the same Python give the
+    cached lock back unless `relock` asks for a fresh resolution.
+    """
+    from replay.manifests.lock import compile_lock
+
+    key = sha256_bytes(requirements_in.read_bytes() + sys.version.encode())
+    cached = settings.cache / "locks" / f"{key}.txt"
+    if cached.is_file() and not relock:
+        return cached.read_text()
+    text = compile_lock(requirements_in)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_text(text)
+    return text
+
+
+def _wheels(manifest_lock: str, python: str, platforms: list[str], settings: Settings,
+            progress: Any) -> list[dict[str, str]]:
+    """Download (or reuse) the locked wheels and keep them in the blob store."""
+    from replay.images.wheelhouse import download_wheels
+
+    folder = settings.cache / "wheels" / f"cp{python.replace('.', '')}"
+    wheels = download_wheels(manifest_lock, python, platforms, folder, progress)
+    blobs = LocalBlobStore(settings.blob_dir)
+    for wheel in wheels:
+        blobs.put(folder / wheel["filename"])
+    return wheels
+
+
+def capture(path: str | Path, *, allow_dirty: bool = False, relock: bool = False,
+            settings: Settings | None = None) -> Manifest:
+    """Freeze the deployment described by `path/replay.yaml` as a manifest in MLflow."""
+    from replay.images import base
+    from replay.images.engine import docker_client, engine_facts
+    from replay.manifests.capture import assemble_manifest, image_platforms, model_file_facts
+    from replay.manifests.source import source_state, write_source_archive
+    from replay.manifests.spec import load_spec
+    from replay.progress import step
+    from replay.stores.models import default_remote
+
+    settings = settings or load_settings()
+    spec = load_spec(path)
+    source = source_state(spec.root)
+    if source.dirty and not allow_dirty:
+        raise BadInput(
+            f"{spec.root} has uncommitted changes (see `git status`); commit them, "
+            "or pass --allow-dirty to record dirty: true"
+        )
+    client = docker_client()
+    engine = engine_facts(client)
+    requested = spec.base_image or settings.base_image
+    with step("base image") as progress:
+        if requested:
+            base_image = base.resolve_digest(client, requested)
+        else:
+            requested = f"{settings.default_base_repository}:{base.DEFAULT_TAG}"
+            base_image = base.default_base(
+                client, settings.default_base_repository, settings.cache, progress
+            )
+        python = base.python_version(client, base_image)
+    host_python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if python != host_python:
+        raise BadInput(
+            f"base image {requested} runs Python {python}, but locks are made with "
+            f"Python {host_python}; choose a Python {host_python} base image"
+        )
+    with step("lock requirements (pip-compile)"):
+        lock_text = _locked(spec.root / spec.requirements, settings, relock)
+    platforms = image_platforms(engine["architecture"])
+    with step("download wheels") as progress:
+        wheels = _wheels(lock_text, python, platforms, settings, progress)
+    store = manifest_store(settings)
+    with tempfile.TemporaryDirectory() as scratch, step("record manifest in MLflow"):
+        archive = Path(scratch) / SOURCE_FILE
+        write_source_archive(spec.root, archive)
+        manifest = assemble_manifest(
+            spec=spec, source=source, archive=archive,
+            model_files=model_file_facts(spec, default_remote(spec.root)),
+            lock_text=lock_text, python=python, platforms=platforms, wheels=wheels,
+            base_image=base_image, requested_base=requested, engine=engine,
+        )
+        reference = Path(scratch) / REFERENCE_FILE
+        reference.write_bytes((spec.root / spec.reference_sample).read_bytes())
+        store.save(manifest, archive, reference)
+    return manifest
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    manifest_id: str
+    image_id: str
+    tag: str
+    fingerprint_id: str
+    reused: bool
+
+
+def _artifact_checked(store: ManifestStore, manifest_id: str, name: str, expected: str,
+                      folder: Path) -> Path:
+    path = store.artifact(manifest_id, name, folder)
+    found = sha256_file(path)
+    if found != expected:
+        raise IntegrityError(
+            f"stored {name}: sha256 {found} differs from the manifest's {expected}"
+        )
+    return path
+
+
+def _build_context(manifest: Manifest, store: ManifestStore, settings: Settings,
+                   context: Path, progress: Any) -> None:
+    """Lay out everything the Dockerfile copies, each piece checked against the manifest."""
+    from replay.stores.models import fetch_model_files
+
+    document = manifest.document
+    (context / LOCK_FILE).write_text(manifest.lock_text)
+    blobs = LocalBlobStore(settings.blob_dir)
+    if not all(blobs.has(wheel["sha256"]) for wheel in manifest.wheels):
+        progress("fetching wheels missing from the blob store")
+        env = document["environment"]
+        _wheels(manifest.lock_text, env["python"], env["platforms"], settings, progress)
+    for wheel in manifest.wheels:
+        blobs.get(wheel["sha256"], context / "wheels" / wheel["filename"])
+    downloads = context.parent / "downloads"
+    source = _artifact_checked(store, manifest.manifest_id, SOURCE_FILE,
+                               document["code"]["archive_sha256"], downloads)
+    source.rename(context / SOURCE_FILE)
+    reference = _artifact_checked(store, manifest.manifest_id, REFERENCE_FILE,
+                                  document["reference"]["sha256"], downloads)
+    reference.rename(context / REFERENCE_FILE)
+    fetch_model_files(manifest, context / "model")
+
+
+def build(manifest_id: str, *, settings: Settings | None = None) -> BuildResult:
+    """The manifest's image: reused if present, else built hermetically; always proven."""
+    from replay.images import build as images
+    from replay.images.engine import docker_client
+    from replay.progress import step
+
+    settings = settings or load_settings()
+    store = manifest_store(settings)
+    manifest = store.load(manifest_id)
+    client = docker_client()
+    existing = images.find_image(client, manifest.manifest_id)
+    if existing is not None:
+        image_id, reused = existing.id, True
+    else:
+        with tempfile.TemporaryDirectory() as scratch, step(
+            f"build {images.image_tag(manifest)}"
+        ) as progress:
+            context = Path(scratch) / "context"
+            context.mkdir()
+            _build_context(manifest, store, settings, context, progress)
+            image_id, reused = images.build_image(client, manifest, context, progress), False
+    fingerprint = images.image_fingerprint(client, image_id)
+    fingerprint_id = images.fingerprint_id(fingerprint)
+    try:
+        images.check_fingerprint(manifest, fingerprint)
+        recorded = store.fingerprint(manifest.manifest_id)
+        if recorded is not None and images.fingerprint_id(recorded) != fingerprint_id:
+            raise IntegrityError(
+                f"image {image_id[:19]} differs from the fingerprint recorded for manifest "
+                f"{manifest.short_id} ({_first_difference(recorded, fingerprint)})"
+            )
+    except IntegrityError:
+        if not reused:
+            client.images.remove(image_id, force=True)  # never leave an unproven image behind
+        raise
+    if recorded is None:
+        store.attach_build(manifest.manifest_id, image_id, fingerprint, fingerprint_id)
+    return BuildResult(manifest.manifest_id, image_id, images.image_tag(manifest),
+                       fingerprint_id, reused)
+
+
+def _first_difference(expected: dict[str, Any], found: dict[str, Any], prefix: str = "") -> str:
+    for key in sorted(set(expected) | set(found)):
+        left, right = expected.get(key), found.get(key)
+        if isinstance(left, dict) and isinstance(right, dict):
+            if left != right:
+                return _first_difference(left, right, f"{prefix}{key}.")
+        elif left != right:
+            return f"{prefix}{key}: recorded {left!r}, found {right!r}"
+    return "no difference"
+
+
+def list_deployments(name: str | None = None, *, settings: Settings | None = None
+                     ) -> list[DeploymentRecord]:
+    """Every captured manifest (of one deployment, if named), newest first."""
+    return manifest_store(settings or load_settings()).history(name)
+
+
+def show_manifest(manifest_id: str, *, settings: Settings | None = None) -> Manifest:
+    """The stored manifest (a unique id prefix is enough), checked to hash to its id."""
+    return manifest_store(settings or load_settings()).load(manifest_id)
+
+
+@dataclass(frozen=True)
+class Check:
+    what: str
+    expected: str
+    found: str
+
+    @property
+    def ok(self) -> bool:
+        return self.expected == self.found
+
+
+@dataclass(frozen=True)
+class ManifestVerification:
+    manifest_id: str
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(check.ok for check in self.checks)
+
+    def raise_for_mismatch(self) -> None:
+        for check in self.checks:
+            if not check.ok:
+                raise IntegrityError(
+                    f"{check.what}: sha256 {check.found} differs from the manifest's "
+                    f"{check.expected}"
+                )
+
+
+def verify_manifest(manifest_id: str, *, settings: Settings | None = None
+                    ) -> ManifestVerification:
+    """Recompute every hash the manifest records: lock, source archive, reference, models."""
+    from replay.stores.models import stored_copies
+
+    settings = settings or load_settings()
+    store = manifest_store(settings)
+    manifest = store.load(manifest_id)
+    document = manifest.document
+    checks = [Check("manifest.json", manifest.manifest_id, manifest.manifest_id)]
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        for name, expected in (
+            (LOCK_FILE, document["environment"]["lock_sha256"]),
+            (SOURCE_FILE, document["code"]["archive_sha256"]),
+            (REFERENCE_FILE, document["reference"]["sha256"]),
+        ):
+            path = store.artifact(manifest.manifest_id, name, folder)
+            checks.append(Check(f"stored {name}", expected, sha256_file(path)))
+    for item in manifest.model_files:
+        copies = list(stored_copies(manifest, item))
+        if not copies:
+            checks.append(Check(f"model file {item.path}", item.sha256, "(no stored copy)"))
+        for where, path in copies:
+            checks.append(Check(f"model file {item.path} ({where})", item.sha256,
+                                sha256_file(path)))
+    blobs = LocalBlobStore(settings.blob_dir)
+    for wheel in manifest.wheels:
+        if blobs.has(wheel["sha256"]):
+            checks.append(Check(f"wheel {wheel['filename']}", wheel["sha256"],
+                                sha256_file(blobs.path(wheel["sha256"]))))
+    return ManifestVerification(manifest.manifest_id, checks)

@@ -1,0 +1,210 @@
+"""Manifests and deployment history in MLflow tracking.
+
+One experiment per deployment name, one run per manifest, tagged with the manifest
+id, the git commit and the image; artifacts hold the manifest JSON, the lock, the
+source archive and the reference sample, and later the image fingerprint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from replay.errors import BadInput, EnvironmentProblem
+from replay.manifests.manifest import Manifest
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+TAG_ID = "replay.manifest_id"
+TAG_BASE = "replay.base_image"
+TAG_IMAGE = "replay.image_id"
+TAG_FINGERPRINT = "replay.fingerprint"
+TAG_COMMIT = "mlflow.source.git.commit"
+TAG_DIRTY = "replay.dirty"
+
+MANIFEST_FILE = "manifest.json"
+LOCK_FILE = "requirements.lock"
+SOURCE_FILE = "source.tar"
+REFERENCE_FILE = "reference.csv"
+FINGERPRINT_FILE = "fingerprint.json"
+
+
+@dataclass(frozen=True)
+class DeploymentRecord:
+    """One captured manifest as MLflow remembers it."""
+
+    manifest_id: str
+    name: str
+    version: str
+    created_at: str
+    commit: str
+    dirty: bool
+    base_image: str
+    image_id: str | None
+    run_id: str
+
+
+class ManifestStore:
+    def __init__(self, tracking_uri: str, artifact_root: str) -> None:
+        self.tracking_uri = tracking_uri
+        self.artifact_root = artifact_root.rstrip("/")
+        self._client: MlflowClient | None = None
+
+    @property
+    def client(self) -> MlflowClient:
+        if self._client is None:
+            import logging
+
+            # Artifact downloads here are small and many: per-download bars are noise.
+            os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+            from mlflow.tracking import MlflowClient
+
+            # MLflow narrates database migrations at INFO on first use: not the user's concern.
+            logging.getLogger("mlflow").setLevel(logging.WARNING)
+            logging.getLogger("alembic").setLevel(logging.WARNING)
+            if self.tracking_uri.startswith("sqlite:///"):
+                Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(
+                    parents=True, exist_ok=True
+                )
+            try:
+                self._client = MlflowClient(tracking_uri=self.tracking_uri)
+                self._client.search_experiments(max_results=1)
+            except Exception as error:
+                raise EnvironmentProblem(
+                    f"MLflow tracking at {self.tracking_uri} is unreachable: "
+                    f"{str(error).splitlines()[0][:160]}"
+                ) from None
+        return self._client
+
+    def _experiment_id(self, name: str) -> str:
+        experiment = self.client.get_experiment_by_name(name)
+        if experiment is not None:
+            return experiment.experiment_id
+        return self.client.create_experiment(
+            name, artifact_location=f"{self.artifact_root}/{name}", tags={"replay.deployment": name}
+        )
+
+    def save(self, manifest: Manifest, source_archive: Path, reference: Path) -> str:
+        """Record a manifest as a finished run; return the run id."""
+        code = manifest.document["code"]
+        run = self.client.create_run(
+            self._experiment_id(manifest.name),
+            run_name=f"{manifest.document['version']}-{manifest.short_id}",
+            tags={
+                TAG_ID: manifest.manifest_id,
+                TAG_COMMIT: code["commit"],
+                TAG_DIRTY: str(code["dirty"]).lower(),
+                TAG_BASE: manifest.base_image,
+                "replay.version": manifest.document["version"],
+                "replay.created_at": manifest.document["created_at"],
+            },
+        )
+        run_id = run.info.run_id
+        try:
+            with tempfile.TemporaryDirectory() as scratch:
+                folder = Path(scratch)
+                (folder / MANIFEST_FILE).write_bytes(manifest.to_json())
+                (folder / LOCK_FILE).write_text(manifest.lock_text)
+                for path in (folder / MANIFEST_FILE, folder / LOCK_FILE):
+                    self.client.log_artifact(run_id, str(path))
+            self.client.log_artifact(run_id, str(source_archive))
+            self.client.log_artifact(run_id, str(reference))
+        except Exception:
+            # A manifest without its artifacts would fail every later verify: leave none.
+            self.client.delete_run(run_id)
+            raise
+        self.client.set_terminated(run_id, "FINISHED")
+        return run_id
+
+    def _runs(self, filter_string: str = "", names: list[str] | None = None) -> list[Any]:
+        experiments = self.client.search_experiments()
+        ids = [e.experiment_id for e in experiments if names is None or e.name in names]
+        if not ids:
+            return []
+        return self.client.search_runs(
+            ids, filter_string=filter_string, order_by=["attributes.start_time DESC"],
+            max_results=10_000,
+        )
+
+    def _run_for(self, manifest_id: str) -> Any:
+        if not manifest_id or not all(c in "0123456789abcdef" for c in manifest_id):
+            raise BadInput(f"{manifest_id!r} is not a manifest id (hex digits)")
+        runs = self._runs(f"tags.`{TAG_ID}` LIKE '{manifest_id}%'")
+        if not runs:
+            raise BadInput(f"no manifest {manifest_id} in {self.tracking_uri}")
+        found = {run.data.tags[TAG_ID] for run in runs}
+        if len(found) > 1:
+            raise BadInput(f"manifest prefix {manifest_id} is ambiguous ({len(found)} matches)")
+        return runs[0]
+
+    def resolve(self, manifest_id: str) -> str:
+        """The full id of a manifest given a unique prefix."""
+        return self._run_for(manifest_id).data.tags[TAG_ID]
+
+    def artifact(self, manifest_id: str, name: str, destination: Path) -> Path:
+        """Download one artifact of a manifest's run into `destination` (a folder)."""
+        import mlflow.artifacts
+
+        run = self._run_for(manifest_id)
+        destination.mkdir(parents=True, exist_ok=True)
+        try:
+            return Path(mlflow.artifacts.download_artifacts(
+                run_id=run.info.run_id, artifact_path=name, dst_path=str(destination),
+                tracking_uri=self.tracking_uri,
+            ))
+        except Exception as error:
+            raise EnvironmentProblem(
+                f"artifact {name} of manifest {manifest_id[:12]} cannot be read: "
+                f"{str(error).splitlines()[0][:160]}"
+            ) from None
+
+    def load(self, manifest_id: str) -> Manifest:
+        """The manifest, checked to hash to its id."""
+        full_id = self.resolve(manifest_id)
+        with tempfile.TemporaryDirectory() as scratch:
+            path = self.artifact(full_id, MANIFEST_FILE, Path(scratch))
+            return Manifest.from_json(path.read_bytes(), expected_id=full_id)
+
+    def history(self, name: str | None = None) -> list[DeploymentRecord]:
+        runs = self._runs(names=[name] if name else None)
+        records = []
+        for run in runs:
+            tags = run.data.tags
+            if TAG_ID not in tags:
+                continue
+            records.append(DeploymentRecord(
+                manifest_id=tags[TAG_ID],
+                name=self.client.get_experiment(run.info.experiment_id).name,
+                version=tags.get("replay.version", ""),
+                created_at=tags.get("replay.created_at", ""),
+                commit=tags.get(TAG_COMMIT, ""),
+                dirty=tags.get(TAG_DIRTY) == "true",
+                base_image=tags.get(TAG_BASE, ""),
+                image_id=tags.get(TAG_IMAGE),
+                run_id=run.info.run_id,
+            ))
+        return records
+
+    def attach_build(self, manifest_id: str, image_id: str, fingerprint: dict[str, Any],
+                     fingerprint_id: str) -> None:
+        """Record the built image and its fingerprint next to the manifest."""
+        run_id = self._run_for(manifest_id).info.run_id
+        with tempfile.TemporaryDirectory() as scratch:
+            path = Path(scratch) / FINGERPRINT_FILE
+            path.write_text(json.dumps(fingerprint, indent=2, sort_keys=True))
+            self.client.log_artifact(run_id, str(path))
+        self.client.set_tag(run_id, TAG_IMAGE, image_id)
+        self.client.set_tag(run_id, TAG_FINGERPRINT, fingerprint_id)
+
+    def fingerprint(self, manifest_id: str) -> dict[str, Any] | None:
+        run = self._run_for(manifest_id)
+        if TAG_FINGERPRINT not in run.data.tags:
+            return None
+        with tempfile.TemporaryDirectory() as scratch:
+            path = self.artifact(manifest_id, FINGERPRINT_FILE, Path(scratch))
+            return json.loads(path.read_text())
