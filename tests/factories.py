@@ -1,0 +1,72 @@
+"""Small valid documents for unit tests (built, not copied from a real capture)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from replay.manifests.canonical import sha256_bytes
+
+LOCK = """\
+joblib==1.4.2 \\
+    --hash=sha256:06d478d5674cbc267e7496a410ee875abd68e4340feff4490bcb7afb88060ae6
+    # via -r requirements.in
+numpy==2.1.3 ; python_version >= "3.10" \\
+    --hash=sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa \\
+    --hash=sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb
+    # via scikit-learn
+"""
+
+
+def manifest_document(**changes: Any) -> dict[str, Any]:
+    document = {
+        "schema_version": 1,
+        "name": "credit-approval",
+        "version": "1.0",
+        "created_at": "2026-01-02T03:04:05+00:00",
+        "code": {
+            "repository": "/srv/credit",
+            "subdirectory": "",
+            "commit": "a" * 40,
+            "dirty": False,
+            "archive_sha256": "1" * 64,
+            "archive_size": 1024,
+            "entrypoint": "credit.model:predict",
+        },
+        "model": {"files": [{"path": "model/model.joblib", "sha256": "2" * 64, "size": 10,
+                             "dvc": {"md5": "3" * 32, "remote": "local",
+                                     "remote_url": "/srv/dvc"}}]},
+        "environment": {
+            "python": "3.11",
+            "platforms": ["manylinux_2_17_x86_64"],
+            "lock": LOCK,
+            "lock_sha256": sha256_bytes(LOCK.encode()),
+            "wheels": [{"name": "joblib", "version": "1.4.2",
+                        "filename": "joblib-1.4.2-py3-none-any.whl", "sha256": "4" * 64}],
+        },
+        "image": {"base": "127.0.0.1:5000/replay/python@sha256:" + "5" * 64,
+                  "requested_base": "127.0.0.1:5000/replay/python:3.11-bookworm"},
+        "runtime": {
+            "seeds": {"global": 1729},
+            "env": {"OMP_NUM_THREADS": "1", "TZ": "UTC"},
+            "cpu": {"model": "test cpu", "flags": ["avx2"]},
+            "engine": {"version": "20.10", "api_version": "1.41", "os": "linux",
+                       "architecture": "amd64", "kernel": "6.1"},
+        },
+        "io": {
+            "inputs": {"income": {"type": "number", "min": 0, "monotone": "increasing"},
+                       "age": {"type": "integer", "immutable": True}},
+            "output": {"decision": "decision", "score": "score", "favourable": "approved",
+                       "fields": {"decision": {"type": "string"},
+                                  "score": {"type": "number"}}},
+        },
+        "reference": {"path": "data/reference.csv", "sha256": "6" * 64, "rows": 300},
+    }
+    document = copy.deepcopy(document)
+    for path, value in changes.items():
+        target = document
+        *parents, last = path.split("__")
+        for key in parents:
+            target = target[key]
+        target[last] = value
+    return document

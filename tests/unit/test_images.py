@@ -1,0 +1,66 @@
+import copy
+
+import pytest
+from replay.images.base import repository_of
+from replay.images.build import check_fingerprint, render_dockerfile
+from replay.manifests.manifest import Manifest
+
+from replay.errors import IntegrityError
+from tests.factories import manifest_document
+
+
+@pytest.mark.parametrize(
+    ("reference", "repository"),
+    [
+        ("python:3.11-slim", "python"),
+        ("127.0.0.1:5000/replay/python:3.11-bookworm", "127.0.0.1:5000/replay/python"),
+        ("127.0.0.1:5000/replay/python", "127.0.0.1:5000/replay/python"),
+        ("reg.example/x@sha256:" + "a" * 64, "reg.example/x"),
+    ],
+)
+def test_repository_of(reference, repository):
+    assert repository_of(reference) == repository
+
+
+@pytest.fixture
+def manifest():
+    return Manifest(manifest_document())
+
+
+@pytest.fixture
+def fingerprint():
+    return {
+        "python": "3.11.2",
+        "distributions": {"joblib": "1.4.2", "numpy": "2.1.3", "pip": "23.0.1"},
+        "model_files": {"model/model.joblib": "2" * 64},
+    }
+
+
+def test_matching_fingerprint_passes(manifest, fingerprint):
+    check_fingerprint(manifest, fingerprint)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda f: f["model_files"].update({"model/model.joblib": "9" * 64}), "model.joblib"),
+        (lambda f: f["model_files"].update({"model/extra.bin": "9" * 64}), "extra.bin"),
+        (lambda f: f["distributions"].update(numpy="2.2.0"), "numpy"),
+        (lambda f: f["distributions"].pop("joblib"), "joblib"),
+        (lambda f: f.update(python="3.12.1"), "Python"),
+    ],
+)
+def test_a_differing_image_is_refused(manifest, fingerprint, change, message):
+    changed = copy.deepcopy(fingerprint)
+    change(changed)
+    with pytest.raises(IntegrityError, match=message):
+        check_fingerprint(manifest, changed)
+
+
+def test_dockerfile_pins_base_by_digest_and_labels_the_manifest(manifest):
+    text = render_dockerfile(manifest)
+    assert f"FROM {manifest.base_image} AS install" in text
+    assert f"replay.manifest_id={manifest.manifest_id}" in text
+    assert "--no-index" in text and "--require-hashes" in text
+    assert "OMP_NUM_THREADS=1" in text
+    assert "USER 10001:10001" in text
