@@ -75,9 +75,11 @@ def default_base(client: docker.DockerClient, repository: str, cache: Path,
         return resolve_digest(client, reference)
     except BadInput:
         pass
+    import docker
+
     try:
         client.images.get(reference)
-    except Exception:
+    except docker.errors.ImageNotFound:
         _import_rootfs(client, repository, _bootstrap_rootfs(cache, progress), progress)
     progress(f"pushing {reference}")
     return _push(client, repository, DEFAULT_TAG)

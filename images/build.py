@@ -89,7 +89,7 @@ def build_image(
 def image_fingerprint(client: docker.DockerClient, image: str) -> dict[str, Any]:
     """Ask the image itself what it contains (python, distributions, model file hashes)."""
     output = client.containers.run(
-        image, ["--fingerprint"], remove=True, network_disabled=True, network_mode="none",
+        image, ["--fingerprint"], remove=True, network_mode="none",
         stdout=True, stderr=False,
     )
     return json.loads(output.decode().strip().splitlines()[-1])

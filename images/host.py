@@ -12,11 +12,12 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from replay.images.engine import docker_client
 
-from replay.errors import EnvironmentProblem
+from replay.errors import EngineUnavailable, EnvironmentProblem
 
 LOG_DIR = Path("/var/log/replay")
 
@@ -53,7 +54,7 @@ def _start_background(command: list[str], name: str) -> None:
         )
 
 
-def _wait_until(check, seconds: float, what: str, log: str) -> None:
+def _wait_until(check: Callable[[], bool], seconds: float, what: str, log: str) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if check():
@@ -64,8 +65,6 @@ def _wait_until(check, seconds: float, what: str, log: str) -> None:
 
 def ensure_engine() -> str:
     """Return the engine version, starting a local dockerd if none answers."""
-    from replay.errors import EngineUnavailable
-
     try:
         client = docker_client()
     except EngineUnavailable:

@@ -19,8 +19,9 @@ from replay.manifests.lock import normalise, parse_lock
 from replay.errors import BadInput, IntegrityError
 
 
-def _wheel_name(filename: str) -> str:
-    return normalise(filename.split("-", 1)[0])
+def _wheel_name_version(filename: str) -> tuple[str, str]:
+    name, version = filename.split("-")[:2]
+    return normalise(name), version
 
 
 def download_wheels(
@@ -57,9 +58,10 @@ def download_wheels(
 
     wheels = []
     for path in sorted(destination.glob("*.whl")):
-        requirement = locked.get(_wheel_name(path.name))
-        if requirement is None:
-            continue  # left over from an earlier download into the same folder
+        name, version = _wheel_name_version(path.name)
+        requirement = locked.get(name)
+        if requirement is None or requirement.version != version:
+            continue  # the folder is a shared cache: other locks' wheels live here too
         digest = sha256_file(path)
         if digest not in requirement.hashes:
             raise IntegrityError(f"{path.name} does not match any hash in the lock")

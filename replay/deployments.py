@@ -274,12 +274,13 @@ def verify_manifest(manifest_id: str, *, settings: Settings | None = None
             path = store.artifact(manifest.manifest_id, name, folder)
             checks.append(Check(f"stored {name}", expected, sha256_file(path)))
     for item in manifest.model_files:
-        copies = list(stored_copies(manifest, item))
-        if not copies:
-            checks.append(Check(f"model file {item.path}", item.sha256, "(no stored copy)"))
-        for where, path in copies:
+        found = 0
+        for where, path in stored_copies(manifest, item):  # a path lives only until next()
+            found += 1
             checks.append(Check(f"model file {item.path} ({where})", item.sha256,
                                 sha256_file(path)))
+        if not found:
+            checks.append(Check(f"model file {item.path}", item.sha256, "(no stored copy)"))
     blobs = LocalBlobStore(settings.blob_dir)
     for wheel in manifest.wheels:
         if blobs.has(wheel["sha256"]):
