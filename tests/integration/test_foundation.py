@@ -186,3 +186,34 @@ def test_unknown_manifest_is_exit_2(replay_env):
     result = run_cli("manifest", "verify", "0123456789ab")
     assert result.returncode == 2
     assert result.stderr.startswith("error: no manifest 0123456789ab")
+
+
+@pytest.mark.parametrize("damage", ["removed", "altered"])
+def test_model_files_come_back_from_dvc_by_hash(captured, workspace, tmp_path, damage):
+    from replay.stores.models import fetch_model_files
+
+    model = workspace / "model" / "model.joblib"
+    original = model.read_bytes()
+    if damage == "removed":
+        model.unlink()
+    else:
+        flip_one_byte(model)
+    try:
+        fetch_model_files(captured, tmp_path / "model-dir")
+    finally:
+        model.write_bytes(original)
+    fetched = tmp_path / "model-dir" / "model" / "model.joblib"
+    assert sha256_file(fetched) == captured.model_files[0].sha256
+
+
+def test_no_good_copy_anywhere_is_an_integrity_error(captured, workspace, tmp_path):
+    from replay.stores.models import fetch_model_files
+
+    model, remote = workspace / "model" / "model.joblib", dvc_remote_copy(captured)
+    originals = {path: flip_one_byte(path) for path in (model, remote)}
+    try:
+        with pytest.raises(IntegrityError, match="work tree, DVC remote local differ"):
+            fetch_model_files(captured, tmp_path / "model-dir")
+    finally:
+        for path, data in originals.items():
+            path.write_bytes(data)
