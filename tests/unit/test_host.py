@@ -1,7 +1,7 @@
 import pytest
+from replay.images import host
 
 from replay.errors import EnvironmentProblem
-from replay.images import host
 
 
 def test_without_root_it_says_what_to_install(monkeypatch):
