@@ -1,15 +1,15 @@
 """How a manifest becomes an image: context, hermetic build, fingerprint check.
 
 The caller lays out a build context (`wheels/`, `source.tar`, `model/`,
-`reference.csv`, `requirements.lock`) from the stores; this module adds the
-Dockerfile and the runner, builds with the network off, and proves the result.
+`reference.csv`, `requirements.lock`, `runner.py`) from the stores, each checked
+against the manifest; this module adds the Dockerfile, builds with the network off,
+and proves the result.
 """
 
 from __future__ import annotations
 
 import json
 import shlex
-import shutil
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -66,7 +66,6 @@ def build_image(
     import docker
 
     (context / "Dockerfile").write_text(render_dockerfile(manifest))
-    shutil.copy(resources.files("replay.images").joinpath("runner.py"), context / "runner.py")
     image_id = None
     try:
         for event in client.api.build(
@@ -115,6 +114,12 @@ def check_fingerprint(manifest: Manifest, fingerprint: dict[str, Any]) -> None:
                 f"image has {requirement.key} {installed.get(requirement.key)}, "
                 f"the lock pins {requirement.version}"
             )
+    runner = manifest.document["image"]["runner_sha256"]
+    if fingerprint.get("runner_sha256") != runner:
+        raise IntegrityError(
+            f"image runner sha256 {fingerprint.get('runner_sha256')} differs from the "
+            f"manifest's {runner}"
+        )
     python = manifest.document["environment"]["python"]
     if not fingerprint["python"].startswith(python + "."):
         raise IntegrityError(f"image runs Python {fingerprint['python']}, manifest wants {python}")

@@ -3,15 +3,32 @@
 It runs in the deployment's own Python with only the standard library and the
 deployment's locked packages: it must import nothing from the replay project.
 
-    python runner.py --fingerprint   print the image's fingerprint as one JSON line
+Protocol (JSON Lines; stdout carries only protocol lines, the deployment's own prints
+go to stderr):
+
+    out  {"type": "hello", "runner": "1", "python": "3.11.2", "fingerprint": {...}}
+         (with "error" instead when the entrypoint cannot be loaded)
+    in   {"id": "r1", "inputs": {...}, "seed": 42}
+    out  {"id": "r1", "outputs": {...}}   or   {"id": "r1", "error": {"type", "message"}}
+    in   {"id": "r2", "batch": [{...}, ...], "seeds": [1, 2, ...]}
+    out  {"id": "r2", "outputs": [{...}, ...]}
+
+Each request is seeded before the deployment's code runs (`random`, and numpy or torch
+when the deployment imported them), so a replay with the logged seed takes the same
+random draws. Floats are written as Python's shortest round-trip repr. A failing
+request answers with an error and the loop goes on.
+
+    python runner.py --fingerprint   print only the fingerprint, as one JSON line
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import platform
+import random
 import sys
 from importlib import metadata
 
@@ -42,6 +59,7 @@ def fingerprint() -> dict:
             distributions[name.lower().replace("_", "-").replace(".", "-")] = dist.version
     return {
         "runner": RUNNER_VERSION,
+        "runner_sha256": _sha256(os.path.abspath(__file__)),
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "machine": platform.machine(),
@@ -50,11 +68,98 @@ def fingerprint() -> dict:
     }
 
 
-def main(argv: list[str]) -> int:
+def _plain(value):
+    """JSON for numpy scalars and arrays the deployment may return."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _seed(seed: int) -> None:
+    random.seed(seed)
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed(seed % 2**32)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.manual_seed(seed)
+
+
+def _error(error: BaseException) -> dict:
+    return {"type": type(error).__name__, "message": str(error)[:1000]}
+
+
+class Deployment:
+    def __init__(self, entrypoint: str) -> None:
+        module_name, function_name = entrypoint.split(":")
+        module = importlib.import_module(module_name)
+        self.predict = getattr(module, function_name)
+        self.predict_batch = getattr(module, "predict_batch", None)
+        load = getattr(module, "load", None)
+        if load is not None:
+            load(os.path.join(DEPLOYMENT, "model"))
+
+    def answer(self, request: dict) -> dict:
+        if "batch" in request:
+            rows, seeds = request["batch"], request["seeds"]
+            if len(rows) != len(seeds):
+                raise ValueError("batch and seeds differ in length")
+            if self.predict_batch is not None and len(set(seeds)) == 1:
+                _seed(seeds[0])
+                outputs = list(self.predict_batch(rows))
+            else:
+                outputs = []
+                for row, seed in zip(rows, seeds, strict=True):
+                    _seed(seed)
+                    outputs.append(self.predict(row))
+            return {"outputs": outputs}
+        _seed(request["seed"])
+        outputs = self.predict(request["inputs"])
+        if not isinstance(outputs, dict):
+            raise TypeError(f"predict returned {type(outputs).__name__}, not a dict")
+        return {"outputs": outputs}
+
+
+def serve(entrypoint: str, stdin, protocol) -> int:
+    def send(document: dict) -> None:
+        protocol.write(json.dumps(document, default=_plain, sort_keys=True) + "\n")
+        protocol.flush()
+
+    hello = {"type": "hello", "runner": RUNNER_VERSION, "python": platform.python_version(),
+             "fingerprint": fingerprint()}
+    try:
+        deployment = Deployment(entrypoint)
+    except BaseException as error:  # reported, never a traceback
+        send({**hello, "error": _error(error)})
+        return 1
+    send(hello)
+    for line in stdin:
+        if not line.strip():
+            continue
+        request_id = None
+        try:
+            request = json.loads(line)
+            request_id = request.get("id")
+            send({"id": request_id, **deployment.answer(request)})
+        except KeyboardInterrupt:
+            raise
+        except BaseException as error:  # SystemExit too: the loop goes on
+            send({"id": request_id, "error": _error(error)})
+    return 0
+
+
+def main(argv: list) -> int:
     if argv[1:] == ["--fingerprint"]:
         sys.stdout.write(json.dumps(fingerprint(), sort_keys=True) + "\n")
         return 0
-    sys.stderr.write("usage: runner.py --fingerprint\n")
+    if len(argv) == 3 and argv[1] == "--serve":
+        # Keep a private copy of stdout for the protocol and point fd 1 at stderr, so
+        # nothing the deployment prints (even from C) can corrupt a protocol line.
+        protocol = os.fdopen(os.dup(1), "w", encoding="utf-8")
+        os.dup2(2, 1)
+        sys.stdout = sys.stderr
+        return serve(argv[2], sys.stdin, protocol)
+    sys.stderr.write("usage: runner.py --fingerprint | --serve module:function\n")
     return 2
 
 

@@ -92,6 +92,7 @@ def assemble_manifest(
     wheels: list[dict],
     base_image: str,
     requested_base: str,
+    runner: Path,
     engine: dict[str, Any],
     created_at: datetime | None = None,
 ) -> Manifest:
@@ -122,7 +123,8 @@ def assemble_manifest(
             "lock_sha256": sha256_bytes(lock_text.encode()),
             "wheels": wheels,
         },
-        "image": {"base": base_image, "requested_base": requested_base},
+        "image": {"base": base_image, "requested_base": requested_base,
+                  "runner_sha256": sha256_file(runner)},
         "runtime": {
             "seeds": spec.seeds,
             "env": RUNTIME_ENV,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 import tempfile
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from replay.stores.blobs import LocalBlobStore
 from replay.stores.manifests import (
     LOCK_FILE,
     REFERENCE_FILE,
+    RUNNER_FILE,
     SOURCE_FILE,
     DeploymentRecord,
     ManifestStore,
@@ -26,7 +28,7 @@ from replay.stores.manifests import (
 
 
 def manifest_store(settings: Settings) -> ManifestStore:
-    return ManifestStore(settings.tracking_uri, settings.artifact_root)
+    return ManifestStore(settings.tracking_uri, settings.artifact_root, settings.home / "manifests")
 
 
 def _locked(requirements_in: Path, settings: Settings, relock: bool) -> str:
@@ -106,15 +108,17 @@ def capture(path: str | Path, *, allow_dirty: bool = False, relock: bool = False
     with tempfile.TemporaryDirectory() as scratch, step("record manifest in MLflow"):
         archive = Path(scratch) / SOURCE_FILE
         write_source_archive(spec.root, archive)
+        runner = Path(scratch) / RUNNER_FILE
+        runner.write_bytes(resources.files("replay.images").joinpath(RUNNER_FILE).read_bytes())
         manifest = assemble_manifest(
             spec=spec, source=source, archive=archive,
             model_files=model_file_facts(spec, default_remote(spec.root)),
             lock_text=lock_text, python=python, platforms=platforms, wheels=wheels,
-            base_image=base_image, requested_base=requested, engine=engine,
+            base_image=base_image, requested_base=requested, runner=runner, engine=engine,
         )
         reference = Path(scratch) / REFERENCE_FILE
         reference.write_bytes((spec.root / spec.reference_sample).read_bytes())
-        store.save(manifest, archive, reference)
+        store.save(manifest, [archive, reference, runner])
     return manifest
 
 
@@ -159,6 +163,9 @@ def _build_context(manifest: Manifest, store: ManifestStore, settings: Settings,
     reference = _artifact_checked(store, manifest.manifest_id, REFERENCE_FILE,
                                   document["reference"]["sha256"], downloads)
     reference.rename(context / REFERENCE_FILE)
+    runner = _artifact_checked(store, manifest.manifest_id, RUNNER_FILE,
+                               document["image"]["runner_sha256"], downloads)
+    runner.rename(context / RUNNER_FILE)
     fetch_model_files(manifest, context / "model")
 
 
@@ -187,17 +194,17 @@ def build(manifest_id: str, *, settings: Settings | None = None) -> BuildResult:
     fingerprint_id = images.fingerprint_id(fingerprint)
     try:
         images.check_fingerprint(manifest, fingerprint)
-        recorded = store.fingerprint(manifest.manifest_id)
-        if recorded is not None and images.fingerprint_id(recorded) != fingerprint_id:
+        recorded = store.build_record(manifest.manifest_id)
+        if recorded is not None and recorded.fingerprint_id != fingerprint_id:
             raise IntegrityError(
                 f"image {image_id[:19]} differs from the fingerprint recorded for manifest "
-                f"{manifest.short_id} ({_first_difference(recorded, fingerprint)})"
+                f"{manifest.short_id} ({_first_difference(recorded.fingerprint, fingerprint)})"
             )
     except IntegrityError:
         if not reused:
             client.images.remove(image_id, force=True)  # never leave an unproven image behind
         raise
-    if recorded is None:
+    if recorded is None or recorded.image_id != image_id:
         store.attach_build(manifest.manifest_id, image_id, fingerprint, fingerprint_id)
     return BuildResult(manifest.manifest_id, image_id, images.image_tag(manifest),
                        fingerprint_id, reused)
@@ -270,6 +277,7 @@ def verify_manifest(manifest_id: str, *, settings: Settings | None = None
             (LOCK_FILE, document["environment"]["lock_sha256"]),
             (SOURCE_FILE, document["code"]["archive_sha256"]),
             (REFERENCE_FILE, document["reference"]["sha256"]),
+            (RUNNER_FILE, document["image"]["runner_sha256"]),
         ):
             path = store.artifact(manifest.manifest_id, name, folder)
             checks.append(Check(f"stored {name}", expected, sha256_file(path)))

@@ -45,7 +45,8 @@ def manifest_document(**changes: Any) -> dict[str, Any]:
                         "filename": "joblib-1.4.2-py3-none-any.whl", "sha256": "4" * 64}],
         },
         "image": {"base": "127.0.0.1:5000/replay/python@sha256:" + "5" * 64,
-                  "requested_base": "127.0.0.1:5000/replay/python:3.11-bookworm"},
+                  "requested_base": "127.0.0.1:5000/replay/python:3.11-bookworm",
+                  "runner_sha256": "7" * 64},
         "runtime": {
             "seeds": {"global": 1729},
             "env": {"OMP_NUM_THREADS": "1", "TZ": "UTC"},

@@ -2,7 +2,11 @@
 
 One experiment per deployment name, one run per manifest, tagged with the manifest
 id, the git commit and the image; artifacts hold the manifest JSON, the lock, the
-source archive and the reference sample, and later the image fingerprint.
+source archive, the reference sample and the runner, and later the image fingerprint.
+
+MLflow stays the record. A local read-through copy (`cache_dir/<id>/`) lets replays
+start without importing MLflow: a manifest is content-addressed, so a cached copy is
+checked against its id on every read.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ TAG_ID = "replay.manifest_id"
 TAG_BASE = "replay.base_image"
 TAG_IMAGE = "replay.image_id"
 TAG_FINGERPRINT = "replay.fingerprint"
+TAG_REPO_DIGEST = "replay.repo_digest"
+TAG_ARCHIVE = "replay.archive_sha256"
 TAG_COMMIT = "mlflow.source.git.commit"
 TAG_DIRTY = "replay.dirty"
 
@@ -31,6 +37,7 @@ MANIFEST_FILE = "manifest.json"
 LOCK_FILE = "requirements.lock"
 SOURCE_FILE = "source.tar"
 REFERENCE_FILE = "reference.csv"
+RUNNER_FILE = "runner.py"
 FINGERPRINT_FILE = "fingerprint.json"
 
 
@@ -49,10 +56,22 @@ class DeploymentRecord:
     run_id: str
 
 
+@dataclass(frozen=True)
+class BuildRecord:
+    """What is known of a manifest's image: its fingerprint and where copies are kept."""
+
+    image_id: str
+    fingerprint: dict[str, Any]
+    fingerprint_id: str
+    repo_digest: str | None = None
+    archive_sha256: str | None = None
+
+
 class ManifestStore:
-    def __init__(self, tracking_uri: str, artifact_root: str) -> None:
+    def __init__(self, tracking_uri: str, artifact_root: str, cache_dir: Path) -> None:
         self.tracking_uri = tracking_uri
         self.artifact_root = artifact_root.rstrip("/")
+        self.cache_dir = cache_dir
         self._client: MlflowClient | None = None
 
     @property
@@ -89,8 +108,8 @@ class ManifestStore:
             name, artifact_location=f"{self.artifact_root}/{name}", tags={"replay.deployment": name}
         )
 
-    def save(self, manifest: Manifest, source_archive: Path, reference: Path) -> str:
-        """Record a manifest as a finished run; return the run id."""
+    def save(self, manifest: Manifest, files: list[Path]) -> str:
+        """Record a manifest and its files (source, reference, runner) as a finished run."""
         code = manifest.document["code"]
         run = self.client.create_run(
             self._experiment_id(manifest.name),
@@ -112,8 +131,8 @@ class ManifestStore:
                 (folder / LOCK_FILE).write_text(manifest.lock_text)
                 for path in (folder / MANIFEST_FILE, folder / LOCK_FILE):
                     self.client.log_artifact(run_id, str(path))
-            self.client.log_artifact(run_id, str(source_archive))
-            self.client.log_artifact(run_id, str(reference))
+            for path in files:
+                self.client.log_artifact(run_id, str(path))
         except Exception:
             # A manifest without its artifacts would fail every later verify: leave none.
             self.client.delete_run(run_id)
@@ -163,12 +182,35 @@ class ManifestStore:
                 f"{str(error).splitlines()[0][:160]}"
             ) from None
 
+    def _cached(self, manifest_id: str) -> Path | None:
+        """The cache folder of the one cached manifest whose id starts so, if any."""
+        if not self.cache_dir.is_dir() or len(manifest_id) < 6:
+            return None
+        found = [
+            folder for folder in self.cache_dir.glob(f"{manifest_id}*")
+            if (folder / MANIFEST_FILE).is_file()
+        ]
+        return found[0] if len(found) == 1 else None
+
     def load(self, manifest_id: str) -> Manifest:
         """The manifest, checked to hash to its id."""
+        cached = self._cached(manifest_id)
+        if cached is not None:
+            data = (cached / MANIFEST_FILE).read_bytes()
+            return Manifest.from_json(data, expected_id=cached.name)
         full_id = self.resolve(manifest_id)
         with tempfile.TemporaryDirectory() as scratch:
             path = self.artifact(full_id, MANIFEST_FILE, Path(scratch))
-            return Manifest.from_json(path.read_bytes(), expected_id=full_id)
+            manifest = Manifest.from_json(path.read_bytes(), expected_id=full_id)
+        self._cache(manifest.manifest_id, MANIFEST_FILE, manifest.to_json())
+        return manifest
+
+    def _cache(self, manifest_id: str, name: str, data: bytes) -> None:
+        folder = self.cache_dir / manifest_id
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = folder / f".{name}.partial"
+        partial.write_bytes(data)
+        partial.replace(folder / name)
 
     def history(self, name: str | None = None) -> list[DeploymentRecord]:
         runs = self._runs(names=[name] if name else None)
@@ -191,7 +233,7 @@ class ManifestStore:
         return records
 
     def attach_build(self, manifest_id: str, image_id: str, fingerprint: dict[str, Any],
-                     fingerprint_id: str) -> None:
+                     fingerprint_id: str) -> BuildRecord:
         """Record the built image and its fingerprint next to the manifest."""
         run_id = self._run_for(manifest_id).info.run_id
         with tempfile.TemporaryDirectory() as scratch:
@@ -200,11 +242,35 @@ class ManifestStore:
             self.client.log_artifact(run_id, str(path))
         self.client.set_tag(run_id, TAG_IMAGE, image_id)
         self.client.set_tag(run_id, TAG_FINGERPRINT, fingerprint_id)
+        return self._refresh_build(manifest_id)
 
-    def fingerprint(self, manifest_id: str) -> dict[str, Any] | None:
+    def attach_publication(self, manifest_id: str, repo_digest: str,
+                           archive_sha256: str) -> BuildRecord:
+        """Record where the image was published: registry digest and archive blob."""
+        run_id = self._run_for(manifest_id).info.run_id
+        self.client.set_tag(run_id, TAG_REPO_DIGEST, repo_digest)
+        self.client.set_tag(run_id, TAG_ARCHIVE, archive_sha256)
+        return self._refresh_build(manifest_id)
+
+    def build_record(self, manifest_id: str) -> BuildRecord | None:
+        """What is recorded of the manifest's image, or None if it was never built."""
+        cached = self._cached(manifest_id)
+        if cached is not None and (cached / "build.json").is_file():
+            return BuildRecord(**json.loads((cached / "build.json").read_text()))
+        return self._refresh_build(manifest_id)
+
+    def _refresh_build(self, manifest_id: str) -> BuildRecord | None:
         run = self._run_for(manifest_id)
-        if TAG_FINGERPRINT not in run.data.tags:
+        tags = run.data.tags
+        if TAG_FINGERPRINT not in tags:
             return None
         with tempfile.TemporaryDirectory() as scratch:
-            path = self.artifact(manifest_id, FINGERPRINT_FILE, Path(scratch))
-            return json.loads(path.read_text())
+            path = self.artifact(tags[TAG_ID], FINGERPRINT_FILE, Path(scratch))
+            fingerprint = json.loads(path.read_text())
+        record = BuildRecord(
+            image_id=tags[TAG_IMAGE], fingerprint=fingerprint,
+            fingerprint_id=tags[TAG_FINGERPRINT], repo_digest=tags.get(TAG_REPO_DIGEST),
+            archive_sha256=tags.get(TAG_ARCHIVE),
+        )
+        self._cache(tags[TAG_ID], "build.json", json.dumps(record.__dict__).encode())
+        return record

@@ -31,6 +31,7 @@ def manifest():
 def fingerprint():
     return {
         "python": "3.11.2",
+        "runner_sha256": "7" * 64,
         "distributions": {"joblib": "1.4.2", "numpy": "2.1.3", "pip": "23.0.1"},
         "model_files": {"model/model.joblib": "2" * 64},
     }
@@ -48,6 +49,7 @@ def test_matching_fingerprint_passes(manifest, fingerprint):
         (lambda f: f["distributions"].update(numpy="2.2.0"), "numpy"),
         (lambda f: f["distributions"].pop("joblib"), "joblib"),
         (lambda f: f.update(python="3.12.1"), "Python"),
+        (lambda f: f.update(runner_sha256="8" * 64), "runner"),
     ],
 )
 def test_a_differing_image_is_refused(manifest, fingerprint, change, message):

@@ -1,0 +1,152 @@
+"""A runner container as a JSON Lines session over the engine's attach stream.
+
+Low level on purpose: it knows docker-py and the runner protocol, nothing of ledgers
+or manifests. The container is sandboxed: no network, read-only root filesystem
+(only a small /tmp is writable), non-root, every capability dropped,
+no-new-privileges, memory/CPU/process limits, and a wall-clock timeout per request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import struct
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from replay.errors import EnvironmentProblem
+
+if TYPE_CHECKING:
+    import docker
+
+_STDOUT, _STDERR = 1, 2
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    memory: str = "1g"
+    cpus: float = 1.0
+    pids: int = 64
+    tmp_size: str = "64m"
+    start_timeout: float = 120.0
+    request_timeout: float = 60.0
+
+    def host_config(self) -> dict[str, Any]:
+        return {
+            "network_mode": "none",
+            "read_only": True,
+            "tmpfs": {"/tmp": f"rw,noexec,nosuid,size={self.tmp_size}"},
+            "user": "10001:10001",
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"],
+            "mem_limit": self.memory,
+            "memswap_limit": self.memory,
+            "nano_cpus": int(self.cpus * 1e9),
+            "pids_limit": self.pids,
+        }
+
+
+class RunnerFailed(EnvironmentProblem):
+    """The runner died, timed out, or could not load the deployment."""
+
+
+class RunnerContainer:
+    """One running container answering requests in order."""
+
+    def __init__(self, client: docker.DockerClient, image: str, entrypoint: str,
+                 sandbox: Sandbox | None = None, labels: dict[str, str] | None = None) -> None:
+        self.sandbox = sandbox or Sandbox()
+        self.client = client
+        self.container = client.containers.create(
+            image, ["--serve", entrypoint], stdin_open=True, tty=False, detach=True,
+            labels={"replay.role": "runner", **(labels or {})}, **self.sandbox.host_config(),
+        )
+        self._socket = client.api.attach_socket(
+            self.container.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+        )
+        self._raw = getattr(self._socket, "_sock", self._socket)
+        self._pending = b""
+        self._stderr = b""
+        self._count = 0
+        try:
+            self.container.start()
+            self.hello = self._read_line(self.sandbox.start_timeout)
+        except BaseException:
+            self.close()
+            raise
+        if "error" in self.hello:
+            error = self.hello["error"]
+            self.close()
+            raise RunnerFailed(f"the deployment failed to load: {error['type']}: "
+                               f"{error['message']}")
+
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        return self.hello["fingerprint"]
+
+    def _read_exactly(self, size: int, deadline: float) -> bytes:
+        data = b""
+        while len(data) < size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            self._raw.settimeout(remaining)
+            chunk = self._raw.recv(size - len(data))
+            if not chunk:
+                raise EOFError
+            data += chunk
+        return data
+
+    def _read_line(self, timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        try:
+            while b"\n" not in self._pending:
+                stream, size = struct.unpack(">BxxxL", self._read_exactly(8, deadline))
+                payload = self._read_exactly(size, deadline)
+                if stream == _STDOUT:
+                    self._pending += payload
+                elif stream == _STDERR:
+                    self._stderr = (self._stderr + payload)[-4000:]
+        except TimeoutError:
+            self.close()
+            raise RunnerFailed(f"the runner gave no answer within {timeout:.0f} s "
+                               "(container stopped)") from None
+        except (EOFError, OSError):
+            self.close()
+            raise RunnerFailed(f"the runner exited: {self.stderr_tail()}") from None
+        line, self._pending = self._pending.split(b"\n", 1)
+        return json.loads(line)
+
+    def stderr_tail(self) -> str:
+        lines = self._stderr.decode(errors="replace").strip().splitlines()
+        return lines[-1][:300] if lines else "(no output)"
+
+    def request(self, payload: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+        """Send one request and return the runner's answer (outputs or error)."""
+        self._count += 1
+        request_id = f"r{self._count}"
+        try:
+            self._raw.sendall((json.dumps({**payload, "id": request_id}) + "\n").encode())
+        except OSError:
+            self.close()
+            raise RunnerFailed(f"the runner stopped reading: {self.stderr_tail()}") from None
+        answer = self._read_line(timeout or self.sandbox.request_timeout)
+        if answer.get("id") != request_id:
+            self.close()
+            raise RunnerFailed(f"runner answered {answer.get('id')!r} to {request_id!r}")
+        return answer
+
+    def close(self) -> None:
+        import docker
+
+        with contextlib.suppress(OSError):
+            self._raw.close()
+        with contextlib.suppress(docker.errors.DockerException):  # already gone
+            self.container.remove(force=True)
+
+    def __enter__(self) -> RunnerContainer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

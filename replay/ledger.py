@@ -1,0 +1,298 @@
+"""The decision ledger: append-only, hash-chained, SQLite (WAL) by default.
+
+Each entry's `hash = sha256(prev_hash ‖ canonical JSON of the entry)`, so changing,
+removing or reordering any stored entry breaks the chain from that entry on, and
+`verify` names it. Triggers refuse UPDATE and DELETE through SQLite; the chain
+catches what a trigger cannot (someone editing the file with other tools).
+
+Many writers (threads or processes) may append at once: each append takes SQLite's
+write lock (`BEGIN IMMEDIATE`), reads the head and links to it inside that lock, and
+`prev_hash` is UNIQUE, so the chain can never fork.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import random
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from replay.errors import BadInput, EnvironmentProblem, IntegrityError
+from replay.manifests.canonical import canonical_json, sha256_bytes
+
+GENESIS = "0" * 64
+KINDS = ("decision", "replay", "review")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    seq INTEGER PRIMARY KEY,
+    txn_id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    manifest_id TEXT NOT NULL,
+    deployment TEXT NOT NULL,
+    time TEXT NOT NULL,
+    subject TEXT,
+    inputs TEXT NOT NULL,
+    outputs TEXT NOT NULL,
+    seed INTEGER,
+    fingerprint TEXT,
+    refers_to TEXT,
+    prev_hash TEXT NOT NULL UNIQUE,
+    hash TEXT NOT NULL UNIQUE
+);
+CREATE INDEX IF NOT EXISTS entries_deployment_time ON entries (deployment, time);
+CREATE INDEX IF NOT EXISTS entries_subject ON entries (subject);
+CREATE INDEX IF NOT EXISTS entries_refers_to ON entries (refers_to);
+CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
+    BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
+    BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+"""
+_COLUMNS = ("seq", "txn_id", "kind", "manifest_id", "deployment", "time", "subject", "inputs",
+            "outputs", "seed", "fingerprint", "refers_to", "prev_hash", "hash")
+
+
+@dataclass(frozen=True)
+class NewEntry:
+    """What a caller records; the ledger adds seq, id, time and the chain."""
+
+    manifest_id: str
+    deployment: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    seed: int | None = None
+    subject: str | None = None  # already pseudonymous (see `pseudonym`)
+    fingerprint: str | None = None
+    kind: str = "decision"
+    refers_to: str | None = None
+    txn_id: str | None = None
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    seq: int
+    txn_id: str
+    kind: str
+    manifest_id: str
+    deployment: str
+    time: str
+    subject: str | None
+    inputs: str  # canonical JSON, exactly as hashed
+    outputs: str
+    seed: int | None
+    fingerprint: str | None
+    refers_to: str | None
+    prev_hash: str
+    hash: str
+
+    @property
+    def input_values(self) -> dict[str, Any]:
+        return json.loads(self.inputs)
+
+    @property
+    def output_values(self) -> dict[str, Any]:
+        return json.loads(self.outputs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "inputs": self.input_values, "outputs": self.output_values}
+
+
+def entry_hash(prev_hash: str, body: dict[str, Any]) -> str:
+    return sha256_bytes(prev_hash.encode() + canonical_json(body))
+
+
+def _body(entry: dict[str, Any]) -> dict[str, Any]:
+    return {key: entry[key] for key in _COLUMNS if key not in ("prev_hash", "hash")}
+
+
+def new_transaction_id() -> str:
+    """Sortable by time (milliseconds), unique by 48 random bits."""
+    return f"txn_{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
+
+
+def pseudonym(subject: str, key: bytes) -> str:
+    """A stable pseudonymous id for a person: the ledger never holds the identifier."""
+    return "s_" + hmac.new(key, subject.encode(), "sha256").hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class LedgerVerification:
+    entries: int
+    first_bad: int | None = None
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.first_bad is None
+
+    def raise_for_mismatch(self) -> None:
+        if self.first_bad is not None:
+            raise IntegrityError(f"ledger entry {self.first_bad} {self.reason}")
+
+
+class Ledger:
+    def __init__(self, path: Path | str, busy_timeout: float = 60.0) -> None:
+        self.path = Path(path)
+        self.busy_timeout = busy_timeout
+        self._local = threading.local()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._initialise()
+
+    def _connection(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            try:
+                # timeout=0: busy waits are ours (short, jittered), not SQLite's ms sleeps.
+                connection = sqlite3.connect(self.path, timeout=0, isolation_level=None)
+            except sqlite3.Error as error:
+                raise EnvironmentProblem(f"ledger {self.path} cannot be opened: {error}") from None
+            connection.execute("PRAGMA synchronous=NORMAL")  # durable in WAL, fsync at checkpoint
+            self._local.connection = connection
+        return connection
+
+    def _retry(self, call: Callable[[], Any]) -> Any:
+        """Run `call`, waiting while another writer holds the lock."""
+        deadline = time.monotonic() + self.busy_timeout
+        pause = 0.0002
+        while True:
+            try:
+                return call()
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) and "busy" not in str(error):
+                    raise EnvironmentProblem(f"ledger {self.path}: {error}") from None
+                if time.monotonic() > deadline:
+                    raise EnvironmentProblem(
+                        f"ledger {self.path} stayed locked for {self.busy_timeout:.0f} s"
+                    ) from None
+                time.sleep(random.uniform(0, pause))
+                pause = min(pause * 2, 0.01)
+
+    def _initialise(self) -> None:
+        connection = self._connection()
+        if connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'entries'").fetchone():
+            return
+        self._retry(lambda: connection.execute("PRAGMA journal_mode=WAL"))
+        self._retry(lambda: connection.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;"))
+
+    def _write(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run `work(connection)` in one transaction holding the write lock."""
+        connection = self._connection()
+        self._retry(lambda: connection.execute("BEGIN IMMEDIATE"))
+        try:
+            result = work(connection)
+            connection.execute("COMMIT")
+            return result
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+
+    def append(self, entries: Iterable[NewEntry]) -> list[LedgerEntry]:
+        """Append entries in order, in one transaction; return them as stored."""
+        pending = list(entries)
+        for entry in pending:
+            if entry.kind not in KINDS:
+                raise BadInput(f"ledger entry kind must be one of {', '.join(KINDS)}")
+
+        def work(connection: sqlite3.Connection) -> list[LedgerEntry]:
+            head = connection.execute(
+                "SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+            seq, prev_hash = head if head else (0, GENESIS)
+            stored = []
+            for entry in pending:
+                seq += 1
+                row = {
+                    "seq": seq,
+                    "txn_id": entry.txn_id or new_transaction_id(),
+                    "kind": entry.kind,
+                    "manifest_id": entry.manifest_id,
+                    "deployment": entry.deployment,
+                    "time": datetime.now(UTC).isoformat(timespec="microseconds"),
+                    "subject": entry.subject,
+                    "inputs": canonical_json(entry.inputs).decode(),
+                    "outputs": canonical_json(entry.outputs).decode(),
+                    "seed": entry.seed,
+                    "fingerprint": entry.fingerprint,
+                    "refers_to": entry.refers_to,
+                    "prev_hash": prev_hash,
+                }
+                row["hash"] = entry_hash(prev_hash, _body(row))
+                connection.execute(
+                    f"INSERT INTO entries ({', '.join(_COLUMNS)}) "
+                    f"VALUES ({', '.join('?' for _ in _COLUMNS)})",
+                    [row[key] for key in _COLUMNS],
+                )
+                stored.append(LedgerEntry(**row))
+                prev_hash = row["hash"]
+            return stored
+
+        try:
+            return self._write(work)
+        except sqlite3.IntegrityError as error:
+            raise BadInput(f"ledger refused the entry: {error}") from None
+
+    def record(self, entry: NewEntry) -> LedgerEntry:
+        return self.append([entry])[0]
+
+    def _rows(self, sql: str, parameters: Iterable[Any] = ()) -> Iterator[LedgerEntry]:
+        cursor = self._connection().execute(
+            f"SELECT {', '.join(_COLUMNS)} FROM entries {sql}", list(parameters)
+        )
+        for row in cursor:
+            yield LedgerEntry(*row)
+
+    def get(self, txn_id: str) -> LedgerEntry:
+        found = list(self._rows("WHERE txn_id = ?", [txn_id]))
+        if not found:
+            raise BadInput(f"no transaction {txn_id} in the ledger {self.path}")
+        return found[0]
+
+    def list(self, *, deployment: str | None = None, since: str | None = None,
+             subject: str | None = None, kind: str | None = "decision",
+             refers_to: str | None = None, limit: int | None = None) -> list[LedgerEntry]:
+        """Entries oldest first, filtered; `since` is an ISO date or time (UTC)."""
+        clauses, parameters = [], []
+        for column, value in (("deployment", deployment), ("subject", subject),
+                              ("kind", kind), ("refers_to", refers_to)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                parameters.append(value)
+        if since is not None:
+            clauses.append("time >= ?")
+            parameters.append(_normalise_since(since))
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        tail = f" LIMIT {int(limit)}" if limit else ""
+        return list(self._rows(f"{where} ORDER BY seq{tail}", parameters))
+
+    def verify(self) -> LedgerVerification:
+        """Walk the chain from the start; name the first entry that does not hold."""
+        expected_prev, expected_seq, count = GENESIS, 1, 0
+        for entry in self._rows("ORDER BY seq"):
+            count += 1
+            if entry.seq != expected_seq:
+                return LedgerVerification(count, expected_seq, "is missing")
+            if entry.prev_hash != expected_prev:
+                return LedgerVerification(count, entry.seq, "does not link to the one before it")
+            if entry_hash(entry.prev_hash, _body(asdict(entry))) != entry.hash:
+                return LedgerVerification(count, entry.seq, "was changed after it was written")
+            expected_prev, expected_seq = entry.hash, entry.seq + 1
+        return LedgerVerification(count)
+
+
+def _normalise_since(since: str) -> str:
+    try:
+        moment = datetime.fromisoformat(since)
+    except ValueError:
+        raise BadInput(f"--since {since!r} is not an ISO date or time (e.g. 2026-05-01)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
