@@ -188,5 +188,176 @@ def manifest_verify(manifest_id: str, as_json: bool) -> None:
     report.raise_for_mismatch()
 
 
+@cli.command()
+@click.argument("manifest_id")
+@json_option
+@handles_errors
+def publish(manifest_id: str, as_json: bool) -> None:
+    """Push a manifest's image to the registry and archive it in the blob store."""
+    from replay.publishing import publish as publish_image
+
+    publication = publish_image(manifest_id)
+    if as_json:
+        emit_json(publication.__dict__)
+    else:
+        click.echo(f"registry {publication.repo_digest}")
+        click.echo(f"archive  sha256:{publication.archive_sha256} "
+                   f"({publication.archive_bytes / 1e6:.0f} MB)")
+
+
+@cli.command()
+@click.argument("target")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--containers", default=2, show_default=True, type=click.IntRange(1, 32),
+              help="Warm containers answering in parallel.")
+@handles_errors
+def serve(target: str, host: str, port: int, containers: int) -> None:
+    """Serve decisions of TARGET (a deployment name or manifest id) over HTTP, logging each."""
+    from replay.serving import serve as run_server
+
+    run_server(target, host=host, port=port, containers=containers)
+
+
+def _print_replay(result) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    colour = {"reproduced": "green", "diverged": "yellow", "failed": "red"}[result.verdict]
+    console.print(f"[bold {colour}]{result.verdict}[/]  {result.txn_id}  "
+                  f"manifest {result.manifest_id[:12]}  image: {result.recovery}  "
+                  f"({result.seconds:.2f} s)")
+    if result.error:
+        console.print(f"  {result.error}")
+    if result.differences:
+        table = Table("field", "logged", "replayed", "abs diff", "ULPs")
+        for diff in result.differences:
+            table.add_row(diff.field, repr(diff.logged), repr(diff.replayed),
+                          "" if diff.absolute is None else f"{diff.absolute:.3g}",
+                          "" if diff.ulps is None else str(diff.ulps))
+        console.print(table)
+    if result.record_txn:
+        console.print(f"  [dim]recorded as {result.record_txn}[/dim]")
+
+
+@cli.command("replay")
+@click.argument("txn_id", required=False)
+@click.option("--all", "replay_all", is_flag=True, help="Replay every decision (filtered).")
+@click.option("--deployment", help="With --all: only this deployment's decisions.")
+@click.option("--since", help="With --all: only decisions at or after this ISO date/time.")
+@json_option
+@handles_errors
+def replay_command(txn_id: str | None, replay_all: bool, deployment: str | None,
+                   since: str | None, as_json: bool) -> None:
+    """Re-execute a logged decision in its original container; compare bit for bit.
+
+    Exit 0 when reproduced, 1 when diverged or failed.
+    """
+    from replay.errors import BadInput, VerificationFailed
+
+    if bool(txn_id) == replay_all:
+        raise BadInput("give one transaction id, or --all (with --deployment/--since)")
+    if not replay_all:
+        from replay.reexecution import replay
+
+        result = replay(txn_id)
+        if as_json:
+            emit_json(result.to_dict())
+        else:
+            _print_replay(result)
+        if not result.reproduced:
+            sys.exit(1)
+        return
+    from rich.progress import Progress
+
+    from replay.reexecution import replay_many
+
+    with Progress(transient=True, disable=as_json) as bar:
+        task = bar.add_task("replaying", total=None)
+        summary = replay_many(deployment=deployment, since=since,
+                              progress=lambda done, total: bar.update(task, completed=done,
+                                                                      total=total))
+    if as_json:
+        emit_json({"counts": summary.counts, "results": [r.to_dict() for r in summary.results]})
+    else:
+        for result in summary.results:
+            if not result.reproduced:
+                _print_replay(result)
+        counts = summary.counts
+        click.echo(f"{len(summary.results)} replayed: {counts['reproduced']} reproduced, "
+                   f"{counts['diverged']} diverged, {counts['failed']} failed")
+    if not summary.all_reproduced:
+        raise VerificationFailed(f"{len(summary.results) - summary.counts['reproduced']} "
+                                 "decisions did not reproduce")
+
+
+@cli.group()
+def ledger() -> None:
+    """The decision ledger."""
+
+
+@ledger.command("show")
+@click.argument("txn_id")
+@json_option
+@handles_errors
+def ledger_show(txn_id: str, as_json: bool) -> None:
+    """One ledger entry."""
+    from replay.decisions import show_transaction
+
+    entry = show_transaction(txn_id).to_dict()
+    if as_json:
+        emit_json(entry)
+        return
+    for key, value in entry.items():
+        text = json.dumps(value, sort_keys=True) if isinstance(value, dict) else value
+        click.echo(f"{key:12} {text}")
+
+
+@ledger.command("list")
+@click.option("--deployment")
+@click.option("--since", help="ISO date or time (UTC).")
+@click.option("--subject", help="The person's identifier (matched by its pseudonym).")
+@click.option("--kind", type=click.Choice(["decision", "replay", "review", "all"]),
+              default="decision", show_default=True)
+@click.option("--limit", type=int)
+@json_option
+@handles_errors
+def ledger_list(deployment: str | None, since: str | None, subject: str | None, kind: str,
+                limit: int | None, as_json: bool) -> None:
+    """Ledger entries, oldest first."""
+    from replay.decisions import list_transactions
+
+    entries = list_transactions(deployment=deployment, since=since, subject=subject,
+                                kind=None if kind == "all" else kind, limit=limit)
+    if as_json:
+        emit_json([entry.to_dict() for entry in entries])
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("seq", "transaction", "kind", "deployment", "time", "outputs")
+    for entry in entries:
+        table.add_row(str(entry.seq), entry.txn_id, entry.kind, entry.deployment,
+                      entry.time[:19], entry.outputs[:60])
+    Console().print(table)
+
+
+@ledger.command("verify")
+@json_option
+@handles_errors
+def ledger_verify(as_json: bool) -> None:
+    """Walk the hash chain; exit 4 naming the first entry that does not hold."""
+    from replay.decisions import verify_ledger
+
+    report = verify_ledger()
+    if as_json:
+        emit_json({"entries": report.entries, "ok": report.ok, "first_bad": report.first_bad,
+                   "reason": report.reason})
+    report.raise_for_mismatch()
+    if not as_json:
+        click.echo(f"ok: {report.entries} entries, chain intact")
+
+
 def main() -> None:
     cli()

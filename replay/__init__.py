@@ -18,6 +18,14 @@ _PUBLIC = {
     "list_deployments": "replay.deployments",
     "show_manifest": "replay.deployments",
     "verify_manifest": "replay.deployments",
+    "publish": "replay.publishing",
+    "serve": "replay.serving",
+    "record_decision": "replay.decisions",
+    "show_transaction": "replay.decisions",
+    "list_transactions": "replay.decisions",
+    "verify_ledger": "replay.decisions",
+    "replay": "replay.reexecution",
+    "replay_many": "replay.reexecution",
 }
 
 __all__ = sorted(_PUBLIC)

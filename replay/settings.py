@@ -21,6 +21,7 @@ class Settings:
     base_image: str | None
     artifact_root: str
     blob_dir: Path
+    ledger_path: Path
 
     @property
     def default_base_repository(self) -> str:
@@ -40,4 +41,5 @@ def load_settings() -> Settings:
         base_image=os.environ.get("REPLAY_BASE_IMAGE") or None,
         artifact_root=artifacts,
         blob_dir=Path(os.environ.get("REPLAY_BLOB_DIR", home / "blobs")).absolute(),
+        ledger_path=Path(os.environ.get("REPLAY_LEDGER", home / "ledger.db")).absolute(),
     )

@@ -67,6 +67,11 @@ class BuildRecord:
     archive_sha256: str | None = None
 
 
+def _check_id(manifest_id: str) -> None:
+    if not manifest_id or not all(c in "0123456789abcdef" for c in manifest_id):
+        raise BadInput(f"{manifest_id!r} is not a manifest id (hex digits)")
+
+
 class ManifestStore:
     def __init__(self, tracking_uri: str, artifact_root: str, cache_dir: Path) -> None:
         self.tracking_uri = tracking_uri
@@ -151,8 +156,7 @@ class ManifestStore:
         )
 
     def _run_for(self, manifest_id: str) -> Any:
-        if not manifest_id or not all(c in "0123456789abcdef" for c in manifest_id):
-            raise BadInput(f"{manifest_id!r} is not a manifest id (hex digits)")
+        _check_id(manifest_id)
         runs = self._runs(f"tags.`{TAG_ID}` LIKE '{manifest_id}%'")
         if not runs:
             raise BadInput(f"no manifest {manifest_id} in {self.tracking_uri}")
@@ -184,6 +188,7 @@ class ManifestStore:
 
     def _cached(self, manifest_id: str) -> Path | None:
         """The cache folder of the one cached manifest whose id starts so, if any."""
+        _check_id(manifest_id)
         if not self.cache_dir.is_dir() or len(manifest_id) < 6:
             return None
         found = [

@@ -1,0 +1,76 @@
+"""Decisions in the ledger: record them, look them up, verify the chain.
+
+`record_decision` is for services that keep their own serving stack: they decide,
+then hand replay the inputs, outputs and seed. `replay serve` uses the same path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from replay.inputs import check_inputs
+from replay.ledger import Ledger, LedgerEntry, LedgerVerification, NewEntry, pseudonym
+from replay.settings import Settings, load_settings
+
+
+def open_ledger(settings: Settings | None = None) -> Ledger:
+    return Ledger((settings or load_settings()).ledger_path)
+
+
+def subject_key(settings: Settings) -> bytes:
+    """The key behind pseudonymous subject ids: REPLAY_SUBJECT_KEY, or one kept in home."""
+    if os.environ.get("REPLAY_SUBJECT_KEY"):
+        return os.environ["REPLAY_SUBJECT_KEY"].encode()
+    path = settings.home / "subject.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = Path(f"{path}.{os.getpid()}.partial")
+        partial.write_text(secrets.token_hex(32))
+        partial.chmod(0o600)
+        with contextlib.suppress(FileExistsError):
+            os.link(partial, path)  # the first writer wins; the others read its key
+        partial.unlink()
+    return path.read_text().strip().encode()
+
+
+def new_seed() -> int:
+    return secrets.randbelow(2**32)
+
+
+def record_decision(manifest_id: str, inputs: dict[str, Any], outputs: dict[str, Any], *,
+                    seed: int, subject: str | None = None, fingerprint_id: str | None = None,
+                    settings: Settings | None = None) -> LedgerEntry:
+    """Log a decision made elsewhere; `subject` is stored only as a keyed pseudonym."""
+    from replay.deployments import manifest_store
+
+    settings = settings or load_settings()
+    manifest = manifest_store(settings).load(manifest_id)
+    checked = check_inputs(manifest.io["inputs"], inputs)
+    return open_ledger(settings).record(NewEntry(
+        manifest_id=manifest.manifest_id, deployment=manifest.name, inputs=checked,
+        outputs=outputs, seed=seed, fingerprint=fingerprint_id,
+        subject=pseudonym(subject, subject_key(settings)) if subject else None,
+    ))
+
+
+def show_transaction(txn_id: str, *, settings: Settings | None = None) -> LedgerEntry:
+    return open_ledger(settings).get(txn_id)
+
+
+def list_transactions(*, deployment: str | None = None, since: str | None = None,
+                      subject: str | None = None, kind: str | None = "decision",
+                      limit: int | None = None, settings: Settings | None = None
+                      ) -> list[LedgerEntry]:
+    """Ledger entries oldest first; `subject` is the plain identifier (pseudonymised here)."""
+    settings = settings or load_settings()
+    pseudonymous = pseudonym(subject, subject_key(settings)) if subject else None
+    return open_ledger(settings).list(deployment=deployment, since=since,
+                                      subject=pseudonymous, kind=kind, limit=limit)
+
+
+def verify_ledger(*, settings: Settings | None = None) -> LedgerVerification:
+    return open_ledger(settings).verify()

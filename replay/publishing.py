@@ -1,0 +1,61 @@
+"""`replay publish`: keep a manifest's image for the years ahead.
+
+The image is pushed to the registry (its repo digest recorded) and saved with
+`docker save` into the content-addressed blob store (its sha256 recorded), so a replay
+can recover it after `docker rmi`, and again after the registry is wiped.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from replay.errors import EnvironmentProblem
+from replay.images.engine import docker_client
+from replay.settings import Settings, load_settings
+from replay.stores.blobs import LocalBlobStore
+
+
+@dataclass(frozen=True)
+class Publication:
+    manifest_id: str
+    repo_digest: str
+    archive_sha256: str
+    archive_bytes: int
+
+
+def publish(manifest_id: str, *, settings: Settings | None = None) -> Publication:
+    from replay.deployments import build, manifest_store
+    from replay.progress import step
+
+    settings = settings or load_settings()
+    built = build(manifest_id, settings=settings)
+    store = manifest_store(settings)
+    manifest = store.load(built.manifest_id)
+    client = docker_client()
+    image = client.images.get(built.image_id)
+    repository = f"{settings.registry}/replay/{manifest.name}"
+    with step(f"push {repository}:{manifest.short_id}") as progress:
+        image.tag(repository, tag=manifest.short_id)
+        digest = None
+        for event in client.images.push(repository, tag=manifest.short_id, stream=True,
+                                        decode=True):
+            if "error" in event:
+                raise EnvironmentProblem(f"push to {settings.registry} failed: {event['error']}")
+            if event.get("status") and event.get("id"):
+                progress(f"{event['id']}: {event['status']}")
+            digest = (event.get("aux") or {}).get("Digest", digest)
+        if digest is None:
+            raise EnvironmentProblem(f"push to {settings.registry} reported no digest")
+    with tempfile.TemporaryDirectory() as scratch, step("save image archive") as progress:
+        archive = Path(scratch) / "image.tar"
+        with open(archive, "wb") as handle:
+            for chunk in image.save(named=True):
+                handle.write(chunk)
+                progress(f"{handle.tell() / 1e6:.0f} MB")
+        archive_sha256 = LocalBlobStore(settings.blob_dir).put(archive)
+        size = archive.stat().st_size
+    repo_digest = f"{repository}@{digest}"
+    store.attach_publication(manifest.manifest_id, repo_digest, archive_sha256)
+    return Publication(manifest.manifest_id, repo_digest, archive_sha256, size)

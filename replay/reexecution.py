@@ -1,0 +1,178 @@
+"""Re-execute logged decisions in their original container and compare bit for bit.
+
+Outputs are compared as canonical JSON: equal text means equal bits (floats travel as
+shortest round-trip reprs). Every replay is itself written to the ledger (kind
+`replay`, referring to the decision) with its verdict and who ran it.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import struct
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from replay.decisions import open_ledger
+from replay.errors import IntegrityError, ReplayError
+from replay.images.container import RunnerFailed
+from replay.ledger import LedgerEntry, NewEntry
+from replay.manifests.canonical import canonical_json
+from replay.settings import Settings, load_settings
+from replay.warm import PredictionError, WarmDeployment
+
+REPRODUCED, DIVERGED, FAILED = "reproduced", "diverged", "failed"
+
+
+def ulp_distance(a: float, b: float) -> int:
+    """How many representable doubles lie between a and b (0: same bits)."""
+
+    def ordered(x: float) -> int:
+        bits = struct.unpack("<q", struct.pack("<d", x))[0]
+        return bits if bits >= 0 else -(bits & 0x7FFFFFFFFFFFFFFF)
+
+    return abs(ordered(a) - ordered(b))
+
+
+@dataclass(frozen=True)
+class FieldDifference:
+    field: str
+    logged: Any
+    replayed: Any
+    absolute: float | None = None
+    ulps: int | None = None
+
+
+def compare_outputs(logged: dict[str, Any], replayed: dict[str, Any]) -> list[FieldDifference]:
+    differences = []
+    for name in sorted(set(logged) | set(replayed)):
+        left, right = logged.get(name), replayed.get(name)
+        if canonical_json(left) == canonical_json(right):
+            continue
+        numeric = all(isinstance(v, float | int) and not isinstance(v, bool) for v in (left, right))
+        differences.append(FieldDifference(
+            name, left, right,
+            absolute=abs(float(left) - float(right)) if numeric else None,
+            ulps=ulp_distance(float(left), float(right)) if numeric else None,
+        ))
+    return differences
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    txn_id: str
+    manifest_id: str
+    verdict: str
+    recovery: str
+    logged: dict[str, Any]
+    replayed: dict[str, Any] | None
+    differences: list[FieldDifference] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+    record_txn: str | None = None
+
+    @property
+    def reproduced(self) -> bool:
+        return self.verdict == REPRODUCED
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _checked_by() -> str:
+    return os.environ.get("REPLAY_USER") or getpass.getuser()
+
+
+def _replay_with(warm: WarmDeployment, entry: LedgerEntry) -> ReplayResult:
+    started = time.perf_counter()
+    logged = entry.output_values
+    replayed, error = None, None
+    try:
+        replayed = warm.predict(entry.input_values, entry.seed if entry.seed is not None else 0)
+    except (PredictionError, RunnerFailed) as problem:
+        error = str(problem)
+    if entry.fingerprint and entry.fingerprint != warm.fingerprint_id:
+        error = (f"the decision was made by fingerprint {entry.fingerprint[:12]}, "
+                 f"this image has {warm.fingerprint_id[:12]}")
+    differences = compare_outputs(logged, replayed) if replayed is not None else []
+    verdict = FAILED if error else (DIVERGED if differences else REPRODUCED)
+    return ReplayResult(entry.txn_id, entry.manifest_id, verdict, warm.recovered.path, logged,
+                        replayed, differences, error, time.perf_counter() - started)
+
+
+def _record(results: list[ReplayResult], entries: dict[str, LedgerEntry],
+            settings: Settings) -> list[ReplayResult]:
+    """Write each replay to the ledger (one transaction for the lot)."""
+    who = _checked_by()
+    stored = open_ledger(settings).append(
+        NewEntry(
+            manifest_id=result.manifest_id, deployment=entries[result.txn_id].deployment,
+            inputs=entries[result.txn_id].input_values, kind="replay", refers_to=result.txn_id,
+            seed=entries[result.txn_id].seed,
+            outputs={"verdict": result.verdict, "recovery": result.recovery,
+                     "replayed": result.replayed, "error": result.error, "checked_by": who},
+        )
+        for result in results
+    )
+    return [ReplayResult(**{**result.__dict__, "record_txn": entry.txn_id})
+            for result, entry in zip(results, stored, strict=True)]
+
+
+def replay(txn_id: str, *, record: bool = True, settings: Settings | None = None
+           ) -> ReplayResult:
+    """Re-execute one logged decision in its original container; compare bit for bit."""
+    settings = settings or load_settings()
+    started = time.perf_counter()
+    entry = open_ledger(settings).get(txn_id)
+    with WarmDeployment(entry.manifest_id, settings=settings) as warm:
+        result = _replay_with(warm, entry)
+    result = ReplayResult(**{**result.__dict__, "seconds": time.perf_counter() - started})
+    return _record([result], {txn_id: entry}, settings)[0] if record else result
+
+
+@dataclass(frozen=True)
+class ReplaySummary:
+    results: list[ReplayResult]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counted = Counter(result.verdict for result in self.results)
+        return {verdict: counted.get(verdict, 0) for verdict in (REPRODUCED, DIVERGED, FAILED)}
+
+    @property
+    def all_reproduced(self) -> bool:
+        return all(result.reproduced for result in self.results)
+
+
+def replay_many(*, deployment: str | None = None, since: str | None = None,
+                txn_ids: list[str] | None = None, record: bool = True,
+                settings: Settings | None = None, progress: Any = None) -> ReplaySummary:
+    """Replay many decisions, one warm container per manifest; `progress(done, total)`."""
+    settings = settings or load_settings()
+    ledger = open_ledger(settings)
+    entries = ([ledger.get(txn) for txn in txn_ids] if txn_ids is not None
+               else ledger.list(deployment=deployment, since=since))
+    by_manifest: dict[str, list[LedgerEntry]] = {}
+    for entry in entries:
+        by_manifest.setdefault(entry.manifest_id, []).append(entry)
+    results: list[ReplayResult] = []
+    for manifest_id, group in by_manifest.items():
+        try:
+            with WarmDeployment(manifest_id, settings=settings) as warm:
+                for entry in group:
+                    results.append(_replay_with(warm, entry))
+                    if progress:
+                        progress(len(results), len(entries))
+        except (IntegrityError, ReplayError) as problem:
+            done = {result.txn_id for result in results}
+            for entry in group:
+                if entry.txn_id not in done:
+                    results.append(ReplayResult(entry.txn_id, manifest_id, FAILED, "none",
+                                                entry.output_values, None, error=str(problem)))
+            if progress:
+                progress(len(results), len(entries))
+    if record and results:
+        results = _record(results, {entry.txn_id: entry for entry in entries}, settings)
+    return ReplaySummary(results)

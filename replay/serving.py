@@ -1,0 +1,81 @@
+"""`replay serve`: an HTTP API whose every decision is made by the manifest's own
+container and written to the ledger before it is answered."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from replay.decisions import new_seed, open_ledger, subject_key
+from replay.errors import BadInput
+from replay.inputs import check_inputs
+from replay.ledger import NewEntry, pseudonym
+from replay.settings import Settings, load_settings
+from replay.warm import WarmDeployment
+
+
+def resolve_target(target: str, settings: Settings) -> str:
+    """A manifest id (or unique prefix), or a deployment name meaning its newest manifest."""
+    from replay.deployments import list_deployments, manifest_store
+
+    if all(c in "0123456789abcdef" for c in target) and len(target) >= 6:
+        return manifest_store(settings).resolve(target)
+    history = list_deployments(target, settings=settings)
+    if not history:
+        raise BadInput(f"{target!r} is neither a manifest id nor a captured deployment name")
+    return history[0].manifest_id
+
+
+def create_app(warm: WarmDeployment, settings: Settings) -> Any:
+    from fastapi import Body, FastAPI, HTTPException
+
+    manifest = warm.manifest
+    ledger = open_ledger(settings)
+    key = subject_key(settings)
+    output = manifest.io["output"]
+    ledger_lock = threading.Lock()  # one writer per process is enough; others wait in SQLite
+    app = FastAPI(title=f"replay: {manifest.name}", version=manifest.short_id)
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return {"deployment": manifest.name, "manifest_id": manifest.manifest_id,
+                "fingerprint": warm.fingerprint_id, "image_recovery": warm.recovered.path}
+
+    @app.post("/decisions")
+    def decide(inputs: dict[str, Any] = Body(..., embed=True),  # noqa: B008 - FastAPI idiom
+               subject: str | None = Body(None, embed=True)) -> dict[str, Any]:
+        try:
+            checked = check_inputs(manifest.io["inputs"], inputs)
+            seed = new_seed()
+            outputs = warm.predict(checked, seed)
+        except BadInput as error:
+            raise HTTPException(status_code=422, detail=str(error)) from None
+        with ledger_lock:
+            entry = ledger.record(NewEntry(
+                manifest_id=manifest.manifest_id, deployment=manifest.name, inputs=checked,
+                outputs=outputs, seed=seed, fingerprint=warm.fingerprint_id,
+                subject=pseudonym(subject, key) if subject else None,
+            ))
+        return {"transaction_id": entry.txn_id, "decision": outputs.get(output["decision"]),
+                "score": outputs.get(output["score"]), "outputs": outputs,
+                "manifest_id": manifest.manifest_id}
+
+    @app.get("/decisions/{txn_id}")
+    def show(txn_id: str) -> dict[str, Any]:
+        try:
+            return ledger.get(txn_id).to_dict()
+        except BadInput as error:
+            raise HTTPException(status_code=404, detail=str(error)) from None
+
+    return app
+
+
+def serve(target: str, *, host: str = "127.0.0.1", port: int = 8000, containers: int = 2,
+          settings: Settings | None = None) -> None:
+    """Serve decisions over HTTP until interrupted."""
+    import uvicorn
+
+    settings = settings or load_settings()
+    with WarmDeployment(resolve_target(target, settings), settings=settings,
+                        containers=containers) as warm:
+        uvicorn.run(create_app(warm, settings), host=host, port=port, log_level="warning")

@@ -1,0 +1,100 @@
+"""A deployment's original container, recovered, proven and kept running.
+
+Start-up pays for recovery and the container start once; after that every request is
+a line over the attach stream (about a millisecond plus the model's own time). The
+container is only used once the fingerprint its runner reports equals the one
+recorded for the manifest.
+"""
+
+from __future__ import annotations
+
+import queue
+from typing import Any
+
+from replay.errors import BadInput, IntegrityError
+from replay.images.container import RunnerContainer, RunnerFailed, Sandbox
+from replay.images.engine import docker_client
+from replay.manifests.canonical import document_id
+from replay.manifests.manifest import Manifest
+from replay.recovery import RecoveredImage, recover_image
+from replay.settings import Settings, load_settings
+from replay.stores.manifests import ManifestStore
+
+
+class PredictionError(BadInput):
+    """The deployment's own code refused these inputs (a structured runner error)."""
+
+
+class WarmDeployment:
+    def __init__(self, manifest_id: str, *, settings: Settings | None = None,
+                 containers: int = 1, sandbox: Sandbox | None = None) -> None:
+        from replay.deployments import manifest_store
+
+        self.settings = settings or load_settings()
+        self.store: ManifestStore = manifest_store(self.settings)
+        self.manifest: Manifest = self.store.load(manifest_id)
+        self.client = docker_client()
+        self.sandbox = sandbox or Sandbox()
+        self.recovered: RecoveredImage = recover_image(
+            self.client, self.manifest, self.store, self.settings
+        )
+        record = self.store.build_record(self.manifest.manifest_id)
+        assert record is not None  # recovery builds when nothing was recorded
+        self.fingerprint_id = record.fingerprint_id
+        self._idle: queue.Queue[RunnerContainer] = queue.Queue()
+        self._all: list[RunnerContainer] = []
+        try:
+            for _ in range(containers):
+                self._idle.put(self._start())
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self) -> RunnerContainer:
+        runner = RunnerContainer(
+            self.client, self.recovered.image_id, self.manifest.entrypoint, self.sandbox,
+            labels={"replay.manifest_id": self.manifest.manifest_id},
+        )
+        self._all.append(runner)
+        found = document_id(runner.fingerprint)
+        if found != self.fingerprint_id:
+            runner.close()
+            if self.recovered.path != "local":
+                self.client.images.remove(self.recovered.image_id, force=True)
+            raise IntegrityError(
+                f"image {self.recovered.image_id[:19]} ({self.recovered.path}) has fingerprint "
+                f"{found[:12]}, not the {self.fingerprint_id[:12]} recorded for manifest "
+                f"{self.manifest.short_id}; refused"
+            )
+        return runner
+
+    def _ask(self, payload: dict[str, Any]) -> Any:
+        runner = self._idle.get()
+        try:
+            answer = runner.request(payload)
+        except RunnerFailed:
+            self._all.remove(runner)
+            self._idle.put(self._start())  # keep the pool whole for the next caller
+            raise
+        self._idle.put(runner)
+        if "error" in answer:
+            error = answer["error"]
+            raise PredictionError(f"the deployment refused: {error['type']}: {error['message']}")
+        return answer["outputs"]
+
+    def predict(self, inputs: dict[str, Any], seed: int) -> dict[str, Any]:
+        return self._ask({"inputs": inputs, "seed": seed})
+
+    def predict_many(self, rows: list[dict[str, Any]], seeds: list[int]) -> list[dict[str, Any]]:
+        return self._ask({"batch": rows, "seeds": seeds})
+
+    def close(self) -> None:
+        for runner in self._all:
+            runner.close()
+        self._all.clear()
+
+    def __enter__(self) -> WarmDeployment:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
