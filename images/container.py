@@ -59,7 +59,11 @@ class RunnerContainer:
         self.sandbox = sandbox or Sandbox()
         self.client = client
         self.container = client.containers.create(
-            image, ["--serve", entrypoint], stdin_open=True, tty=False, detach=True,
+            # detach=False with stdin_open makes docker-py set StdinOnce; with auto_remove,
+            # if this process dies without closing, the engine closes the runner's stdin,
+            # the runner exits and the container is removed.
+            image, ["--serve", entrypoint], stdin_open=True, detach=False, auto_remove=True,
+            tty=False,
             labels={"replay.role": "runner", **(labels or {})}, **self.sandbox.host_config(),
         )
         self._socket = client.api.attach_socket(
@@ -75,15 +79,29 @@ class RunnerContainer:
         except BaseException:
             self.close()
             raise
-        if "error" in self.hello:
-            error = self.hello["error"]
+
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        """What the image reports before any deployment code has run."""
+        return self.hello["fingerprint"]
+
+    def load(self) -> None:
+        """Let the runner import the entrypoint and load the model (after the fingerprint
+        has been checked)."""
+        self._send({"type": "load"})
+        ready = self._read_line(self.sandbox.start_timeout)
+        if "error" in ready:
+            error = ready["error"]
             self.close()
             raise RunnerFailed(f"the deployment failed to load: {error['type']}: "
                                f"{error['message']}")
 
-    @property
-    def fingerprint(self) -> dict[str, Any]:
-        return self.hello["fingerprint"]
+    def _send(self, document: dict[str, Any]) -> None:
+        try:
+            self._raw.sendall((json.dumps(document) + "\n").encode())
+        except OSError:
+            self.close()
+            raise RunnerFailed(f"the runner stopped reading: {self.stderr_tail()}") from None
 
     def _read_exactly(self, size: int, deadline: float) -> bytes:
         data = b""
@@ -126,11 +144,7 @@ class RunnerContainer:
         """Send one request and return the runner's answer (outputs or error)."""
         self._count += 1
         request_id = f"r{self._count}"
-        try:
-            self._raw.sendall((json.dumps({**payload, "id": request_id}) + "\n").encode())
-        except OSError:
-            self.close()
-            raise RunnerFailed(f"the runner stopped reading: {self.stderr_tail()}") from None
+        self._send({**payload, "id": request_id})
         answer = self._read_line(timeout or self.sandbox.request_timeout)
         if answer.get("id") != request_id:
             self.close()

@@ -7,7 +7,9 @@ Protocol (JSON Lines; stdout carries only protocol lines, the deployment's own p
 go to stderr):
 
     out  {"type": "hello", "runner": "1", "python": "3.11.2", "fingerprint": {...}}
-         (with "error" instead when the entrypoint cannot be loaded)
+    in   {"type": "load"}          (sent once the host has checked the fingerprint:
+                                    no deployment code or model runs before that)
+    out  {"type": "ready"}         (or with "error" when the entrypoint cannot be loaded)
     in   {"id": "r1", "inputs": {...}, "seed": 42}
     out  {"id": "r1", "outputs": {...}}   or   {"id": "r1", "error": {"type", "message"}}
     in   {"id": "r2", "batch": [{...}, ...], "seeds": [1, 2, ...]}
@@ -125,14 +127,17 @@ def serve(entrypoint: str, stdin, protocol) -> int:
         protocol.write(json.dumps(document, default=_plain, sort_keys=True) + "\n")
         protocol.flush()
 
-    hello = {"type": "hello", "runner": RUNNER_VERSION, "python": platform.python_version(),
-             "fingerprint": fingerprint()}
+    send({"type": "hello", "runner": RUNNER_VERSION, "python": platform.python_version(),
+          "fingerprint": fingerprint()})
+    first = stdin.readline()
+    if not first.strip() or json.loads(first).get("type") != "load":
+        return 0  # the host looked at the fingerprint and chose not to go on
     try:
         deployment = Deployment(entrypoint)
     except BaseException as error:  # reported, never a traceback
-        send({**hello, "error": _error(error)})
+        send({"type": "ready", "error": _error(error)})
         return 1
-    send(hello)
+    send({"type": "ready"})
     for line in stdin:
         if not line.strip():
             continue

@@ -3,6 +3,7 @@ container and written to the ledger before it is answered."""
 
 from __future__ import annotations
 
+import sys
 import threading
 from typing import Any
 
@@ -73,8 +74,13 @@ def create_app(warm: WarmDeployment, settings: Settings) -> Any:
 def serve(target: str, *, host: str = "127.0.0.1", port: int = 8000, containers: int = 2,
           settings: Settings | None = None) -> None:
     """Serve decisions over HTTP until interrupted."""
+    import signal
+
     import uvicorn
 
+    # uvicorn re-raises SIGTERM once it has shut down; make that a normal exit so the
+    # warm containers are closed on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     settings = settings or load_settings()
     with WarmDeployment(resolve_target(target, settings), settings=settings,
                         containers=containers) as warm:

@@ -66,6 +66,7 @@ class WarmDeployment:
                 f"{found[:12]}, not the {self.fingerprint_id[:12]} recorded for manifest "
                 f"{self.manifest.short_id}; refused"
             )
+        runner.load()
         return runner
 
     def _ask(self, payload: dict[str, Any]) -> Any:

@@ -89,3 +89,99 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     command = [str(Path(sys.executable).parent / "replay"), *args]
     return subprocess.run(command, capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=600)
+
+
+def applicants(workspace: Path) -> list[dict]:
+    import csv
+
+    integer = {"age", "late_payments"}
+    with open(workspace / "data" / "applicants.csv") as handle:
+        return [{key: int(value) if key in integer else float(value)
+                 for key, value in row.items()} for row in csv.DictReader(handle)]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def server(built, captured):
+    """`replay serve` on a free loopback port, as a user starts it."""
+    import time
+
+    import httpx
+
+    port = free_port()
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "replay"), "serve", captured.name,
+         "--port", str(port), "--containers", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"replay serve exited: {process.stdout.read()}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    else:
+        process.kill()
+        pytest.fail("replay serve did not answer within 180 s")
+    yield url
+    process.terminate()
+    process.wait(30)
+
+
+@pytest.fixture(scope="session")
+def served(server, workspace):
+    """60 applicants decided through the server, 8 at a time; their answers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    people = applicants(workspace)[:60]
+
+    def post(item: tuple[int, dict]) -> dict:
+        index, inputs = item
+        response = httpx.post(f"{server}/decisions", timeout=60,
+                              json={"inputs": inputs, "subject": f"applicant-{index}"})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(post, enumerate(people)))
+
+
+@pytest.fixture(scope="session")
+def hostile(registry, tmp_path_factory):
+    """The hostile fixture deployment, committed, captured and built."""
+    import shutil
+
+    import replay
+
+    folder = tmp_path_factory.mktemp("hostile") / "hostile"
+    shutil.copytree(ROOT / "tests" / "fixtures" / "hostile", folder)
+    for command in (["git", "init", "-q"], ["git", "add", "-A"],
+                    ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q",
+                     "-m", "hostile"]):
+        subprocess.run(command, cwd=folder, check=True, capture_output=True)
+    manifest = replay.capture(folder)
+    replay.build(manifest.manifest_id)
+    return manifest
+
+
+@pytest.fixture(scope="session")
+def spare(captured, workspace):
+    """A second manifest of the same deployment, for tests that delete or forge its image
+    (the session's server keeps containers of the first one running)."""
+    import replay
+
+    manifest = replay.capture(workspace)
+    return manifest, replay.build(manifest.manifest_id)

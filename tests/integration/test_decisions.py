@@ -1,0 +1,196 @@
+"""Serve → ledger → replay, on the real engine; the sandbox; refusing a forged image."""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from replay.errors import IntegrityError
+from tests.integration.conftest import run_cli
+
+pytestmark = pytest.mark.integration
+
+
+def test_served_decisions_are_logged_with_their_inputs(served, captured, workspace):
+    import replay
+
+    entries = {e.txn_id: e for e in replay.list_transactions(deployment=captured.name)}
+    for answer in served:
+        entry = entries[answer["transaction_id"]]
+        assert entry.output_values == answer["outputs"]
+        assert entry.manifest_id == captured.manifest_id
+        assert entry.subject.startswith("s_") and "applicant" not in entry.subject
+    assert {a["decision"] for a in served} == {"approved", "rejected"}
+    mine = replay.list_transactions(subject="applicant-3")
+    assert [e.txn_id for e in mine] == [served[3]["transaction_id"]]
+    assert replay.verify_ledger().ok
+
+
+def test_bad_applications_are_refused_and_not_logged(server):
+    import replay
+
+    before = len(replay.list_transactions())
+    response = httpx.post(f"{server}/decisions", json={"inputs": {"income": "lots"}})
+    assert response.status_code == 422
+    assert len(replay.list_transactions()) == before
+
+
+def test_twenty_random_decisions_reproduce_bit_for_bit(served):
+    import replay
+
+    sample = random.Random(5).sample([a["transaction_id"] for a in served], 20)
+    summary = replay.replay_many(txn_ids=sample)
+    assert summary.counts == {"reproduced": 20, "diverged": 0, "failed": 0}
+    for result in summary.results:
+        assert result.recovery == "local"
+        assert json.dumps(result.replayed, sort_keys=True) == json.dumps(result.logged,
+                                                                         sort_keys=True)
+        audit = replay.show_transaction(result.record_txn)
+        assert audit.kind == "replay" and audit.refers_to == result.txn_id
+        assert audit.output_values["verdict"] == "reproduced"
+
+
+def test_replay_command_prints_the_verdict(served):
+    rejected = next(a for a in served if a["decision"] == "rejected")
+    result = run_cli("replay", rejected["transaction_id"], "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["verdict"] == "reproduced" and report["differences"] == []
+
+
+def test_a_changed_logged_output_is_diverged_with_ulps(served, captured):
+    from replay.decisions import open_ledger
+    from replay.ledger import NewEntry
+
+    original = served[0]
+    entry = open_ledger().get(original["transaction_id"])
+    score = entry.output_values["score"]
+    nudged = {**entry.output_values, "score": float.fromhex((score).hex()) + 2e-16}
+    forged = open_ledger().record(NewEntry(
+        manifest_id=entry.manifest_id, deployment=entry.deployment, inputs=entry.input_values,
+        outputs=nudged, seed=entry.seed, fingerprint=entry.fingerprint,
+    ))
+    result = run_cli("replay", forged.txn_id, "--json")
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["verdict"] == "diverged"
+    [difference] = report["differences"]
+    assert difference["field"] == "score" and difference["ulps"] >= 1
+
+
+def test_unknown_transaction_is_one_line_exit_2(replay_env):
+    result = run_cli("replay", "txn_does_not_exist")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no transaction txn_does_not_exist" in lines[0]
+
+
+def test_a_changed_ledger_row_is_named(served, replay_env, tmp_path):
+    from replay.settings import load_settings
+
+    copy = tmp_path / "ledger.db"
+    source = sqlite3.connect(load_settings().ledger_path)
+    with sqlite3.connect(copy) as target:
+        source.backup(target)
+    target = sqlite3.connect(copy)
+    target.execute("DROP TRIGGER entries_no_update")
+    seq = target.execute("SELECT seq FROM entries ORDER BY seq LIMIT 1 OFFSET 7").fetchone()[0]
+    target.execute("UPDATE entries SET outputs = replace(outputs, 'e', 'E') WHERE seq = ?", [seq])
+    target.commit()
+    result = run_cli("ledger", "verify", env={"REPLAY_LEDGER": str(copy)})
+    assert result.returncode == 4
+    assert result.stderr.strip() == f"error: ledger entry {seq} was changed after it was written"
+    assert run_cli("ledger", "verify").returncode == 0  # the real ledger is untouched
+
+
+def test_a_forged_image_with_another_model_is_refused(spare, engine, tmp_path):
+    import replay
+    from replay.warm import WarmDeployment
+
+    manifest, built = spare
+    (tmp_path / "model.joblib").write_bytes(b"not the model that decided")
+    (tmp_path / "Dockerfile").write_text(
+        f"FROM {built.image_id}\n"
+        "COPY model.joblib /opt/deployment/model/model/model.joblib\n"
+    )
+    forged, _ = engine.images.build(path=str(tmp_path), network_mode="none", rm=True)
+    for tag in engine.images.get(built.image_id).tags:  # only the forgery is found by label now
+        engine.images.remove(tag)
+    try:
+        with pytest.raises(IntegrityError, match="refused"):
+            WarmDeployment(manifest.manifest_id)
+    finally:
+        engine.images.remove(forged.id, force=True)
+        assert replay.build(manifest.manifest_id).fingerprint_id == built.fingerprint_id
+
+
+def test_a_rebuild_that_differs_from_the_record_is_refused(spare, engine):
+    from replay.images.build import find_image
+
+    import replay
+    from replay.deployments import manifest_store
+    from replay.settings import load_settings
+
+    manifest, _ = spare
+    engine.images.remove(replay.build(manifest.manifest_id).image_id, force=True)
+    cached = manifest_store(load_settings()).cache_dir / manifest.manifest_id / "build.json"
+    genuine = cached.read_text()
+    record = json.loads(genuine)
+    record["fingerprint_id"] = "0" * 64
+    record["fingerprint"]["distributions"]["numpy"] = "0.0.0"
+    cached.write_text(json.dumps(record))
+    try:
+        with pytest.raises(IntegrityError, match="differs from the fingerprint recorded"):
+            replay.build(manifest.manifest_id)
+        assert find_image(engine, manifest.manifest_id) is None  # the rebuild was removed
+    finally:
+        cached.write_text(genuine)
+        replay.build(manifest.manifest_id)
+
+
+def hostile_answer(runner, action: str) -> dict:
+    return runner.request({"inputs": {"action": action}, "seed": 1})
+
+
+def test_the_sandbox_holds(hostile, engine):
+    from replay.warm import WarmDeployment
+
+    with WarmDeployment(hostile.manifest_id) as warm:
+        runner = warm._idle.get()
+        assert hostile_answer(runner, "interfaces")["outputs"]["decision"] == "lo"
+        network = hostile_answer(runner, "network")["error"]
+        assert network["type"] in {"gaierror", "OSError", "TimeoutError"}
+        write = hostile_answer(runner, "write")["error"]
+        assert write["type"] == "OSError" and "Read-only file system" in write["message"]
+        assert hostile_answer(runner, "tmp")["outputs"]["decision"] == "done"
+        assert hostile_answer(runner, "print")["outputs"]["decision"] == "done"
+        assert hostile_answer(runner, "exit")["error"]["type"] == "SystemExit"
+        assert hostile_answer(runner, "ok")["outputs"]["decision"] == "done"
+        fork = hostile_answer(runner, "fork")["error"]
+        assert fork["type"] == "BlockingIOError"
+        attrs = engine.containers.get(runner.container.id).attrs
+        assert attrs["HostConfig"]["ReadonlyRootfs"] is True
+        assert attrs["HostConfig"]["CapDrop"] == ["ALL"]
+        assert attrs["Config"]["User"] == "10001:10001"
+        warm._idle.put(runner)
+    assert subprocess.run(["true"]).returncode == 0  # the host can still start processes
+    assert not Path("/opt/deployment/planted.txt").exists()
+
+
+def test_a_hung_request_times_out_and_the_container_is_stopped(hostile, engine):
+    from replay.images.build import find_image
+    from replay.images.container import RunnerContainer, RunnerFailed, Sandbox
+
+    image = find_image(engine, hostile.manifest_id)
+    runner = RunnerContainer(engine, image.id, hostile.entrypoint, Sandbox(request_timeout=2))
+    runner.load()
+    container_id = runner.container.id
+    with pytest.raises(RunnerFailed, match="no answer within 2 s"):
+        hostile_answer(runner, "sleep")
+    assert container_id not in [c.id for c in engine.containers.list(all=True)]
