@@ -223,7 +223,7 @@ def _print_replay(result) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(soft_wrap=True)  # one verdict line, even when piped
     colour = {"reproduced": "green", "diverged": "yellow", "failed": "red"}[result.verdict]
     console.print(f"[bold {colour}]{result.verdict}[/]  {result.txn_id}  "
                   f"manifest {result.manifest_id[:12]}  image: {result.recovery}  "

@@ -1,4 +1,4 @@
-"""`make demo`: the credit-approval deployment frozen, built and verified end to end.
+"""`make demo`: the credit-approval deployment frozen, built, verified, served and replayed.
 
 Runs on the embedded defaults: local Docker engine, MLflow on SQLite and DVC with a
 local remote, all under .replay/ in the working directory.
@@ -6,7 +6,11 @@ local remote, all under .replay/ in the working directory.
 
 from __future__ import annotations
 
+import csv
+import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -32,11 +36,65 @@ def main() -> int:
     verification = replay.verify_manifest(manifest.manifest_id)
     verification.raise_for_mismatch()
     print(f"   {len(verification.checks)} hashes match")
+    print("5. serve 200 applicants through `replay serve`; each decision goes to the ledger")
+    answers = serve_applicants(manifest.name, workspace / "data" / "applicants.csv")
+    rejected = [answer for answer in answers if answer["decision"] == "rejected"]
+    print(f"   {len(answers)} decided: {len(answers) - len(rejected)} approved, "
+          f"{len(rejected)} rejected")
+    replay.verify_ledger().raise_for_mismatch()
+    print("6. months later: replay one rejected applicant in its original container")
+    command = [str(Path(sys.executable).parent / "replay"), "replay",
+               rejected[0]["transaction_id"]]
+    print(f"   $ replay replay {rejected[0]['transaction_id']}")
+    verdict = subprocess.run(command)
     print()
     print(f"manifest id: {manifest.manifest_id}")
     print(f"image:       {built.tag}")
-    print(f"try:         .venv/bin/replay manifest show {manifest.short_id}")
-    return 0
+    print(f"try:         .venv/bin/replay ledger show {rejected[0]['transaction_id']}")
+    return verdict.returncode
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def serve_applicants(deployment: str, applicants_csv: Path) -> list[dict]:
+    import httpx
+
+    port = free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "replay"), "serve", deployment, "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if server.poll() is not None:
+                raise SystemExit("replay serve exited; see its error above")
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("replay serve did not start within 120 s") from None
+                time.sleep(0.3)
+        integer = {"age", "late_payments"}
+        answers = []
+        with open(applicants_csv) as handle, httpx.Client(base_url=url, timeout=60) as client:
+            for number, row in enumerate(csv.DictReader(handle)):
+                inputs = {key: int(value) if key in integer else float(value)
+                          for key, value in row.items()}
+                response = client.post("/decisions", json={
+                    "inputs": inputs, "subject": f"applicant-{number:04d}"})
+                response.raise_for_status()
+                answers.append(response.json())
+        return answers
+    finally:
+        server.terminate()
+        server.wait(30)
 
 
 if __name__ == "__main__":
