@@ -154,8 +154,10 @@ class Ledger:
                 connection = sqlite3.connect(self.path, timeout=0, isolation_level=None)
             except sqlite3.Error as error:
                 raise EnvironmentProblem(f"ledger {self.path} cannot be opened: {error}") from None
-            connection.execute("PRAGMA synchronous=NORMAL")  # durable in WAL, fsync at checkpoint
             self._local.connection = connection
+            # Durable in WAL, fsync at checkpoint. Like any first statement on a file that
+            # another process is creating, it may find the file locked.
+            self._retry(lambda: connection.execute("PRAGMA synchronous=NORMAL"))
         return connection
 
     def _retry(self, call: Callable[[], Any]) -> Any:
@@ -177,7 +179,10 @@ class Ledger:
 
     def _initialise(self) -> None:
         connection = self._connection()
-        if connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'entries'").fetchone():
+        # Even this read can find the file locked while another process creates it.
+        exists = self._retry(lambda: connection.execute(
+            "SELECT 1 FROM sqlite_master WHERE name = 'entries'").fetchone())
+        if exists:
             return
         self._retry(lambda: connection.execute("PRAGMA journal_mode=WAL"))
         self._retry(lambda: connection.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;"))

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from replay.decisions import open_ledger
-from replay.errors import IntegrityError, ReplayError
+from replay.errors import ReplayError
 from replay.images.container import RunnerFailed
 from replay.ledger import LedgerEntry, NewEntry
 from replay.manifests.canonical import canonical_json
@@ -165,7 +165,7 @@ def replay_many(*, deployment: str | None = None, since: str | None = None,
                     results.append(_replay_with(warm, entry))
                     if progress:
                         progress(len(results), len(entries))
-        except (IntegrityError, ReplayError) as problem:
+        except ReplayError as problem:  # e.g. the image was refused: the group failed
             done = {result.txn_id for result in results}
             for entry in group:
                 if entry.txn_id not in done:

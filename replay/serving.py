@@ -4,7 +4,6 @@ container and written to the ledger before it is answered."""
 from __future__ import annotations
 
 import sys
-import threading
 from typing import Any
 
 from replay.decisions import new_seed, open_ledger, subject_key
@@ -34,7 +33,6 @@ def create_app(warm: WarmDeployment, settings: Settings) -> Any:
     ledger = open_ledger(settings)
     key = subject_key(settings)
     output = manifest.io["output"]
-    ledger_lock = threading.Lock()  # one writer per process is enough; others wait in SQLite
     app = FastAPI(title=f"replay: {manifest.name}", version=manifest.short_id)
 
     @app.get("/health")
@@ -51,12 +49,11 @@ def create_app(warm: WarmDeployment, settings: Settings) -> Any:
             outputs = warm.predict(checked, seed)
         except BadInput as error:
             raise HTTPException(status_code=422, detail=str(error)) from None
-        with ledger_lock:
-            entry = ledger.record(NewEntry(
-                manifest_id=manifest.manifest_id, deployment=manifest.name, inputs=checked,
-                outputs=outputs, seed=seed, fingerprint=warm.fingerprint_id,
-                subject=pseudonym(subject, key) if subject else None,
-            ))
+        entry = ledger.record(NewEntry(  # logged before the answer leaves
+            manifest_id=manifest.manifest_id, deployment=manifest.name, inputs=checked,
+            outputs=outputs, seed=seed, fingerprint=warm.fingerprint_id,
+            subject=pseudonym(subject, key) if subject else None,
+        ))
         return {"transaction_id": entry.txn_id, "decision": outputs.get(output["decision"]),
                 "score": outputs.get(output["score"]), "outputs": outputs,
                 "manifest_id": manifest.manifest_id}

@@ -109,23 +109,25 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def server(built, captured):
+def server(built, captured, tmp_path_factory):
     """`replay serve` on a free loopback port, as a user starts it."""
     import time
 
     import httpx
 
     port = free_port()
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "replay"), "serve", captured.name,
-         "--port", str(port), "--containers", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
+    log = tmp_path_factory.mktemp("server") / "serve.log"
+    with open(log, "w") as output:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "replay"), "serve", captured.name,
+             "--port", str(port), "--containers", "2"],
+            stdout=output, stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.fail(f"replay serve exited: {process.stdout.read()}")
+            pytest.fail(f"replay serve exited: {log.read_text()}")
         try:
             if httpx.get(f"{url}/health", timeout=2).status_code == 200:
                 break
