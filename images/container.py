@@ -156,8 +156,12 @@ class RunnerContainer:
 
         with contextlib.suppress(OSError):
             self._raw.close()
-        with contextlib.suppress(docker.errors.DockerException):  # already gone
+        with contextlib.suppress(docker.errors.DockerException):  # already going
             self.container.remove(force=True)
+        # auto_remove may be removing it already; return only once it is gone, so the
+        # image is free to be removed or replaced by whoever called close().
+        with contextlib.suppress(docker.errors.DockerException):
+            self.container.wait(condition="removed", timeout=30)
 
     def __enter__(self) -> RunnerContainer:
         return self

@@ -130,7 +130,9 @@ def test_verify_names_a_changed_model_file(built, captured, workspace, copy):
 
 
 def test_verify_names_a_changed_stored_source_archive(built, captured, replay_env):
-    [archive] = (replay_env / "mlartifacts").rglob(store_names.SOURCE_FILE)
+    _, run = mlflow_run(captured.manifest_id)
+    artifacts = replay_env / "mlartifacts"
+    [archive] = artifacts.rglob(f"{run.info.run_id}/**/{store_names.SOURCE_FILE}")
     original = flip_one_byte(archive)
     try:
         with pytest.raises(IntegrityError, match=r"source\.tar"):

@@ -3,17 +3,39 @@ wiped too, and after the archive is gone as well."""
 
 from __future__ import annotations
 
+import contextlib
+
 import httpx
 import pytest
 
 pytestmark = pytest.mark.integration
 
 
-def remove_everywhere(engine, manifest_id: str) -> None:
-    from replay.images.build import find_image
+def remove_everywhere(engine, manifest_id: str, repo_digest: str | None = None) -> None:
+    """Remove every local image of the manifest, hidden ones included, and prove it."""
+    import docker
 
-    while (image := find_image(engine, manifest_id)) is not None:
-        engine.images.remove(image.id, force=True)
+    label = f"replay.manifest_id={manifest_id}"
+    for image in engine.images.list(all=True, filters={"label": label}):
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            engine.images.remove(image.id, force=True)
+    assert engine.images.list(all=True, filters={"label": label}) == []
+    if repo_digest:
+        with pytest.raises(docker.errors.ImageNotFound):
+            engine.images.get(repo_digest)
+
+
+def wipe_from_registry(registry: str, repo_digest: str) -> None:
+    """Delete the image's manifest and its config blob (unique to it: it holds the
+    manifest-id label). The engine keeps a cache of manifests it pulled, so deleting the
+    manifest alone would not stop a pull; without the config blob, a pull must fail."""
+    repository, digest = repo_digest.split("@")
+    base = f"http://{registry}/v2/{repository.split('/', 1)[1]}"
+    schema2 = {"Accept": "application/vnd.docker.distribution.manifest.v2+json"}
+    config = httpx.get(f"{base}/manifests/{digest}", headers=schema2).json()["config"]["digest"]
+    assert httpx.delete(f"{base}/blobs/{config}").status_code == 202
+    assert httpx.delete(f"{base}/manifests/{digest}").status_code == 202
+    assert httpx.get(f"{base}/manifests/{digest}", headers=schema2).status_code == 404
 
 
 def test_replay_recovers_by_every_path(spare, engine, registry):
@@ -42,11 +64,8 @@ def test_replay_recovers_by_every_path(spare, engine, registry):
     result = replay.replay(txn)
     assert (result.recovery, result.verdict) == ("registry", "reproduced")
 
-    repository, digest = publication.repo_digest.split("@")
-    name = repository.split("/", 1)[1]
-    deleted = httpx.delete(f"http://{registry}/v2/{name}/manifests/{digest}")
-    assert deleted.status_code == 202
-    remove_everywhere(engine, manifest.manifest_id)
+    wipe_from_registry(registry, publication.repo_digest)
+    remove_everywhere(engine, manifest.manifest_id, publication.repo_digest)
     result = replay.replay(txn)
     assert (result.recovery, result.verdict) == ("archive", "reproduced")
 
