@@ -336,10 +336,15 @@ def ledger_list(deployment: str | None, since: str | None, subject: str | None, 
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("seq", "transaction", "kind", "deployment", "time", "outputs")
+    table = Table("seq")
+    table.add_column("transaction", no_wrap=True)  # ids are for copying: never cut
+    for column in ("kind", "deployment", "time (UTC)", "outcome"):
+        table.add_column(column)
     for entry in entries:
+        outputs = entry.output_values
+        outcome = outputs.get("verdict") or outputs.get("decision") or entry.outputs[:40]
         table.add_row(str(entry.seq), entry.txn_id, entry.kind, entry.deployment,
-                      entry.time[:19], entry.outputs[:60])
+                      entry.time[:19].replace("T", " "), str(outcome))
     Console().print(table)
 
 

@@ -39,7 +39,8 @@ class WarmDeployment:
             self.client, self.manifest, self.store, self.settings
         )
         record = self.store.build_record(self.manifest.manifest_id)
-        assert record is not None  # recovery builds when nothing was recorded
+        if record is None:  # recovery builds and records when nothing was recorded
+            raise IntegrityError(f"manifest {self.manifest.short_id} has no recorded fingerprint")
         self.fingerprint_id = record.fingerprint_id
         self._idle: queue.Queue[RunnerContainer] = queue.Queue()
         self._all: list[RunnerContainer] = []
