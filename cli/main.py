@@ -292,6 +292,84 @@ def replay_command(txn_id: str | None, replay_all: bool, deployment: str | None,
                                  "decisions did not reproduce")
 
 
+@cli.command()
+@click.argument("txn_id")
+@click.option("--set", "assignments", multiple=True, required=True, metavar="NAME=VALUE",
+              help="An edited input; repeat for several.")
+@json_option
+@handles_errors
+def whatif(txn_id: str, assignments: tuple[str, ...], as_json: bool) -> None:
+    """Re-run a logged decision with edited inputs, in its original container."""
+    from replay.whatif import whatif as ask
+
+    answer = ask(txn_id, list(assignments))
+    if as_json:
+        emit_json(answer.to_dict())
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("", "original (logged)", "what if", title=f"what if: {txn_id}")
+    for name, (old, new) in answer.changed.items():
+        table.add_row(name, f"{old:,}" if isinstance(old, float | int) else str(old),
+                      f"[bold]{new:,}[/bold]" if isinstance(new, float | int) else str(new))
+    table.add_section()
+    decision, score = answer.decision_field, answer.score_field
+    for field in (decision, score):
+        old, new = answer.original_outputs[field], answer.modified_outputs[field]
+        text = f"{new:.4f}" if isinstance(new, float) else str(new)
+        changed = field == decision and answer.decision_changed
+        table.add_row(field, f"{old:.4f}" if isinstance(old, float) else str(old),
+                      f"[bold yellow]{text}[/bold yellow]" if changed else text)
+    Console(soft_wrap=True).print(table)
+
+
+@cli.command()
+@click.argument("txn_id")
+@click.option("--vary", multiple=True, required=True, metavar="NAME=START:STOP:COUNT",
+              help="A feature and its grid; once for 1-D, twice for 2-D.")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the grid (.csv/.parquet).")
+@click.option("--plot", type=click.Path(dir_okay=False), help="Write a PNG plot.")
+@json_option
+@handles_errors
+def sweep(txn_id: str, vary: tuple[str, ...], out: str | None, plot: str | None,
+          as_json: bool) -> None:
+    """How a logged decision responds as one or two features vary (original container)."""
+    from replay.sweeps import sweep as run_sweep
+
+    result = run_sweep(txn_id, list(vary))
+    if out:
+        result.save(out)
+    if plot:
+        result.plot(plot)
+    if as_json:
+        emit_json({"txn_id": result.txn_id, "features": result.features,
+                   "rows": result.frame.to_dict(orient="records")})
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    frame, decision, score = result.frame, result.decision_field, result.score_field
+    every = 1 if len(frame) <= 60 else max(len(frame) // 30, 1)
+    shown = frame.iloc[::every]
+    title = f"sweep of {txn_id}: {len(frame):,} variants"
+    table = Table(*result.features, decision, score,
+                  title=title + (f", every {every}th shown" if every > 1 else ""))
+    for _, row in shown.iterrows():
+        table.add_row(*[f"{row[f]:,.6g}" for f in result.features], str(row[decision]),
+                      f"{row[score]:.4f}")
+    console = Console(soft_wrap=True)
+    console.print(table)
+    if len(result.features) == 1:
+        (feature,) = result.features
+        for _, row in result.changes.iterrows():
+            console.print(f"decision becomes [bold]{row[decision]}[/bold] at "
+                          f"{feature} = {row[feature]:,.6g}")
+    for label, path in (("grid", out), ("plot", plot)):
+        if path:
+            console.print(f"{label} written to {path}")
+
+
 @cli.group()
 def ledger() -> None:
     """The decision ledger."""

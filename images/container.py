@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import docker
 
 _STDOUT, _STDERR = 1, 2
+PROTOCOLS = {"1"}  # runner protocol versions this host speaks
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,10 @@ class RunnerContainer:
         except BaseException:
             self.close()
             raise
+        if self.hello.get("runner") not in PROTOCOLS:
+            self.close()
+            raise RunnerFailed(f"the image's runner speaks protocol {self.hello.get('runner')!r}; "
+                               f"this replay speaks {', '.join(sorted(PROTOCOLS))}")
 
     @property
     def fingerprint(self) -> dict[str, Any]:

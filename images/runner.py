@@ -12,8 +12,11 @@ go to stderr):
     out  {"type": "ready"}         (or with "error" when the entrypoint cannot be loaded)
     in   {"id": "r1", "inputs": {...}, "seed": 42}
     out  {"id": "r1", "outputs": {...}}   or   {"id": "r1", "error": {"type", "message"}}
-    in   {"id": "r2", "batch": [{...}, ...], "seeds": [1, 2, ...]}
+    in   {"id": "r2", "batch": [{...}, ...], "seed": 42}
     out  {"id": "r2", "outputs": [{...}, ...]}
+
+A batch is seeded once, then given to `predict_batch` (or `predict` row by row):
+deterministic outputs equal those of single requests, random draws run on in sequence.
 
 Each request is seeded before the deployment's code runs (`random`, and numpy or torch
 when the deployment imported them), so a replay with the logged seed takes the same
@@ -103,17 +106,14 @@ class Deployment:
 
     def answer(self, request: dict) -> dict:
         if "batch" in request:
-            rows, seeds = request["batch"], request["seeds"]
-            if len(rows) != len(seeds):
-                raise ValueError("batch and seeds differ in length")
-            if self.predict_batch is not None and len(set(seeds)) == 1:
-                _seed(seeds[0])
+            rows = request["batch"]
+            _seed(request["seed"])
+            if self.predict_batch is not None:
                 outputs = list(self.predict_batch(rows))
+                if len(outputs) != len(rows):
+                    raise ValueError(f"predict_batch answered {len(outputs)} of {len(rows)} rows")
             else:
-                outputs = []
-                for row, seed in zip(rows, seeds, strict=True):
-                    _seed(seed)
-                    outputs.append(self.predict(row))
+                outputs = [self.predict(row) for row in rows]
             return {"outputs": outputs}
         _seed(request["seed"])
         outputs = self.predict(request["inputs"])

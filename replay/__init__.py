@@ -26,6 +26,8 @@ _PUBLIC = {
     "verify_ledger": "replay.decisions",
     "replay": "replay.reexecution",
     "replay_many": "replay.reexecution",
+    "whatif": "replay.whatif",
+    "sweep": "replay.sweeps",
 }
 
 __all__ = sorted(_PUBLIC)

@@ -42,6 +42,38 @@ def check_value(name: str, spec: dict[str, Any], value: Any) -> Any:
     return value
 
 
+def parse_value(name: str, spec: dict[str, Any], text: str) -> Any:
+    """A command-line value (`--set income=65000`) as the feature's type, checked."""
+    kind = spec["type"]
+    try:
+        if kind == "boolean":
+            lowered = text.strip().lower()
+            if lowered not in {"true", "false", "yes", "no", "1", "0"}:
+                raise ValueError
+            value: Any = lowered in {"true", "yes", "1"}
+        elif kind == "string":
+            value = text
+        else:
+            value = float(text.replace("_", ""))
+    except ValueError:
+        raise BadInput(f"{name}={text!r} is not a {kind}") from None
+    return check_value(name, spec, value)
+
+
+def parse_assignments(schema: dict[str, dict[str, Any]], texts: list[str]) -> dict[str, Any]:
+    """`["income=65000", "debt=1200"]` → checked values, naming what is wrong."""
+    values = {}
+    for text in texts:
+        name, separator, raw = text.partition("=")
+        name = name.strip()
+        if not separator or not name:
+            raise BadInput(f"--set {text!r} is not NAME=VALUE")
+        if name not in schema:
+            raise BadInput(f"unknown feature {name!r} (expected: {', '.join(schema)})")
+        values[name] = parse_value(name, schema[name], raw.strip())
+    return values
+
+
 def check_inputs(schema: dict[str, dict[str, Any]], inputs: dict[str, Any]) -> dict[str, Any]:
     """Every declared feature present, nothing unknown, each value valid; normalised."""
     if not isinstance(inputs, dict):

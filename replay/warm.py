@@ -87,8 +87,9 @@ class WarmDeployment:
     def predict(self, inputs: dict[str, Any], seed: int) -> dict[str, Any]:
         return self._ask({"inputs": inputs, "seed": seed})
 
-    def predict_many(self, rows: list[dict[str, Any]], seeds: list[int]) -> list[dict[str, Any]]:
-        return self._ask({"batch": rows, "seeds": seeds})
+    def predict_batch(self, rows: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
+        """Many rows in one request, seeded once (see the runner protocol)."""
+        return self._ask({"batch": rows, "seed": seed})
 
     def close(self) -> None:
         for runner in self._all:
