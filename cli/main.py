@@ -300,7 +300,7 @@ def replay_command(txn_id: str | None, replay_all: bool, deployment: str | None,
 @handles_errors
 def whatif(txn_id: str, assignments: tuple[str, ...], as_json: bool) -> None:
     """Re-run a logged decision with edited inputs, in its original container."""
-    from replay.whatif import whatif as ask
+    from replay.what_if import whatif as ask
 
     answer = ask(txn_id, list(assignments))
     if as_json:

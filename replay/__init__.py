@@ -1,7 +1,8 @@
 """replay: freeze ML deployments, log their decisions, and replay them bit for bit.
 
 The public functions are re-exported here lazily so that `import replay` (and
-`replay --help`) does not pay for MLflow, DVC and docker-py up front.
+`replay --help`) does not pay for MLflow, DVC and docker-py up front. No submodule may
+share a name with a function here: importing it would replace the function.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ _PUBLIC = {
     "verify_ledger": "replay.decisions",
     "replay": "replay.reexecution",
     "replay_many": "replay.reexecution",
-    "whatif": "replay.whatif",
+    "whatif": "replay.what_if",
     "sweep": "replay.sweeps",
 }
 

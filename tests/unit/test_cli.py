@@ -40,3 +40,12 @@ def test_help_does_not_import_heavy_libraries():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip().splitlines()[-1] == "HEAVY="
+
+
+def test_no_submodule_shadows_a_public_function():
+    import pkgutil
+
+    import replay
+
+    modules = {info.name for info in pkgutil.iter_modules(replay.__path__)}
+    assert modules.isdisjoint(replay.__all__)
