@@ -370,6 +370,43 @@ def sweep(txn_id: str, vary: tuple[str, ...], out: str | None, plot: str | None,
             console.print(f"{label} written to {path}")
 
 
+@cli.command()
+@click.argument("txn_id")
+@click.option("--reference-rows", default=50, show_default=True, type=click.IntRange(1, 10_000),
+              help="Rows of the manifest's reference sample to average over.")
+@json_option
+@handles_errors
+def explain(txn_id: str, reference_rows: int, as_json: bool) -> None:
+    """Reason codes for a logged decision: each feature's contribution to its score."""
+    from replay.explanations import explain as reasons_for
+
+    result = reasons_for(txn_id, reference_rows=reference_rows)
+    if as_json:
+        emit_json({**result.__dict__, "contributions": [c.__dict__ for c in result.contributions],
+                   "reasons": result.reasons()})
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(soft_wrap=True)
+    console.print(f"[bold]{result.decision}[/bold]  {txn_id}: score {result.score:.4f}, "
+                  f"reference mean {result.base_score:.4f} ({result.method}, "
+                  f"{result.reference_rows} reference rows)")
+    table = Table("feature", "value", "typical", "contribution")
+    for item in result.contributions:
+        colour = "red" if item.contribution < 0 else "green"
+        typical = "" if item.reference_mean is None else f"{item.reference_mean:,.6g}"
+        table.add_row(item.feature, f"{item.value:,}" if not isinstance(item.value, str)
+                      else item.value, typical, f"[{colour}]{item.contribution:+.4f}[/{colour}]")
+    console.print(table)
+    if not result.favourable and result.reasons():
+        console.print("[bold]Main reasons[/bold]")
+        for number, reason in enumerate(result.reasons(), 1):
+            console.print(f"  {number}. {reason}")
+    console.print(f"features the model was given: {', '.join(result.features)}"
+                  + (f"; no effect here: {', '.join(result.unused)}" if result.unused else ""))
+
+
 @cli.group()
 def ledger() -> None:
     """The decision ledger."""

@@ -29,6 +29,7 @@ _PUBLIC = {
     "replay_many": "replay.reexecution",
     "whatif": "replay.what_if",
     "sweep": "replay.sweeps",
+    "explain": "replay.explanations",
 }
 
 __all__ = sorted(_PUBLIC)

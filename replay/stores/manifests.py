@@ -210,6 +210,23 @@ class ManifestStore:
         self._cache(manifest.manifest_id, MANIFEST_FILE, manifest.to_json())
         return manifest
 
+    def reference_sample(self, manifest: Manifest) -> Path:
+        """The manifest's reference sample on disk, checked against its recorded sha256."""
+        from replay.errors import IntegrityError
+        from replay.manifests.canonical import sha256_file
+
+        expected = manifest.document["reference"]["sha256"]
+        path = self.cache_dir / manifest.manifest_id / REFERENCE_FILE
+        if not path.is_file():
+            with tempfile.TemporaryDirectory() as scratch:
+                data = self.artifact(manifest.manifest_id, REFERENCE_FILE, Path(scratch))
+                self._cache(manifest.manifest_id, REFERENCE_FILE, data.read_bytes())
+        if sha256_file(path) != expected:
+            path.unlink()
+            raise IntegrityError(f"reference sample of {manifest.short_id} does not match "
+                                 f"its sha256 {expected}")
+        return path
+
     def _cache(self, manifest_id: str, name: str, data: bytes) -> None:
         folder = self.cache_dir / manifest_id
         folder.mkdir(parents=True, exist_ok=True)

@@ -187,3 +187,18 @@ def spare(captured, workspace):
 
     manifest = replay.capture(workspace)
     return manifest, replay.build(manifest.manifest_id)
+
+
+@pytest.fixture(scope="session")
+def rejected(served):
+    """A rejected applicant's transaction id."""
+    return next(a for a in served if a["decision"] == "rejected")["transaction_id"]
+
+
+@pytest.fixture(scope="session")
+def warm(built, captured):
+    """One warm container of the session's manifest, shared by the question tests."""
+    from replay.warm import WarmDeployment
+
+    with WarmDeployment(captured.manifest_id) as deployment:
+        yield deployment

@@ -14,19 +14,6 @@ from tests.integration.conftest import run_cli
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def rejected(served):
-    return next(a for a in served if a["decision"] == "rejected")["transaction_id"]
-
-
-@pytest.fixture(scope="module")
-def warm(built, captured):
-    from replay.warm import WarmDeployment
-
-    with WarmDeployment(captured.manifest_id) as deployment:
-        yield deployment
-
-
 def test_whatif_changes_only_what_was_set(rejected, warm):
     import replay
 

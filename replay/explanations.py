@@ -1,0 +1,183 @@
+"""Reason codes: how much each feature moved this decision's score, and why it went so.
+
+Shapley values against the reference sample stored with the manifest: the value of a
+set S of features is the mean score when the applicant's own values are kept for S and
+each reference row supplies the rest. Every score is computed by the original
+container. Up to EXACT_UP_TO features every coalition is evaluated (exact values);
+above that, permutations are sampled. Contributions add up to the applicant's score
+minus the mean score of the reference sample.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import math
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from replay.decisions import open_ledger
+from replay.inputs import check_inputs
+from replay.settings import Settings, load_settings
+from replay.warm import WarmDeployment
+
+EXACT_UP_TO = 10
+
+
+@dataclass(frozen=True)
+class Contribution:
+    feature: str
+    value: Any
+    reference_mean: float | None
+    contribution: float
+
+
+@dataclass(frozen=True)
+class Explanation:
+    txn_id: str
+    manifest_id: str
+    decision: Any
+    favourable: bool
+    score: float
+    base_score: float  # mean score of the reference sample
+    contributions: list[Contribution]  # strongest effect first
+    method: str
+    reference_rows: int
+    unused: list[str]  # features that moved no score for this applicant
+
+    @property
+    def features(self) -> list[str]:
+        return [item.feature for item in self.contributions]
+
+    def reasons(self, top: int = 4) -> list[str]:
+        """Plain words for the features that pulled the score down the most."""
+        adverse = sorted((c for c in self.contributions if c.contribution < 0),
+                         key=lambda c: c.contribution)[:top]
+        return [
+            f"{c.feature} of {_number(c.value)}"
+            + (f" (typical {_number(c.reference_mean)})" if c.reference_mean is not None else "")
+            + f" lowered the score by {-c.contribution:.3f}"
+            for c in adverse
+        ]
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.2f}".rstrip("0").rstrip(".")
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _reference(warm: WarmDeployment, schema: dict[str, Any], rows: int) -> list[dict]:
+    path = warm.store.reference_sample(warm.manifest)
+    with open(path, newline="") as handle:
+        raw = list(csv.DictReader(handle))
+    typed = []
+    for row in raw:
+        values: dict[str, Any] = {}
+        for name, spec in schema.items():
+            text = row[name]
+            values[name] = text if spec["type"] == "string" else (
+                text.lower() == "true" if spec["type"] == "boolean" else float(text))
+        typed.append(check_inputs(schema, values))
+    return random.Random(0).sample(typed, min(rows, len(typed)))
+
+
+def _orders(n: int, samples: int) -> list[list[int]]:
+    generator = random.Random(0)
+    orders = []
+    for _ in range(samples):
+        order = list(range(n))
+        generator.shuffle(order)
+        orders.append(order)
+    return orders
+
+
+def _coalitions(n: int, orders: list[list[int]]) -> list[frozenset[int]]:
+    """Every subset (exact), or the prefixes of the sampled orders."""
+    if n <= EXACT_UP_TO:
+        return [frozenset(c) for size in range(n + 1)
+                for c in itertools.combinations(range(n), size)]
+    prefixes = {frozenset(order[:k]) for order in orders for k in range(n + 1)}
+    return sorted(prefixes, key=len)
+
+
+def explain(txn_id: str, *, reference_rows: int = 50, samples: int = 200,
+            warm: WarmDeployment | None = None, settings: Settings | None = None
+            ) -> Explanation:
+    """Each feature's contribution to a logged decision's score, from its own container."""
+    settings = settings or load_settings()
+    entry = open_ledger(settings).get(txn_id)
+    own = warm is None
+    warm = warm or WarmDeployment(entry.manifest_id, settings=settings)
+    try:
+        schema = warm.manifest.io["inputs"]
+        features = list(schema)
+        n = len(features)
+        applicant = entry.input_values
+        reference = _reference(warm, schema, reference_rows)
+        orders = [] if n <= EXACT_UP_TO else _orders(n, samples)
+        coalitions = _coalitions(n, orders)
+        batch = [
+            {name: applicant[name] if i in coalition else row[name]
+             for i, name in enumerate(features)}
+            for coalition in coalitions for row in reference
+        ]
+        outputs = warm.predict_batch(batch, entry.seed if entry.seed is not None else 0)
+    finally:
+        if own:
+            warm.close()
+    output = warm.manifest.io["output"]
+    score_field = output["score"]
+    size = len(reference)
+    value = {
+        coalition: sum(float(o[score_field]) for o in outputs[k * size:(k + 1) * size]) / size
+        for k, coalition in enumerate(coalitions)
+    }
+    shapley = _shapley(n, value) if n <= EXACT_UP_TO else _sampled_shapley(n, value, orders)
+    marginal_zero = {
+        i for i in range(n)
+        if all(math.isclose(value[s | {i}], value[s], abs_tol=0.0)
+               for s in value if i not in s and (s | {i}) in value)
+    }
+    numeric = {name for name, spec in schema.items() if spec["type"] in {"number", "integer"}}
+    contributions = sorted(
+        (Contribution(name, applicant[name],
+                      sum(r[name] for r in reference) / size if name in numeric else None,
+                      shapley[i]) for i, name in enumerate(features)),
+        key=lambda c: -abs(c.contribution),
+    )
+    return Explanation(
+        txn_id=txn_id, manifest_id=entry.manifest_id,
+        decision=entry.output_values[output["decision"]],
+        favourable=entry.output_values[output["decision"]] == output["favourable"],
+        score=float(entry.output_values[score_field]), base_score=value[frozenset()],
+        contributions=contributions,
+        method="exact Shapley" if n <= EXACT_UP_TO else f"sampled Shapley ({samples} orders)",
+        reference_rows=size, unused=[features[i] for i in sorted(marginal_zero)],
+    )
+
+
+def _shapley(n: int, value: dict[frozenset[int], float]) -> list[float]:
+    weights = [math.factorial(k) * math.factorial(n - k - 1) / math.factorial(n)
+               for k in range(n)]
+    result = []
+    for i in range(n):
+        total = 0.0
+        for coalition, worth in value.items():
+            if i not in coalition:
+                total += weights[len(coalition)] * (value[coalition | {i}] - worth)
+        result.append(total)
+    return result
+
+
+def _sampled_shapley(n: int, value: dict[frozenset[int], float],
+                     orders: list[list[int]]) -> list[float]:
+    totals = [0.0] * n
+    for order in orders:
+        before: frozenset[int] = frozenset()
+        for i in order:
+            after = before | {i}
+            totals[i] += value[after] - value[before]
+            before = after
+    return [total / len(orders) for total in totals]
