@@ -372,6 +372,32 @@ def sweep(txn_id: str, vary: tuple[str, ...], out: str | None, plot: str | None,
 
 @cli.command()
 @click.argument("txn_id")
+@click.option("-n", "count", default=3, show_default=True, type=click.IntRange(1, 20),
+              help="How many different options to find.")
+@json_option
+@handles_errors
+def counterfactual(txn_id: str, count: int, as_json: bool) -> None:
+    """The smallest realistic changes that would have flipped a logged decision."""
+    from replay.counterfactuals import counterfactual as search
+
+    found = search(txn_id, n=count)
+    if as_json:
+        emit_json({"txn_id": found.txn_id, "decision": found.decision,
+                   "evaluated": found.evaluated,
+                   "options": [{**option.__dict__,
+                                "changes": {k: list(v) for k, v in option.changes.items()}}
+                               for option in found.options]})
+        return
+    click.echo(f"{txn_id} was {found.decision}; {len(found.options)} verified option(s) "
+               f"({found.evaluated:,} variants run in the original container):")
+    for number, option in enumerate(found.options, 1):
+        click.echo(f"  {number}. {option.description}")
+    if not found.options:
+        click.echo("  no change within the features' bounds flips this decision")
+
+
+@cli.command()
+@click.argument("txn_id")
 @click.option("--reference-rows", default=50, show_default=True, type=click.IntRange(1, 10_000),
               help="Rows of the manifest's reference sample to average over.")
 @json_option

@@ -30,6 +30,7 @@ _PUBLIC = {
     "whatif": "replay.what_if",
     "sweep": "replay.sweeps",
     "explain": "replay.explanations",
+    "counterfactual": "replay.counterfactuals",
 }
 
 __all__ = sorted(_PUBLIC)

@@ -1,0 +1,225 @@
+"""Counterfactuals: the smallest realistic changes that would have flipped a decision.
+
+Searched in the original container, in batches: each mutable feature alone is walked
+from the applicant's value towards its bound (only in the direction its `monotone`
+setting allows to help), the first flip refined; then pairs of features on a coarse
+grid below their single-feature thresholds. `immutable` features never change, bounds
+hold, candidates are ranked by how many features change and then by distance (each
+change divided by the feature's spread in the reference sample), one per set of
+features for diversity, and every one is re-run in the container before it is shown.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import statistics
+from dataclasses import dataclass
+from typing import Any
+
+from replay.decisions import open_ledger
+from replay.errors import BadInput
+from replay.explanations import _number, _reference
+from replay.inputs import check_inputs
+from replay.settings import Settings, load_settings
+from replay.warm import WarmDeployment
+
+GRID = 40
+REFINE = 24
+PAIR_GRID = 12
+
+
+@dataclass(frozen=True)
+class Counterfactual:
+    changes: dict[str, tuple[Any, Any]]  # feature: (as logged, changed to)
+    distance: float
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]  # from the container, with the decision's seed
+    description: str
+
+    @property
+    def features(self) -> list[str]:
+        return sorted(self.changes)
+
+
+@dataclass(frozen=True)
+class CounterfactualSet:
+    txn_id: str
+    manifest_id: str
+    decision: Any
+    target: Any
+    options: list[Counterfactual]
+    evaluated: int  # variants the container scored during the search
+
+
+def _directions(spec: dict[str, Any], towards_favourable: bool) -> list[int]:
+    monotone = spec.get("monotone")
+    if monotone is None:
+        return [1, -1]
+    helps = 1 if monotone == "increasing" else -1
+    return [helps if towards_favourable else -helps]
+
+
+def _walk(spec: dict[str, Any], start: float, end: float, count: int) -> list[float]:
+    """`count` values from just past `start` up to `end` (inclusive), typed."""
+    values = [start + (end - start) * (k + 1) / count for k in range(count)]
+    if spec["type"] == "integer":
+        step = 1 if end > start else -1
+        values = [round(v) for v in values]
+        values = sorted({v for v in values if v != start}, key=lambda v: abs(v - start))
+        if not values and start != end:
+            values = [start + step]
+    return values
+
+
+def _nice(spec: dict[str, Any], old: float, new: float, spread: float) -> float:
+    """Round `new` away from `old` to a step a person would quote (about spread/20)."""
+    step = 10.0 ** math.floor(math.log10(spread / 20)) if spread > 0 else 1.0
+    if spec["type"] == "integer":
+        step = max(step, 1.0)
+    rounded = (math.ceil if new > old else math.floor)(new / step) * step
+    rounded = min(max(rounded, spec.get("min", -math.inf)), spec.get("max", math.inf))
+    return int(rounded) if spec["type"] == "integer" else float(rounded)
+
+
+def _describe(decision: Any, changes: dict[str, tuple[Any, Any]],
+              schema: dict[str, Any]) -> str:
+    parts = []
+    for name, (old, new) in sorted(changes.items()):
+        monotone = schema[name].get("monotone") is not None
+        bound = ("at least " if new > old else "at most ") if monotone else ""
+        delta = new - old
+        parts.append(f"{name} were {bound}{_number(new)} ({'+' if delta > 0 else '-'}"
+                     f"{_number(abs(delta))})")
+    return f"{decision} if " + " and ".join(parts)
+
+
+def counterfactual(txn_id: str, *, n: int = 3, warm: WarmDeployment | None = None,
+                   settings: Settings | None = None) -> CounterfactualSet:
+    """Up to `n` verified, diverse, small changes that flip the logged decision."""
+    settings = settings or load_settings()
+    entry = open_ledger(settings).get(txn_id)
+    own = warm is None
+    warm = warm or WarmDeployment(entry.manifest_id, settings=settings)
+    try:
+        return _search(entry, warm, n)
+    finally:
+        if own:
+            warm.close()
+
+
+def _search(entry: Any, warm: WarmDeployment, n: int) -> CounterfactualSet:
+    schema = warm.manifest.io["inputs"]
+    output = warm.manifest.io["output"]
+    decision_field, favourable = output["decision"], output["favourable"]
+    applicant = entry.input_values
+    decision = entry.output_values[decision_field]
+    towards_favourable = decision != favourable
+    seed = entry.seed if entry.seed is not None else 0
+    reference = _reference(warm, schema, 300)
+    mutable = [name for name, spec in schema.items()
+               if spec["type"] in {"number", "integer"} and not spec.get("immutable")]
+    if not mutable:
+        raise BadInput("no feature may change: every numeric input is immutable")
+    scale = {}
+    for name in mutable:
+        spread = statistics.pstdev(row[name] for row in reference)
+        scale[name] = spread if spread > 0 else 1.0
+    evaluated = 0
+
+    def flips(rows: list[dict[str, Any]]) -> list[bool]:
+        nonlocal evaluated
+        if not rows:
+            return []
+        evaluated += len(rows)
+        answers = warm.predict_batch([check_inputs(schema, row) for row in rows], seed)
+        return [(answer[decision_field] == decision) is False for answer in answers]
+
+    def bound(name: str, direction: int) -> float:
+        spec = schema[name]
+        return spec.get("max" if direction > 0 else "min",
+                        applicant[name] + direction * 10 * scale[name])
+
+    # 1. one feature at a time: walk to the bound, then refine inside the first flip
+    walks = [(name, d, _walk(schema[name], applicant[name], bound(name, d), GRID))
+             for name in mutable for d in _directions(schema[name], towards_favourable)
+             if bound(name, d) != applicant[name]]
+    rows = [{**applicant, name: v} for name, _, values in walks for v in values]
+    results, position, singles, brackets = flips(rows), 0, {}, []
+    for name, _d, values in walks:
+        hits = results[position:position + len(values)]
+        position += len(values)
+        if True in hits:
+            k = hits.index(True)
+            previous = applicant[name] if k == 0 else values[k - 1]
+            brackets.append((name, previous, values[k]))
+    for _ in range(2):  # each round narrows a bracket REFINE-fold
+        rows, refined = [], []
+        for name, low, high in brackets:
+            values = _walk(schema[name], low, high, REFINE)
+            refined.append((name, low, values))
+            rows += [{**applicant, name: v} for v in values]
+        results, position, brackets = flips(rows), 0, []
+        for name, low, values in refined:
+            hits = results[position:position + len(values)]
+            position += len(values)
+            k = hits.index(True) if True in hits else len(values) - 1
+            brackets.append((name, low if k == 0 else values[k - 1], values[k]))
+    for name, _low, high in brackets:
+        value = _nice(schema[name], applicant[name], high, scale[name])
+        change = abs(value - applicant[name]) / scale[name]
+        if name not in singles or change < singles[name][1]:
+            singles[name] = (value, change)
+
+    # 2. pairs of features, each moved less than it would need alone
+    pair_walks = []
+    for a, b in itertools.combinations(mutable, 2):
+        for da in _directions(schema[a], towards_favourable):
+            for db in _directions(schema[b], towards_favourable):
+                ends = []
+                for name, d in ((a, da), (b, db)):
+                    end = singles[name][0] if name in singles else bound(name, d)
+                    if (end - applicant[name]) * d <= 0:
+                        break
+                    ends.append(_walk(schema[name], applicant[name], end, PAIR_GRID)[:-1]
+                                if name in singles else
+                                _walk(schema[name], applicant[name], end, PAIR_GRID))
+                else:
+                    pair_walks.append((a, b, list(itertools.product(*ends))))
+    rows = [{**applicant, a: va, b: vb} for a, b, points in pair_walks for va, vb in points]
+    results, position, pairs = flips(rows), 0, []
+    for a, b, points in pair_walks:
+        hits = results[position:position + len(points)]
+        position += len(points)
+        best = min(((abs(va - applicant[a]) / scale[a] + abs(vb - applicant[b]) / scale[b],
+                     va, vb) for (va, vb), hit in zip(points, hits, strict=True) if hit),
+                   default=None)
+        if best is not None:
+            pairs.append(({a: best[1], b: best[2]}, best[0]))
+
+    # 3. rank, keep one option per feature set, verify each with a single seeded request
+    candidates = sorted(
+        [({name: value}, change) for name, (value, change) in singles.items()] + pairs,
+        key=lambda item: (len(item[0]), item[1]),
+    )
+    options: list[Counterfactual] = []
+    seen: set[frozenset[str]] = set()
+    covered: set[str] = set()
+    for edits, distance in candidates:
+        if len(options) >= n or frozenset(edits) in seen:
+            continue
+        if len(edits) > 1 and set(edits) <= covered:
+            continue  # a pair of features that already work alone adds little
+        inputs = check_inputs(schema, {**applicant, **edits})
+        outputs = warm.predict(inputs, seed)
+        evaluated += 1
+        if outputs[decision_field] == decision:
+            continue  # did not flip when re-run on its own: never shown
+        changes = {name: (applicant[name], inputs[name]) for name in edits}
+        options.append(Counterfactual(changes, distance, inputs, outputs,
+                                      _describe(outputs[decision_field], changes, schema)))
+        seen.add(frozenset(edits))
+        covered |= set(edits)
+    target = favourable if towards_favourable else "not " + str(favourable)
+    return CounterfactualSet(entry.txn_id, entry.manifest_id, decision, target, options,
+                             evaluated)
