@@ -34,18 +34,22 @@ unit: env
 integration: up
 	$(BIN)/pytest -q -ra tests/integration
 
+# The benchmark's baseline (DiCE) has its own lock: tests never install it.
 bench: up
+	$(BIN)/pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements/bench.lock
 	$(BIN)/python bench/run.py
 
 lint: env
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# Re-lock the project's own dependencies (only when pyproject.toml changes).
+# Re-lock the project's own dependencies (when pyproject.toml or bench.in change).
 lock: env
 	$(BIN)/pip-compile -q --generate-hashes --allow-unsafe --strip-extras --extra dev \
 	  --no-emit-index-url --no-emit-find-links --no-emit-trusted-host \
 	  -c requirements/resolver-hints.txt -o requirements/dev.lock pyproject.toml
+	cd requirements && ../$(BIN)/pip-compile -q --generate-hashes --allow-unsafe --strip-extras \
+	  --no-emit-index-url --no-emit-find-links --no-emit-trusted-host -o bench.lock bench.in
 
 clean:
 	rm -rf $(VENV) .replay build *.egg-info

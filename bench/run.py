@@ -5,6 +5,11 @@
    image doing the same single prediction (goal: ratio at most 1.5).
 2. Ledger appends with 8 concurrent writer processes, chain verified afterwards
    (goal: at least 2,000 decisions/s), against one writer appending the same number.
+3. Questions of a warm container: what-if median latency (goal: at most 50 ms), a
+   10,000-variant sweep against the same model's `predict_batch` called in-process
+   (goal: at least half its throughput), and counterfactuals for 50 rejected
+   applicants against DiCE (`method="random"`, same model, same applicants): validity,
+   mean number of changed features and time per applicant.
 
 Results go to bench/results/<time>.json with a description of the machine.
 """
@@ -48,17 +53,21 @@ def timed(command: list[str], stdin: bytes | None = None) -> float:
     return elapsed
 
 
-def replay_benchmark(runs: int) -> dict:
+def deployment() -> tuple:
     from workspace import make_workspace
 
     import replay
-    from replay.decisions import record_decision
-    from replay.warm import WarmDeployment
 
     home = Path(os.environ["REPLAY_HOME"])
     workspace = make_workspace(home / "credit-approval", home / "dvc-remote")
     manifest = replay.capture(workspace)
-    built = replay.build(manifest.manifest_id)
+    return workspace, manifest, replay.build(manifest.manifest_id)
+
+
+def replay_benchmark(manifest, built, runs: int) -> dict:
+    from replay.decisions import record_decision
+    from replay.warm import WarmDeployment
+
     inputs = {"income": 48000.0, "debt": 21000.0, "loan_amount": 30000.0, "age": 29,
               "years_employed": 2.0, "credit_history_years": 3.5, "late_payments": 2}
     with WarmDeployment(manifest.manifest_id) as warm:
@@ -127,13 +136,142 @@ def ledger_benchmark(total: int) -> dict:
             "goal_per_second_at_least": 2000, "met": concurrent >= 2000, "chain_intact": True}
 
 
+def applicants(workspace: Path) -> list[dict]:
+    import csv
+
+    integer = {"age", "late_payments"}
+    with open(workspace / "data" / "applicants.csv") as handle:
+        return [{k: int(v) if k in integer else float(v) for k, v in row.items()}
+                for row in csv.DictReader(handle)]
+
+
+def median_seconds(work, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def questions_benchmark(workspace: Path, manifest, built) -> dict:
+    import replay
+    from replay.decisions import record_decision
+    from replay.warm import WarmDeployment
+
+    sys.path.insert(0, str(workspace))
+    from credit import model as in_process  # the same model file, outside Docker
+
+    in_process.load(str(workspace))
+    with WarmDeployment(manifest.manifest_id) as warm:
+        decided = []
+        for person in applicants(workspace):
+            outputs = warm.predict(person, seed=5)
+            decided.append(record_decision(manifest.manifest_id, person, outputs, seed=5,
+                                           fingerprint_id=built.fingerprint_id))
+        rejected = [e for e in decided if e.output_values["decision"] == "rejected"][:50]
+        txn = rejected[0].txn_id
+
+        incomes = iter(range(30_000, 10_000_000, 37))
+        for _ in range(5):
+            replay.whatif(txn, {"income": float(next(incomes))}, warm=warm)
+        latencies = []
+        for _ in range(200):
+            started = time.perf_counter()
+            replay.whatif(txn, {"income": float(next(incomes))}, warm=warm)
+            latencies.append(time.perf_counter() - started)
+        whatif = {"median_ms": statistics.median(latencies) * 1000,
+                  "p95_ms": sorted(latencies)[int(0.95 * len(latencies))] * 1000,
+                  "goal_median_ms_at_most": 50}
+        whatif["met"] = whatif["median_ms"] <= 50
+
+        vary = ["income=10000:300000:100", "debt=0:100000:100"]
+        grid = replay.sweep(txn, vary, warm=warm).frame[["income", "debt"]]
+        rows = [{**rejected[0].input_values, **point} for point in grid.to_dict(orient="records")]
+        container = median_seconds(lambda: replay.sweep(txn, vary, warm=warm), 5)
+        local = median_seconds(lambda: in_process.predict_batch(rows), 5)
+        sweep = {"variants": len(rows), "container_s": container, "in_process_s": local,
+                 "container_per_s": len(rows) / container, "in_process_per_s": len(rows) / local,
+                 "throughput_ratio": local / container, "goal_ratio_at_least": 0.5}
+        sweep["met"] = sweep["throughput_ratio"] >= 0.5
+
+        ours = counterfactual_ours(rejected, warm)
+    theirs = counterfactual_dice(rejected, workspace, manifest, in_process)
+    met = (ours["valid_share"] == 1.0 and ours["mean_changed"] <= theirs["mean_changed"]
+           and ours["seconds_per_applicant"] < theirs["seconds_per_applicant"])
+    return {"whatif": whatif, "sweep_10k": sweep,
+            "counterfactuals_50": {"replay": ours, "dice_random": theirs, "met": met}}
+
+
+def counterfactual_ours(rejected: list, warm) -> dict:
+    import replay
+
+    started = time.perf_counter()
+    found = [replay.counterfactual(entry.txn_id, n=3, warm=warm) for entry in rejected]
+    elapsed = time.perf_counter() - started
+    options = [(entry, o) for entry, f in zip(rejected, found, strict=True) for o in f.options]
+    valid = sum(warm.predict(o.inputs, entry.seed)["decision"] == "approved"
+                for entry, o in options)
+    return {"applicants": len(rejected), "options": len(options),
+            "applicants_with_an_option": sum(bool(f.options) for f in found),
+            "valid_share": valid / len(options) if options else 0.0,
+            "mean_changed": statistics.mean(len(o.changes) for _, o in options),
+            "seconds_per_applicant": elapsed / len(rejected)}
+
+
+def counterfactual_dice(rejected: list, workspace: Path, manifest, in_process) -> dict:
+    import warnings
+
+    import dice_ml
+    import pandas as pd
+
+    warnings.filterwarnings("ignore")  # sklearn's feature-name warnings on every call
+    schema = manifest.io["inputs"]
+    features = list(schema)
+    mutable = [n for n, s in schema.items() if not s.get("immutable")]
+    reference = pd.read_csv(workspace / "data" / "reference.csv")[features]
+    scores = in_process._model.predict_proba(reference.to_numpy())[:, 1]
+    reference["approved"] = (scores >= in_process.APPROVE_AT).astype(int)
+    data = dice_ml.Data(dataframe=reference, continuous_features=features,
+                        outcome_name="approved")
+    model = dice_ml.Model(model=in_process._model, backend="sklearn")
+    explainer = dice_ml.Dice(data, model, method="random")
+    bounds = {n: [schema[n]["min"], schema[n]["max"]] for n in mutable}
+    started = time.perf_counter()
+    changed, valid, total, with_option = [], 0, 0, 0
+    for entry in rejected:
+        query = pd.DataFrame([entry.input_values])[features]
+        try:
+            result = explainer.generate_counterfactuals(
+                query, total_CFs=3, desired_class="opposite", features_to_vary=mutable,
+                permitted_range=bounds, random_seed=0, verbose=False)
+        except Exception:  # DiCE raises when it finds no counterfactual
+            continue
+        frame = result.cf_examples_list[0].final_cfs_df
+        if frame is None or frame.empty:
+            continue
+        with_option += 1
+        for row in frame[features].to_dict(orient="records"):
+            total += 1
+            changed.append(sum(row[n] != entry.input_values[n] for n in features))
+            valid += in_process.predict(row)["decision"] == "approved"
+    elapsed = time.perf_counter() - started
+    return {"applicants": len(rejected), "options": total,
+            "applicants_with_an_option": with_option,
+            "valid_share": valid / total if total else 0.0,
+            "mean_changed": statistics.mean(changed) if changed else float("nan"),
+            "seconds_per_applicant": elapsed / len(rejected)}
+
+
 def main() -> int:
     with tempfile.TemporaryDirectory() as home:
         os.environ["REPLAY_HOME"] = home
+        workspace, manifest, built = deployment()
         results = {"when": datetime.now(UTC).isoformat(timespec="seconds"),
                    "machine": machine(),
-                   "replay_one_decision": replay_benchmark(runs=9),
-                   "ledger_append": ledger_benchmark(total=16_000)}
+                   "replay_one_decision": replay_benchmark(manifest, built, runs=9),
+                   "ledger_append": ledger_benchmark(total=16_000),
+                   "questions": questions_benchmark(workspace, manifest, built)}
     folder = ROOT / "bench" / "results"
     folder.mkdir(exist_ok=True)
     out = folder / f"{results['when'].replace(':', '')}.json"
@@ -145,6 +283,18 @@ def main() -> int:
     print(f"ledger, 8 writers: {ledger_result['per_second']:,.0f} decisions/s "
           f"({ledger_result['ratio_to_single_writer']:.2f}x one writer's "
           f"{ledger_result['single_writer_per_second']:,.0f}/s; goal >= 2,000), chain intact")
+    questions = results["questions"]
+    whatif, sweep = questions["whatif"], questions["sweep_10k"]
+    ours = questions["counterfactuals_50"]["replay"]
+    theirs = questions["counterfactuals_50"]["dice_random"]
+    print(f"what-if, warm container: median {whatif['median_ms']:.1f} ms (goal <= 50)")
+    print(f"sweep of {sweep['variants']:,}: {sweep['container_per_s']:,.0f}/s in the container "
+          f"vs {sweep['in_process_per_s']:,.0f}/s in-process -> ratio "
+          f"{sweep['throughput_ratio']:.2f} (goal >= 0.5)")
+    for label, figures in (("replay", ours), ("DiCE random", theirs)):
+        print(f"counterfactuals, {label}: valid {figures['valid_share']:.0%}, mean changed "
+              f"features {figures['mean_changed']:.2f}, {figures['seconds_per_applicant']:.2f} "
+              f"s/applicant, {figures['applicants_with_an_option']}/50 applicants with options")
     print(f"written to {out.relative_to(ROOT)}")
     return 0
 

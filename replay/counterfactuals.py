@@ -62,7 +62,8 @@ def _directions(spec: dict[str, Any], towards_favourable: bool) -> list[int]:
 
 def _walk(spec: dict[str, Any], start: float, end: float, count: int) -> list[float]:
     """`count` values from just past `start` up to `end` (inclusive), typed."""
-    values = [start + (end - start) * (k + 1) / count for k in range(count)]
+    # The last point is `end` itself: start + (end - start) can round past a bound.
+    values = [start + (end - start) * (k + 1) / count for k in range(count - 1)] + [end]
     if spec["type"] == "integer":
         step = 1 if end > start else -1
         values = [round(v) for v in values]
