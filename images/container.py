@@ -71,7 +71,7 @@ class RunnerContainer:
             self.container.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
         )
         self._raw = getattr(self._socket, "_sock", self._socket)
-        self._pending = b""
+        self._pending = bytearray()  # stdout not yet consumed as protocol lines
         self._stderr = b""
         self._count = 0
         try:
@@ -124,10 +124,14 @@ class RunnerContainer:
     def _read_line(self, timeout: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         try:
-            while b"\n" not in self._pending:
+            end = self._pending.find(b"\n")
+            while end < 0:  # search only what each frame adds: answers can be megabytes
                 stream, size = struct.unpack(">BxxxL", self._read_exactly(8, deadline))
                 payload = self._read_exactly(size, deadline)
                 if stream == _STDOUT:
+                    newline = payload.find(b"\n")
+                    if newline >= 0:
+                        end = len(self._pending) + newline
                     self._pending += payload
                 elif stream == _STDERR:
                     self._stderr = (self._stderr + payload)[-4000:]
@@ -138,7 +142,8 @@ class RunnerContainer:
         except (EOFError, OSError):
             self.close()
             raise RunnerFailed(f"the runner exited: {self.stderr_tail()}") from None
-        line, self._pending = self._pending.split(b"\n", 1)
+        line = bytes(self._pending[:end])
+        del self._pending[:end + 1]
         return json.loads(line)
 
     def stderr_tail(self) -> str:
