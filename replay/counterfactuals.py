@@ -22,7 +22,7 @@ from replay.errors import BadInput
 from replay.explanations import _number, _reference
 from replay.inputs import check_inputs
 from replay.settings import Settings, load_settings
-from replay.warm import WarmDeployment
+from replay.warm import WarmDeployment, warm_for
 
 GRID = 40
 REFINE = 24
@@ -100,13 +100,8 @@ def counterfactual(txn_id: str, *, n: int = 3, warm: WarmDeployment | None = Non
     """Up to `n` verified, diverse, small changes that flip the logged decision."""
     settings = settings or load_settings()
     entry = open_ledger(settings).get(txn_id)
-    own = warm is None
-    warm = warm or WarmDeployment(entry.manifest_id, settings=settings)
-    try:
+    with warm_for(entry.manifest_id, warm, settings) as warm:
         return _search(entry, warm, n)
-    finally:
-        if own:
-            warm.close()
 
 
 def _search(entry: Any, warm: WarmDeployment, n: int) -> CounterfactualSet:

@@ -20,7 +20,7 @@ from typing import Any
 from replay.decisions import open_ledger
 from replay.inputs import check_inputs
 from replay.settings import Settings, load_settings
-from replay.warm import WarmDeployment
+from replay.warm import WarmDeployment, warm_for
 
 EXACT_UP_TO = 10
 
@@ -108,9 +108,7 @@ def explain(txn_id: str, *, reference_rows: int = 50, samples: int = 200,
     """Each feature's contribution to a logged decision's score, from its own container."""
     settings = settings or load_settings()
     entry = open_ledger(settings).get(txn_id)
-    own = warm is None
-    warm = warm or WarmDeployment(entry.manifest_id, settings=settings)
-    try:
+    with warm_for(entry.manifest_id, warm, settings) as warm:
         schema = warm.manifest.io["inputs"]
         features = list(schema)
         n = len(features)
@@ -124,9 +122,6 @@ def explain(txn_id: str, *, reference_rows: int = 50, samples: int = 200,
             for coalition in coalitions for row in reference
         ]
         outputs = warm.predict_batch(batch, entry.seed if entry.seed is not None else 0)
-    finally:
-        if own:
-            warm.close()
     output = warm.manifest.io["output"]
     score_field = output["score"]
     size = len(reference)

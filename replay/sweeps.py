@@ -15,7 +15,7 @@ from replay.decisions import open_ledger
 from replay.errors import BadInput
 from replay.inputs import check_inputs, check_value
 from replay.settings import Settings, load_settings
-from replay.warm import WarmDeployment
+from replay.warm import WarmDeployment, warm_for
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -148,9 +148,7 @@ def sweep(txn_id: str, vary: list[str] | list[Range], *, warm: WarmDeployment | 
 
     settings = settings or load_settings()
     entry = open_ledger(settings).get(txn_id)
-    own = warm is None
-    warm = warm or WarmDeployment(entry.manifest_id, settings=settings)
-    try:
+    with warm_for(entry.manifest_id, warm, settings) as warm:
         schema = warm.manifest.io["inputs"]
         ranges = [parse_range(schema, item) if isinstance(item, str) else item
                   for item in vary]
@@ -171,12 +169,8 @@ def sweep(txn_id: str, vary: list[str] | list[Range], *, warm: WarmDeployment | 
         rows = [{**base, **dict(zip(names, point, strict=True))}
                 for point in itertools.product(*axes)]
         outputs = warm.predict_batch(rows, entry.seed if entry.seed is not None else 0)
-    finally:
-        if own:
-            warm.close()
-    features = [r.feature for r in ranges]
-    frame = pd.DataFrame([{**{f: row[f] for f in features}, **out}
+    frame = pd.DataFrame([{**{name: row[name] for name in names}, **out}
                           for row, out in zip(rows, outputs, strict=True)])
     output = warm.manifest.io["output"]
-    return Sweep(txn_id, entry.manifest_id, features, base, entry.output_values,
+    return Sweep(txn_id, entry.manifest_id, names, base, entry.output_values,
                  output["decision"], output["score"], output["favourable"], frame)

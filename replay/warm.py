@@ -9,6 +9,8 @@ recorded for the manifest.
 from __future__ import annotations
 
 import queue
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from replay.errors import BadInput, IntegrityError
@@ -101,3 +103,18 @@ class WarmDeployment:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextmanager
+def warm_for(manifest_id: str, warm: WarmDeployment | None = None,
+             settings: Settings | None = None) -> Iterator[WarmDeployment]:
+    """The caller's running deployment (checked to be this manifest's), or one started
+    and closed around the block."""
+    if warm is not None:
+        if warm.manifest.manifest_id != manifest_id:
+            raise BadInput(f"this decision was made by manifest {manifest_id[:12]}, "
+                           f"not by the running {warm.manifest.short_id}")
+        yield warm
+        return
+    with WarmDeployment(manifest_id, settings=settings) as started:
+        yield started

@@ -9,7 +9,7 @@ from replay.decisions import open_ledger
 from replay.errors import BadInput
 from replay.inputs import check_inputs, parse_assignments
 from replay.settings import Settings, load_settings
-from replay.warm import WarmDeployment
+from replay.warm import WarmDeployment, warm_for
 
 
 @dataclass(frozen=True)
@@ -49,21 +49,13 @@ def whatif(txn_id: str, changes: dict[str, Any] | list[str], *,
     """
     settings = settings or load_settings()
     entry = open_ledger(settings).get(txn_id)
-    own = warm is None
-    warm = warm or WarmDeployment(entry.manifest_id, settings=settings)
-    try:
-        if warm.manifest.manifest_id != entry.manifest_id:
-            raise BadInput(f"{txn_id} was decided by manifest {entry.manifest_id[:12]}, "
-                           f"not {warm.manifest.short_id}")
+    with warm_for(entry.manifest_id, warm, settings) as warm:
         schema = warm.manifest.io["inputs"]
         edits = parse_assignments(schema, changes) if isinstance(changes, list) else changes
         if not edits:
             raise BadInput("nothing to change: give at least one --set NAME=VALUE")
         modified = check_inputs(schema, {**entry.input_values, **edits})
         outputs = warm.predict(modified, entry.seed if entry.seed is not None else 0)
-    finally:
-        if own:
-            warm.close()
     output = warm.manifest.io["output"]
     return WhatIf(txn_id, entry.manifest_id, entry.input_values, modified, entry.output_values,
                   outputs, output["decision"], output["score"], output["favourable"])

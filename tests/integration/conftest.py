@@ -26,7 +26,7 @@ def unavailable(message: str) -> None:
     """Fail under CI (an integration test there must run); skip locally with the fix."""
     if IN_CI:
         pytest.fail(f"{message} (CI=true: integration components must be reachable)")
-    pytest.skip(f"{message}; bring it up with `make up`")
+    pytest.skip(f"{message}; bring it up with `make up`")  # never under CI: failed above
 
 
 @pytest.fixture(scope="session")
