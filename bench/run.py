@@ -136,15 +136,6 @@ def ledger_benchmark(total: int) -> dict:
             "goal_per_second_at_least": 2000, "met": concurrent >= 2000, "chain_intact": True}
 
 
-def applicants(workspace: Path) -> list[dict]:
-    import csv
-
-    integer = {"age", "late_payments"}
-    with open(workspace / "data" / "applicants.csv") as handle:
-        return [{k: int(v) if k in integer else float(v) for k, v in row.items()}
-                for row in csv.DictReader(handle)]
-
-
 def median_seconds(work, repeat: int) -> float:
     times = []
     for _ in range(repeat):
@@ -155,6 +146,8 @@ def median_seconds(work, repeat: int) -> float:
 
 
 def questions_benchmark(workspace: Path, manifest, built) -> dict:
+    from workspace import read_applicants
+
     import replay
     from replay.decisions import record_decision
     from replay.warm import WarmDeployment
@@ -165,7 +158,7 @@ def questions_benchmark(workspace: Path, manifest, built) -> dict:
     in_process.load(str(workspace))
     with WarmDeployment(manifest.manifest_id) as warm:
         decided = []
-        for person in applicants(workspace):
+        for person in read_applicants(workspace):
             outputs = warm.predict(person, seed=5)
             decided.append(record_decision(manifest.manifest_id, person, outputs, seed=5,
                                            fingerprint_id=built.fingerprint_id))

@@ -19,8 +19,7 @@ from typing import Any
 
 from replay.decisions import open_ledger
 from replay.errors import BadInput
-from replay.explanations import _number, _reference
-from replay.inputs import check_inputs
+from replay.inputs import check_inputs, format_value
 from replay.settings import Settings, load_settings
 from replay.warm import WarmDeployment, warm_for
 
@@ -90,8 +89,8 @@ def _describe(decision: Any, changes: dict[str, tuple[Any, Any]],
         monotone = schema[name].get("monotone") is not None
         bound = ("at least " if new > old else "at most ") if monotone else ""
         delta = new - old
-        parts.append(f"{name} were {bound}{_number(new)} ({'+' if delta > 0 else '-'}"
-                     f"{_number(abs(delta))})")
+        parts.append(f"{name} were {bound}{format_value(new)} ({'+' if delta > 0 else '-'}"
+                     f"{format_value(abs(delta))})")
     return f"{decision} if " + " and ".join(parts)
 
 
@@ -111,8 +110,8 @@ def _search(entry: Any, warm: WarmDeployment, n: int) -> CounterfactualSet:
     applicant = entry.input_values
     decision = entry.output_values[decision_field]
     towards_favourable = decision != favourable
-    seed = entry.seed if entry.seed is not None else 0
-    reference = _reference(warm, schema, 300)
+    seed = entry.run_seed
+    reference = warm.reference_rows(300)
     mutable = [name for name, spec in schema.items()
                if spec["type"] in {"number", "integer"} and not spec.get("immutable")]
     if not mutable:

@@ -10,7 +10,6 @@ minus the mean score of the reference sample.
 
 from __future__ import annotations
 
-import csv
 import itertools
 import math
 import random
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from replay.decisions import open_ledger
-from replay.inputs import check_inputs
+from replay.inputs import format_value
 from replay.settings import Settings, load_settings
 from replay.warm import WarmDeployment, warm_for
 
@@ -55,32 +54,11 @@ class Explanation:
         adverse = sorted((c for c in self.contributions if c.contribution < 0),
                          key=lambda c: c.contribution)[:top]
         return [
-            f"{c.feature} of {_number(c.value)}"
-            + (f" (typical {_number(c.reference_mean)})" if c.reference_mean is not None else "")
+            f"{c.feature} of {format_value(c.value)}"
+            + ("" if c.reference_mean is None else f" (typical {format_value(c.reference_mean)})")
             + f" lowered the score by {-c.contribution:.3f}"
             for c in adverse
         ]
-
-
-def _number(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:,.2f}".rstrip("0").rstrip(".")
-    return f"{value:,}" if isinstance(value, int) else str(value)
-
-
-def _reference(warm: WarmDeployment, schema: dict[str, Any], rows: int) -> list[dict]:
-    path = warm.store.reference_sample(warm.manifest)
-    with open(path, newline="") as handle:
-        raw = list(csv.DictReader(handle))
-    typed = []
-    for row in raw:
-        values: dict[str, Any] = {}
-        for name, spec in schema.items():
-            text = row[name]
-            values[name] = text if spec["type"] == "string" else (
-                text.lower() == "true" if spec["type"] == "boolean" else float(text))
-        typed.append(check_inputs(schema, values))
-    return random.Random(0).sample(typed, min(rows, len(typed)))
 
 
 def _orders(n: int, samples: int) -> list[list[int]]:
@@ -113,7 +91,7 @@ def explain(txn_id: str, *, reference_rows: int = 50, samples: int = 200,
         features = list(schema)
         n = len(features)
         applicant = entry.input_values
-        reference = _reference(warm, schema, reference_rows)
+        reference = warm.reference_rows(reference_rows)
         orders = [] if n <= EXACT_UP_TO else _orders(n, samples)
         coalitions = _coalitions(n, orders)
         batch = [
@@ -121,7 +99,7 @@ def explain(txn_id: str, *, reference_rows: int = 50, samples: int = 200,
              for i, name in enumerate(features)}
             for coalition in coalitions for row in reference
         ]
-        outputs = warm.predict_batch(batch, entry.seed if entry.seed is not None else 0)
+        outputs = warm.predict_batch(batch, entry.run_seed)
     output = warm.manifest.io["output"]
     score_field = output["score"]
     size = len(reference)

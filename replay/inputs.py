@@ -7,7 +7,9 @@ sends exactly what was decided on.
 
 from __future__ import annotations
 
+import csv
 import math
+from pathlib import Path
 from typing import Any
 
 from replay.errors import BadInput
@@ -85,3 +87,24 @@ def check_inputs(schema: dict[str, dict[str, Any]], inputs: dict[str, Any]) -> d
     if missing:
         raise BadInput(f"missing feature {missing[0]!r}")
     return {name: check_value(name, schema[name], inputs[name]) for name in schema}
+
+
+def read_rows(path: Path | str, schema: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """A CSV file of inputs (one column per feature) as checked, typed rows."""
+    def typed(spec: dict[str, Any], text: str) -> Any:
+        if spec["type"] == "string":
+            return text
+        if spec["type"] == "boolean":
+            return text.strip().lower() == "true"
+        return float(text)
+
+    with open(path, newline="") as handle:
+        return [check_inputs(schema, {name: typed(spec, row[name]) for name, spec in
+                                      schema.items()}) for row in csv.DictReader(handle)]
+
+
+def format_value(value: Any) -> str:
+    """A value as a person reads it: 69,000 or 15.4, not 69000.0 or 15.400000000000002."""
+    if isinstance(value, float):
+        return f"{value:,.2f}".rstrip("0").rstrip(".")
+    return f"{value:,}" if isinstance(value, int) else str(value)

@@ -94,6 +94,11 @@ class LedgerEntry:
     hash: str
 
     @property
+    def run_seed(self) -> int:
+        """The seed to re-run this entry with (0 for decisions logged without one)."""
+        return self.seed if self.seed is not None else 0
+
+    @property
     def input_values(self) -> dict[str, Any]:
         return json.loads(self.inputs)
 

@@ -90,7 +90,7 @@ def _replay_with(warm: WarmDeployment, entry: LedgerEntry) -> ReplayResult:
     logged = entry.output_values
     replayed, error = None, None
     try:
-        replayed = warm.predict(entry.input_values, entry.seed if entry.seed is not None else 0)
+        replayed = warm.predict(entry.input_values, entry.run_seed)
     except (PredictionError, RunnerFailed) as problem:
         error = str(problem)
     if entry.fingerprint and entry.fingerprint != warm.fingerprint_id:

@@ -168,7 +168,7 @@ def sweep(txn_id: str, vary: list[str] | list[Range], *, warm: WarmDeployment | 
         names = [r.feature for r in ranges]
         rows = [{**base, **dict(zip(names, point, strict=True))}
                 for point in itertools.product(*axes)]
-        outputs = warm.predict_batch(rows, entry.seed if entry.seed is not None else 0)
+        outputs = warm.predict_batch(rows, entry.run_seed)
     frame = pd.DataFrame([{**{name: row[name] for name in names}, **out}
                           for row, out in zip(rows, outputs, strict=True)])
     output = warm.manifest.io["output"]

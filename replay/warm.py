@@ -86,6 +86,15 @@ class WarmDeployment:
             raise PredictionError(f"the deployment refused: {error['type']}: {error['message']}")
         return answer["outputs"]
 
+    def reference_rows(self, limit: int) -> list[dict[str, Any]]:
+        """Up to `limit` rows of the manifest's reference sample (a fixed random choice)."""
+        import random
+
+        from replay.inputs import read_rows
+
+        rows = read_rows(self.store.reference_sample(self.manifest), self.manifest.io["inputs"])
+        return random.Random(0).sample(rows, min(limit, len(rows)))
+
     def predict(self, inputs: dict[str, Any], seed: int) -> dict[str, Any]:
         return self._ask({"inputs": inputs, "seed": seed})
 

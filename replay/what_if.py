@@ -55,7 +55,7 @@ def whatif(txn_id: str, changes: dict[str, Any] | list[str], *,
         if not edits:
             raise BadInput("nothing to change: give at least one --set NAME=VALUE")
         modified = check_inputs(schema, {**entry.input_values, **edits})
-        outputs = warm.predict(modified, entry.seed if entry.seed is not None else 0)
+        outputs = warm.predict(modified, entry.run_seed)
     output = warm.manifest.io["output"]
     return WhatIf(txn_id, entry.manifest_id, entry.input_values, modified, entry.output_values,
                   outputs, output["decision"], output["score"], output["favourable"])

@@ -6,7 +6,6 @@ local remote, all under .replay/ in the working directory.
 
 from __future__ import annotations
 
-import csv
 import socket
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from workspace import make_workspace
+from workspace import make_workspace, read_applicants
 
 import replay
 from replay.errors import ReplayError
@@ -37,7 +36,7 @@ def main() -> int:
     verification.raise_for_mismatch()
     print(f"   {len(verification.checks)} hashes match")
     print("5. serve 200 applicants through `replay serve`; each decision goes to the ledger")
-    answers = serve_applicants(manifest.name, workspace / "data" / "applicants.csv")
+    answers = serve_applicants(manifest.name, workspace)
     rejected = [answer for answer in answers if answer["decision"] == "rejected"]
     print(f"   {len(answers)} decided: {len(answers) - len(rejected)} approved, "
           f"{len(rejected)} rejected")
@@ -60,7 +59,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def serve_applicants(deployment: str, applicants_csv: Path) -> list[dict]:
+def serve_applicants(deployment: str, workspace: Path) -> list[dict]:
     import httpx
 
     port = free_port()
@@ -81,12 +80,9 @@ def serve_applicants(deployment: str, applicants_csv: Path) -> list[dict]:
                 if time.monotonic() > deadline:
                     raise SystemExit("replay serve did not start within 120 s") from None
                 time.sleep(0.3)
-        integer = {"age", "late_payments"}
         answers = []
-        with open(applicants_csv) as handle, httpx.Client(base_url=url, timeout=60) as client:
-            for number, row in enumerate(csv.DictReader(handle)):
-                inputs = {key: int(value) if key in integer else float(value)
-                          for key, value in row.items()}
+        with httpx.Client(base_url=url, timeout=60) as client:
+            for number, inputs in enumerate(read_applicants(workspace)):
                 response = client.post("/decisions", json={
                     "inputs": inputs, "subject": f"applicant-{number:04d}"})
                 response.raise_for_status()

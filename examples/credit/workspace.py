@@ -17,6 +17,15 @@ HERE = Path(__file__).parent
 MODEL = "model/model.joblib"
 
 
+def read_applicants(workspace: Path) -> list[dict]:
+    """The new applicants `train.py` wrote, typed as the deployment's schema says."""
+    from replay.manifests.spec import load_spec
+
+    from replay.inputs import read_rows
+
+    return read_rows(workspace / "data" / "applicants.csv", load_spec(workspace).inputs)
+
+
 def _run(folder: Path, *command: str) -> None:
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PYTHONPATH": str(folder),
            "GIT_AUTHOR_NAME": "Credit Team", "GIT_AUTHOR_EMAIL": "credit@example.com",

@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).parents[2]
 sys.path.insert(0, str(ROOT / "examples" / "credit"))
 
-from workspace import make_workspace  # noqa: E402
+from workspace import make_workspace, read_applicants  # noqa: E402
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -91,15 +91,6 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
                           env={**os.environ, **(env or {})}, timeout=600)
 
 
-def applicants(workspace: Path) -> list[dict]:
-    import csv
-
-    integer = {"age", "late_payments"}
-    with open(workspace / "data" / "applicants.csv") as handle:
-        return [{key: int(value) if key in integer else float(value)
-                 for key, value in row.items()} for row in csv.DictReader(handle)]
-
-
 def free_port() -> int:
     import socket
 
@@ -148,7 +139,7 @@ def served(server, workspace):
 
     import httpx
 
-    people = applicants(workspace)[:60]
+    people = read_applicants(workspace)[:60]
 
     def post(item: tuple[int, dict]) -> dict:
         index, inputs = item

@@ -24,10 +24,9 @@ def test_shapley_contributions_add_up_to_the_score_difference(rejected, warm):
 
 def test_base_score_is_the_mean_reference_score(rejected, warm):
     import replay
-    from replay.explanations import _reference
 
     result = replay.explain(rejected, reference_rows=20, warm=warm)
-    reference = _reference(warm, warm.manifest.io["inputs"], 20)
+    reference = warm.reference_rows(20)
     scores = [o["score"] for o in warm.predict_batch(reference, 0)]
     assert math.isclose(result.base_score, sum(scores) / len(scores), abs_tol=1e-12)
 

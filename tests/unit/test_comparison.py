@@ -73,3 +73,25 @@ def test_bad_inputs_name_the_feature(change, message):
 def test_a_missing_feature_is_named():
     with pytest.raises(BadInput, match="missing feature 'student'"):
         check_inputs(SCHEMA, {k: v for k, v in VALID.items() if k != "student"})
+
+
+def test_read_rows_types_and_checks_each_row(tmp_path):
+    from replay.inputs import read_rows
+
+    path = tmp_path / "rows.csv"
+    path.write_text("income,age,region,student\n52000,41,north,true\n61000.5,30,south,False\n")
+    rows = read_rows(path, SCHEMA)
+    assert rows == [{"income": 52000.0, "age": 41, "region": "north", "student": True},
+                    {"income": 61000.5, "age": 30, "region": "south", "student": False}]
+    assert isinstance(rows[0]["age"], int)
+    path.write_text("income,age,region,student\n52000,12,north,true\n")
+    with pytest.raises(BadInput, match="age=12 is below its minimum 18"):
+        read_rows(path, SCHEMA)
+
+
+@pytest.mark.parametrize(("value", "text"), [(69000.0, "69,000"), (15.4, "15.4"),
+                                             (0.68, "0.68"), (3, "3"), ("north", "north")])
+def test_format_value(value, text):
+    from replay.inputs import format_value
+
+    assert format_value(value) == text
