@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     import docker
 
 _STDOUT, _STDERR = 1, 2
-PROTOCOLS = {"1"}  # runner protocol versions this host speaks
+# Runner protocol versions this host speaks. 1 (a batch as a list of row objects) never
+# left development; 2 sends batches by column.
+PROTOCOLS = {"2"}
 
 
 @dataclass(frozen=True)

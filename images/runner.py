@@ -12,11 +12,15 @@ go to stderr):
     out  {"type": "ready"}         (or with "error" when the entrypoint cannot be loaded)
     in   {"id": "r1", "inputs": {...}, "seed": 42}
     out  {"id": "r1", "outputs": {...}}   or   {"id": "r1", "error": {"type", "message"}}
-    in   {"id": "r2", "batch": [{...}, ...], "seed": 42}
-    out  {"id": "r2", "outputs": [{...}, ...]}
+    in   {"id": "r2", "rows": 3, "columns": {"income": [1, 2, 3]}, "shared": {...}, "seed": 42}
+    out  {"id": "r2", "columns": {"score": [...], ...}}
 
-A batch is seeded once, then given to `predict_batch` (or `predict` row by row):
-deterministic outputs equal those of single requests, random draws run on in sequence.
+A batch travels by column: each field that varies is one list, the fields every row
+has in common are sent once in "shared" (a 10,000-point sweep of two features sends
+two lists, not 10,000 objects), and the outputs come back the same way. The runner
+makes the rows (shared fields first), seeds once, and gives them to `predict_batch`
+(or `predict` row by row): deterministic outputs equal those of single requests,
+random draws run on in sequence.
 
 Each request is seeded before the deployment's code runs (`random`, and numpy or torch
 when the deployment imported them), so a replay with the logged seed takes the same
@@ -37,7 +41,7 @@ import random
 import sys
 from importlib import metadata
 
-RUNNER_VERSION = "1"
+RUNNER_VERSION = "2"
 DEPLOYMENT = os.environ.get("REPLAY_DEPLOYMENT_DIR", "/opt/deployment")
 
 
@@ -105,21 +109,40 @@ class Deployment:
             load(os.path.join(DEPLOYMENT, "model"))
 
     def answer(self, request: dict) -> dict:
-        if "batch" in request:
-            rows = request["batch"]
-            _seed(request["seed"])
-            if self.predict_batch is not None:
-                outputs = list(self.predict_batch(rows))
-                if len(outputs) != len(rows):
-                    raise ValueError(f"predict_batch answered {len(outputs)} of {len(rows)} rows")
-            else:
-                outputs = [self.predict(row) for row in rows]
-            return {"outputs": outputs}
+        if "columns" in request:
+            return {"columns": self.answer_batch(request)}
         _seed(request["seed"])
         outputs = self.predict(request["inputs"])
         if not isinstance(outputs, dict):
             raise TypeError(f"predict returned {type(outputs).__name__}, not a dict")
         return {"outputs": outputs}
+
+    def answer_batch(self, request: dict) -> dict:
+        count, columns, shared = request["rows"], request["columns"], request.get("shared", {})
+        if any(len(values) != count for values in columns.values()):
+            raise ValueError(f"every column must hold {count} values")
+        names = list(columns)
+        # Lengths were checked above; zip(strict=) would also need Python 3.10 in the image.
+        rows = ([{**shared, **dict(zip(names, values))}  # noqa: B905
+                 for values in zip(*columns.values())]  # noqa: B905
+                if names else [dict(shared) for _ in range(count)])
+        _seed(request["seed"])
+        if self.predict_batch is not None:
+            outputs = list(self.predict_batch(rows))
+            if len(outputs) != count:
+                raise ValueError(f"predict_batch answered {len(outputs)} of {count} rows")
+        else:
+            outputs = [self.predict(row) for row in rows]
+        if not outputs:
+            return {}
+        fields = list(outputs[0]) if isinstance(outputs[0], dict) else []
+        try:
+            if fields and all(isinstance(row, dict) and len(row) == len(fields)
+                              for row in outputs):
+                return {field: [row[field] for row in outputs] for field in fields}
+        except KeyError:
+            pass
+        raise TypeError("predict_batch must return dicts that all have the same fields")
 
 
 def serve(entrypoint: str, stdin, protocol) -> int:

@@ -72,7 +72,7 @@ class WarmDeployment:
         runner.load()
         return runner
 
-    def _ask(self, payload: dict[str, Any]) -> Any:
+    def _ask(self, payload: dict[str, Any]) -> dict[str, Any]:
         runner = self._idle.get()
         try:
             answer = runner.request(payload)
@@ -84,7 +84,7 @@ class WarmDeployment:
         if "error" in answer:
             error = answer["error"]
             raise PredictionError(f"the deployment refused: {error['type']}: {error['message']}")
-        return answer["outputs"]
+        return answer
 
     def reference_rows(self, limit: int) -> list[dict[str, Any]]:
         """Up to `limit` rows of the manifest's reference sample (a fixed random choice)."""
@@ -96,11 +96,31 @@ class WarmDeployment:
         return random.Random(0).sample(rows, min(limit, len(rows)))
 
     def predict(self, inputs: dict[str, Any], seed: int) -> dict[str, Any]:
-        return self._ask({"inputs": inputs, "seed": seed})
+        return self._ask({"inputs": inputs, "seed": seed})["outputs"]
+
+    def predict_columns(self, columns: dict[str, list[Any]], seed: int, *,
+                        shared: dict[str, Any] | None = None) -> dict[str, list[Any]]:
+        """A batch by column, seeded once: row i has `shared` plus each column's i-th value.
+        Answers one list per output field."""
+        counts = {len(values) for values in columns.values()}
+        if len(counts) != 1:
+            raise BadInput("a batch needs columns, all of the same length")
+        (count,) = counts
+        answer = self._ask({"rows": count, "columns": columns, "shared": shared or {},
+                            "seed": seed})
+        return answer["columns"]
 
     def predict_batch(self, rows: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
         """Many rows in one request, seeded once (see the runner protocol)."""
-        return self._ask({"batch": rows, "seed": seed})
+        if not rows:
+            return []
+        names = list(rows[0])
+        if any(len(row) != len(names) for row in rows):
+            raise BadInput("every row of a batch must have the same fields")
+        columns = self.predict_columns({name: [row[name] for row in rows] for name in names},
+                                       seed)
+        return [dict(zip(columns, values, strict=True))
+                for values in zip(*columns.values(), strict=True)]
 
     def close(self) -> None:
         for runner in self._all:

@@ -1,0 +1,107 @@
+"""The runner protocol, spoken to the real runner in this process (no container)."""
+
+import io
+import itertools
+import json
+import random
+import sys
+import textwrap
+
+import pytest
+from replay.images import runner
+
+_names = itertools.count()
+
+
+@pytest.fixture
+def deployment(tmp_path, monkeypatch):
+    """Write a deployment module and return its entrypoint."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("REPLAY_DEPLOYMENT_DIR", str(tmp_path))
+
+    def make(source: str) -> str:
+        name = f"deployment_{next(_names)}"
+        (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+        return f"{name}:predict"
+
+    yield make
+    for name in [n for n in sys.modules if n.startswith("deployment_")]:
+        del sys.modules[name]
+
+
+SCORING = """
+    import random
+
+    def predict(inputs):
+        return {"score": inputs["a"] * 10 + inputs["b"], "draw": random.random()}
+"""
+
+
+def talk(entrypoint: str, *requests: dict) -> list[dict]:
+    lines = [json.dumps({"type": "load"})] + [json.dumps(r) for r in requests]
+    protocol = io.StringIO()
+    runner.serve(entrypoint, io.StringIO("\n".join(lines) + "\n"), protocol)
+    return [json.loads(line) for line in protocol.getvalue().splitlines()]
+
+
+def test_nothing_is_imported_before_load(deployment):
+    entrypoint = deployment("raise SystemExit('must not run')\n")
+    protocol = io.StringIO()
+    assert runner.serve(entrypoint, io.StringIO(""), protocol) == 0
+    (hello,) = [json.loads(line) for line in protocol.getvalue().splitlines()]
+    assert hello["type"] == "hello" and hello["runner"] == runner.RUNNER_VERSION
+    assert entrypoint.split(":")[0] not in sys.modules
+
+
+@pytest.mark.parametrize("with_batch_function", [True, False])
+def test_a_batch_by_column_answers_what_single_requests_answer(deployment,
+                                                               with_batch_function):
+    source = SCORING + ("\n    def predict_batch(rows):\n"
+                        "        return [predict(row) for row in rows]\n"
+                        if with_batch_function else "")
+    entrypoint = deployment(source)
+    singles = [{"id": f"s{b}", "inputs": {"a": 2, "b": b}, "seed": 3} for b in range(4)]
+    batch = {"id": "b", "rows": 4, "columns": {"b": [0, 1, 2, 3]}, "shared": {"a": 2},
+             "seed": 3}
+    *answers, batched = talk(entrypoint, *singles, batch)[2:]
+    assert batched["id"] == "b"
+    assert batched["columns"]["score"] == [a["outputs"]["score"] for a in answers] == [
+        20, 21, 22, 23]
+    # Seeded once: the draws run on in sequence rather than restarting per row.
+    draws = random.Random(3)
+    assert batched["columns"]["draw"] == [draws.random() for _ in range(4)]
+
+
+def test_shared_fields_reach_every_row(deployment):
+    entrypoint = deployment("""
+        def predict(inputs):
+            return {"fields": ",".join(sorted(inputs)), "a": inputs["a"]}
+    """)
+    (answer,) = talk(entrypoint, {"id": "b", "rows": 2, "columns": {"b": [1, 2]},
+                                  "shared": {"a": 5, "c": 6}, "seed": 0})[2:]
+    assert answer["columns"] == {"a": [5, 5], "fields": ["a,b,c", "a,b,c"]}
+
+
+@pytest.mark.parametrize(
+    ("source", "request_", "message"),
+    [
+        (SCORING, {"rows": 3, "columns": {"a": [1, 2, 3], "b": [1, 2]}},
+         "every column must hold 3 values"),
+        (SCORING + "\n    def predict_batch(rows):\n        return rows[:1]\n",
+         {"rows": 2, "columns": {"a": [1, 2], "b": [1, 2]}}, "answered 1 of 2 rows"),
+        ("""
+            def predict(inputs):
+                return {"x": 1} if inputs["a"] == 1 else {"y": 1}
+         """, {"rows": 2, "columns": {"a": [1, 2]}}, "all have the same fields"),
+        ("""
+            def predict(inputs):
+                return 0.5 if inputs["a"] == 2 else {"x": 1}
+         """, {"rows": 1, "columns": {"a": [2]}}, "must return dicts"),
+    ],
+)
+def test_a_bad_batch_is_an_error_and_the_loop_goes_on(deployment, source, request_, message):
+    entrypoint = deployment(source)
+    bad, good = talk(entrypoint, {"id": "bad", "seed": 0, **request_},
+                     {"id": "ok", "inputs": {"a": 1, "b": 1}, "seed": 0})[2:]
+    assert bad["id"] == "bad" and message in bad["error"]["message"]
+    assert good["id"] == "ok" and "outputs" in good
