@@ -122,7 +122,10 @@ def deployments_list(name: str | None, as_json: bool) -> None:
     table = Table("deployment", "version", "captured", "manifest", "commit", "image")
     for record in records:
         table.add_row(
-            record.name, record.version, record.created_at, record.manifest_id[:12],
+            record.name,
+            record.version,
+            record.created_at,
+            record.manifest_id[:12],
             record.commit[:10] + (" (dirty)" if record.dirty else ""),
             (record.image_id or "not built")[:19],
         )
@@ -154,9 +157,11 @@ def manifest_show(manifest_id: str, as_json: bool) -> None:
     console = Console()
     console.print(f"[bold]{found.name}[/bold] {document['version']}  manifest {found.manifest_id}")
     console.print(f"captured   {document['created_at']}")
-    console.print(f"code       {code['repository']} @ {code['commit'][:12]}"
-                  + (" [red](dirty)[/red]" if code["dirty"] else "")
-                  + f"  entrypoint {code['entrypoint']}")
+    console.print(
+        f"code       {code['repository']} @ {code['commit'][:12]}"
+        + (" [red](dirty)[/red]" if code["dirty"] else "")
+        + f"  entrypoint {code['entrypoint']}"
+    )
     console.print(f"base image {document['image']['base']}")
     console.print(f"python     {environment['python']}, {len(environment['wheels'])} locked wheels")
     for item in found.model_files:
@@ -164,8 +169,13 @@ def manifest_show(manifest_id: str, as_json: bool) -> None:
     table = Table("input", "type", "bounds", "immutable", "monotone")
     for name, spec in document["io"]["inputs"].items():
         bounds = f"{spec.get('min', '')} … {spec.get('max', '')}" if "min" in spec else ""
-        table.add_row(name, spec["type"], bounds, "yes" if spec.get("immutable") else "",
-                      spec.get("monotone", ""))
+        table.add_row(
+            name,
+            spec["type"],
+            bounds,
+            "yes" if spec.get("immutable") else "",
+            spec.get("monotone", ""),
+        )
     console.print(table)
 
 
@@ -179,8 +189,13 @@ def manifest_verify(manifest_id: str, as_json: bool) -> None:
 
     report = verify_manifest(manifest_id)
     if as_json:
-        emit_json({"manifest_id": report.manifest_id, "ok": report.ok,
-                   "checks": [{**check.__dict__, "ok": check.ok} for check in report.checks]})
+        emit_json(
+            {
+                "manifest_id": report.manifest_id,
+                "ok": report.ok,
+                "checks": [{**check.__dict__, "ok": check.ok} for check in report.checks],
+            }
+        )
     else:
         for check in report.checks:
             mark = "ok      " if check.ok else "MISMATCH"
@@ -201,16 +216,23 @@ def publish(manifest_id: str, as_json: bool) -> None:
         emit_json(publication.__dict__)
     else:
         click.echo(f"registry {publication.repo_digest}")
-        click.echo(f"archive  sha256:{publication.archive_sha256} "
-                   f"({publication.archive_bytes / 1e6:.0f} MB)")
+        click.echo(
+            f"archive  sha256:{publication.archive_sha256} "
+            f"({publication.archive_bytes / 1e6:.0f} MB)"
+        )
 
 
 @cli.command()
 @click.argument("target")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--containers", default=2, show_default=True, type=click.IntRange(1, 32),
-              help="Warm containers answering in parallel.")
+@click.option(
+    "--containers",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1, 32),
+    help="Warm containers answering in parallel.",
+)
 @handles_errors
 def serve(target: str, host: str, port: int, containers: int) -> None:
     """Serve decisions of TARGET (a deployment name or manifest id) over HTTP, logging each."""
@@ -225,17 +247,23 @@ def _print_replay(result) -> None:
 
     console = Console(soft_wrap=True)  # one verdict line, even when piped
     colour = {"reproduced": "green", "diverged": "yellow", "failed": "red"}[result.verdict]
-    console.print(f"[bold {colour}]{result.verdict}[/]  {result.txn_id}  "
-                  f"manifest {result.manifest_id[:12]}  image: {result.recovery}  "
-                  f"({result.seconds:.2f} s)")
+    console.print(
+        f"[bold {colour}]{result.verdict}[/]  {result.txn_id}  "
+        f"manifest {result.manifest_id[:12]}  image: {result.recovery}  "
+        f"({result.seconds:.2f} s)"
+    )
     if result.error:
         console.print(f"  {result.error}")
     if result.differences:
         table = Table("field", "logged", "replayed", "abs diff", "ULPs")
         for diff in result.differences:
-            table.add_row(diff.field, repr(diff.logged), repr(diff.replayed),
-                          "" if diff.absolute is None else f"{diff.absolute:.3g}",
-                          "" if diff.ulps is None else str(diff.ulps))
+            table.add_row(
+                diff.field,
+                repr(diff.logged),
+                repr(diff.replayed),
+                "" if diff.absolute is None else f"{diff.absolute:.3g}",
+                "" if diff.ulps is None else str(diff.ulps),
+            )
         console.print(table)
     if result.record_txn:
         console.print(f"  [dim]recorded as {result.record_txn}[/dim]")
@@ -248,8 +276,9 @@ def _print_replay(result) -> None:
 @click.option("--since", help="With --all: only decisions at or after this ISO date/time.")
 @json_option
 @handles_errors
-def replay_command(txn_id: str | None, replay_all: bool, deployment: str | None,
-                   since: str | None, as_json: bool) -> None:
+def replay_command(
+    txn_id: str | None, replay_all: bool, deployment: str | None, since: str | None, as_json: bool
+) -> None:
     """Re-execute a logged decision in its original container; compare bit for bit.
 
     Exit 0 when reproduced, 1 when diverged or failed.
@@ -275,9 +304,11 @@ def replay_command(txn_id: str | None, replay_all: bool, deployment: str | None,
 
     with Progress(transient=True, disable=as_json) as bar:
         task = bar.add_task("replaying", total=None)
-        summary = replay_many(deployment=deployment, since=since,
-                              progress=lambda done, total: bar.update(task, completed=done,
-                                                                      total=total))
+        summary = replay_many(
+            deployment=deployment,
+            since=since,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
     if as_json:
         emit_json({"counts": summary.counts, "results": [r.to_dict() for r in summary.results]})
     else:
@@ -285,17 +316,26 @@ def replay_command(txn_id: str | None, replay_all: bool, deployment: str | None,
             if not result.reproduced:
                 _print_replay(result)
         counts = summary.counts
-        click.echo(f"{len(summary.results)} replayed: {counts['reproduced']} reproduced, "
-                   f"{counts['diverged']} diverged, {counts['failed']} failed")
+        click.echo(
+            f"{len(summary.results)} replayed: {counts['reproduced']} reproduced, "
+            f"{counts['diverged']} diverged, {counts['failed']} failed"
+        )
     if not summary.all_reproduced:
-        raise VerificationFailed(f"{len(summary.results) - summary.counts['reproduced']} "
-                                 "decisions did not reproduce")
+        raise VerificationFailed(
+            f"{len(summary.results) - summary.counts['reproduced']} decisions did not reproduce"
+        )
 
 
 @cli.command()
 @click.argument("txn_id")
-@click.option("--set", "assignments", multiple=True, required=True, metavar="NAME=VALUE",
-              help="An edited input; repeat for several.")
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    required=True,
+    metavar="NAME=VALUE",
+    help="An edited input; repeat for several.",
+)
 @json_option
 @handles_errors
 def whatif(txn_id: str, assignments: tuple[str, ...], as_json: bool) -> None:
@@ -311,29 +351,41 @@ def whatif(txn_id: str, assignments: tuple[str, ...], as_json: bool) -> None:
 
     table = Table("", "original (logged)", "what if", title=f"what if: {txn_id}")
     for name, (old, new) in answer.changed.items():
-        table.add_row(name, f"{old:,}" if isinstance(old, float | int) else str(old),
-                      f"[bold]{new:,}[/bold]" if isinstance(new, float | int) else str(new))
+        table.add_row(
+            name,
+            f"{old:,}" if isinstance(old, float | int) else str(old),
+            f"[bold]{new:,}[/bold]" if isinstance(new, float | int) else str(new),
+        )
     table.add_section()
     decision, score = answer.decision_field, answer.score_field
     for field in (decision, score):
         old, new = answer.original_outputs[field], answer.modified_outputs[field]
         text = f"{new:.4f}" if isinstance(new, float) else str(new)
         changed = field == decision and answer.decision_changed
-        table.add_row(field, f"{old:.4f}" if isinstance(old, float) else str(old),
-                      f"[bold yellow]{text}[/bold yellow]" if changed else text)
+        table.add_row(
+            field,
+            f"{old:.4f}" if isinstance(old, float) else str(old),
+            f"[bold yellow]{text}[/bold yellow]" if changed else text,
+        )
     Console(soft_wrap=True).print(table)
 
 
 @cli.command()
 @click.argument("txn_id")
-@click.option("--vary", multiple=True, required=True, metavar="NAME=START:STOP:COUNT",
-              help="A feature and its grid; once for 1-D, twice for 2-D.")
+@click.option(
+    "--vary",
+    multiple=True,
+    required=True,
+    metavar="NAME=START:STOP:COUNT",
+    help="A feature and its grid; once for 1-D, twice for 2-D.",
+)
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the grid (.csv/.parquet).")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write a PNG plot.")
 @json_option
 @handles_errors
-def sweep(txn_id: str, vary: tuple[str, ...], out: str | None, plot: str | None,
-          as_json: bool) -> None:
+def sweep(
+    txn_id: str, vary: tuple[str, ...], out: str | None, plot: str | None, as_json: bool
+) -> None:
     """How a logged decision responds as one or two features vary (original container)."""
     from replay.sweeps import sweep as run_sweep
 
@@ -343,8 +395,13 @@ def sweep(txn_id: str, vary: tuple[str, ...], out: str | None, plot: str | None,
     if plot:
         result.plot(plot)
     if as_json:
-        emit_json({"txn_id": result.txn_id, "features": result.features,
-                   "rows": result.frame.to_dict(orient="records")})
+        emit_json(
+            {
+                "txn_id": result.txn_id,
+                "features": result.features,
+                "rows": result.frame.to_dict(orient="records"),
+            }
+        )
         return
     from rich.console import Console
     from rich.table import Table
@@ -353,18 +410,24 @@ def sweep(txn_id: str, vary: tuple[str, ...], out: str | None, plot: str | None,
     every = 1 if len(frame) <= 60 else max(len(frame) // 30, 1)
     shown = frame.iloc[::every]
     title = f"sweep of {txn_id}: {len(frame):,} variants"
-    table = Table(*result.features, decision, score,
-                  title=title + (f", every {every}th shown" if every > 1 else ""))
+    table = Table(
+        *result.features,
+        decision,
+        score,
+        title=title + (f", every {every}th shown" if every > 1 else ""),
+    )
     for _, row in shown.iterrows():
-        table.add_row(*[f"{row[f]:,.6g}" for f in result.features], str(row[decision]),
-                      f"{row[score]:.4f}")
+        table.add_row(
+            *[f"{row[f]:,.6g}" for f in result.features], str(row[decision]), f"{row[score]:.4f}"
+        )
     console = Console(soft_wrap=True)
     console.print(table)
     if len(result.features) == 1:
         (feature,) = result.features
         for _, row in result.changes.iterrows():
-            console.print(f"decision becomes [bold]{row[decision]}[/bold] at "
-                          f"{feature} = {row[feature]:,.6g}")
+            console.print(
+                f"decision becomes [bold]{row[decision]}[/bold] at {feature} = {row[feature]:,.6g}"
+            )
     for label, path in (("grid", out), ("plot", plot)):
         if path:
             console.print(f"{label} written to {path}")
@@ -372,8 +435,14 @@ def sweep(txn_id: str, vary: tuple[str, ...], out: str | None, plot: str | None,
 
 @cli.command()
 @click.argument("txn_id")
-@click.option("-n", "count", default=3, show_default=True, type=click.IntRange(1, 20),
-              help="How many different options to find.")
+@click.option(
+    "-n",
+    "count",
+    default=3,
+    show_default=True,
+    type=click.IntRange(1, 20),
+    help="How many different options to find.",
+)
 @json_option
 @handles_errors
 def counterfactual(txn_id: str, count: int, as_json: bool) -> None:
@@ -382,14 +451,22 @@ def counterfactual(txn_id: str, count: int, as_json: bool) -> None:
 
     found = search(txn_id, n=count)
     if as_json:
-        emit_json({"txn_id": found.txn_id, "decision": found.decision,
-                   "evaluated": found.evaluated,
-                   "options": [{**option.__dict__,
-                                "changes": {k: list(v) for k, v in option.changes.items()}}
-                               for option in found.options]})
+        emit_json(
+            {
+                "txn_id": found.txn_id,
+                "decision": found.decision,
+                "evaluated": found.evaluated,
+                "options": [
+                    {**option.__dict__, "changes": {k: list(v) for k, v in option.changes.items()}}
+                    for option in found.options
+                ],
+            }
+        )
         return
-    click.echo(f"{txn_id} was {found.decision}; {len(found.options)} verified option(s) "
-               f"({found.evaluated:,} variants run in the original container):")
+    click.echo(
+        f"{txn_id} was {found.decision}; {len(found.options)} verified option(s) "
+        f"({found.evaluated:,} variants run in the original container):"
+    )
     for number, option in enumerate(found.options, 1):
         click.echo(f"  {number}. {option.description}")
     if not found.options:
@@ -398,8 +475,13 @@ def counterfactual(txn_id: str, count: int, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("txn_id")
-@click.option("--reference-rows", default=50, show_default=True, type=click.IntRange(1, 10_000),
-              help="Rows of the manifest's reference sample to average over.")
+@click.option(
+    "--reference-rows",
+    default=50,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help="Rows of the manifest's reference sample to average over.",
+)
 @json_option
 @handles_errors
 def explain(txn_id: str, reference_rows: int, as_json: bool) -> None:
@@ -408,29 +490,42 @@ def explain(txn_id: str, reference_rows: int, as_json: bool) -> None:
 
     result = reasons_for(txn_id, reference_rows=reference_rows)
     if as_json:
-        emit_json({**result.__dict__, "contributions": [c.__dict__ for c in result.contributions],
-                   "reasons": result.reasons()})
+        emit_json(
+            {
+                **result.__dict__,
+                "contributions": [c.__dict__ for c in result.contributions],
+                "reasons": result.reasons(),
+            }
+        )
         return
     from rich.console import Console
     from rich.table import Table
 
     console = Console(soft_wrap=True)
-    console.print(f"[bold]{result.decision}[/bold]  {txn_id}: score {result.score:.4f}, "
-                  f"reference mean {result.base_score:.4f} ({result.method}, "
-                  f"{result.reference_rows} reference rows)")
+    console.print(
+        f"[bold]{result.decision}[/bold]  {txn_id}: score {result.score:.4f}, "
+        f"reference mean {result.base_score:.4f} ({result.method}, "
+        f"{result.reference_rows} reference rows)"
+    )
     table = Table("feature", "value", "typical", "contribution")
     for item in result.contributions:
         colour = "red" if item.contribution < 0 else "green"
         typical = "" if item.reference_mean is None else f"{item.reference_mean:,.6g}"
-        table.add_row(item.feature, f"{item.value:,}" if not isinstance(item.value, str)
-                      else item.value, typical, f"[{colour}]{item.contribution:+.4f}[/{colour}]")
+        table.add_row(
+            item.feature,
+            f"{item.value:,}" if not isinstance(item.value, str) else item.value,
+            typical,
+            f"[{colour}]{item.contribution:+.4f}[/{colour}]",
+        )
     console.print(table)
     if not result.favourable and result.reasons():
         console.print("[bold]Main reasons[/bold]")
         for number, reason in enumerate(result.reasons(), 1):
             console.print(f"  {number}. {reason}")
-    console.print(f"features the model was given: {', '.join(result.features)}"
-                  + (f"; no effect here: {', '.join(result.unused)}" if result.unused else ""))
+    console.print(
+        f"features the model was given: {', '.join(result.features)}"
+        + (f"; no effect here: {', '.join(result.unused)}" if result.unused else "")
+    )
 
 
 @cli.group()
@@ -459,18 +554,33 @@ def ledger_show(txn_id: str, as_json: bool) -> None:
 @click.option("--deployment")
 @click.option("--since", help="ISO date or time (UTC).")
 @click.option("--subject", help="The person's identifier (matched by its pseudonym).")
-@click.option("--kind", type=click.Choice(["decision", "replay", "review", "all"]),
-              default="decision", show_default=True)
+@click.option(
+    "--kind",
+    type=click.Choice(["decision", "replay", "review", "all"]),
+    default="decision",
+    show_default=True,
+)
 @click.option("--limit", type=int)
 @json_option
 @handles_errors
-def ledger_list(deployment: str | None, since: str | None, subject: str | None, kind: str,
-                limit: int | None, as_json: bool) -> None:
+def ledger_list(
+    deployment: str | None,
+    since: str | None,
+    subject: str | None,
+    kind: str,
+    limit: int | None,
+    as_json: bool,
+) -> None:
     """Ledger entries, oldest first."""
     from replay.decisions import list_transactions
 
-    entries = list_transactions(deployment=deployment, since=since, subject=subject,
-                                kind=None if kind == "all" else kind, limit=limit)
+    entries = list_transactions(
+        deployment=deployment,
+        since=since,
+        subject=subject,
+        kind=None if kind == "all" else kind,
+        limit=limit,
+    )
     if as_json:
         emit_json([entry.to_dict() for entry in entries])
         return
@@ -484,8 +594,14 @@ def ledger_list(deployment: str | None, since: str | None, subject: str | None, 
     for entry in entries:
         outputs = entry.output_values
         outcome = outputs.get("verdict") or outputs.get("decision") or entry.outputs[:40]
-        table.add_row(str(entry.seq), entry.txn_id, entry.kind, entry.deployment,
-                      entry.time[:19].replace("T", " "), str(outcome))
+        table.add_row(
+            str(entry.seq),
+            entry.txn_id,
+            entry.kind,
+            entry.deployment,
+            entry.time[:19].replace("T", " "),
+            str(outcome),
+        )
     Console().print(table)
 
 
@@ -498,8 +614,14 @@ def ledger_verify(as_json: bool) -> None:
 
     report = verify_ledger()
     if as_json:
-        emit_json({"entries": report.entries, "ok": report.ok, "first_bad": report.first_bad,
-                   "reason": report.reason})
+        emit_json(
+            {
+                "entries": report.entries,
+                "ok": report.ok,
+                "first_bad": report.first_bad,
+                "reason": report.reason,
+            }
+        )
     report.raise_for_mismatch()
     if not as_json:
         click.echo(f"ok: {report.entries} entries, chain intact")

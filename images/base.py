@@ -67,8 +67,9 @@ def resolve_digest(client: docker.DockerClient, reference: str) -> str:
     )
 
 
-def default_base(client: docker.DockerClient, repository: str, cache: Path,
-                 progress: Progress) -> str:
+def default_base(
+    client: docker.DockerClient, repository: str, cache: Path, progress: Progress
+) -> str:
     """The bootstrapped Python 3.11 base in the local registry, made once and reused."""
     reference = f"{repository}:{DEFAULT_TAG}"
     try:
@@ -95,10 +96,17 @@ def _bootstrap_rootfs(cache: Path, progress: Progress) -> Path:
     tarball.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=tarball.parent) as work:
         root = Path(work) / "rootfs"
-        command = ["debootstrap", "--variant=minbase", f"--include={BOOTSTRAP_PACKAGES}",
-                   DEBIAN_SUITE, str(root), _apt_mirror()]
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   text=True)
+        command = [
+            "debootstrap",
+            "--variant=minbase",
+            f"--include={BOOTSTRAP_PACKAGES}",
+            DEBIAN_SUITE,
+            str(root),
+            _apt_mirror(),
+        ]
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         tail: list[str] = []
         assert process.stdout is not None
         for line in process.stdout:
@@ -130,11 +138,14 @@ def _apt_mirror() -> str:
     return "http://deb.debian.org/debian"
 
 
-def _import_rootfs(client: docker.DockerClient, repository: str, tarball: Path,
-                   progress: Progress) -> None:
+def _import_rootfs(
+    client: docker.DockerClient, repository: str, tarball: Path, progress: Progress
+) -> None:
     progress(f"importing {tarball.name} as {repository}:{DEFAULT_TAG}")
     client.api.import_image_from_file(
-        str(tarball), repository=repository, tag=DEFAULT_TAG,
+        str(tarball),
+        repository=repository,
+        tag=DEFAULT_TAG,
         changes=["ENV LANG=C.UTF-8", 'CMD ["python3"]'],
     )
 
@@ -156,8 +167,11 @@ def python_version(client: docker.DockerClient, image: str) -> str:
 
     try:
         output = client.containers.run(
-            image, ["python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-            remove=True, network_mode="none", entrypoint=[],
+            image,
+            ["python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            remove=True,
+            network_mode="none",
+            entrypoint=[],
         )
     except docker.errors.DockerException as error:
         raise BadInput(f"base image {image} has no working python3: {error}") from None

@@ -27,8 +27,11 @@ if TYPE_CHECKING:
 
 LABEL_MANIFEST = "replay.manifest_id"
 LABEL_DEPLOYMENT = "replay.deployment"
-CONTAINER_ENV = {"PYTHONPATH": "/opt/deployment/src", "HOME": "/tmp",
-                 "REPLAY_DEPLOYMENT_DIR": "/opt/deployment"}
+CONTAINER_ENV = {
+    "PYTHONPATH": "/opt/deployment/src",
+    "HOME": "/tmp",
+    "REPLAY_DEPLOYMENT_DIR": "/opt/deployment",
+}
 
 
 def image_tag(manifest: Manifest) -> str:
@@ -44,8 +47,10 @@ def render_dockerfile(manifest: Manifest) -> str:
         env=" \\\n    ".join(f"{key}={shlex.quote(value)}" for key, value in sorted(env.items())),
         labels=" \\\n      ".join(
             f"{key}={shlex.quote(value)}"
-            for key, value in {LABEL_MANIFEST: manifest.manifest_id,
-                               LABEL_DEPLOYMENT: manifest.name}.items()
+            for key, value in {
+                LABEL_MANIFEST: manifest.manifest_id,
+                LABEL_DEPLOYMENT: manifest.name,
+            }.items()
         ),
     )
 
@@ -69,8 +74,13 @@ def build_image(
     image_id = None
     try:
         for event in client.api.build(
-            path=str(context), tag=image_tag(manifest), network_mode="none", rm=True,
-            forcerm=True, pull=False, decode=True,
+            path=str(context),
+            tag=image_tag(manifest),
+            network_mode="none",
+            rm=True,
+            forcerm=True,
+            pull=False,
+            decode=True,
         ):
             if "error" in event:
                 raise EnvironmentProblem(f"image build failed: {event['error'].strip()}")
@@ -88,8 +98,12 @@ def build_image(
 def image_fingerprint(client: docker.DockerClient, image: str) -> dict[str, Any]:
     """Ask the image itself what it contains (python, distributions, model file hashes)."""
     output = client.containers.run(
-        image, ["--fingerprint"], remove=True, network_mode="none",
-        stdout=True, stderr=False,
+        image,
+        ["--fingerprint"],
+        remove=True,
+        network_mode="none",
+        stdout=True,
+        stderr=False,
     )
     return json.loads(output.decode().strip().splitlines()[-1])
 

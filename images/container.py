@@ -57,17 +57,28 @@ class RunnerFailed(EnvironmentProblem):
 class RunnerContainer:
     """One running container answering requests in order."""
 
-    def __init__(self, client: docker.DockerClient, image: str, entrypoint: str,
-                 sandbox: Sandbox | None = None, labels: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        image: str,
+        entrypoint: str,
+        sandbox: Sandbox | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> None:
         self.sandbox = sandbox or Sandbox()
         self.client = client
         self.container = client.containers.create(
             # detach=False with stdin_open makes docker-py set StdinOnce; with auto_remove,
             # if this process dies without closing, the engine closes the runner's stdin,
             # the runner exits and the container is removed.
-            image, ["--serve", entrypoint], stdin_open=True, detach=False, auto_remove=True,
+            image,
+            ["--serve", entrypoint],
+            stdin_open=True,
+            detach=False,
+            auto_remove=True,
             tty=False,
-            labels={"replay.role": "runner", **(labels or {})}, **self.sandbox.host_config(),
+            labels={"replay.role": "runner", **(labels or {})},
+            **self.sandbox.host_config(),
         )
         self._socket = client.api.attach_socket(
             self.container.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
@@ -84,8 +95,10 @@ class RunnerContainer:
             raise
         if self.hello.get("runner") not in PROTOCOLS:
             self.close()
-            raise RunnerFailed(f"the image's runner speaks protocol {self.hello.get('runner')!r}; "
-                               f"this replay speaks {', '.join(sorted(PROTOCOLS))}")
+            raise RunnerFailed(
+                f"the image's runner speaks protocol {self.hello.get('runner')!r}; "
+                f"this replay speaks {', '.join(sorted(PROTOCOLS))}"
+            )
 
     @property
     def fingerprint(self) -> dict[str, Any]:
@@ -100,8 +113,9 @@ class RunnerContainer:
         if "error" in ready:
             error = ready["error"]
             self.close()
-            raise RunnerFailed(f"the deployment failed to load: {error['type']}: "
-                               f"{error['message']}")
+            raise RunnerFailed(
+                f"the deployment failed to load: {error['type']}: {error['message']}"
+            )
 
     def _send(self, document: dict[str, Any]) -> None:
         try:
@@ -139,13 +153,14 @@ class RunnerContainer:
                     self._stderr = (self._stderr + payload)[-4000:]
         except TimeoutError:
             self.close()
-            raise RunnerFailed(f"the runner gave no answer within {timeout:.0f} s "
-                               "(container stopped)") from None
+            raise RunnerFailed(
+                f"the runner gave no answer within {timeout:.0f} s (container stopped)"
+            ) from None
         except (EOFError, OSError):
             self.close()
             raise RunnerFailed(f"the runner exited: {self.stderr_tail()}") from None
         line = bytes(self._pending[:end])
-        del self._pending[:end + 1]
+        del self._pending[: end + 1]
         return json.loads(line)
 
     def stderr_tail(self) -> str:

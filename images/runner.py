@@ -122,10 +122,10 @@ class Deployment:
         if any(len(values) != count for values in columns.values()):
             raise ValueError(f"every column must hold {count} values")
         names = list(columns)
-        # Lengths were checked above; zip(strict=) would also need Python 3.10 in the image.
-        rows = ([{**shared, **dict(zip(names, values))}  # noqa: B905
-                 for values in zip(*columns.values())]  # noqa: B905
-                if names else [dict(shared) for _ in range(count)])
+        if names:
+            rows = [{**shared, **dict(zip(names, values))} for values in zip(*columns.values())]
+        else:
+            rows = [dict(shared) for _ in range(count)]
         _seed(request["seed"])
         if self.predict_batch is not None:
             outputs = list(self.predict_batch(rows))
@@ -137,8 +137,7 @@ class Deployment:
             return {}
         fields = list(outputs[0]) if isinstance(outputs[0], dict) else []
         try:
-            if fields and all(isinstance(row, dict) and len(row) == len(fields)
-                              for row in outputs):
+            if fields and all(isinstance(row, dict) and len(row) == len(fields) for row in outputs):
                 return {field: [row[field] for row in outputs] for field in fields}
         except KeyError:
             pass
@@ -150,8 +149,14 @@ def serve(entrypoint: str, stdin, protocol) -> int:
         protocol.write(json.dumps(document, default=_plain, sort_keys=True) + "\n")
         protocol.flush()
 
-    send({"type": "hello", "runner": RUNNER_VERSION, "python": platform.python_version(),
-          "fingerprint": fingerprint()})
+    send(
+        {
+            "type": "hello",
+            "runner": RUNNER_VERSION,
+            "python": platform.python_version(),
+            "fingerprint": fingerprint(),
+        }
+    )
     first = stdin.readline()
     if not first.strip() or json.loads(first).get("type") != "load":
         return 0  # the host looked at the fingerprint and chose not to go on

@@ -38,14 +38,27 @@ def download_wheels(
         lock_file.write(lock_text)
         lock_file.flush()
         command = [
-            sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
-            "--require-hashes", "--no-deps", "--only-binary=:all:",
-            "--python-version", python, "--implementation", "cp",
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--disable-pip-version-check",
+            "--require-hashes",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--python-version",
+            python,
+            "--implementation",
+            "cp",
             *[argument for tag in platforms for argument in ("--platform", tag)],
-            "-r", lock_file.name, "-d", str(destination),
+            "-r",
+            lock_file.name,
+            "-d",
+            str(destination),
         ]
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   text=True)
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         output: list[str] = []
         assert process.stdout is not None
         for line in process.stdout:
@@ -65,8 +78,14 @@ def download_wheels(
         digest = sha256_file(path)
         if digest not in requirement.hashes:
             raise IntegrityError(f"{path.name} does not match any hash in the lock")
-        wheels.append({"name": requirement.key, "version": requirement.version,
-                       "filename": path.name, "sha256": digest})
+        wheels.append(
+            {
+                "name": requirement.key,
+                "version": requirement.version,
+                "filename": path.name,
+                "sha256": digest,
+            }
+        )
     missing = set(locked) - {wheel["name"] for wheel in wheels}
     if missing:
         raise BadInput(f"no wheel for {sorted(missing)[0]} on {platforms[0]} (source-only?)")

@@ -74,8 +74,7 @@ def model_file_facts(spec: DeploymentSpec, dvc_remote: tuple[str | None, str | N
             name, url = dvc_remote
             dvc = {"md5": md5, "remote": name, "remote_url": url}
         files.append(
-            {"path": relative, "sha256": sha256_file(path), "size": path.stat().st_size,
-             "dvc": dvc}
+            {"path": relative, "sha256": sha256_file(path), "size": path.stat().st_size, "dvc": dvc}
         )
     return files
 
@@ -123,8 +122,11 @@ def assemble_manifest(
             "lock_sha256": sha256_bytes(lock_text.encode()),
             "wheels": wheels,
         },
-        "image": {"base": base_image, "requested_base": requested_base,
-                  "runner_sha256": sha256_file(runner)},
+        "image": {
+            "base": base_image,
+            "requested_base": requested_base,
+            "runner_sha256": sha256_file(runner),
+        },
         "runtime": {
             "seeds": spec.seeds,
             "env": RUNTIME_ENV,

@@ -69,9 +69,7 @@ def parse_lock(text: str) -> list[LockedRequirement]:
         hashes = frozenset(_HASH.findall(line))
         if not hashes:
             raise BadInput(f"lock requirement {match.group('name')} has no --hash")
-        requirements.append(
-            LockedRequirement(match.group("name"), match.group("version"), hashes)
-        )
+        requirements.append(LockedRequirement(match.group("name"), match.group("version"), hashes))
     if not requirements:
         raise BadInput("the lock pins nothing")
     return requirements
@@ -88,9 +86,19 @@ def compile_lock(requirements_in: Path) -> str:
     with tempfile.TemporaryDirectory() as scratch:
         shutil.copy(requirements_in, Path(scratch) / "requirements.in")
         result = subprocess.run(
-            [sys.executable, "-m", "piptools", "compile", *PIP_COMPILE_ARGS,
-             "-o", "requirements.lock", "requirements.in"],
-            cwd=scratch, capture_output=True, text=True,
+            [
+                sys.executable,
+                "-m",
+                "piptools",
+                "compile",
+                *PIP_COMPILE_ARGS,
+                "-o",
+                "requirements.lock",
+                "requirements.in",
+            ],
+            cwd=scratch,
+            capture_output=True,
+            text=True,
         )
         if result.returncode != 0:
             lines = [line for line in result.stderr.splitlines() if line.strip()]

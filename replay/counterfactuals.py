@@ -82,20 +82,22 @@ def _nice(spec: dict[str, Any], old: float, new: float, spread: float) -> float:
     return int(rounded) if spec["type"] == "integer" else float(rounded)
 
 
-def _describe(decision: Any, changes: dict[str, tuple[Any, Any]],
-              schema: dict[str, Any]) -> str:
+def _describe(decision: Any, changes: dict[str, tuple[Any, Any]], schema: dict[str, Any]) -> str:
     parts = []
     for name, (old, new) in sorted(changes.items()):
         monotone = schema[name].get("monotone") is not None
         bound = ("at least " if new > old else "at most ") if monotone else ""
         delta = new - old
-        parts.append(f"{name} were {bound}{format_value(new)} ({'+' if delta > 0 else '-'}"
-                     f"{format_value(abs(delta))})")
+        parts.append(
+            f"{name} were {bound}{format_value(new)} ({'+' if delta > 0 else '-'}"
+            f"{format_value(abs(delta))})"
+        )
     return f"{decision} if " + " and ".join(parts)
 
 
-def counterfactual(txn_id: str, *, n: int = 3, warm: WarmDeployment | None = None,
-                   settings: Settings | None = None) -> CounterfactualSet:
+def counterfactual(
+    txn_id: str, *, n: int = 3, warm: WarmDeployment | None = None, settings: Settings | None = None
+) -> CounterfactualSet:
     """Up to `n` verified, diverse, small changes that flip the logged decision."""
     settings = settings or load_settings()
     entry = open_ledger(settings).get(txn_id)
@@ -112,8 +114,11 @@ def _search(entry: Any, warm: WarmDeployment, n: int) -> CounterfactualSet:
     towards_favourable = decision != favourable
     seed = entry.run_seed
     reference = warm.reference_rows(300)
-    mutable = [name for name, spec in schema.items()
-               if spec["type"] in {"number", "integer"} and not spec.get("immutable")]
+    mutable = [
+        name
+        for name, spec in schema.items()
+        if spec["type"] in {"number", "integer"} and not spec.get("immutable")
+    ]
     if not mutable:
         raise BadInput("no feature may change: every numeric input is immutable")
     scale = {}
@@ -132,17 +137,21 @@ def _search(entry: Any, warm: WarmDeployment, n: int) -> CounterfactualSet:
 
     def bound(name: str, direction: int) -> float:
         spec = schema[name]
-        return spec.get("max" if direction > 0 else "min",
-                        applicant[name] + direction * 10 * scale[name])
+        return spec.get(
+            "max" if direction > 0 else "min", applicant[name] + direction * 10 * scale[name]
+        )
 
     # 1. one feature at a time: walk to the bound, then refine inside the first flip
-    walks = [(name, d, _walk(schema[name], applicant[name], bound(name, d), GRID))
-             for name in mutable for d in _directions(schema[name], towards_favourable)
-             if bound(name, d) != applicant[name]]
+    walks = [
+        (name, d, _walk(schema[name], applicant[name], bound(name, d), GRID))
+        for name in mutable
+        for d in _directions(schema[name], towards_favourable)
+        if bound(name, d) != applicant[name]
+    ]
     rows = [{**applicant, name: v} for name, _, values in walks for v in values]
     results, position, singles, brackets = flips(rows), 0, {}, []
     for name, _d, values in walks:
-        hits = results[position:position + len(values)]
+        hits = results[position : position + len(values)]
         position += len(values)
         if True in hits:
             k = hits.index(True)
@@ -156,7 +165,7 @@ def _search(entry: Any, warm: WarmDeployment, n: int) -> CounterfactualSet:
             rows += [{**applicant, name: v} for v in values]
         results, position, brackets = flips(rows), 0, []
         for name, low, values in refined:
-            hits = results[position:position + len(values)]
+            hits = results[position : position + len(values)]
             position += len(values)
             k = hits.index(True) if True in hits else len(values) - 1
             brackets.append((name, low if k == 0 else values[k - 1], values[k]))
@@ -176,19 +185,26 @@ def _search(entry: Any, warm: WarmDeployment, n: int) -> CounterfactualSet:
                     end = singles[name][0] if name in singles else bound(name, d)
                     if (end - applicant[name]) * d <= 0:
                         break
-                    ends.append(_walk(schema[name], applicant[name], end, PAIR_GRID)[:-1]
-                                if name in singles else
-                                _walk(schema[name], applicant[name], end, PAIR_GRID))
+                    ends.append(
+                        _walk(schema[name], applicant[name], end, PAIR_GRID)[:-1]
+                        if name in singles
+                        else _walk(schema[name], applicant[name], end, PAIR_GRID)
+                    )
                 else:
                     pair_walks.append((a, b, list(itertools.product(*ends))))
     rows = [{**applicant, a: va, b: vb} for a, b, points in pair_walks for va, vb in points]
     results, position, pairs = flips(rows), 0, []
     for a, b, points in pair_walks:
-        hits = results[position:position + len(points)]
+        hits = results[position : position + len(points)]
         position += len(points)
-        best = min(((abs(va - applicant[a]) / scale[a] + abs(vb - applicant[b]) / scale[b],
-                     va, vb) for (va, vb), hit in zip(points, hits, strict=True) if hit),
-                   default=None)
+        best = min(
+            (
+                (abs(va - applicant[a]) / scale[a] + abs(vb - applicant[b]) / scale[b], va, vb)
+                for (va, vb), hit in zip(points, hits, strict=True)
+                if hit
+            ),
+            default=None,
+        )
         if best is not None:
             pairs.append(({a: best[1], b: best[2]}, best[0]))
 
@@ -211,10 +227,16 @@ def _search(entry: Any, warm: WarmDeployment, n: int) -> CounterfactualSet:
         if outputs[decision_field] == decision:
             continue  # did not flip when re-run on its own: never shown
         changes = {name: (applicant[name], inputs[name]) for name in edits}
-        options.append(Counterfactual(changes, distance, inputs, outputs,
-                                      _describe(outputs[decision_field], changes, schema)))
+        options.append(
+            Counterfactual(
+                changes,
+                distance,
+                inputs,
+                outputs,
+                _describe(outputs[decision_field], changes, schema),
+            )
+        )
         seen.add(frozenset(edits))
         covered |= set(edits)
     target = favourable if towards_favourable else "not " + str(favourable)
-    return CounterfactualSet(entry.txn_id, entry.manifest_id, decision, target, options,
-                             evaluated)
+    return CounterfactualSet(entry.txn_id, entry.manifest_id, decision, target, options, evaluated)

@@ -41,35 +41,54 @@ def new_seed() -> int:
     return secrets.randbelow(2**32)
 
 
-def record_decision(manifest_id: str, inputs: dict[str, Any], outputs: dict[str, Any], *,
-                    seed: int, subject: str | None = None, fingerprint_id: str | None = None,
-                    settings: Settings | None = None) -> LedgerEntry:
+def record_decision(
+    manifest_id: str,
+    inputs: dict[str, Any],
+    outputs: dict[str, Any],
+    *,
+    seed: int,
+    subject: str | None = None,
+    fingerprint_id: str | None = None,
+    settings: Settings | None = None,
+) -> LedgerEntry:
     """Log a decision made elsewhere; `subject` is stored only as a keyed pseudonym."""
     from replay.deployments import manifest_store
 
     settings = settings or load_settings()
     manifest = manifest_store(settings).load(manifest_id)
     checked = check_inputs(manifest.io["inputs"], inputs)
-    return open_ledger(settings).record(NewEntry(
-        manifest_id=manifest.manifest_id, deployment=manifest.name, inputs=checked,
-        outputs=outputs, seed=seed, fingerprint=fingerprint_id,
-        subject=pseudonym(subject, subject_key(settings)) if subject else None,
-    ))
+    return open_ledger(settings).record(
+        NewEntry(
+            manifest_id=manifest.manifest_id,
+            deployment=manifest.name,
+            inputs=checked,
+            outputs=outputs,
+            seed=seed,
+            fingerprint=fingerprint_id,
+            subject=pseudonym(subject, subject_key(settings)) if subject else None,
+        )
+    )
 
 
 def show_transaction(txn_id: str, *, settings: Settings | None = None) -> LedgerEntry:
     return open_ledger(settings).get(txn_id)
 
 
-def list_transactions(*, deployment: str | None = None, since: str | None = None,
-                      subject: str | None = None, kind: str | None = "decision",
-                      limit: int | None = None, settings: Settings | None = None
-                      ) -> list[LedgerEntry]:
+def list_transactions(
+    *,
+    deployment: str | None = None,
+    since: str | None = None,
+    subject: str | None = None,
+    kind: str | None = "decision",
+    limit: int | None = None,
+    settings: Settings | None = None,
+) -> list[LedgerEntry]:
     """Ledger entries oldest first; `subject` is the plain identifier (pseudonymised here)."""
     settings = settings or load_settings()
     pseudonymous = pseudonym(subject, subject_key(settings)) if subject else None
-    return open_ledger(settings).list(deployment=deployment, since=since,
-                                      subject=pseudonymous, kind=kind, limit=limit)
+    return open_ledger(settings).list(
+        deployment=deployment, since=since, subject=pseudonymous, kind=kind, limit=limit
+    )
 
 
 def verify_ledger(*, settings: Settings | None = None) -> LedgerVerification:

@@ -49,8 +49,9 @@ def _locked(requirements_in: Path, settings: Settings, relock: bool) -> str:
     return text
 
 
-def _wheels(manifest_lock: str, python: str, platforms: list[str], settings: Settings,
-            progress: Any) -> list[dict[str, str]]:
+def _wheels(
+    manifest_lock: str, python: str, platforms: list[str], settings: Settings, progress: Any
+) -> list[dict[str, str]]:
     """Download (or reuse) the locked wheels and keep them in the blob store."""
     from replay.images.wheelhouse import download_wheels
 
@@ -62,8 +63,13 @@ def _wheels(manifest_lock: str, python: str, platforms: list[str], settings: Set
     return wheels
 
 
-def capture(path: str | Path, *, allow_dirty: bool = False, relock: bool = False,
-            settings: Settings | None = None) -> Manifest:
+def capture(
+    path: str | Path,
+    *,
+    allow_dirty: bool = False,
+    relock: bool = False,
+    settings: Settings | None = None,
+) -> Manifest:
     """Freeze the deployment described by `path/replay.yaml` as a manifest in MLflow."""
     from replay.images import base
     from replay.images.engine import docker_client, engine_facts
@@ -111,10 +117,18 @@ def capture(path: str | Path, *, allow_dirty: bool = False, relock: bool = False
         runner = Path(scratch) / RUNNER_FILE
         runner.write_bytes(resources.files("replay.images").joinpath(RUNNER_FILE).read_bytes())
         manifest = assemble_manifest(
-            spec=spec, source=source, archive=archive,
+            spec=spec,
+            source=source,
+            archive=archive,
             model_files=model_file_facts(spec, default_remote(spec.root)),
-            lock_text=lock_text, python=python, platforms=platforms, wheels=wheels,
-            base_image=base_image, requested_base=requested, runner=runner, engine=engine,
+            lock_text=lock_text,
+            python=python,
+            platforms=platforms,
+            wheels=wheels,
+            base_image=base_image,
+            requested_base=requested,
+            runner=runner,
+            engine=engine,
         )
         reference = Path(scratch) / REFERENCE_FILE
         reference.write_bytes((spec.root / spec.reference_sample).read_bytes())
@@ -131,8 +145,9 @@ class BuildResult:
     reused: bool
 
 
-def _artifact_checked(store: ManifestStore, manifest_id: str, name: str, expected: str,
-                      folder: Path) -> Path:
+def _artifact_checked(
+    store: ManifestStore, manifest_id: str, name: str, expected: str, folder: Path
+) -> Path:
     path = store.artifact(manifest_id, name, folder)
     found = sha256_file(path)
     if found != expected:
@@ -142,8 +157,9 @@ def _artifact_checked(store: ManifestStore, manifest_id: str, name: str, expecte
     return path
 
 
-def _build_context(manifest: Manifest, store: ManifestStore, settings: Settings,
-                   context: Path, progress: Any) -> None:
+def _build_context(
+    manifest: Manifest, store: ManifestStore, settings: Settings, context: Path, progress: Any
+) -> None:
     """Lay out everything the Dockerfile copies, each piece checked against the manifest."""
     from replay.stores.models import fetch_model_files
 
@@ -157,14 +173,17 @@ def _build_context(manifest: Manifest, store: ManifestStore, settings: Settings,
     for wheel in manifest.wheels:
         blobs.get(wheel["sha256"], context / "wheels" / wheel["filename"])
     downloads = context.parent / "downloads"
-    source = _artifact_checked(store, manifest.manifest_id, SOURCE_FILE,
-                               document["code"]["archive_sha256"], downloads)
+    source = _artifact_checked(
+        store, manifest.manifest_id, SOURCE_FILE, document["code"]["archive_sha256"], downloads
+    )
     source.rename(context / SOURCE_FILE)
-    reference = _artifact_checked(store, manifest.manifest_id, REFERENCE_FILE,
-                                  document["reference"]["sha256"], downloads)
+    reference = _artifact_checked(
+        store, manifest.manifest_id, REFERENCE_FILE, document["reference"]["sha256"], downloads
+    )
     reference.rename(context / REFERENCE_FILE)
-    runner = _artifact_checked(store, manifest.manifest_id, RUNNER_FILE,
-                               document["image"]["runner_sha256"], downloads)
+    runner = _artifact_checked(
+        store, manifest.manifest_id, RUNNER_FILE, document["image"]["runner_sha256"], downloads
+    )
     runner.rename(context / RUNNER_FILE)
     fetch_model_files(manifest, context / "model")
 
@@ -183,9 +202,10 @@ def build(manifest_id: str, *, settings: Settings | None = None) -> BuildResult:
     if existing is not None:
         image_id, reused = existing.id, True
     else:
-        with tempfile.TemporaryDirectory() as scratch, step(
-            f"build {images.image_tag(manifest)}"
-        ) as progress:
+        with (
+            tempfile.TemporaryDirectory() as scratch,
+            step(f"build {images.image_tag(manifest)}") as progress,
+        ):
             context = Path(scratch) / "context"
             context.mkdir()
             _build_context(manifest, store, settings, context, progress)
@@ -206,8 +226,9 @@ def build(manifest_id: str, *, settings: Settings | None = None) -> BuildResult:
         raise
     if recorded is None or recorded.image_id != image_id:
         store.attach_build(manifest.manifest_id, image_id, fingerprint, fingerprint_id)
-    return BuildResult(manifest.manifest_id, image_id, images.image_tag(manifest),
-                       fingerprint_id, reused)
+    return BuildResult(
+        manifest.manifest_id, image_id, images.image_tag(manifest), fingerprint_id, reused
+    )
 
 
 def _first_difference(expected: dict[str, Any], found: dict[str, Any], prefix: str = "") -> str:
@@ -221,8 +242,9 @@ def _first_difference(expected: dict[str, Any], found: dict[str, Any], prefix: s
     return "no difference"
 
 
-def list_deployments(name: str | None = None, *, settings: Settings | None = None
-                     ) -> list[DeploymentRecord]:
+def list_deployments(
+    name: str | None = None, *, settings: Settings | None = None
+) -> list[DeploymentRecord]:
     """Every captured manifest (of one deployment, if named), newest first."""
     return manifest_store(settings or load_settings()).history(name)
 
@@ -261,8 +283,7 @@ class ManifestVerification:
                 )
 
 
-def verify_manifest(manifest_id: str, *, settings: Settings | None = None
-                    ) -> ManifestVerification:
+def verify_manifest(manifest_id: str, *, settings: Settings | None = None) -> ManifestVerification:
     """Recompute every hash the manifest records: lock, source archive, reference, models."""
     from replay.stores.models import stored_copies
 
@@ -285,13 +306,19 @@ def verify_manifest(manifest_id: str, *, settings: Settings | None = None
         found = 0
         for where, path in stored_copies(manifest, item):  # a path lives only until next()
             found += 1
-            checks.append(Check(f"model file {item.path} ({where})", item.sha256,
-                                sha256_file(path)))
+            checks.append(
+                Check(f"model file {item.path} ({where})", item.sha256, sha256_file(path))
+            )
         if not found:
             checks.append(Check(f"model file {item.path}", item.sha256, "(no stored copy)"))
     blobs = LocalBlobStore(settings.blob_dir)
     for wheel in manifest.wheels:
         if blobs.has(wheel["sha256"]):
-            checks.append(Check(f"wheel {wheel['filename']}", wheel["sha256"],
-                                sha256_file(blobs.path(wheel["sha256"]))))
+            checks.append(
+                Check(
+                    f"wheel {wheel['filename']}",
+                    wheel["sha256"],
+                    sha256_file(blobs.path(wheel["sha256"])),
+                )
+            )
     return ManifestVerification(manifest.manifest_id, checks)

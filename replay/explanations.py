@@ -51,8 +51,9 @@ class Explanation:
 
     def reasons(self, top: int = 4) -> list[str]:
         """Plain words for the features that pulled the score down the most."""
-        adverse = sorted((c for c in self.contributions if c.contribution < 0),
-                         key=lambda c: c.contribution)[:top]
+        adverse = sorted(
+            (c for c in self.contributions if c.contribution < 0), key=lambda c: c.contribution
+        )[:top]
         return [
             f"{c.feature} of {format_value(c.value)}"
             + ("" if c.reference_mean is None else f" (typical {format_value(c.reference_mean)})")
@@ -74,15 +75,21 @@ def _orders(n: int, samples: int) -> list[list[int]]:
 def _coalitions(n: int, orders: list[list[int]]) -> list[frozenset[int]]:
     """Every subset (exact), or the prefixes of the sampled orders."""
     if n <= EXACT_UP_TO:
-        return [frozenset(c) for size in range(n + 1)
-                for c in itertools.combinations(range(n), size)]
+        return [
+            frozenset(c) for size in range(n + 1) for c in itertools.combinations(range(n), size)
+        ]
     prefixes = {frozenset(order[:k]) for order in orders for k in range(n + 1)}
     return sorted(prefixes, key=len)
 
 
-def explain(txn_id: str, *, reference_rows: int = 50, samples: int = 200,
-            warm: WarmDeployment | None = None, settings: Settings | None = None
-            ) -> Explanation:
+def explain(
+    txn_id: str,
+    *,
+    reference_rows: int = 50,
+    samples: int = 200,
+    warm: WarmDeployment | None = None,
+    settings: Settings | None = None,
+) -> Explanation:
     """Each feature's contribution to a logged decision's score, from its own container."""
     settings = settings or load_settings()
     entry = open_ledger(settings).get(txn_id)
@@ -95,45 +102,60 @@ def explain(txn_id: str, *, reference_rows: int = 50, samples: int = 200,
         orders = [] if n <= EXACT_UP_TO else _orders(n, samples)
         coalitions = _coalitions(n, orders)
         batch = [
-            {name: applicant[name] if i in coalition else row[name]
-             for i, name in enumerate(features)}
-            for coalition in coalitions for row in reference
+            {
+                name: applicant[name] if i in coalition else row[name]
+                for i, name in enumerate(features)
+            }
+            for coalition in coalitions
+            for row in reference
         ]
         outputs = warm.predict_batch(batch, entry.run_seed)
     output = warm.manifest.io["output"]
     score_field = output["score"]
     size = len(reference)
     value = {
-        coalition: sum(float(o[score_field]) for o in outputs[k * size:(k + 1) * size]) / size
+        coalition: sum(float(o[score_field]) for o in outputs[k * size : (k + 1) * size]) / size
         for k, coalition in enumerate(coalitions)
     }
     shapley = _shapley(n, value) if n <= EXACT_UP_TO else _sampled_shapley(n, value, orders)
     marginal_zero = {
-        i for i in range(n)
-        if all(math.isclose(value[s | {i}], value[s], abs_tol=0.0)
-               for s in value if i not in s and (s | {i}) in value)
+        i
+        for i in range(n)
+        if all(
+            math.isclose(value[s | {i}], value[s], abs_tol=0.0)
+            for s in value
+            if i not in s and (s | {i}) in value
+        )
     }
     numeric = {name for name, spec in schema.items() if spec["type"] in {"number", "integer"}}
     contributions = sorted(
-        (Contribution(name, applicant[name],
-                      sum(r[name] for r in reference) / size if name in numeric else None,
-                      shapley[i]) for i, name in enumerate(features)),
+        (
+            Contribution(
+                name,
+                applicant[name],
+                sum(r[name] for r in reference) / size if name in numeric else None,
+                shapley[i],
+            )
+            for i, name in enumerate(features)
+        ),
         key=lambda c: -abs(c.contribution),
     )
     return Explanation(
-        txn_id=txn_id, manifest_id=entry.manifest_id,
+        txn_id=txn_id,
+        manifest_id=entry.manifest_id,
         decision=entry.output_values[output["decision"]],
         favourable=entry.output_values[output["decision"]] == output["favourable"],
-        score=float(entry.output_values[score_field]), base_score=value[frozenset()],
+        score=float(entry.output_values[score_field]),
+        base_score=value[frozenset()],
         contributions=contributions,
         method="exact Shapley" if n <= EXACT_UP_TO else f"sampled Shapley ({samples} orders)",
-        reference_rows=size, unused=[features[i] for i in sorted(marginal_zero)],
+        reference_rows=size,
+        unused=[features[i] for i in sorted(marginal_zero)],
     )
 
 
 def _shapley(n: int, value: dict[frozenset[int], float]) -> list[float]:
-    weights = [math.factorial(k) * math.factorial(n - k - 1) / math.factorial(n)
-               for k in range(n)]
+    weights = [math.factorial(k) * math.factorial(n - k - 1) / math.factorial(n) for k in range(n)]
     result = []
     for i in range(n):
         total = 0.0
@@ -144,8 +166,9 @@ def _shapley(n: int, value: dict[frozenset[int], float]) -> list[float]:
     return result
 
 
-def _sampled_shapley(n: int, value: dict[frozenset[int], float],
-                     orders: list[list[int]]) -> list[float]:
+def _sampled_shapley(
+    n: int, value: dict[frozenset[int], float], orders: list[list[int]]
+) -> list[float]:
     totals = [0.0] * n
     for order in orders:
         before: frozenset[int] = frozenset()

@@ -91,6 +91,7 @@ def check_inputs(schema: dict[str, dict[str, Any]], inputs: dict[str, Any]) -> d
 
 def read_rows(path: Path | str, schema: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """A CSV file of inputs (one column per feature) as checked, typed rows."""
+
     def typed(spec: dict[str, Any], text: str) -> Any:
         if spec["type"] == "string":
             return text
@@ -99,8 +100,10 @@ def read_rows(path: Path | str, schema: dict[str, dict[str, Any]]) -> list[dict[
         return float(text)
 
     with open(path, newline="") as handle:
-        return [check_inputs(schema, {name: typed(spec, row[name]) for name, spec in
-                                      schema.items()}) for row in csv.DictReader(handle)]
+        return [
+            check_inputs(schema, {name: typed(spec, row[name]) for name, spec in schema.items()})
+            for row in csv.DictReader(handle)
+        ]
 
 
 def format_value(value: Any) -> str:

@@ -56,8 +56,22 @@ CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
 CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
     BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 """
-_COLUMNS = ("seq", "txn_id", "kind", "manifest_id", "deployment", "time", "subject", "inputs",
-            "outputs", "seed", "fingerprint", "refers_to", "prev_hash", "hash")
+_COLUMNS = (
+    "seq",
+    "txn_id",
+    "kind",
+    "manifest_id",
+    "deployment",
+    "time",
+    "subject",
+    "inputs",
+    "outputs",
+    "seed",
+    "fingerprint",
+    "refers_to",
+    "prev_hash",
+    "hash",
+)
 
 
 @dataclass(frozen=True)
@@ -185,8 +199,11 @@ class Ledger:
     def _initialise(self) -> None:
         connection = self._connection()
         # Even this read can find the file locked while another process creates it.
-        exists = self._retry(lambda: connection.execute(
-            "SELECT 1 FROM sqlite_master WHERE name = 'entries'").fetchone())
+        exists = self._retry(
+            lambda: connection.execute(
+                "SELECT 1 FROM sqlite_master WHERE name = 'entries'"
+            ).fetchone()
+        )
         if exists:
             return
         self._retry(lambda: connection.execute("PRAGMA journal_mode=WAL"))
@@ -266,13 +283,24 @@ class Ledger:
             raise BadInput(f"no transaction {txn_id} in the ledger {self.path}")
         return found[0]
 
-    def list(self, *, deployment: str | None = None, since: str | None = None,
-             subject: str | None = None, kind: str | None = "decision",
-             refers_to: str | None = None, limit: int | None = None) -> list[LedgerEntry]:
+    def list(
+        self,
+        *,
+        deployment: str | None = None,
+        since: str | None = None,
+        subject: str | None = None,
+        kind: str | None = "decision",
+        refers_to: str | None = None,
+        limit: int | None = None,
+    ) -> list[LedgerEntry]:
         """Entries oldest first, filtered; `since` is an ISO date or time (UTC)."""
         clauses, parameters = [], []
-        for column, value in (("deployment", deployment), ("subject", subject),
-                              ("kind", kind), ("refers_to", refers_to)):
+        for column, value in (
+            ("deployment", deployment),
+            ("subject", subject),
+            ("kind", kind),
+            ("refers_to", refers_to),
+        ):
             if value is not None:
                 clauses.append(f"{column} = ?")
                 parameters.append(value)

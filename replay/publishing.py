@@ -39,8 +39,9 @@ def publish(manifest_id: str, *, settings: Settings | None = None) -> Publicatio
     with step(f"push {repository}:{manifest.short_id}") as progress:
         image.tag(repository, tag=manifest.short_id)
         digest = None
-        for event in client.images.push(repository, tag=manifest.short_id, stream=True,
-                                        decode=True):
+        for event in client.images.push(
+            repository, tag=manifest.short_id, stream=True, decode=True
+        ):
             if "error" in event:
                 raise EnvironmentProblem(f"push to {settings.registry} failed: {event['error']}")
             if event.get("status") and event.get("id"):

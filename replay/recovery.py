@@ -40,8 +40,9 @@ def _pull(client: docker.DockerClient, manifest: Manifest, repo_digest: str) -> 
     return find_image(client, manifest.manifest_id)
 
 
-def _load_archive(client: docker.DockerClient, manifest: Manifest, blobs: LocalBlobStore,
-                  digest: str) -> Any | None:
+def _load_archive(
+    client: docker.DockerClient, manifest: Manifest, blobs: LocalBlobStore, digest: str
+) -> Any | None:
     if not blobs.has(digest):
         return None
     with tempfile.TemporaryDirectory() as scratch:
@@ -51,8 +52,9 @@ def _load_archive(client: docker.DockerClient, manifest: Manifest, blobs: LocalB
     return find_image(client, manifest.manifest_id)
 
 
-def recover_image(client: docker.DockerClient, manifest: Manifest, store: ManifestStore,
-                  settings: Settings) -> RecoveredImage:
+def recover_image(
+    client: docker.DockerClient, manifest: Manifest, store: ManifestStore, settings: Settings
+) -> RecoveredImage:
     """The manifest's image on this engine, and which path brought it here."""
     local = find_image(client, manifest.manifest_id)
     if local is not None:
@@ -63,8 +65,9 @@ def recover_image(client: docker.DockerClient, manifest: Manifest, store: Manife
         if pulled is not None:
             return RecoveredImage(pulled.id, "registry")
     if record is not None and record.archive_sha256:
-        loaded = _load_archive(client, manifest, LocalBlobStore(settings.blob_dir),
-                               record.archive_sha256)
+        loaded = _load_archive(
+            client, manifest, LocalBlobStore(settings.blob_dir), record.archive_sha256
+        )
         if loaded is not None:
             return RecoveredImage(loaded.id, "archive")
     return RecoveredImage(build(manifest.manifest_id, settings=settings).image_id, "rebuild")

@@ -52,11 +52,15 @@ def compare_outputs(logged: dict[str, Any], replayed: dict[str, Any]) -> list[Fi
         if canonical_json(left) == canonical_json(right):
             continue
         numeric = all(isinstance(v, float | int) and not isinstance(v, bool) for v in (left, right))
-        differences.append(FieldDifference(
-            name, left, right,
-            absolute=abs(float(left) - float(right)) if numeric else None,
-            ulps=ulp_distance(float(left), float(right)) if numeric else None,
-        ))
+        differences.append(
+            FieldDifference(
+                name,
+                left,
+                right,
+                absolute=abs(float(left) - float(right)) if numeric else None,
+                ulps=ulp_distance(float(left), float(right)) if numeric else None,
+            )
+        )
     return differences
 
 
@@ -94,34 +98,55 @@ def _replay_with(warm: WarmDeployment, entry: LedgerEntry) -> ReplayResult:
     except (PredictionError, RunnerFailed) as problem:
         error = str(problem)
     if entry.fingerprint and entry.fingerprint != warm.fingerprint_id:
-        error = (f"the decision was made by fingerprint {entry.fingerprint[:12]}, "
-                 f"this image has {warm.fingerprint_id[:12]}")
+        error = (
+            f"the decision was made by fingerprint {entry.fingerprint[:12]}, "
+            f"this image has {warm.fingerprint_id[:12]}"
+        )
     differences = compare_outputs(logged, replayed) if replayed is not None else []
     verdict = FAILED if error else (DIVERGED if differences else REPRODUCED)
-    return ReplayResult(entry.txn_id, entry.manifest_id, verdict, warm.recovered.path, logged,
-                        replayed, differences, error, time.perf_counter() - started)
+    return ReplayResult(
+        entry.txn_id,
+        entry.manifest_id,
+        verdict,
+        warm.recovered.path,
+        logged,
+        replayed,
+        differences,
+        error,
+        time.perf_counter() - started,
+    )
 
 
-def _record(results: list[ReplayResult], entries: dict[str, LedgerEntry],
-            settings: Settings) -> list[ReplayResult]:
+def _record(
+    results: list[ReplayResult], entries: dict[str, LedgerEntry], settings: Settings
+) -> list[ReplayResult]:
     """Write each replay to the ledger (one transaction for the lot)."""
     who = _checked_by()
     stored = open_ledger(settings).append(
         NewEntry(
-            manifest_id=result.manifest_id, deployment=entries[result.txn_id].deployment,
-            inputs=entries[result.txn_id].input_values, kind="replay", refers_to=result.txn_id,
+            manifest_id=result.manifest_id,
+            deployment=entries[result.txn_id].deployment,
+            inputs=entries[result.txn_id].input_values,
+            kind="replay",
+            refers_to=result.txn_id,
             seed=entries[result.txn_id].seed,
-            outputs={"verdict": result.verdict, "recovery": result.recovery,
-                     "replayed": result.replayed, "error": result.error, "checked_by": who},
+            outputs={
+                "verdict": result.verdict,
+                "recovery": result.recovery,
+                "replayed": result.replayed,
+                "error": result.error,
+                "checked_by": who,
+            },
         )
         for result in results
     )
-    return [ReplayResult(**{**result.__dict__, "record_txn": entry.txn_id})
-            for result, entry in zip(results, stored, strict=True)]
+    return [
+        ReplayResult(**{**result.__dict__, "record_txn": entry.txn_id})
+        for result, entry in zip(results, stored, strict=True)
+    ]
 
 
-def replay(txn_id: str, *, record: bool = True, settings: Settings | None = None
-           ) -> ReplayResult:
+def replay(txn_id: str, *, record: bool = True, settings: Settings | None = None) -> ReplayResult:
     """Re-execute one logged decision in its original container; compare bit for bit."""
     settings = settings or load_settings()
     started = time.perf_counter()
@@ -146,14 +171,23 @@ class ReplaySummary:
         return all(result.reproduced for result in self.results)
 
 
-def replay_many(*, deployment: str | None = None, since: str | None = None,
-                txn_ids: list[str] | None = None, record: bool = True,
-                settings: Settings | None = None, progress: Any = None) -> ReplaySummary:
+def replay_many(
+    *,
+    deployment: str | None = None,
+    since: str | None = None,
+    txn_ids: list[str] | None = None,
+    record: bool = True,
+    settings: Settings | None = None,
+    progress: Any = None,
+) -> ReplaySummary:
     """Replay many decisions, one warm container per manifest; `progress(done, total)`."""
     settings = settings or load_settings()
     ledger = open_ledger(settings)
-    entries = ([ledger.get(txn) for txn in txn_ids] if txn_ids is not None
-               else ledger.list(deployment=deployment, since=since))
+    entries = (
+        [ledger.get(txn) for txn in txn_ids]
+        if txn_ids is not None
+        else ledger.list(deployment=deployment, since=since)
+    )
     by_manifest: dict[str, list[LedgerEntry]] = {}
     for entry in entries:
         by_manifest.setdefault(entry.manifest_id, []).append(entry)
@@ -169,8 +203,17 @@ def replay_many(*, deployment: str | None = None, since: str | None = None,
             done = {result.txn_id for result in results}
             for entry in group:
                 if entry.txn_id not in done:
-                    results.append(ReplayResult(entry.txn_id, manifest_id, FAILED, "none",
-                                                entry.output_values, None, error=str(problem)))
+                    results.append(
+                        ReplayResult(
+                            entry.txn_id,
+                            manifest_id,
+                            FAILED,
+                            "none",
+                            entry.output_values,
+                            None,
+                            error=str(problem),
+                        )
+                    )
             if progress:
                 progress(len(results), len(entries))
     if record and results:

@@ -37,26 +37,42 @@ def create_app(warm: WarmDeployment, settings: Settings) -> Any:
 
     @app.get("/health")
     def health() -> dict[str, Any]:
-        return {"deployment": manifest.name, "manifest_id": manifest.manifest_id,
-                "fingerprint": warm.fingerprint_id, "image_recovery": warm.recovered.path}
+        return {
+            "deployment": manifest.name,
+            "manifest_id": manifest.manifest_id,
+            "fingerprint": warm.fingerprint_id,
+            "image_recovery": warm.recovered.path,
+        }
 
     @app.post("/decisions")
-    def decide(inputs: dict[str, Any] = Body(..., embed=True),  # noqa: B008 - FastAPI idiom
-               subject: str | None = Body(None, embed=True)) -> dict[str, Any]:
+    def decide(
+        inputs: dict[str, Any] = Body(..., embed=True),  # noqa: B008 - FastAPI idiom
+        subject: str | None = Body(None, embed=True),
+    ) -> dict[str, Any]:
         try:
             checked = check_inputs(manifest.io["inputs"], inputs)
             seed = new_seed()
             outputs = warm.predict(checked, seed)
         except BadInput as error:
             raise HTTPException(status_code=422, detail=str(error)) from None
-        entry = ledger.record(NewEntry(  # logged before the answer leaves
-            manifest_id=manifest.manifest_id, deployment=manifest.name, inputs=checked,
-            outputs=outputs, seed=seed, fingerprint=warm.fingerprint_id,
-            subject=pseudonym(subject, key) if subject else None,
-        ))
-        return {"transaction_id": entry.txn_id, "decision": outputs.get(output["decision"]),
-                "score": outputs.get(output["score"]), "outputs": outputs,
-                "manifest_id": manifest.manifest_id}
+        entry = ledger.record(
+            NewEntry(  # logged before the answer leaves
+                manifest_id=manifest.manifest_id,
+                deployment=manifest.name,
+                inputs=checked,
+                outputs=outputs,
+                seed=seed,
+                fingerprint=warm.fingerprint_id,
+                subject=pseudonym(subject, key) if subject else None,
+            )
+        )
+        return {
+            "transaction_id": entry.txn_id,
+            "decision": outputs.get(output["decision"]),
+            "score": outputs.get(output["score"]),
+            "outputs": outputs,
+            "manifest_id": manifest.manifest_id,
+        }
 
     @app.get("/decisions/{txn_id}")
     def show(txn_id: str) -> dict[str, Any]:
@@ -68,8 +84,14 @@ def create_app(warm: WarmDeployment, settings: Settings) -> Any:
     return app
 
 
-def serve(target: str, *, host: str = "127.0.0.1", port: int = 8000, containers: int = 2,
-          settings: Settings | None = None) -> None:
+def serve(
+    target: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    containers: int = 2,
+    settings: Settings | None = None,
+) -> None:
     """Serve decisions over HTTP until interrupted."""
     import signal
 
@@ -79,6 +101,7 @@ def serve(target: str, *, host: str = "127.0.0.1", port: int = 8000, containers:
     # warm containers are closed on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     settings = settings or load_settings()
-    with WarmDeployment(resolve_target(target, settings), settings=settings,
-                        containers=containers) as warm:
+    with WarmDeployment(
+        resolve_target(target, settings), settings=settings, containers=containers
+    ) as warm:
         uvicorn.run(create_app(warm, settings), host=host, port=port, log_level="warning")

@@ -110,31 +110,60 @@ class Sweep:
         if len(self.features) == 1:
             (feature,) = self.features
             axes.plot(frame[feature], frame[score], color="0.3", linewidth=1.2, zorder=1)
-            axes.scatter(frame[feature], frame[score], c=favourable.map({True: "tab:green",
-                         False: "tab:red"}), s=14, zorder=2, label="variants")
+            axes.scatter(
+                frame[feature],
+                frame[score],
+                c=favourable.map({True: "tab:green", False: "tab:red"}),
+                s=14,
+                zorder=2,
+                label="variants",
+            )
             for value in self.changes[feature]:
                 axes.axvline(value, color="tab:orange", linestyle="--", linewidth=1)
-            axes.scatter([self.original_inputs[feature]], [self.original_outputs[score]],
-                         marker="*", s=220, color="black", zorder=3, label="decision")
+            axes.scatter(
+                [self.original_inputs[feature]],
+                [self.original_outputs[score]],
+                marker="*",
+                s=220,
+                color="black",
+                zorder=3,
+                label="decision",
+            )
             axes.set_xlabel(feature)
             axes.set_ylabel(score)
         else:
             x, y = self.features
             grid = frame.pivot(index=y, columns=x, values=score)
-            mesh = axes.pcolormesh(grid.columns, grid.index, grid.values, shading="auto",
-                                   cmap="RdYlGn")
+            mesh = axes.pcolormesh(
+                grid.columns, grid.index, grid.values, shading="auto", cmap="RdYlGn"
+            )
             figure.colorbar(mesh, ax=axes, label=score)
-            decided = frame.assign(ok=favourable.astype(float)).pivot(index=y, columns=x,
-                                                                       values="ok")
+            decided = frame.assign(ok=favourable.astype(float)).pivot(
+                index=y, columns=x, values="ok"
+            )
             if 0 < decided.values.mean() < 1:
-                axes.contour(decided.columns, decided.index, decided.values, levels=[0.5],
-                             colors="black", linewidths=1.5)
-            axes.scatter([self.original_inputs[x]], [self.original_inputs[y]], marker="*",
-                         s=260, color="black", label="decision")
+                axes.contour(
+                    decided.columns,
+                    decided.index,
+                    decided.values,
+                    levels=[0.5],
+                    colors="black",
+                    linewidths=1.5,
+                )
+            axes.scatter(
+                [self.original_inputs[x]],
+                [self.original_inputs[y]],
+                marker="*",
+                s=260,
+                color="black",
+                label="decision",
+            )
             axes.set_xlabel(x)
             axes.set_ylabel(y)
-        axes.set_title(f"{self.txn_id}: {self.decision_field} "
-                       f"{self.original_outputs[self.decision_field]} as logged")
+        axes.set_title(
+            f"{self.txn_id}: {self.decision_field} "
+            f"{self.original_outputs[self.decision_field]} as logged"
+        )
         axes.legend(loc="best")
         figure.tight_layout()
         figure.savefig(path)
@@ -142,8 +171,13 @@ class Sweep:
         return path
 
 
-def sweep(txn_id: str, vary: list[str] | list[Range], *, warm: WarmDeployment | None = None,
-          settings: Settings | None = None) -> Sweep:
+def sweep(
+    txn_id: str,
+    vary: list[str] | list[Range],
+    *,
+    warm: WarmDeployment | None = None,
+    settings: Settings | None = None,
+) -> Sweep:
     """Vary one or two features of a logged decision over a grid; all else as logged."""
     import pandas as pd
 
@@ -151,8 +185,7 @@ def sweep(txn_id: str, vary: list[str] | list[Range], *, warm: WarmDeployment | 
     entry = open_ledger(settings).get(txn_id)
     with warm_for(entry.manifest_id, warm, settings) as warm:
         schema = warm.manifest.io["inputs"]
-        ranges = [parse_range(schema, item) if isinstance(item, str) else item
-                  for item in vary]
+        ranges = [parse_range(schema, item) if isinstance(item, str) else item for item in vary]
         if not 1 <= len(ranges) <= 2 or len({r.feature for r in ranges}) != len(ranges):
             raise BadInput("give one or two different features to --vary")
         axes = [r.values(schema[r.feature]) for r in ranges]
@@ -164,14 +197,26 @@ def sweep(txn_id: str, vary: list[str] | list[Range], *, warm: WarmDeployment | 
         # Checked once: the logged inputs, and each axis value (a grid of 10,000 points
         # needs 200 checks, not 70,000).
         base = check_inputs(schema, entry.input_values)
-        axes = [[check_value(r.feature, schema[r.feature], v) for v in values]
-                for r, values in zip(ranges, axes, strict=True)]
+        axes = [
+            [check_value(r.feature, schema[r.feature], v) for v in values]
+            for r, values in zip(ranges, axes, strict=True)
+        ]
         names = [r.feature for r in ranges]
-        points = dict(zip(names, map(list, zip(*itertools.product(*axes), strict=True)),
-                          strict=True))
+        points = dict(
+            zip(names, map(list, zip(*itertools.product(*axes), strict=True)), strict=True)
+        )
         shared = {name: value for name, value in base.items() if name not in points}
         outputs = warm.predict_columns(points, entry.run_seed, shared=shared)
     frame = pd.DataFrame({**points, **outputs})
     output = warm.manifest.io["output"]
-    return Sweep(txn_id, entry.manifest_id, names, base, entry.output_values,
-                 output["decision"], output["score"], output["favourable"], frame)
+    return Sweep(
+        txn_id,
+        entry.manifest_id,
+        names,
+        base,
+        entry.output_values,
+        output["decision"],
+        output["score"],
+        output["favourable"],
+        frame,
+    )

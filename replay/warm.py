@@ -28,8 +28,14 @@ class PredictionError(BadInput):
 
 
 class WarmDeployment:
-    def __init__(self, manifest_id: str, *, settings: Settings | None = None,
-                 containers: int = 1, sandbox: Sandbox | None = None) -> None:
+    def __init__(
+        self,
+        manifest_id: str,
+        *,
+        settings: Settings | None = None,
+        containers: int = 1,
+        sandbox: Sandbox | None = None,
+    ) -> None:
         from replay.deployments import manifest_store
 
         self.settings = settings or load_settings()
@@ -55,7 +61,10 @@ class WarmDeployment:
 
     def _start(self) -> RunnerContainer:
         runner = RunnerContainer(
-            self.client, self.recovered.image_id, self.manifest.entrypoint, self.sandbox,
+            self.client,
+            self.recovered.image_id,
+            self.manifest.entrypoint,
+            self.sandbox,
             labels={"replay.manifest_id": self.manifest.manifest_id},
         )
         self._all.append(runner)
@@ -98,16 +107,18 @@ class WarmDeployment:
     def predict(self, inputs: dict[str, Any], seed: int) -> dict[str, Any]:
         return self._ask({"inputs": inputs, "seed": seed})["outputs"]
 
-    def predict_columns(self, columns: dict[str, list[Any]], seed: int, *,
-                        shared: dict[str, Any] | None = None) -> dict[str, list[Any]]:
+    def predict_columns(
+        self, columns: dict[str, list[Any]], seed: int, *, shared: dict[str, Any] | None = None
+    ) -> dict[str, list[Any]]:
         """A batch by column, seeded once: row i has `shared` plus each column's i-th value.
         Answers one list per output field."""
         counts = {len(values) for values in columns.values()}
         if len(counts) != 1:
             raise BadInput("a batch needs columns, all of the same length")
         (count,) = counts
-        answer = self._ask({"rows": count, "columns": columns, "shared": shared or {},
-                            "seed": seed})
+        answer = self._ask(
+            {"rows": count, "columns": columns, "shared": shared or {}, "seed": seed}
+        )
         return answer["columns"]
 
     def predict_batch(self, rows: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
@@ -117,10 +128,11 @@ class WarmDeployment:
         names = list(rows[0])
         if any(len(row) != len(names) for row in rows):
             raise BadInput("every row of a batch must have the same fields")
-        columns = self.predict_columns({name: [row[name] for row in rows] for name in names},
-                                       seed)
-        return [dict(zip(columns, values, strict=True))
-                for values in zip(*columns.values(), strict=True)]
+        columns = self.predict_columns({name: [row[name] for row in rows] for name in names}, seed)
+        return [
+            dict(zip(columns, values, strict=True))
+            for values in zip(*columns.values(), strict=True)
+        ]
 
     def close(self) -> None:
         for runner in self._all:
@@ -135,14 +147,17 @@ class WarmDeployment:
 
 
 @contextmanager
-def warm_for(manifest_id: str, warm: WarmDeployment | None = None,
-             settings: Settings | None = None) -> Iterator[WarmDeployment]:
+def warm_for(
+    manifest_id: str, warm: WarmDeployment | None = None, settings: Settings | None = None
+) -> Iterator[WarmDeployment]:
     """The caller's running deployment (checked to be this manifest's), or one started
     and closed around the block."""
     if warm is not None:
         if warm.manifest.manifest_id != manifest_id:
-            raise BadInput(f"this decision was made by manifest {manifest_id[:12]}, "
-                           f"not by the running {warm.manifest.short_id}")
+            raise BadInput(
+                f"this decision was made by manifest {manifest_id[:12]}, "
+                f"not by the running {warm.manifest.short_id}"
+            )
         yield warm
         return
     with WarmDeployment(manifest_id, settings=settings) as started:

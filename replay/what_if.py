@@ -26,22 +26,33 @@ class WhatIf:
 
     @property
     def changed(self) -> dict[str, tuple[Any, Any]]:
-        return {name: (self.original_inputs[name], value)
-                for name, value in self.modified_inputs.items()
-                if value != self.original_inputs[name]}
+        return {
+            name: (self.original_inputs[name], value)
+            for name, value in self.modified_inputs.items()
+            if value != self.original_inputs[name]
+        }
 
     @property
     def decision_changed(self) -> bool:
-        return (self.original_outputs[self.decision_field]
-                != self.modified_outputs[self.decision_field])
+        return (
+            self.original_outputs[self.decision_field] != self.modified_outputs[self.decision_field]
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "changed": {k: list(v) for k, v in self.changed.items()},
-                "decision_changed": self.decision_changed}
+        return {
+            **asdict(self),
+            "changed": {k: list(v) for k, v in self.changed.items()},
+            "decision_changed": self.decision_changed,
+        }
 
 
-def whatif(txn_id: str, changes: dict[str, Any] | list[str], *,
-           warm: WarmDeployment | None = None, settings: Settings | None = None) -> WhatIf:
+def whatif(
+    txn_id: str,
+    changes: dict[str, Any] | list[str],
+    *,
+    warm: WarmDeployment | None = None,
+    settings: Settings | None = None,
+) -> WhatIf:
     """Re-run a logged decision with `changes` (values, or `NAME=VALUE` texts) applied.
 
     Same container, same seed: only the edited inputs differ from the decision.
@@ -57,5 +68,14 @@ def whatif(txn_id: str, changes: dict[str, Any] | list[str], *,
         modified = check_inputs(schema, {**entry.input_values, **edits})
         outputs = warm.predict(modified, entry.run_seed)
     output = warm.manifest.io["output"]
-    return WhatIf(txn_id, entry.manifest_id, entry.input_values, modified, entry.output_values,
-                  outputs, output["decision"], output["score"], output["favourable"])
+    return WhatIf(
+        txn_id,
+        entry.manifest_id,
+        entry.input_values,
+        modified,
+        entry.output_values,
+        outputs,
+        output["decision"],
+        output["score"],
+        output["favourable"],
+    )

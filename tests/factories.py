@@ -33,33 +33,58 @@ def manifest_document(**changes: Any) -> dict[str, Any]:
             "archive_size": 1024,
             "entrypoint": "credit.model:predict",
         },
-        "model": {"files": [{"path": "model/model.joblib", "sha256": "2" * 64, "size": 10,
-                             "dvc": {"md5": "3" * 32, "remote": "local",
-                                     "remote_url": "/srv/dvc"}}]},
+        "model": {
+            "files": [
+                {
+                    "path": "model/model.joblib",
+                    "sha256": "2" * 64,
+                    "size": 10,
+                    "dvc": {"md5": "3" * 32, "remote": "local", "remote_url": "/srv/dvc"},
+                }
+            ]
+        },
         "environment": {
             "python": "3.11",
             "platforms": ["manylinux_2_17_x86_64"],
             "lock": LOCK,
             "lock_sha256": sha256_bytes(LOCK.encode()),
-            "wheels": [{"name": "joblib", "version": "1.4.2",
-                        "filename": "joblib-1.4.2-py3-none-any.whl", "sha256": "4" * 64}],
+            "wheels": [
+                {
+                    "name": "joblib",
+                    "version": "1.4.2",
+                    "filename": "joblib-1.4.2-py3-none-any.whl",
+                    "sha256": "4" * 64,
+                }
+            ],
         },
-        "image": {"base": "127.0.0.1:5000/replay/python@sha256:" + "5" * 64,
-                  "requested_base": "127.0.0.1:5000/replay/python:3.11-bookworm",
-                  "runner_sha256": "7" * 64},
+        "image": {
+            "base": "127.0.0.1:5000/replay/python@sha256:" + "5" * 64,
+            "requested_base": "127.0.0.1:5000/replay/python:3.11-bookworm",
+            "runner_sha256": "7" * 64,
+        },
         "runtime": {
             "seeds": {"global": 1729},
             "env": {"OMP_NUM_THREADS": "1", "TZ": "UTC"},
             "cpu": {"model": "test cpu", "flags": ["avx2"]},
-            "engine": {"version": "20.10", "api_version": "1.41", "os": "linux",
-                       "architecture": "amd64", "kernel": "6.1"},
+            "engine": {
+                "version": "20.10",
+                "api_version": "1.41",
+                "os": "linux",
+                "architecture": "amd64",
+                "kernel": "6.1",
+            },
         },
         "io": {
-            "inputs": {"income": {"type": "number", "min": 0, "monotone": "increasing"},
-                       "age": {"type": "integer", "immutable": True}},
-            "output": {"decision": "decision", "score": "score", "favourable": "approved",
-                       "fields": {"decision": {"type": "string"},
-                                  "score": {"type": "number"}}},
+            "inputs": {
+                "income": {"type": "number", "min": 0, "monotone": "increasing"},
+                "age": {"type": "integer", "immutable": True},
+            },
+            "output": {
+                "decision": "decision",
+                "score": "score",
+                "favourable": "approved",
+                "fields": {"decision": {"type": "string"}, "score": {"type": "number"}},
+            },
         },
         "reference": {"path": "data/reference.csv", "sha256": "6" * 64, "rows": 300},
     }

@@ -38,12 +38,13 @@ def main() -> int:
     print("5. serve 200 applicants through `replay serve`; each decision goes to the ledger")
     answers = serve_applicants(manifest.name, workspace)
     rejected = [answer for answer in answers if answer["decision"] == "rejected"]
-    print(f"   {len(answers)} decided: {len(answers) - len(rejected)} approved, "
-          f"{len(rejected)} rejected")
+    print(
+        f"   {len(answers)} decided: {len(answers) - len(rejected)} approved, "
+        f"{len(rejected)} rejected"
+    )
     replay.verify_ledger().raise_for_mismatch()
     print("6. months later: replay one rejected applicant in its original container")
-    command = [str(Path(sys.executable).parent / "replay"), "replay",
-               rejected[0]["transaction_id"]]
+    command = [str(Path(sys.executable).parent / "replay"), "replay", rejected[0]["transaction_id"]]
     print(f"   $ replay replay {rejected[0]['transaction_id']}")
     verdict = subprocess.run(command)
     print()
@@ -83,8 +84,9 @@ def serve_applicants(deployment: str, workspace: Path) -> list[dict]:
         answers = []
         with httpx.Client(base_url=url, timeout=60) as client:
             for number, inputs in enumerate(read_applicants(workspace)):
-                response = client.post("/decisions", json={
-                    "inputs": inputs, "subject": f"applicant-{number:04d}"})
+                response = client.post(
+                    "/decisions", json={"inputs": inputs, "subject": f"applicant-{number:04d}"}
+                )
                 response.raise_for_status()
                 answers.append(response.json())
         return answers

@@ -27,9 +27,15 @@ def read_applicants(workspace: Path) -> list[dict]:
 
 
 def _run(folder: Path, *command: str) -> None:
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PYTHONPATH": str(folder),
-           "GIT_AUTHOR_NAME": "Credit Team", "GIT_AUTHOR_EMAIL": "credit@example.com",
-           "GIT_COMMITTER_NAME": "Credit Team", "GIT_COMMITTER_EMAIL": "credit@example.com"}
+    env = {
+        **os.environ,
+        "DVC_NO_ANALYTICS": "1",
+        "PYTHONPATH": str(folder),
+        "GIT_AUTHOR_NAME": "Credit Team",
+        "GIT_AUTHOR_EMAIL": "credit@example.com",
+        "GIT_COMMITTER_NAME": "Credit Team",
+        "GIT_COMMITTER_EMAIL": "credit@example.com",
+    }
     result = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
@@ -40,8 +46,11 @@ def make_workspace(destination: Path, dvc_remote: Path) -> Path:
     destination = destination.absolute()
     if destination.exists():
         shutil.rmtree(destination)
-    shutil.copytree(HERE / "deployment", destination,
-                    ignore=shutil.ignore_patterns("__pycache__", "model", "data"))
+    shutil.copytree(
+        HERE / "deployment",
+        destination,
+        ignore=shutil.ignore_patterns("__pycache__", "model", "data"),
+    )
     dvc = [sys.executable, "-m", "dvc"]
     _run(destination, "git", "init", "-q", "-b", "main")
     _run(destination, sys.executable, "train.py")

@@ -151,7 +151,9 @@ class ManifestStore:
         if not ids:
             return []
         return self.client.search_runs(
-            ids, filter_string=filter_string, order_by=["attributes.start_time DESC"],
+            ids,
+            filter_string=filter_string,
+            order_by=["attributes.start_time DESC"],
             max_results=10_000,
         )
 
@@ -176,10 +178,14 @@ class ManifestStore:
         run = self._run_for(manifest_id)
         destination.mkdir(parents=True, exist_ok=True)
         try:
-            return Path(mlflow.artifacts.download_artifacts(
-                run_id=run.info.run_id, artifact_path=name, dst_path=str(destination),
-                tracking_uri=self.tracking_uri,
-            ))
+            return Path(
+                mlflow.artifacts.download_artifacts(
+                    run_id=run.info.run_id,
+                    artifact_path=name,
+                    dst_path=str(destination),
+                    tracking_uri=self.tracking_uri,
+                )
+            )
         except Exception as error:
             raise EnvironmentProblem(
                 f"artifact {name} of manifest {manifest_id[:12]} cannot be read: "
@@ -192,7 +198,8 @@ class ManifestStore:
         if not self.cache_dir.is_dir() or len(manifest_id) < 6:
             return None
         found = [
-            folder for folder in self.cache_dir.glob(f"{manifest_id}*")
+            folder
+            for folder in self.cache_dir.glob(f"{manifest_id}*")
             if (folder / MANIFEST_FILE).is_file()
         ]
         return found[0] if len(found) == 1 else None
@@ -223,8 +230,9 @@ class ManifestStore:
                 self._cache(manifest.manifest_id, REFERENCE_FILE, data.read_bytes())
         if sha256_file(path) != expected:
             path.unlink()
-            raise IntegrityError(f"reference sample of {manifest.short_id} does not match "
-                                 f"its sha256 {expected}")
+            raise IntegrityError(
+                f"reference sample of {manifest.short_id} does not match its sha256 {expected}"
+            )
         return path
 
     def _cache(self, manifest_id: str, name: str, data: bytes) -> None:
@@ -241,21 +249,24 @@ class ManifestStore:
             tags = run.data.tags
             if TAG_ID not in tags:
                 continue
-            records.append(DeploymentRecord(
-                manifest_id=tags[TAG_ID],
-                name=self.client.get_experiment(run.info.experiment_id).name,
-                version=tags.get("replay.version", ""),
-                created_at=tags.get("replay.created_at", ""),
-                commit=tags.get(TAG_COMMIT, ""),
-                dirty=tags.get(TAG_DIRTY) == "true",
-                base_image=tags.get(TAG_BASE, ""),
-                image_id=tags.get(TAG_IMAGE),
-                run_id=run.info.run_id,
-            ))
+            records.append(
+                DeploymentRecord(
+                    manifest_id=tags[TAG_ID],
+                    name=self.client.get_experiment(run.info.experiment_id).name,
+                    version=tags.get("replay.version", ""),
+                    created_at=tags.get("replay.created_at", ""),
+                    commit=tags.get(TAG_COMMIT, ""),
+                    dirty=tags.get(TAG_DIRTY) == "true",
+                    base_image=tags.get(TAG_BASE, ""),
+                    image_id=tags.get(TAG_IMAGE),
+                    run_id=run.info.run_id,
+                )
+            )
         return records
 
-    def attach_build(self, manifest_id: str, image_id: str, fingerprint: dict[str, Any],
-                     fingerprint_id: str) -> BuildRecord:
+    def attach_build(
+        self, manifest_id: str, image_id: str, fingerprint: dict[str, Any], fingerprint_id: str
+    ) -> BuildRecord:
         """Record the built image and its fingerprint next to the manifest."""
         run_id = self._run_for(manifest_id).info.run_id
         with tempfile.TemporaryDirectory() as scratch:
@@ -266,8 +277,9 @@ class ManifestStore:
         self.client.set_tag(run_id, TAG_FINGERPRINT, fingerprint_id)
         return self._refresh_build(manifest_id)
 
-    def attach_publication(self, manifest_id: str, repo_digest: str,
-                           archive_sha256: str) -> BuildRecord:
+    def attach_publication(
+        self, manifest_id: str, repo_digest: str, archive_sha256: str
+    ) -> BuildRecord:
         """Record where the image was published: registry digest and archive blob."""
         run_id = self._run_for(manifest_id).info.run_id
         self.client.set_tag(run_id, TAG_REPO_DIGEST, repo_digest)
@@ -290,8 +302,10 @@ class ManifestStore:
             path = self.artifact(tags[TAG_ID], FINGERPRINT_FILE, Path(scratch))
             fingerprint = json.loads(path.read_text())
         record = BuildRecord(
-            image_id=tags[TAG_IMAGE], fingerprint=fingerprint,
-            fingerprint_id=tags[TAG_FINGERPRINT], repo_digest=tags.get(TAG_REPO_DIGEST),
+            image_id=tags[TAG_IMAGE],
+            fingerprint=fingerprint,
+            fingerprint_id=tags[TAG_FINGERPRINT],
+            repo_digest=tags.get(TAG_REPO_DIGEST),
             archive_sha256=tags.get(TAG_ARCHIVE),
         )
         self._cache(tags[TAG_ID], "build.json", json.dumps(record.__dict__).encode())

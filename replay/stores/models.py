@@ -63,8 +63,10 @@ def stored_copies(manifest: Manifest, item: ModelFile) -> Iterator[tuple[str, Pa
         import dvc.api
 
         url = dvc.api.get_url(
-            _repo_path(manifest, item), repo=manifest.document["code"]["repository"],
-            rev=_rev(manifest), remote=item.dvc["remote"],
+            _repo_path(manifest, item),
+            repo=manifest.document["code"]["repository"],
+            rev=_rev(manifest),
+            remote=item.dvc["remote"],
         )
         if "://" not in url or url.startswith("file://"):
             path = Path(url.removeprefix("file://"))

@@ -87,8 +87,9 @@ def built(captured):
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """The installed `replay` command, as a user runs it."""
     command = [str(Path(sys.executable).parent / "replay"), *args]
-    return subprocess.run(command, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=600)
+    return subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=600
+    )
 
 
 def free_port() -> int:
@@ -110,9 +111,17 @@ def server(built, captured, tmp_path_factory):
     log = tmp_path_factory.mktemp("server") / "serve.log"
     with open(log, "w") as output:  # the child keeps its own copy of the descriptor
         process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "replay"), "serve", captured.name,
-             "--port", str(port), "--containers", "2"],
-            stdout=output, stderr=subprocess.STDOUT,
+            [
+                str(Path(sys.executable).parent / "replay"),
+                "serve",
+                captured.name,
+                "--port",
+                str(port),
+                "--containers",
+                "2",
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
@@ -143,8 +152,11 @@ def served(server, workspace):
 
     def post(item: tuple[int, dict]) -> dict:
         index, inputs = item
-        response = httpx.post(f"{server}/decisions", timeout=60,
-                              json={"inputs": inputs, "subject": f"applicant-{index}"})
+        response = httpx.post(
+            f"{server}/decisions",
+            timeout=60,
+            json={"inputs": inputs, "subject": f"applicant-{index}"},
+        )
         assert response.status_code == 200, response.text
         return response.json()
 
@@ -161,9 +173,11 @@ def hostile(registry, tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("hostile") / "hostile"
     shutil.copytree(ROOT / "tests" / "fixtures" / "hostile", folder)
-    for command in (["git", "init", "-q"], ["git", "add", "-A"],
-                    ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q",
-                     "-m", "hostile"]):
+    for command in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "hostile"],
+    ):
         subprocess.run(command, cwd=folder, check=True, capture_output=True)
     manifest = replay.capture(folder)
     replay.build(manifest.manifest_id)

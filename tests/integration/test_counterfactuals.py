@@ -38,8 +38,9 @@ def test_every_option_flips_and_respects_the_schema(rejected_ones, warm):
                     assert value > old
                 if value != old and spec.get("monotone") == "decreasing":
                     assert value < old
-            assert set(option.changes) == {n for n in option.inputs
-                                           if option.inputs[n] != entry.input_values[n]}
+            assert set(option.changes) == {
+                n for n in option.inputs if option.inputs[n] != entry.input_values[n]
+            }
     assert found_any
 
 

@@ -49,8 +49,9 @@ def test_twenty_random_decisions_reproduce_bit_for_bit(served):
     assert summary.counts == {"reproduced": 20, "diverged": 0, "failed": 0}
     for result in summary.results:
         assert result.recovery == "local"
-        assert json.dumps(result.replayed, sort_keys=True) == json.dumps(result.logged,
-                                                                         sort_keys=True)
+        assert json.dumps(result.replayed, sort_keys=True) == json.dumps(
+            result.logged, sort_keys=True
+        )
         audit = replay.show_transaction(result.record_txn)
         assert audit.kind == "replay" and audit.refers_to == result.txn_id
         assert audit.output_values["verdict"] == "reproduced"
@@ -72,10 +73,16 @@ def test_a_changed_logged_output_is_diverged_with_ulps(served, captured):
     entry = open_ledger().get(original["transaction_id"])
     score = entry.output_values["score"]
     nudged = {**entry.output_values, "score": float.fromhex((score).hex()) + 2e-16}
-    forged = open_ledger().record(NewEntry(
-        manifest_id=entry.manifest_id, deployment=entry.deployment, inputs=entry.input_values,
-        outputs=nudged, seed=entry.seed, fingerprint=entry.fingerprint,
-    ))
+    forged = open_ledger().record(
+        NewEntry(
+            manifest_id=entry.manifest_id,
+            deployment=entry.deployment,
+            inputs=entry.input_values,
+            outputs=nudged,
+            seed=entry.seed,
+            fingerprint=entry.fingerprint,
+        )
+    )
     result = run_cli("replay", forged.txn_id, "--json")
     assert result.returncode == 1
     report = json.loads(result.stdout)
@@ -114,7 +121,7 @@ def test_a_changed_ledger_row_is_named(served, replay_env, tmp_path):
     seq = target.execute("SELECT seq FROM entries ORDER BY seq LIMIT 1 OFFSET 7").fetchone()[0]
     outputs = target.execute("SELECT outputs FROM entries WHERE seq = ?", [seq]).fetchone()[0]
     at = outputs.index("reject") if "reject" in outputs else outputs.index("approv")
-    one_byte = outputs[:at] + outputs[at].upper() + outputs[at + 1:]
+    one_byte = outputs[:at] + outputs[at].upper() + outputs[at + 1 :]
     target.execute("UPDATE entries SET outputs = ? WHERE seq = ?", [one_byte, seq])
     target.commit()
     result = run_cli("ledger", "verify", env={"REPLAY_LEDGER": str(copy)})
@@ -130,8 +137,7 @@ def test_a_forged_image_with_another_model_is_refused(spare, engine, tmp_path):
     manifest, built = spare
     (tmp_path / "model.joblib").write_bytes(b"not the model that decided")
     (tmp_path / "Dockerfile").write_text(
-        f"FROM {built.image_id}\n"
-        "COPY model.joblib /opt/deployment/model/model/model.joblib\n"
+        f"FROM {built.image_id}\nCOPY model.joblib /opt/deployment/model/model/model.joblib\n"
     )
     forged, _ = engine.images.build(path=str(tmp_path), network_mode="none", rm=True)
     for tag in engine.images.get(built.image_id).tags:  # only the forgery is found by label now

@@ -31,8 +31,12 @@ def mlflow_run(manifest_id: str):
 
 def test_capture_freezes_the_deployment(captured, workspace):
     document = captured.document
-    head = subprocess.run(["git", "-C", str(workspace), "rev-parse", "HEAD"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "-C", str(workspace), "rev-parse", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert document["code"]["commit"] == head
     assert document["code"]["dirty"] is False
     model = workspace / "model" / "model.joblib"
@@ -57,8 +61,13 @@ def test_mlflow_run_has_tags_and_artifacts(built, captured):
     assert tags["replay.base_image"] == captured.base_image
     assert tags["replay.image_id"] == built.image_id
     names = {item.path for item in client.list_artifacts(run.info.run_id)}
-    assert names >= {"manifest.json", "requirements.lock", "source.tar", "reference.csv",
-                     "fingerprint.json"}
+    assert names >= {
+        "manifest.json",
+        "requirements.lock",
+        "source.tar",
+        "reference.csv",
+        "fingerprint.json",
+    }
     assert client.get_experiment(run.info.experiment_id).name == captured.name
 
 
@@ -176,8 +185,9 @@ def test_a_named_base_image_resolves_to_its_registry_digest(engine, registry, ca
 
 
 def test_dead_docker_host_is_one_line_exit_3(captured, tmp_path):
-    result = run_cli("build", captured.manifest_id,
-                     env={"DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"})
+    result = run_cli(
+        "build", captured.manifest_id, env={"DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"}
+    )
     assert result.returncode == 3
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: no Docker engine answers")

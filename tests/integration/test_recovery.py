@@ -47,18 +47,28 @@ def test_replay_recovers_by_every_path(spare, engine, registry):
     from replay.warm import WarmDeployment
 
     manifest, built = spare
-    inputs = {"income": 61000.0, "debt": 12000.0, "loan_amount": 20000.0, "age": 35,
-              "years_employed": 4.0, "credit_history_years": 7.0, "late_payments": 0}
+    inputs = {
+        "income": 61000.0,
+        "debt": 12000.0,
+        "loan_amount": 20000.0,
+        "age": 35,
+        "years_employed": 4.0,
+        "credit_history_years": 7.0,
+        "late_payments": 0,
+    }
     with WarmDeployment(manifest.manifest_id) as warm:
         outputs = warm.predict(inputs, seed=99)
-    txn = record_decision(manifest.manifest_id, inputs, outputs, seed=99,
-                          fingerprint_id=built.fingerprint_id).txn_id
+    txn = record_decision(
+        manifest.manifest_id, inputs, outputs, seed=99, fingerprint_id=built.fingerprint_id
+    ).txn_id
 
     publication = replay.publish(manifest.manifest_id)
     assert publication.repo_digest.startswith(f"{registry}/replay/{manifest.name}@sha256:")
     record = manifest_store(load_settings()).build_record(manifest.manifest_id)
-    assert (record.repo_digest, record.archive_sha256) == (publication.repo_digest,
-                                                            publication.archive_sha256)
+    assert (record.repo_digest, record.archive_sha256) == (
+        publication.repo_digest,
+        publication.archive_sha256,
+    )
 
     remove_everywhere(engine, manifest.manifest_id)
     result = replay.replay(txn)

@@ -19,10 +19,13 @@ def test_whatif_changes_only_what_was_set(rejected, warm):
 
     entry = replay.show_transaction(rejected)
     answer = replay.whatif(rejected, ["income=250000", "debt=0"], warm=warm)
-    assert answer.changed == {"income": (entry.input_values["income"], 250000.0),
-                              "debt": (entry.input_values["debt"], 0.0)}
+    assert answer.changed == {
+        "income": (entry.input_values["income"], 250000.0),
+        "debt": (entry.input_values["debt"], 0.0),
+    }
     assert {k: v for k, v in answer.modified_inputs.items() if k not in ("income", "debt")} == {
-        k: v for k, v in entry.input_values.items() if k not in ("income", "debt")}
+        k: v for k, v in entry.input_values.items() if k not in ("income", "debt")
+    }
     # the same container and seed give the modified decision a direct prediction gives
     assert answer.modified_outputs == warm.predict(answer.modified_inputs, entry.seed)
     assert answer.original_outputs == entry.output_values
@@ -39,9 +42,13 @@ def test_setting_the_logged_values_reproduces_the_decision(rejected, warm):
 
 @pytest.mark.parametrize(
     ("assignment", "message"),
-    [("colour=red", "unknown feature 'colour'"), ("income=lots", "is not a number"),
-     ("age=12", "below its minimum 18"), ("late_payments=1.5", "whole number"),
-     ("income", "not NAME=VALUE")],
+    [
+        ("colour=red", "unknown feature 'colour'"),
+        ("income=lots", "is not a number"),
+        ("age=12", "below its minimum 18"),
+        ("late_payments=1.5", "whole number"),
+        ("income", "not NAME=VALUE"),
+    ],
 )
 def test_bad_set_is_one_line_exit_2(rejected, assignment, message):
     result = run_cli("whatif", rejected, "--set", assignment)
@@ -76,8 +83,18 @@ def test_debt_sweep_never_helps(rejected, warm):
 
 def test_two_dimensional_sweep_to_parquet_via_cli(rejected, tmp_path):
     out, plot = tmp_path / "grid.parquet", tmp_path / "grid.png"
-    result = run_cli("sweep", rejected, "--vary", "income=20000:150000:12",
-                     "--vary", "late_payments=0:6:7", "--out", str(out), "--plot", str(plot))
+    result = run_cli(
+        "sweep",
+        rejected,
+        "--vary",
+        "income=20000:150000:12",
+        "--vary",
+        "late_payments=0:6:7",
+        "--out",
+        str(out),
+        "--plot",
+        str(plot),
+    )
     assert result.returncode == 0, result.stderr
     frame = pd.read_parquet(out)
     assert len(frame) == 12 * 7
@@ -91,16 +108,19 @@ def test_sweep_rows_equal_single_predictions(rejected, warm):
     entry = replay.show_transaction(rejected)
     result = replay.sweep(rejected, ["loan_amount=1000:90000:5"], warm=warm)
     for row in result.frame.to_dict(orient="records"):
-        single = warm.predict({**entry.input_values, "loan_amount": row["loan_amount"]},
-                              entry.seed)
+        single = warm.predict({**entry.input_values, "loan_amount": row["loan_amount"]}, entry.seed)
         assert (single["decision"], single["score"]) == (row["decision"], row["score"])
 
 
 @pytest.mark.parametrize(
     ("vary", "message"),
-    [(["income=1:2"], "NAME=START:STOP:COUNT"), (["colour=1:2:3"], "unknown feature"),
-     (["income=-5:100:3"], "below its minimum"), (["income=0:1:0"], "at least 1"),
-     (["income=0:1:2", "debt=0:1:2", "age=20:30:2"], "one or two")],
+    [
+        (["income=1:2"], "NAME=START:STOP:COUNT"),
+        (["colour=1:2:3"], "unknown feature"),
+        (["income=-5:100:3"], "below its minimum"),
+        (["income=0:1:0"], "at least 1"),
+        (["income=0:1:2", "debt=0:1:2", "age=20:30:2"], "one or two"),
+    ],
 )
 def test_bad_vary_is_bad_input(rejected, warm, vary, message):
     import replay

@@ -22,16 +22,18 @@ def test_identical_outputs_have_no_difference():
 
 def test_one_bit_is_a_difference_with_its_size():
     score = 0.2719616777901348
-    [difference] = compare_outputs({"score": score, "decision": "rejected"},
-                                   {"score": math.nextafter(score, 1.0),
-                                    "decision": "rejected"})
+    [difference] = compare_outputs(
+        {"score": score, "decision": "rejected"},
+        {"score": math.nextafter(score, 1.0), "decision": "rejected"},
+    )
     assert difference.field == "score" and difference.ulps == 1
     assert 0 < difference.absolute < 1e-15
 
 
 def test_missing_and_non_numeric_fields():
-    differences = compare_outputs({"decision": "rejected", "reason": "debt"},
-                                  {"decision": "approved"})
+    differences = compare_outputs(
+        {"decision": "rejected", "reason": "debt"}, {"decision": "approved"}
+    )
     assert [(d.field, d.ulps) for d in differences] == [("decision", None), ("reason", None)]
     assert compare_outputs({"audit": True}, {"audit": 1})[0].ulps is None
 
@@ -81,16 +83,20 @@ def test_read_rows_types_and_checks_each_row(tmp_path):
     path = tmp_path / "rows.csv"
     path.write_text("income,age,region,student\n52000,41,north,true\n61000.5,30,south,False\n")
     rows = read_rows(path, SCHEMA)
-    assert rows == [{"income": 52000.0, "age": 41, "region": "north", "student": True},
-                    {"income": 61000.5, "age": 30, "region": "south", "student": False}]
+    assert rows == [
+        {"income": 52000.0, "age": 41, "region": "north", "student": True},
+        {"income": 61000.5, "age": 30, "region": "south", "student": False},
+    ]
     assert isinstance(rows[0]["age"], int)
     path.write_text("income,age,region,student\n52000,12,north,true\n")
     with pytest.raises(BadInput, match="age=12 is below its minimum 18"):
         read_rows(path, SCHEMA)
 
 
-@pytest.mark.parametrize(("value", "text"), [(69000.0, "69,000"), (15.4, "15.4"),
-                                             (0.68, "0.68"), (3, "3"), ("north", "north")])
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(69000.0, "69,000"), (15.4, "15.4"), (0.68, "0.68"), (3, "3"), ("north", "north")],
+)
 def test_format_value(value, text):
     from replay.inputs import format_value
 

@@ -17,8 +17,12 @@ def test_integer_walks_are_whole_distinct_and_ordered_away_from_the_start():
 
 @pytest.mark.parametrize(
     ("monotone", "towards_favourable", "expected"),
-    [("increasing", True, [1]), ("decreasing", True, [-1]), ("increasing", False, [-1]),
-     (None, True, [1, -1])],
+    [
+        ("increasing", True, [1]),
+        ("decreasing", True, [-1]),
+        ("increasing", False, [-1]),
+        (None, True, [1, -1]),
+    ],
 )
 def test_monotone_features_move_only_the_helpful_way(monotone, towards_favourable, expected):
     spec = {"type": "number"} | ({"monotone": monotone} if monotone else {})

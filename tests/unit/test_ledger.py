@@ -8,9 +8,14 @@ from replay.ledger import GENESIS, Ledger, NewEntry, pseudonym
 
 
 def decision(i: int, **extra) -> NewEntry:
-    return NewEntry(manifest_id="m" * 64, deployment=extra.pop("deployment", "credit"),
-                    inputs={"income": 1000.0 + i, "name": "Zoë"},
-                    outputs={"decision": "approved", "score": i / 7}, seed=i, **extra)
+    return NewEntry(
+        manifest_id="m" * 64,
+        deployment=extra.pop("deployment", "credit"),
+        inputs={"income": 1000.0 + i, "name": "Zoë"},
+        outputs={"decision": "approved", "score": i / 7},
+        seed=i,
+        **extra,
+    )
 
 
 @pytest.fixture

@@ -54,19 +54,20 @@ def test_nothing_is_imported_before_load(deployment):
 
 
 @pytest.mark.parametrize("with_batch_function", [True, False])
-def test_a_batch_by_column_answers_what_single_requests_answer(deployment,
-                                                               with_batch_function):
-    source = SCORING + ("\n    def predict_batch(rows):\n"
-                        "        return [predict(row) for row in rows]\n"
-                        if with_batch_function else "")
+def test_a_batch_by_column_answers_what_single_requests_answer(deployment, with_batch_function):
+    source = SCORING + (
+        "\n    def predict_batch(rows):\n        return [predict(row) for row in rows]\n"
+        if with_batch_function
+        else ""
+    )
     entrypoint = deployment(source)
     singles = [{"id": f"s{b}", "inputs": {"a": 2, "b": b}, "seed": 3} for b in range(4)]
-    batch = {"id": "b", "rows": 4, "columns": {"b": [0, 1, 2, 3]}, "shared": {"a": 2},
-             "seed": 3}
+    batch = {"id": "b", "rows": 4, "columns": {"b": [0, 1, 2, 3]}, "shared": {"a": 2}, "seed": 3}
     *answers, batched = talk(entrypoint, *singles, batch)[2:]
     assert batched["id"] == "b"
-    assert batched["columns"]["score"] == [a["outputs"]["score"] for a in answers] == [
-        20, 21, 22, 23]
+    assert (
+        batched["columns"]["score"] == [a["outputs"]["score"] for a in answers] == [20, 21, 22, 23]
+    )
     # Seeded once: the draws run on in sequence rather than restarting per row.
     draws = random.Random(3)
     assert batched["columns"]["draw"] == [draws.random() for _ in range(4)]
@@ -77,31 +78,50 @@ def test_shared_fields_reach_every_row(deployment):
         def predict(inputs):
             return {"fields": ",".join(sorted(inputs)), "a": inputs["a"]}
     """)
-    (answer,) = talk(entrypoint, {"id": "b", "rows": 2, "columns": {"b": [1, 2]},
-                                  "shared": {"a": 5, "c": 6}, "seed": 0})[2:]
+    (answer,) = talk(
+        entrypoint,
+        {"id": "b", "rows": 2, "columns": {"b": [1, 2]}, "shared": {"a": 5, "c": 6}, "seed": 0},
+    )[2:]
     assert answer["columns"] == {"a": [5, 5], "fields": ["a,b,c", "a,b,c"]}
 
 
 @pytest.mark.parametrize(
     ("source", "request_", "message"),
     [
-        (SCORING, {"rows": 3, "columns": {"a": [1, 2, 3], "b": [1, 2]}},
-         "every column must hold 3 values"),
-        (SCORING + "\n    def predict_batch(rows):\n        return rows[:1]\n",
-         {"rows": 2, "columns": {"a": [1, 2], "b": [1, 2]}}, "answered 1 of 2 rows"),
-        ("""
+        (
+            SCORING,
+            {"rows": 3, "columns": {"a": [1, 2, 3], "b": [1, 2]}},
+            "every column must hold 3 values",
+        ),
+        (
+            SCORING + "\n    def predict_batch(rows):\n        return rows[:1]\n",
+            {"rows": 2, "columns": {"a": [1, 2], "b": [1, 2]}},
+            "answered 1 of 2 rows",
+        ),
+        (
+            """
             def predict(inputs):
                 return {"x": 1} if inputs["a"] == 1 else {"y": 1}
-         """, {"rows": 2, "columns": {"a": [1, 2]}}, "all have the same fields"),
-        ("""
+         """,
+            {"rows": 2, "columns": {"a": [1, 2]}},
+            "all have the same fields",
+        ),
+        (
+            """
             def predict(inputs):
                 return 0.5 if inputs["a"] == 2 else {"x": 1}
-         """, {"rows": 1, "columns": {"a": [2]}}, "must return dicts"),
+         """,
+            {"rows": 1, "columns": {"a": [2]}},
+            "must return dicts",
+        ),
     ],
 )
 def test_a_bad_batch_is_an_error_and_the_loop_goes_on(deployment, source, request_, message):
     entrypoint = deployment(source)
-    bad, good = talk(entrypoint, {"id": "bad", "seed": 0, **request_},
-                     {"id": "ok", "inputs": {"a": 1, "b": 1}, "seed": 0})[2:]
+    bad, good = talk(
+        entrypoint,
+        {"id": "bad", "seed": 0, **request_},
+        {"id": "ok", "inputs": {"a": 1, "b": 1}, "seed": 0},
+    )[2:]
     assert bad["id"] == "bad" and message in bad["error"]["message"]
     assert good["id"] == "ok" and "outputs" in good
