@@ -26,6 +26,7 @@ demo: up
 
 test: up
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/pytest -q -ra tests
 
 unit: env
