@@ -16,7 +16,7 @@ from replay.errors import BadInput, IntegrityError
 from replay.manifests.canonical import sha256_bytes, sha256_file
 from replay.manifests.manifest import Manifest
 from replay.settings import Settings, load_settings
-from replay.stores.blobs import LocalBlobStore
+from replay.stores.blobs import open_blob_store
 from replay.stores.manifests import (
     LOCK_FILE,
     REFERENCE_FILE,
@@ -57,7 +57,7 @@ def _wheels(
 
     folder = settings.cache / "wheels" / f"cp{python.replace('.', '')}"
     wheels = download_wheels(manifest_lock, python, platforms, folder, progress)
-    blobs = LocalBlobStore(settings.blob_dir)
+    blobs = open_blob_store(settings.blobs)
     for wheel in wheels:
         blobs.put(folder / wheel["filename"])
     return wheels
@@ -165,7 +165,7 @@ def _build_context(
 
     document = manifest.document
     (context / LOCK_FILE).write_text(manifest.lock_text)
-    blobs = LocalBlobStore(settings.blob_dir)
+    blobs = open_blob_store(settings.blobs)
     if not all(blobs.has(wheel["sha256"]) for wheel in manifest.wheels):
         progress("fetching wheels missing from the blob store")
         env = document["environment"]
@@ -311,14 +311,12 @@ def verify_manifest(manifest_id: str, *, settings: Settings | None = None) -> Ma
             )
         if not found:
             checks.append(Check(f"model file {item.path}", item.sha256, "(no stored copy)"))
-    blobs = LocalBlobStore(settings.blob_dir)
+    blobs = open_blob_store(settings.blobs)
     for wheel in manifest.wheels:
-        if blobs.has(wheel["sha256"]):
-            checks.append(
-                Check(
-                    f"wheel {wheel['filename']}",
-                    wheel["sha256"],
-                    sha256_file(blobs.path(wheel["sha256"])),
-                )
-            )
+        found = (
+            blobs.stored_sha256(wheel["sha256"])
+            if blobs.has(wheel["sha256"])
+            else f"(not in {blobs})"
+        )
+        checks.append(Check(f"wheel {wheel['filename']}", wheel["sha256"], found))
     return ManifestVerification(manifest.manifest_id, checks)

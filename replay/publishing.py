@@ -14,7 +14,7 @@ from pathlib import Path
 from replay.errors import EnvironmentProblem
 from replay.images.engine import docker_client
 from replay.settings import Settings, load_settings
-from replay.stores.blobs import LocalBlobStore
+from replay.stores.blobs import open_blob_store
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def publish(manifest_id: str, *, settings: Settings | None = None) -> Publicatio
             for chunk in image.save(named=True):
                 handle.write(chunk)
                 progress(f"{handle.tell() / 1e6:.0f} MB")
-        archive_sha256 = LocalBlobStore(settings.blob_dir).put(archive)
+        archive_sha256 = open_blob_store(settings.blobs).put(archive)
         size = archive.stat().st_size
     repo_digest = f"{repository}@{digest}"
     store.attach_publication(manifest.manifest_id, repo_digest, archive_sha256)

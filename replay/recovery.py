@@ -15,7 +15,7 @@ from replay.deployments import build
 from replay.images.build import find_image
 from replay.manifests.manifest import Manifest
 from replay.settings import Settings
-from replay.stores.blobs import LocalBlobStore
+from replay.stores.blobs import BlobStore, open_blob_store
 from replay.stores.manifests import ManifestStore
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ def _pull(client: docker.DockerClient, manifest: Manifest, repo_digest: str) -> 
 
 
 def _load_archive(
-    client: docker.DockerClient, manifest: Manifest, blobs: LocalBlobStore, digest: str
+    client: docker.DockerClient, manifest: Manifest, blobs: BlobStore, digest: str
 ) -> Any | None:
     if not blobs.has(digest):
         return None
@@ -66,7 +66,7 @@ def recover_image(
             return RecoveredImage(pulled.id, "registry")
     if record is not None and record.archive_sha256:
         loaded = _load_archive(
-            client, manifest, LocalBlobStore(settings.blob_dir), record.archive_sha256
+            client, manifest, open_blob_store(settings.blobs), record.archive_sha256
         )
         if loaded is not None:
             return RecoveredImage(loaded.id, "archive")

@@ -20,12 +20,16 @@ class Settings:
     registry: str
     base_image: str | None
     artifact_root: str
-    blob_dir: Path
+    blobs: str  # a folder or s3://bucket/prefix
     ledger_path: Path
 
     @property
     def default_base_repository(self) -> str:
         return f"{self.registry}/replay/python"
+
+
+def _blob_location(location: str) -> str:
+    return location if "://" in location else str(Path(location).absolute())
 
 
 def load_settings() -> Settings:
@@ -40,6 +44,6 @@ def load_settings() -> Settings:
         registry=os.environ.get("REPLAY_REGISTRY", "127.0.0.1:5000"),
         base_image=os.environ.get("REPLAY_BASE_IMAGE") or None,
         artifact_root=artifacts,
-        blob_dir=Path(os.environ.get("REPLAY_BLOB_DIR", home / "blobs")).absolute(),
+        blobs=_blob_location(os.environ.get("REPLAY_BLOBS") or str(home / "blobs")),
         ledger_path=Path(os.environ.get("REPLAY_LEDGER", home / "ledger.db")).absolute(),
     )

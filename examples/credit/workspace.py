@@ -2,7 +2,8 @@
 
 A deployment lives in its own git repository with its model tracked by DVC. This
 copies `deployment/` to a fresh folder, trains the model there (deterministically),
-puts the model under DVC with a local-folder remote, commits, and pushes the model.
+puts the model under DVC with a remote (a local folder, or `s3://bucket/prefix` reached
+through the usual AWS_* variables), commits, and pushes the model.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def _run(folder: Path, *command: str) -> None:
         raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
 
 
-def make_workspace(destination: Path, dvc_remote: Path) -> Path:
+def make_workspace(destination: Path, dvc_remote: Path | str) -> Path:
     """A committed deployment repo at `destination`, its model pushed to `dvc_remote`."""
     destination = destination.absolute()
     if destination.exists():
@@ -55,7 +56,10 @@ def make_workspace(destination: Path, dvc_remote: Path) -> Path:
     _run(destination, "git", "init", "-q", "-b", "main")
     _run(destination, sys.executable, "train.py")
     _run(destination, *dvc, "init", "-q")
-    _run(destination, *dvc, "remote", "add", "-d", "local", str(dvc_remote.absolute()))
+    remote = str(dvc_remote)
+    if "://" not in remote:
+        remote = str(Path(remote).absolute())
+    _run(destination, *dvc, "remote", "add", "-d", "storage", remote)
     _run(destination, *dvc, "add", "-q", MODEL)
     _run(destination, "git", "add", "-A")
     _run(destination, "git", "commit", "-q", "-m", "credit-approval model v1")

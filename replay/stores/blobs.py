@@ -1,18 +1,21 @@
 """Content-addressed blob stores (wheels, image archives), behind one base class.
 
 A blob's name is its sha256; a read checks it, so a flipped byte is caught where it
-is read, not later inside a build.
+is read, not later inside a build. `open_blob_store` picks the store from a location:
+a folder (the embedded default) or `s3://bucket/prefix`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from pathlib import Path
 
-from replay.errors import IntegrityError
+from replay.errors import BadInput, EnvironmentProblem, IntegrityError
 from replay.manifests.canonical import sha256_file
 
 
@@ -36,6 +39,13 @@ class BlobStore(ABC):
             destination.unlink()
             raise IntegrityError(f"blob {digest} in {self} hashes to {found}")
         return destination
+
+    def stored_sha256(self, digest: str) -> str:
+        """The sha256 of the bytes stored under `digest` (for verification reports)."""
+        with tempfile.TemporaryDirectory() as scratch:
+            copy = Path(scratch) / "blob"
+            self._fetch(digest, copy)
+            return sha256_file(copy)
 
 
 class LocalBlobStore(BlobStore):
@@ -69,3 +79,80 @@ class LocalBlobStore(BlobStore):
         if not source.is_file():
             raise IntegrityError(f"blob {digest} is missing from {self.root}")
         shutil.copyfile(source, destination)
+
+    def stored_sha256(self, digest: str) -> str:
+        return sha256_file(self.path(digest))
+
+
+class S3BlobStore(BlobStore):
+    """A bucket (and key prefix) on S3 or anything that speaks its API.
+
+    The endpoint and credentials come from boto3's usual chain (`AWS_ENDPOINT_URL_S3`,
+    `AWS_ACCESS_KEY_ID`, profiles, instance roles). An upload becomes visible only once
+    complete, so a failed `put` leaves nothing half-written under the blob's name.
+    """
+
+    def __init__(self, bucket: str, prefix: str = "") -> None:
+        import boto3
+
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.client = boto3.client("s3")
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+    def key(self, digest: str) -> str:
+        return f"{self.prefix}sha256/{digest[:2]}/{digest}"
+
+    @contextlib.contextmanager
+    def _reaching(self) -> Iterator[None]:
+        """Turn botocore's failures into one line naming the store."""
+        from urllib.parse import urlsplit
+
+        from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+        try:
+            yield
+        except EndpointConnectionError as error:
+            endpoint = urlsplit(error.kwargs.get("endpoint_url", "")).netloc or "(unknown)"
+            raise EnvironmentProblem(
+                f"blob store {self}: cannot reach the S3 endpoint {endpoint}"
+            ) from None
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            message = error.response.get("Error", {}).get("Message") or code
+            raise EnvironmentProblem(f"blob store {self}: {code}: {message}") from None
+        except BotoCoreError as error:
+            raise EnvironmentProblem(f"blob store {self}: {error}") from None
+
+    def has(self, digest: str) -> bool:
+        # A listing rather than HEAD: HEAD answers a bare 404 for a missing bucket too,
+        # which would read as "blob absent" instead of "store misconfigured".
+        key = self.key(digest)
+        with self._reaching():
+            listing = self.client.list_objects_v2(Bucket=self.bucket, Prefix=key, MaxKeys=1)
+        return any(item["Key"] == key for item in listing.get("Contents", []))
+
+    def put(self, path: Path) -> str:
+        digest = sha256_file(path)
+        if not self.has(digest):
+            with self._reaching():
+                self.client.upload_file(str(path), self.bucket, self.key(digest))
+        return digest
+
+    def _fetch(self, digest: str, destination: Path) -> None:
+        if not self.has(digest):
+            raise IntegrityError(f"blob {digest} is missing from {self}")
+        with self._reaching():
+            self.client.download_file(self.bucket, self.key(digest), str(destination))
+
+
+def open_blob_store(location: str) -> BlobStore:
+    """`s3://bucket/prefix` or a folder."""
+    if location.startswith("s3://"):
+        bucket, _, prefix = location.removeprefix("s3://").partition("/")
+        if not bucket:
+            raise BadInput(f"blob store {location!r} names no bucket (s3://bucket/prefix)")
+        return S3BlobStore(bucket, prefix)
+    return LocalBlobStore(Path(location))

@@ -9,9 +9,10 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from replay.errors import IntegrityError
+from replay.errors import EnvironmentProblem, IntegrityError
 from replay.manifests.canonical import sha256_file
 from replay.manifests.manifest import Manifest, ModelFile
 
@@ -55,31 +56,41 @@ def _rev(manifest: Manifest) -> str | None:
 
 
 def stored_copies(manifest: Manifest, item: ModelFile) -> Iterator[tuple[str, Path]]:
-    """(where, local path) for every stored copy of a model file: work tree, DVC remote."""
+    """(where, local path) for every stored copy of a model file: work tree, DVC remote.
+
+    The remote is read through DVC's own filesystem for it, so its configuration
+    (S3 endpoint, credentials, profile) applies as it does to `dvc pull`."""
     workspace = _workspace(manifest)
     if workspace is not None and (workspace / item.path).is_file():
         yield "work tree", workspace / item.path
-    if item.dvc and item.dvc.get("remote"):
-        import dvc.api
+    if not (item.dvc and item.dvc.get("remote")):
+        return
+    from dvc.repo import Repo
 
-        url = dvc.api.get_url(
-            _repo_path(manifest, item),
-            repo=manifest.document["code"]["repository"],
-            rev=_rev(manifest),
-            remote=item.dvc["remote"],
-        )
-        if "://" not in url or url.startswith("file://"):
-            path = Path(url.removeprefix("file://"))
-            if path.is_file():
-                yield f"DVC remote {item.dvc['remote']}", path
-        else:
-            with tempfile.TemporaryDirectory() as scratch:
-                import fsspec
+    where = f"DVC remote {item.dvc['remote']}"
+    with Repo.open(manifest.document["code"]["repository"], rev=_rev(manifest)) as repo:
+        odb = repo.cloud.get_remote_odb(item.dvc["remote"])
+        stored = odb.oid_to_path(item.dvc["md5"])
+        with _reaching(where, odb.path):
+            present = odb.fs.exists(stored)
+        if not present:
+            return
+        if odb.fs.protocol == "local":
+            yield where, Path(stored)
+            return
+        with tempfile.TemporaryDirectory() as scratch:
+            local = Path(scratch) / Path(item.path).name
+            with _reaching(where, odb.path):
+                odb.fs.get_file(stored, str(local))
+            yield where, local
 
-                local = Path(scratch) / Path(item.path).name
-                with fsspec.open(url, "rb") as source, open(local, "wb") as target:
-                    shutil.copyfileobj(source, target)
-                yield f"DVC remote {item.dvc['remote']}", local
+
+@contextmanager
+def _reaching(where: str, url: str) -> Iterator[None]:
+    try:
+        yield
+    except Exception as error:  # each filesystem backend raises its own types
+        raise EnvironmentProblem(f"{where} ({url}) cannot be read: {error}") from None
 
 
 def fetch_model_files(manifest: Manifest, destination: Path) -> None:

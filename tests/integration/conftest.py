@@ -1,4 +1,5 @@
-"""Integration fixtures: a real Docker engine, MLflow on SQLite, DVC with a local remote.
+"""Integration fixtures: a real Docker engine, MLflow on SQLite, DVC with a local remote,
+and S3 as moto's server over HTTP.
 
 One deployment is captured and built per session and shared by the tests. Under
 CI=true a component that cannot be reached fails the test; locally it skips with how
@@ -98,6 +99,53 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory):
+    """moto's S3 server on a free loopback port, started for the session; boto3 (and
+    DVC) reach it through the standard AWS_* variables. Yields a function making a bucket."""
+    import time
+
+    import boto3
+    import httpx
+
+    port = free_port()
+    log = tmp_path_factory.mktemp("s3") / "moto.log"
+    command = [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
+    with open(log, "w") as output:
+        try:
+            process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+        except OSError as error:
+            unavailable(f"cannot start moto_server: {error}")
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx.get(url, timeout=2)
+            break
+        except httpx.HTTPError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                unavailable(f"moto_server did not answer at {url}: {log.read_text()[-300:]}")
+            time.sleep(0.2)
+    variables = {
+        "AWS_ENDPOINT_URL_S3": url,
+        "AWS_ACCESS_KEY_ID": "replay-tests",
+        "AWS_SECRET_ACCESS_KEY": "replay-tests",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in variables.items():
+            patch.setenv(key, value)
+
+        def bucket(name: str) -> str:
+            boto3.client("s3").create_bucket(Bucket=name)
+            return name
+
+        yield bucket
+    process.terminate()
+    process.wait(30)
 
 
 @pytest.fixture(scope="session")

@@ -44,7 +44,7 @@ def test_capture_freezes_the_deployment(captured, workspace):
     assert entry["sha256"] == sha256_file(model)
     assert entry["size"] == model.stat().st_size
     assert entry["dvc"]["md5"] == hashlib.md5(model.read_bytes()).hexdigest()
-    assert entry["dvc"]["remote"] == "local"
+    assert entry["dvc"]["remote"] == "storage"
     assert document["image"]["base"].split("@sha256:")[0].endswith("/replay/python")
     assert "--hash=sha256:" in document["environment"]["lock"]
     assert {w["name"] for w in document["environment"]["wheels"]} >= {"scikit-learn", "numpy"}
@@ -224,7 +224,7 @@ def test_no_good_copy_anywhere_is_an_integrity_error(captured, workspace, tmp_pa
     model, remote = workspace / "model" / "model.joblib", dvc_remote_copy(captured)
     originals = {path: flip_one_byte(path) for path in (model, remote)}
     try:
-        with pytest.raises(IntegrityError, match="work tree, DVC remote local differ"):
+        with pytest.raises(IntegrityError, match="work tree, DVC remote storage differ"):
             fetch_model_files(captured, tmp_path / "model-dir")
     finally:
         for path, data in originals.items():

@@ -4,6 +4,7 @@ wiped too, and after the archive is gone as well."""
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 import httpx
 import pytest
@@ -79,8 +80,45 @@ def test_replay_recovers_by_every_path(spare, engine, registry):
     result = replay.replay(txn)
     assert (result.recovery, result.verdict) == ("archive", "reproduced")
 
-    LocalBlobStore(load_settings().blob_dir).path(publication.archive_sha256).unlink()
+    LocalBlobStore(Path(load_settings().blobs)).path(publication.archive_sha256).unlink()
     remove_everywhere(engine, manifest.manifest_id)
     result = replay.replay(txn)
     assert (result.recovery, result.verdict) == ("rebuild", "reproduced")
     assert replay.show_transaction(result.record_txn).output_values["recovery"] == "rebuild"
+
+
+def test_an_image_archive_on_s3_brings_the_image_back(spare, engine, registry, s3, monkeypatch):
+    import boto3
+
+    import replay
+    from replay.decisions import record_decision
+    from replay.warm import WarmDeployment
+
+    manifest, built = spare
+    monkeypatch.setenv("REPLAY_BLOBS", f"s3://{s3('image-archives')}/replay")
+    inputs = {
+        "income": 48000.0,
+        "debt": 9000.0,
+        "loan_amount": 15000.0,
+        "age": 41,
+        "years_employed": 9.0,
+        "credit_history_years": 12.0,
+        "late_payments": 1,
+    }
+    with WarmDeployment(manifest.manifest_id) as warm:
+        outputs = warm.predict(inputs, seed=7)
+    txn = record_decision(
+        manifest.manifest_id, inputs, outputs, seed=7, fingerprint_id=built.fingerprint_id
+    ).txn_id
+
+    publication = replay.publish(manifest.manifest_id)
+    digest = publication.archive_sha256
+    stored = boto3.client("s3").head_object(
+        Bucket="image-archives", Key=f"replay/sha256/{digest[:2]}/{digest}"
+    )
+    assert stored["ContentLength"] == publication.archive_bytes
+
+    wipe_from_registry(registry, publication.repo_digest)
+    remove_everywhere(engine, manifest.manifest_id, publication.repo_digest)
+    result = replay.replay(txn)
+    assert (result.recovery, result.verdict) == ("archive", "reproduced")
