@@ -19,21 +19,27 @@ from replay.manifests.spec import DeploymentSpec
 
 from replay.errors import BadInput
 
-# Pinned so a float computed today is computed the same way in every replay:
-# one BLAS/OpenMP thread (summation order), MKL's conditional numerical reproducibility,
-# a fixed hash seed and time zone.
-RUNTIME_ENV = {
-    "PYTHONHASHSEED": "0",
-    "OMP_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "NUMEXPR_NUM_THREADS": "1",
-    "VECLIB_MAXIMUM_THREADS": "1",
-    "MKL_CBWR": "COMPATIBLE",
-    "TZ": "UTC",
-    "LC_ALL": "C.UTF-8",
-    "PYTHONDONTWRITEBYTECODE": "1",
-}
+# Pinned so a float computed today is computed the same way in every replay: the
+# deployment's declared number of BLAS/OpenMP threads (summation order), MKL's
+# conditional numerical reproducibility, a fixed hash seed and time zone.
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+)
+
+
+def runtime_env(threads: int) -> dict[str, str]:
+    return {
+        "PYTHONHASHSEED": "0",
+        **dict.fromkeys(THREAD_VARIABLES, str(threads)),
+        "MKL_CBWR": "COMPATIBLE",
+        "TZ": "UTC",
+        "LC_ALL": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
 
 
 def image_platforms(architecture: str) -> list[str]:
@@ -129,7 +135,8 @@ def assemble_manifest(
         },
         "runtime": {
             "seeds": spec.seeds,
-            "env": RUNTIME_ENV,
+            "threads": spec.threads,
+            "env": runtime_env(spec.threads),
             "cpu": cpu_facts(),
             "engine": engine,
         },

@@ -110,6 +110,11 @@ class Manifest:
         return self.document["runtime"]["env"]
 
     @property
+    def threads(self) -> int:
+        """BLAS/OpenMP threads the deployment runs with (also its containers' CPU limit)."""
+        return self.document["runtime"]["threads"]
+
+    @property
     def seeds(self) -> dict[str, int]:
         return self.document["runtime"]["seeds"]
 

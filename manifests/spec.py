@@ -11,6 +11,7 @@ import yaml
 from replay.errors import BadInput
 
 SPEC_FILE = "replay.yaml"
+MAX_THREADS = 256  # as the manifest schema allows
 _FEATURE_KEYS = {"type", "min", "max", "values", "immutable", "monotone", "description"}
 
 
@@ -25,6 +26,7 @@ class DeploymentSpec:
     reference_sample: str
     base_image: str | None
     seeds: dict[str, int]
+    threads: int
     inputs: dict[str, dict[str, Any]]
     output: dict[str, Any]
 
@@ -83,6 +85,9 @@ def load_spec(path: Path | str) -> DeploymentSpec:
     seeds = data.get("seeds", {"global": 0})
     if not isinstance(seeds, dict) or not all(isinstance(v, int) for v in seeds.values()):
         raise BadInput(f"{file}: `seeds` must map names to integers")
+    threads = data.get("threads", 1)
+    if type(threads) is not int or not 1 <= threads <= MAX_THREADS:
+        raise BadInput(f"{file}: `threads` must be a whole number from 1 to {MAX_THREADS}")
 
     inputs = _require(data, "inputs", dict, file)
     checked_inputs = {
@@ -111,6 +116,7 @@ def load_spec(path: Path | str) -> DeploymentSpec:
         reference_sample=reference,
         base_image=data.get("base_image"),
         seeds=seeds,
+        threads=threads,
         inputs=checked_inputs,
         output={
             "decision": output["decision"],

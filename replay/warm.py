@@ -42,7 +42,8 @@ class WarmDeployment:
         self.store: ManifestStore = manifest_store(self.settings)
         self.manifest: Manifest = self.store.load(manifest_id)
         self.client = docker_client()
-        self.sandbox = sandbox or Sandbox()
+        # As many CPUs as the threads the deployment declared, so it runs as it was captured.
+        self.sandbox = sandbox or Sandbox(cpus=float(self.manifest.threads))
         self.recovered: RecoveredImage = recover_image(
             self.client, self.manifest, self.store, self.settings
         )

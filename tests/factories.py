@@ -64,6 +64,7 @@ def manifest_document(**changes: Any) -> dict[str, Any]:
         },
         "runtime": {
             "seeds": {"global": 1729},
+            "threads": 1,
             "env": {"OMP_NUM_THREADS": "1", "TZ": "UTC"},
             "cpu": {"model": "test cpu", "flags": ["avx2"]},
             "engine": {

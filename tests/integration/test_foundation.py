@@ -229,3 +229,36 @@ def test_no_good_copy_anywhere_is_an_integrity_error(captured, workspace, tmp_pa
     finally:
         for path, data in originals.items():
             path.write_bytes(data)
+
+
+def test_declared_threads_are_pinned_and_answers_do_not_change(built, captured, tmp_path):
+    """A deployment may declare its BLAS/OpenMP threads: the image pins them, its
+    containers get as many CPUs, and this model's answers stay the same bit for bit."""
+    from workspace import make_workspace, read_applicants
+
+    import replay
+    from replay.warm import WarmDeployment
+
+    folder = make_workspace(tmp_path / "credit-approval", tmp_path / "dvc-remote")
+    spec = folder / "replay.yaml"
+    spec.write_text(spec.read_text().replace("threads: 1 ", "threads: 2 "))
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "two threads"],
+        cwd=folder,
+        check=True,
+    )
+    two = replay.capture(folder)
+    assert two.threads == 2 and two.runtime_env["OMP_NUM_THREADS"] == "2"
+    replay.build(two.manifest_id)
+
+    people = read_applicants(folder)[:50]
+    with WarmDeployment(two.manifest_id) as warm:
+        runner = warm._idle.get()
+        runner.container.reload()
+        assert runner.container.attrs["HostConfig"]["NanoCpus"] == 2_000_000_000
+        assert "OMP_NUM_THREADS=2" in runner.container.attrs["Config"]["Env"]
+        warm._idle.put(runner)
+        on_two = warm.predict_batch(people, seed=3)
+    with WarmDeployment(captured.manifest_id) as warm:
+        on_one = warm.predict_batch(people, seed=3)
+    assert json.dumps(on_two) == json.dumps(on_one)

@@ -32,6 +32,17 @@ def test_example_spec_loads(deployment):
     assert spec.name == "credit-approval"
     assert spec.inputs["age"]["immutable"] is True
     assert spec.output["favourable"] == "approved"
+    assert spec.threads == 1  # not given: one thread
+
+
+def test_threads_pin_every_thread_pool(deployment):
+    from replay.manifests.capture import THREAD_VARIABLES, runtime_env
+
+    edit(deployment, lambda d: d.update(threads=4))
+    threads = load_spec(deployment).threads
+    assert threads == 4
+    env = runtime_env(threads)
+    assert {name: env[name] for name in THREAD_VARIABLES} == dict.fromkeys(THREAD_VARIABLES, "4")
 
 
 @pytest.mark.parametrize(
@@ -46,6 +57,10 @@ def test_example_spec_loads(deployment):
         (lambda d: d["output"].update(decision="verdict"), "not in `fields`"),
         (lambda d: d["output"].pop("favourable"), "favourable"),
         (lambda d: d.update(seeds={"global": "x"}), "integers"),
+        (lambda d: d.update(threads=0), "`threads` must be a whole number from 1"),
+        (lambda d: d.update(threads=1.5), "`threads` must be a whole number from 1"),
+        (lambda d: d.update(threads=True), "`threads` must be a whole number from 1"),
+        (lambda d: d.update(threads=257), "`threads` must be a whole number from 1"),
     ],
 )
 def test_bad_specs_name_the_problem(deployment, change, message):
