@@ -124,9 +124,9 @@ def replay_benchmark(manifest, built, runs: int) -> dict:
 
 
 def _append(path: str, worker: int, count: int, start: multiprocessing.Event) -> None:
-    from replay.ledger import Ledger, NewEntry
+    from replay.ledger import NewEntry, open_ledger_at
 
-    ledger = Ledger(path)
+    ledger = open_ledger_at(path)
     start.wait()
     for i in range(count):
         ledger.record(
@@ -141,10 +141,10 @@ def _append(path: str, worker: int, count: int, start: multiprocessing.Event) ->
 
 
 def appends_per_second(writers: int, per_writer: int, folder: Path) -> float:
-    from replay.ledger import Ledger
+    from replay.ledger import open_ledger_at
 
     path = str(folder / f"ledger-{writers}.db")
-    Ledger(path)
+    open_ledger_at(path)
     start = multiprocessing.Event()
     processes = [
         multiprocessing.Process(target=_append, args=(path, w, per_writer, start))
@@ -160,7 +160,7 @@ def appends_per_second(writers: int, per_writer: int, folder: Path) -> float:
         if process.exitcode != 0:
             raise SystemExit("a ledger writer failed")
     elapsed = time.perf_counter() - began
-    report = Ledger(path).verify()
+    report = open_ledger_at(path).verify()
     if not report.ok or report.entries != writers * per_writer:
         raise SystemExit(f"ledger chain broken or short: {report}")
     return writers * per_writer / elapsed

@@ -13,12 +13,19 @@ from pathlib import Path
 from typing import Any
 
 from replay.inputs import check_inputs
-from replay.ledger import Ledger, LedgerEntry, LedgerVerification, NewEntry, pseudonym
+from replay.ledger import (
+    Ledger,
+    LedgerEntry,
+    LedgerVerification,
+    NewEntry,
+    open_ledger_at,
+    pseudonym,
+)
 from replay.settings import Settings, load_settings
 
 
 def open_ledger(settings: Settings | None = None) -> Ledger:
-    return Ledger((settings or load_settings()).ledger_path)
+    return open_ledger_at((settings or load_settings()).ledger)
 
 
 def subject_key(settings: Settings) -> bytes:

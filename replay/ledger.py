@@ -1,13 +1,15 @@
-"""The decision ledger: append-only, hash-chained, SQLite (WAL) by default.
+"""The decision ledger: append-only, hash-chained; SQLite (WAL) by default, PostgreSQL
+for many writers on many machines (`replay.ledger_postgres`).
 
 Each entry's `hash = sha256(prev_hash ‖ canonical JSON of the entry)`, so changing,
 removing or reordering any stored entry breaks the chain from that entry on, and
-`verify` names it. Triggers refuse UPDATE and DELETE through SQLite; the chain
-catches what a trigger cannot (someone editing the file with other tools).
+`verify` names it. Triggers refuse UPDATE and DELETE through the database; the chain
+catches what a trigger cannot (someone editing the data with other tools).
 
-Many writers (threads or processes) may append at once: each append takes SQLite's
-write lock (`BEGIN IMMEDIATE`), reads the head and links to it inside that lock, and
-`prev_hash` is UNIQUE, so the chain can never fork.
+Many writers (threads or processes) may append at once: each append takes the
+database's write lock, reads the head and links to it inside that lock, and
+`prev_hash` is UNIQUE, so the chain can never fork. `Ledger` holds all of that; a
+backend only says how to connect, lock and create its table.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import secrets
 import sqlite3
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -31,7 +34,7 @@ from replay.manifests.canonical import canonical_json, sha256_bytes
 GENESIS = "0" * 64
 KINDS = ("decision", "replay", "review")
 
-_SCHEMA = """
+_SQLITE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
     seq INTEGER PRIMARY KEY,
     txn_id TEXT NOT NULL UNIQUE,
@@ -157,13 +160,145 @@ class LedgerVerification:
             raise IntegrityError(f"ledger entry {self.first_bad} {self.reason}")
 
 
-class Ledger:
+class Ledger(ABC):
+    """The chain, over any SQL database a backend connects to."""
+
+    placeholder = "?"  # the driver's parameter marker
+
+    @abstractmethod
+    def __str__(self) -> str:
+        """Where the ledger is, for messages (no passwords)."""
+
+    @abstractmethod
+    def _connection(self) -> Any:
+        """This thread's connection: `execute(sql, parameters)` returns a cursor."""
+
+    @abstractmethod
+    def _write(self, work: Callable[[Any], Any]) -> Any:
+        """Run `work(connection)` in one transaction holding the ledger's write lock."""
+
+    @abstractmethod
+    def _is_duplicate(self, error: Exception) -> bool:
+        """Whether `error` is the database refusing a duplicate (txn id, link)."""
+
+    def append(self, entries: Iterable[NewEntry]) -> list[LedgerEntry]:
+        """Append entries in order, in one transaction; return them as stored."""
+        pending = list(entries)
+        for entry in pending:
+            if entry.kind not in KINDS:
+                raise BadInput(f"ledger entry kind must be one of {', '.join(KINDS)}")
+
+        def work(connection: Any) -> list[LedgerEntry]:
+            head = connection.execute(
+                "SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+            seq, prev_hash = head if head else (0, GENESIS)
+            stored = []
+            for entry in pending:
+                seq += 1
+                row = {
+                    "seq": seq,
+                    "txn_id": entry.txn_id or new_transaction_id(),
+                    "kind": entry.kind,
+                    "manifest_id": entry.manifest_id,
+                    "deployment": entry.deployment,
+                    "time": datetime.now(UTC).isoformat(timespec="microseconds"),
+                    "subject": entry.subject,
+                    "inputs": canonical_json(entry.inputs).decode(),
+                    "outputs": canonical_json(entry.outputs).decode(),
+                    "seed": entry.seed,
+                    "fingerprint": entry.fingerprint,
+                    "refers_to": entry.refers_to,
+                    "prev_hash": prev_hash,
+                }
+                row["hash"] = entry_hash(prev_hash, _body(row))
+                connection.execute(
+                    f"INSERT INTO entries ({', '.join(_COLUMNS)}) "
+                    f"VALUES ({', '.join(self.placeholder for _ in _COLUMNS)})",
+                    [row[key] for key in _COLUMNS],
+                )
+                stored.append(LedgerEntry(**row))
+                prev_hash = row["hash"]
+            return stored
+
+        try:
+            return self._write(work)
+        except Exception as error:
+            if self._is_duplicate(error):
+                raise BadInput(f"ledger refused the entry: {error}") from None
+            raise
+
+    def record(self, entry: NewEntry) -> LedgerEntry:
+        return self.append([entry])[0]
+
+    def _rows(self, sql: str, parameters: Iterable[Any] = ()) -> Iterator[LedgerEntry]:
+        cursor = self._connection().execute(
+            f"SELECT {', '.join(_COLUMNS)} FROM entries {sql}", list(parameters)
+        )
+        for row in cursor:
+            yield LedgerEntry(*row)
+
+    def get(self, txn_id: str) -> LedgerEntry:
+        found = list(self._rows(f"WHERE txn_id = {self.placeholder}", [txn_id]))
+        if not found:
+            raise BadInput(f"no transaction {txn_id} in the ledger {self}")
+        return found[0]
+
+    def list(
+        self,
+        *,
+        deployment: str | None = None,
+        since: str | None = None,
+        subject: str | None = None,
+        kind: str | None = "decision",
+        refers_to: str | None = None,
+        limit: int | None = None,
+    ) -> list[LedgerEntry]:
+        """Entries oldest first, filtered; `since` is an ISO date or time (UTC)."""
+        clauses, parameters = [], []
+        for column, value in (
+            ("deployment", deployment),
+            ("subject", subject),
+            ("kind", kind),
+            ("refers_to", refers_to),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = {self.placeholder}")
+                parameters.append(value)
+        if since is not None:
+            clauses.append(f"time >= {self.placeholder}")
+            parameters.append(_normalise_since(since))
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        tail = f" LIMIT {int(limit)}" if limit else ""
+        return list(self._rows(f"{where} ORDER BY seq{tail}", parameters))
+
+    def verify(self) -> LedgerVerification:
+        """Walk the chain from the start; name the first entry that does not hold."""
+        expected_prev, expected_seq, count = GENESIS, 1, 0
+        for entry in self._rows("ORDER BY seq"):
+            count += 1
+            if entry.seq != expected_seq:
+                return LedgerVerification(count, expected_seq, "is missing")
+            if entry.prev_hash != expected_prev:
+                return LedgerVerification(count, entry.seq, "does not link to the one before it")
+            if entry_hash(entry.prev_hash, _body(asdict(entry))) != entry.hash:
+                return LedgerVerification(count, entry.seq, "was changed after it was written")
+            expected_prev, expected_seq = entry.hash, entry.seq + 1
+        return LedgerVerification(count)
+
+
+class SQLiteLedger(Ledger):
+    """One file in WAL mode; `BEGIN IMMEDIATE` serialises writers across processes."""
+
     def __init__(self, path: Path | str, busy_timeout: float = 60.0) -> None:
         self.path = Path(path)
         self.busy_timeout = busy_timeout
         self._local = threading.local()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._initialise()
+
+    def __str__(self) -> str:
+        return str(self.path)
 
     def _connection(self) -> sqlite3.Connection:
         connection = getattr(self._local, "connection", None)
@@ -207,10 +342,9 @@ class Ledger:
         if exists:
             return
         self._retry(lambda: connection.execute("PRAGMA journal_mode=WAL"))
-        self._retry(lambda: connection.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;"))
+        self._retry(lambda: connection.executescript(f"BEGIN IMMEDIATE;{_SQLITE_SCHEMA}COMMIT;"))
 
     def _write(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
-        """Run `work(connection)` in one transaction holding the write lock."""
         connection = self._connection()
         self._retry(lambda: connection.execute("BEGIN IMMEDIATE"))
         try:
@@ -222,108 +356,18 @@ class Ledger:
                 connection.execute("ROLLBACK")
             raise
 
-    def append(self, entries: Iterable[NewEntry]) -> list[LedgerEntry]:
-        """Append entries in order, in one transaction; return them as stored."""
-        pending = list(entries)
-        for entry in pending:
-            if entry.kind not in KINDS:
-                raise BadInput(f"ledger entry kind must be one of {', '.join(KINDS)}")
+    def _is_duplicate(self, error: Exception) -> bool:
+        return isinstance(error, sqlite3.IntegrityError)
 
-        def work(connection: sqlite3.Connection) -> list[LedgerEntry]:
-            head = connection.execute(
-                "SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1"
-            ).fetchone()
-            seq, prev_hash = head if head else (0, GENESIS)
-            stored = []
-            for entry in pending:
-                seq += 1
-                row = {
-                    "seq": seq,
-                    "txn_id": entry.txn_id or new_transaction_id(),
-                    "kind": entry.kind,
-                    "manifest_id": entry.manifest_id,
-                    "deployment": entry.deployment,
-                    "time": datetime.now(UTC).isoformat(timespec="microseconds"),
-                    "subject": entry.subject,
-                    "inputs": canonical_json(entry.inputs).decode(),
-                    "outputs": canonical_json(entry.outputs).decode(),
-                    "seed": entry.seed,
-                    "fingerprint": entry.fingerprint,
-                    "refers_to": entry.refers_to,
-                    "prev_hash": prev_hash,
-                }
-                row["hash"] = entry_hash(prev_hash, _body(row))
-                connection.execute(
-                    f"INSERT INTO entries ({', '.join(_COLUMNS)}) "
-                    f"VALUES ({', '.join('?' for _ in _COLUMNS)})",
-                    [row[key] for key in _COLUMNS],
-                )
-                stored.append(LedgerEntry(**row))
-                prev_hash = row["hash"]
-            return stored
 
-        try:
-            return self._write(work)
-        except sqlite3.IntegrityError as error:
-            raise BadInput(f"ledger refused the entry: {error}") from None
+def open_ledger_at(location: str | Path) -> Ledger:
+    """A `postgresql://` URL, or the path of a SQLite file."""
+    location = str(location)
+    if location.startswith(("postgresql://", "postgres://")):
+        from replay.ledger_postgres import PostgresLedger
 
-    def record(self, entry: NewEntry) -> LedgerEntry:
-        return self.append([entry])[0]
-
-    def _rows(self, sql: str, parameters: Iterable[Any] = ()) -> Iterator[LedgerEntry]:
-        cursor = self._connection().execute(
-            f"SELECT {', '.join(_COLUMNS)} FROM entries {sql}", list(parameters)
-        )
-        for row in cursor:
-            yield LedgerEntry(*row)
-
-    def get(self, txn_id: str) -> LedgerEntry:
-        found = list(self._rows("WHERE txn_id = ?", [txn_id]))
-        if not found:
-            raise BadInput(f"no transaction {txn_id} in the ledger {self.path}")
-        return found[0]
-
-    def list(
-        self,
-        *,
-        deployment: str | None = None,
-        since: str | None = None,
-        subject: str | None = None,
-        kind: str | None = "decision",
-        refers_to: str | None = None,
-        limit: int | None = None,
-    ) -> list[LedgerEntry]:
-        """Entries oldest first, filtered; `since` is an ISO date or time (UTC)."""
-        clauses, parameters = [], []
-        for column, value in (
-            ("deployment", deployment),
-            ("subject", subject),
-            ("kind", kind),
-            ("refers_to", refers_to),
-        ):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                parameters.append(value)
-        if since is not None:
-            clauses.append("time >= ?")
-            parameters.append(_normalise_since(since))
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        tail = f" LIMIT {int(limit)}" if limit else ""
-        return list(self._rows(f"{where} ORDER BY seq{tail}", parameters))
-
-    def verify(self) -> LedgerVerification:
-        """Walk the chain from the start; name the first entry that does not hold."""
-        expected_prev, expected_seq, count = GENESIS, 1, 0
-        for entry in self._rows("ORDER BY seq"):
-            count += 1
-            if entry.seq != expected_seq:
-                return LedgerVerification(count, expected_seq, "is missing")
-            if entry.prev_hash != expected_prev:
-                return LedgerVerification(count, entry.seq, "does not link to the one before it")
-            if entry_hash(entry.prev_hash, _body(asdict(entry))) != entry.hash:
-                return LedgerVerification(count, entry.seq, "was changed after it was written")
-            expected_prev, expected_seq = entry.hash, entry.seq + 1
-        return LedgerVerification(count)
+        return PostgresLedger(location)
+    return SQLiteLedger(location)
 
 
 def _normalise_since(since: str) -> str:

@@ -21,14 +21,15 @@ class Settings:
     base_image: str | None
     artifact_root: str
     blobs: str  # a folder or s3://bucket/prefix
-    ledger_path: Path
+    ledger: str  # a SQLite file or postgresql:// URL
 
     @property
     def default_base_repository(self) -> str:
         return f"{self.registry}/replay/python"
 
 
-def _blob_location(location: str) -> str:
+def _location(location: str) -> str:
+    """URLs as given; paths made absolute."""
     return location if "://" in location else str(Path(location).absolute())
 
 
@@ -44,6 +45,6 @@ def load_settings() -> Settings:
         registry=os.environ.get("REPLAY_REGISTRY", "127.0.0.1:5000"),
         base_image=os.environ.get("REPLAY_BASE_IMAGE") or None,
         artifact_root=artifacts,
-        blobs=_blob_location(os.environ.get("REPLAY_BLOBS") or str(home / "blobs")),
-        ledger_path=Path(os.environ.get("REPLAY_LEDGER", home / "ledger.db")).absolute(),
+        blobs=_location(os.environ.get("REPLAY_BLOBS") or str(home / "blobs")),
+        ledger=_location(os.environ.get("REPLAY_LEDGER") or str(home / "ledger.db")),
     )

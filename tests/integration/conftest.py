@@ -1,5 +1,5 @@
 """Integration fixtures: a real Docker engine, MLflow on SQLite, DVC with a local remote,
-and S3 as moto's server over HTTP.
+S3 as moto's server over HTTP, and a throw-away PostgreSQL server.
 
 One deployment is captured and built per session and shared by the tests. Under
 CI=true a component that cannot be reached fails the test; locally it skips with how
@@ -146,6 +146,69 @@ def s3(tmp_path_factory):
         yield bucket
     process.terminate()
     process.wait(30)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """Debian's PostgreSQL (installed when missing), a new cluster on a free loopback
+    port, trust authentication; yields a function making a database and its URL."""
+    import glob
+    import pwd
+    import shutil
+    import tempfile
+
+    import psycopg
+    from replay.images.host import apt_install
+
+    from replay.errors import EnvironmentProblem
+
+    if not glob.glob("/usr/lib/postgresql/*/bin/initdb"):
+        try:
+            apt_install("postgresql")
+        except EnvironmentProblem as error:
+            unavailable(str(error))
+    binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+    if not binaries:
+        unavailable("no PostgreSQL server binaries under /usr/lib/postgresql")
+    initdb, pg_ctl = (str(Path(binaries[-1]) / name) for name in ("initdb", "pg_ctl"))
+    folder = Path(tempfile.mkdtemp(prefix="replay-postgres-"))
+    as_owner: list[str] = []
+    if os.geteuid() == 0:  # the server refuses to run as root
+        account = pwd.getpwnam("postgres")
+        os.chown(folder, account.pw_uid, account.pw_gid)
+        as_owner = ["runuser", "-u", "postgres", "--"]
+
+    def run(*command: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*as_owner, *command], capture_output=True, text=True)
+
+    port = free_port()
+    data = str(folder / "data")
+    options = f"-p {port} -c listen_addresses=127.0.0.1 -k {folder} -c fsync=off"
+    for command in (
+        [initdb, "-D", data, "-A", "trust", "-U", "replay", "--no-sync"],
+        [pg_ctl, "-D", data, "-l", str(folder / "server.log"), "-w", "-o", options, "start"],
+    ):
+        result = run(*command)
+        if result.returncode != 0:
+            unavailable(f"{Path(command[0]).name} failed: {result.stderr.strip()[-300:]}")
+    names = iter(range(1_000_000))
+
+    def database() -> str:
+        name = f"ledger_{next(names)}"
+        with psycopg.connect(f"postgresql://replay@127.0.0.1:{port}/postgres") as admin:
+            admin.autocommit = True
+            admin.execute(f"CREATE DATABASE {name}")
+        return f"postgresql://replay@127.0.0.1:{port}/{name}"
+
+    yield database
+    run(pg_ctl, "-D", data, "-m", "immediate", "stop")
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres(postgres_server) -> str:
+    """The URL of a new, empty database on the session's PostgreSQL server."""
+    return postgres_server()
 
 
 @pytest.fixture(scope="session")

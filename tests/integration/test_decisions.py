@@ -113,7 +113,7 @@ def test_a_changed_ledger_row_is_named(served, replay_env, tmp_path):
     from replay.settings import load_settings
 
     copy = tmp_path / "ledger.db"
-    source = sqlite3.connect(load_settings().ledger_path)
+    source = sqlite3.connect(load_settings().ledger)
     with sqlite3.connect(copy) as target:
         source.backup(target)
     target = sqlite3.connect(copy)

@@ -4,7 +4,7 @@ import sqlite3
 import pytest
 
 from replay.errors import BadInput, IntegrityError
-from replay.ledger import GENESIS, Ledger, NewEntry, pseudonym
+from replay.ledger import GENESIS, NewEntry, SQLiteLedger, pseudonym
 
 
 def decision(i: int, **extra) -> NewEntry:
@@ -20,7 +20,7 @@ def decision(i: int, **extra) -> NewEntry:
 
 @pytest.fixture
 def ledger(tmp_path):
-    return Ledger(tmp_path / "ledger.db")
+    return SQLiteLedger(tmp_path / "ledger.db")
 
 
 def test_entries_chain_from_genesis(ledger):
@@ -107,7 +107,7 @@ def test_pseudonyms_are_stable_and_keyed():
 
 
 def _writer(path: str, worker: int, count: int) -> None:
-    ledger = Ledger(path)
+    ledger = SQLiteLedger(path)
     for i in range(count):
         ledger.record(decision(worker * 10_000 + i))
 
@@ -120,7 +120,7 @@ def test_concurrent_writers_lose_nothing_and_never_fork(tmp_path):
     for process in workers:
         process.join(120)
         assert process.exitcode == 0
-    ledger = Ledger(path)
+    ledger = SQLiteLedger(path)
     entries = ledger.list()
     assert len(entries) == 8 * 150
     assert sorted(e.seed for e in entries) == sorted(

@@ -1,0 +1,106 @@
+"""The ledger on PostgreSQL (`REPLAY_LEDGER=postgresql://user@host/db`), for many writers
+on many machines. Same table, same chain as SQLite (`replay.ledger`).
+
+An append locks the table in SHARE ROW EXCLUSIVE mode for its transaction: writers
+queue for it, readers (verification, lookups) are never blocked. Triggers refuse
+UPDATE, DELETE and TRUNCATE; the chain catches what a superuser could still do.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from replay.errors import EnvironmentProblem
+from replay.ledger import Ledger
+
+if TYPE_CHECKING:
+    import psycopg
+
+# One number for this project's advisory lock: creating the schema from several
+# processes at once would otherwise race inside PostgreSQL's catalog.
+_SCHEMA_LOCK = 0x7265706C6179  # "replay"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    seq BIGINT PRIMARY KEY,
+    txn_id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    manifest_id TEXT NOT NULL,
+    deployment TEXT NOT NULL,
+    time TEXT NOT NULL,
+    subject TEXT,
+    inputs TEXT NOT NULL,
+    outputs TEXT NOT NULL,
+    seed BIGINT,
+    fingerprint TEXT,
+    refers_to TEXT,
+    prev_hash TEXT NOT NULL UNIQUE,
+    hash TEXT NOT NULL UNIQUE
+);
+CREATE INDEX IF NOT EXISTS entries_deployment_time ON entries (deployment, time);
+CREATE INDEX IF NOT EXISTS entries_subject ON entries (subject);
+CREATE INDEX IF NOT EXISTS entries_refers_to ON entries (refers_to);
+CREATE OR REPLACE FUNCTION replay_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN RAISE EXCEPTION 'the ledger is append-only'; END $$;
+CREATE OR REPLACE TRIGGER entries_no_change BEFORE UPDATE OR DELETE ON entries
+    FOR EACH ROW EXECUTE FUNCTION replay_append_only();
+CREATE OR REPLACE TRIGGER entries_no_truncate BEFORE TRUNCATE ON entries
+    FOR EACH STATEMENT EXECUTE FUNCTION replay_append_only();
+"""
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class PostgresLedger(Ledger):
+    placeholder = "%s"
+
+    def __init__(self, url: str, connect_timeout: int = 10) -> None:
+        self.url = url
+        self.connect_timeout = connect_timeout
+        self._local = threading.local()
+        self._initialise()
+
+    def __str__(self) -> str:
+        return _without_password(self.url)
+
+    def _connection(self) -> psycopg.Connection:
+        import psycopg
+
+        connection = getattr(self._local, "connection", None)
+        if connection is None or connection.closed:
+            try:
+                connection = psycopg.connect(
+                    self.url, autocommit=True, connect_timeout=self.connect_timeout
+                )
+            except psycopg.Error as error:
+                reason = str(error).strip().splitlines()[-1] if str(error).strip() else ""
+                raise EnvironmentProblem(f"ledger {self} cannot be reached: {reason}") from None
+            self._local.connection = connection
+        return connection
+
+    def _initialise(self) -> None:
+        connection = self._connection()
+        with connection.transaction():
+            connection.execute("SELECT pg_advisory_xact_lock(%s)", [_SCHEMA_LOCK])
+            connection.execute(_SCHEMA)
+
+    def _write(self, work: Callable[[psycopg.Connection], Any]) -> Any:
+        connection = self._connection()
+        with connection.transaction():
+            connection.execute("LOCK TABLE entries IN SHARE ROW EXCLUSIVE MODE")
+            return work(connection)
+
+    def _is_duplicate(self, error: Exception) -> bool:
+        import psycopg
+
+        return isinstance(error, psycopg.errors.UniqueViolation)

@@ -1,0 +1,120 @@
+"""The ledger on a real PostgreSQL server: the same chain, the same refusals, many
+writer processes, and the CLI pointed at it with REPLAY_LEDGER."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+
+import psycopg
+import pytest
+
+from replay.errors import BadInput, EnvironmentProblem
+from replay.ledger import GENESIS, NewEntry, open_ledger_at
+from replay.ledger_postgres import PostgresLedger
+from tests.integration.conftest import free_port, run_cli
+
+pytestmark = pytest.mark.integration
+
+
+def decision(i: int, **extra) -> NewEntry:
+    return NewEntry(
+        manifest_id="m" * 64,
+        deployment=extra.pop("deployment", "credit"),
+        inputs={"income": 1000.0 + i, "name": "Zoë"},
+        outputs={"decision": "approved", "score": i / 7},
+        seed=i,
+        **extra,
+    )
+
+
+def test_the_chain_lookups_and_filters_hold(postgres):
+    ledger = open_ledger_at(postgres)
+    assert isinstance(ledger, PostgresLedger)
+    first, second = ledger.append([decision(1, subject="s_1"), decision(2, deployment="b")])
+    ledger.record(decision(3, kind="review", refers_to=first.txn_id))
+    assert (first.seq, first.prev_hash, second.prev_hash) == (1, GENESIS, first.hash)
+    again = ledger.get(second.txn_id)
+    assert again == second
+    assert again.output_values["score"].hex() == (2 / 7).hex()
+    assert again.input_values["name"] == "Zoë"
+    assert [e.seed for e in ledger.list(deployment="credit")] == [1]
+    assert [e.seed for e in ledger.list(subject="s_1")] == [1]
+    assert [e.seed for e in ledger.list(kind=None)] == [1, 2, 3]
+    assert [e.seed for e in ledger.list(kind="review", refers_to=first.txn_id)] == [3]
+    assert ledger.list(since="2999-01-01") == []
+    with pytest.raises(BadInput, match="no transaction txn_nope"):
+        ledger.get("txn_nope")
+    with pytest.raises(BadInput, match="refused the entry"):
+        ledger.record(decision(4, txn_id=first.txn_id))
+    report = ledger.verify()
+    assert (report.ok, report.entries) == (True, 3)
+
+
+def test_updates_deletes_and_truncation_are_refused(postgres):
+    open_ledger_at(postgres).append([decision(1), decision(2)])
+    with psycopg.connect(postgres, autocommit=True) as connection:
+        for sql in (
+            "UPDATE entries SET outputs = '{}' WHERE seq = 1",
+            "DELETE FROM entries WHERE seq = 2",
+            "TRUNCATE entries",
+        ):
+            with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+                connection.execute(sql)
+    assert open_ledger_at(postgres).verify().entries == 2
+
+
+def test_a_superuser_edit_is_named_by_verify(postgres):
+    ledger = open_ledger_at(postgres)
+    entries = ledger.append([decision(i) for i in range(1, 6)])
+    changed = entries[2].outputs.replace("approved", "approveD")
+    with psycopg.connect(postgres, autocommit=True) as connection:
+        connection.execute("ALTER TABLE entries DISABLE TRIGGER USER")
+        connection.execute("UPDATE entries SET outputs = %s WHERE seq = 3", [changed])
+        connection.execute("DELETE FROM entries WHERE seq = 5")
+    report = ledger.verify()
+    assert (report.ok, report.first_bad) == (False, 3)
+
+
+def _writer(url: str, worker: int, count: int) -> None:
+    ledger = open_ledger_at(url)
+    for i in range(count):
+        ledger.record(decision(worker * 10_000 + i))
+
+
+def test_concurrent_writer_processes_lose_nothing_and_never_fork(postgres):
+    workers = [multiprocessing.Process(target=_writer, args=(postgres, w, 100)) for w in range(8)]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join(120)
+        assert process.exitcode == 0
+    ledger = open_ledger_at(postgres)
+    entries = ledger.list()
+    assert sorted(e.seed for e in entries) == sorted(
+        w * 10_000 + i for w in range(8) for i in range(100)
+    )
+    assert [e.seq for e in entries] == list(range(1, 801))
+    assert ledger.verify().ok
+
+
+def test_the_cli_reads_a_postgres_ledger(postgres):
+    stored = open_ledger_at(postgres).append([decision(1), decision(2)])
+    env = {"REPLAY_LEDGER": postgres}
+    listed = run_cli("ledger", "list", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert [e["txn_id"] for e in json.loads(listed.stdout)] == [e.txn_id for e in stored]
+    verified = run_cli("ledger", "verify", "--json", env=env)
+    assert verified.returncode == 0, verified.stderr
+    assert json.loads(verified.stdout)["entries"] == 2
+
+
+def test_an_unreachable_server_is_one_line_exit_3(postgres_server):
+    url = f"postgresql://replay:secret@127.0.0.1:{free_port()}/nowhere"
+    with pytest.raises(EnvironmentProblem, match="cannot be reached") as raised:
+        open_ledger_at(url)
+    assert "secret" not in str(raised.value)
+    result = run_cli("ledger", "verify", env={"REPLAY_LEDGER": url})
+    assert result.returncode == 3
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: ledger postgresql://replay@127.0.0.1:")
