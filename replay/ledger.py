@@ -34,9 +34,12 @@ from replay.manifests.canonical import canonical_json, sha256_bytes
 GENESIS = "0" * 64
 KINDS = ("decision", "replay", "review")
 
-_SQLITE_SCHEMA = """
+
+def table_sql(integer: str) -> str:
+    """The entries table and its indexes, in the dialect's name for a 64-bit integer."""
+    return f"""
 CREATE TABLE IF NOT EXISTS entries (
-    seq INTEGER PRIMARY KEY,
+    seq {integer} PRIMARY KEY,
     txn_id TEXT NOT NULL UNIQUE,
     kind TEXT NOT NULL,
     manifest_id TEXT NOT NULL,
@@ -45,7 +48,7 @@ CREATE TABLE IF NOT EXISTS entries (
     subject TEXT,
     inputs TEXT NOT NULL,
     outputs TEXT NOT NULL,
-    seed INTEGER,
+    seed {integer},
     fingerprint TEXT,
     refers_to TEXT,
     prev_hash TEXT NOT NULL UNIQUE,
@@ -54,11 +57,18 @@ CREATE TABLE IF NOT EXISTS entries (
 CREATE INDEX IF NOT EXISTS entries_deployment_time ON entries (deployment, time);
 CREATE INDEX IF NOT EXISTS entries_subject ON entries (subject);
 CREATE INDEX IF NOT EXISTS entries_refers_to ON entries (refers_to);
+"""
+
+
+_SQLITE_SCHEMA = (
+    table_sql("INTEGER")
+    + """
 CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
     BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
     BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 """
+)
 _COLUMNS = (
     "seq",
     "txn_id",

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from replay.errors import EnvironmentProblem
-from replay.ledger import Ledger
+from replay.ledger import Ledger, table_sql
 
 if TYPE_CHECKING:
     import psycopg
@@ -23,26 +23,9 @@ if TYPE_CHECKING:
 # processes at once would otherwise race inside PostgreSQL's catalog.
 _SCHEMA_LOCK = 0x7265706C6179  # "replay"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS entries (
-    seq BIGINT PRIMARY KEY,
-    txn_id TEXT NOT NULL UNIQUE,
-    kind TEXT NOT NULL,
-    manifest_id TEXT NOT NULL,
-    deployment TEXT NOT NULL,
-    time TEXT NOT NULL,
-    subject TEXT,
-    inputs TEXT NOT NULL,
-    outputs TEXT NOT NULL,
-    seed BIGINT,
-    fingerprint TEXT,
-    refers_to TEXT,
-    prev_hash TEXT NOT NULL UNIQUE,
-    hash TEXT NOT NULL UNIQUE
-);
-CREATE INDEX IF NOT EXISTS entries_deployment_time ON entries (deployment, time);
-CREATE INDEX IF NOT EXISTS entries_subject ON entries (subject);
-CREATE INDEX IF NOT EXISTS entries_refers_to ON entries (refers_to);
+_SCHEMA = (
+    table_sql("BIGINT")
+    + """
 CREATE OR REPLACE FUNCTION replay_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN RAISE EXCEPTION 'the ledger is append-only'; END $$;
 CREATE OR REPLACE TRIGGER entries_no_change BEFORE UPDATE OR DELETE ON entries
@@ -50,6 +33,7 @@ CREATE OR REPLACE TRIGGER entries_no_change BEFORE UPDATE OR DELETE ON entries
 CREATE OR REPLACE TRIGGER entries_no_truncate BEFORE TRUNCATE ON entries
     FOR EACH STATEMENT EXECUTE FUNCTION replay_append_only();
 """
+)
 
 
 def _without_password(url: str) -> str:

@@ -44,11 +44,6 @@ def _workspace(manifest: Manifest) -> Path | None:
     return root if root.is_dir() else None
 
 
-def _repo_path(manifest: Manifest, item: ModelFile) -> str:
-    subdirectory = manifest.document["code"]["subdirectory"]
-    return f"{subdirectory}/{item.path}" if subdirectory else item.path
-
-
 def _rev(manifest: Manifest) -> str | None:
     # A dirty capture may track the file in the work tree only.
     code = manifest.document["code"]
