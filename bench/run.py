@@ -291,11 +291,7 @@ def sweep_declaring_threads(threads: int, person: dict, vary: list, rows: list, 
     from replay.warm import WarmDeployment
 
     home = Path(os.environ["REPLAY_HOME"])
-    folder = make_workspace(home / "credit-approval-threads", home / "dvc-remote")
-    spec = folder / "replay.yaml"
-    spec.write_text(spec.read_text().replace("threads: 1 ", f"threads: {threads} "))
-    git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.com"]
-    subprocess.run([*git, "commit", "-qam", f"{threads} threads"], cwd=folder, check=True)
+    folder = make_workspace(home / "credit-approval-threads", home / "dvc-remote", threads)
     manifest = replay.capture(folder)
     built = replay.build(manifest.manifest_id)
     with WarmDeployment(manifest.manifest_id) as warm:

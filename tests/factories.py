@@ -1,4 +1,5 @@
-"""Small valid documents for unit tests (built, not copied from a real capture)."""
+"""Small valid documents and ledger entries for tests (built, not copied from a real
+capture)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import copy
 from typing import Any
 
 from replay.manifests.canonical import sha256_bytes
+
+from replay.ledger import NewEntry, open_ledger_at
 
 LOCK = """\
 joblib==1.4.2 \\
@@ -97,3 +100,22 @@ def manifest_document(**changes: Any) -> dict[str, Any]:
             target = target[key]
         target[last] = value
     return document
+
+
+def ledger_decision(i: int, **extra: Any) -> NewEntry:
+    """A decision entry whose seed is `i`, with a float that must survive bit for bit."""
+    return NewEntry(
+        manifest_id="m" * 64,
+        deployment=extra.pop("deployment", "credit"),
+        inputs={"income": 1000.0 + i, "name": "Zoë"},
+        outputs={"decision": "approved", "score": i / 7},
+        seed=i,
+        **extra,
+    )
+
+
+def write_decisions(location: str, worker: int, count: int) -> None:
+    """One writer process: `count` decisions, seeds `worker * 10_000 + i`."""
+    ledger = open_ledger_at(location)
+    for i in range(count):
+        ledger.record(ledger_decision(worker * 10_000 + i))

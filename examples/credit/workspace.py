@@ -42,8 +42,9 @@ def _run(folder: Path, *command: str) -> None:
         raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
 
 
-def make_workspace(destination: Path, dvc_remote: Path | str) -> Path:
-    """A committed deployment repo at `destination`, its model pushed to `dvc_remote`."""
+def make_workspace(destination: Path, dvc_remote: Path | str, threads: int = 1) -> Path:
+    """A committed deployment repo at `destination`, its model pushed to `dvc_remote`;
+    `threads` replaces the example's `threads: 1` in replay.yaml."""
     destination = destination.absolute()
     if destination.exists():
         shutil.rmtree(destination)
@@ -52,6 +53,8 @@ def make_workspace(destination: Path, dvc_remote: Path | str) -> Path:
         destination,
         ignore=shutil.ignore_patterns("__pycache__", "model", "data"),
     )
+    spec = destination / "replay.yaml"
+    spec.write_text(spec.read_text().replace("threads: 1 ", f"threads: {threads} "))
     dvc = [sys.executable, "-m", "dvc"]
     _run(destination, "git", "init", "-q", "-b", "main")
     _run(destination, sys.executable, "train.py")

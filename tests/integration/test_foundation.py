@@ -239,14 +239,7 @@ def test_declared_threads_are_pinned_and_answers_do_not_change(built, captured, 
     import replay
     from replay.warm import WarmDeployment
 
-    folder = make_workspace(tmp_path / "credit-approval", tmp_path / "dvc-remote")
-    spec = folder / "replay.yaml"
-    spec.write_text(spec.read_text().replace("threads: 1 ", "threads: 2 "))
-    subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "two threads"],
-        cwd=folder,
-        check=True,
-    )
+    folder = make_workspace(tmp_path / "credit-approval", tmp_path / "dvc-remote", threads=2)
     two = replay.capture(folder)
     assert two.threads == 2 and two.runtime_env["OMP_NUM_THREADS"] == "2"
     replay.build(two.manifest_id)

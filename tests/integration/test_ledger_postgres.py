@@ -10,29 +10,21 @@ import psycopg
 import pytest
 
 from replay.errors import BadInput, EnvironmentProblem
-from replay.ledger import GENESIS, NewEntry, open_ledger_at
+from replay.ledger import GENESIS, open_ledger_at
 from replay.ledger_postgres import PostgresLedger
+from tests.factories import ledger_decision, write_decisions
 from tests.integration.conftest import free_port, run_cli
 
 pytestmark = pytest.mark.integration
 
 
-def decision(i: int, **extra) -> NewEntry:
-    return NewEntry(
-        manifest_id="m" * 64,
-        deployment=extra.pop("deployment", "credit"),
-        inputs={"income": 1000.0 + i, "name": "Zoë"},
-        outputs={"decision": "approved", "score": i / 7},
-        seed=i,
-        **extra,
-    )
-
-
 def test_the_chain_lookups_and_filters_hold(postgres):
     ledger = open_ledger_at(postgres)
     assert isinstance(ledger, PostgresLedger)
-    first, second = ledger.append([decision(1, subject="s_1"), decision(2, deployment="b")])
-    ledger.record(decision(3, kind="review", refers_to=first.txn_id))
+    first, second = ledger.append(
+        [ledger_decision(1, subject="s_1"), ledger_decision(2, deployment="b")]
+    )
+    ledger.record(ledger_decision(3, kind="review", refers_to=first.txn_id))
     assert (first.seq, first.prev_hash, second.prev_hash) == (1, GENESIS, first.hash)
     again = ledger.get(second.txn_id)
     assert again == second
@@ -46,13 +38,13 @@ def test_the_chain_lookups_and_filters_hold(postgres):
     with pytest.raises(BadInput, match="no transaction txn_nope"):
         ledger.get("txn_nope")
     with pytest.raises(BadInput, match="refused the entry"):
-        ledger.record(decision(4, txn_id=first.txn_id))
+        ledger.record(ledger_decision(4, txn_id=first.txn_id))
     report = ledger.verify()
     assert (report.ok, report.entries) == (True, 3)
 
 
 def test_updates_deletes_and_truncation_are_refused(postgres):
-    open_ledger_at(postgres).append([decision(1), decision(2)])
+    open_ledger_at(postgres).append([ledger_decision(1), ledger_decision(2)])
     with psycopg.connect(postgres, autocommit=True) as connection:
         for sql in (
             "UPDATE entries SET outputs = '{}' WHERE seq = 1",
@@ -66,7 +58,7 @@ def test_updates_deletes_and_truncation_are_refused(postgres):
 
 def test_a_superuser_edit_is_named_by_verify(postgres):
     ledger = open_ledger_at(postgres)
-    entries = ledger.append([decision(i) for i in range(1, 6)])
+    entries = ledger.append([ledger_decision(i) for i in range(1, 6)])
     changed = entries[2].outputs.replace("approved", "approveD")
     with psycopg.connect(postgres, autocommit=True) as connection:
         connection.execute("ALTER TABLE entries DISABLE TRIGGER USER")
@@ -76,14 +68,10 @@ def test_a_superuser_edit_is_named_by_verify(postgres):
     assert (report.ok, report.first_bad) == (False, 3)
 
 
-def _writer(url: str, worker: int, count: int) -> None:
-    ledger = open_ledger_at(url)
-    for i in range(count):
-        ledger.record(decision(worker * 10_000 + i))
-
-
 def test_concurrent_writer_processes_lose_nothing_and_never_fork(postgres):
-    workers = [multiprocessing.Process(target=_writer, args=(postgres, w, 100)) for w in range(8)]
+    workers = [
+        multiprocessing.Process(target=write_decisions, args=(postgres, w, 100)) for w in range(8)
+    ]
     for process in workers:
         process.start()
     for process in workers:
@@ -99,7 +87,7 @@ def test_concurrent_writer_processes_lose_nothing_and_never_fork(postgres):
 
 
 def test_the_cli_reads_a_postgres_ledger(postgres):
-    stored = open_ledger_at(postgres).append([decision(1), decision(2)])
+    stored = open_ledger_at(postgres).append([ledger_decision(1), ledger_decision(2)])
     env = {"REPLAY_LEDGER": postgres}
     listed = run_cli("ledger", "list", "--json", env=env)
     assert listed.returncode == 0, listed.stderr

@@ -39,13 +39,23 @@ def wipe_from_registry(registry: str, repo_digest: str) -> None:
     assert httpx.get(f"{base}/manifests/{digest}", headers=schema2).status_code == 404
 
 
+def decide(manifest, built, inputs: dict, seed: int) -> str:
+    """Decide for `inputs` in the manifest's container and log it; the transaction id."""
+    from replay.decisions import record_decision
+    from replay.warm import WarmDeployment
+
+    with WarmDeployment(manifest.manifest_id) as warm:
+        outputs = warm.predict(inputs, seed=seed)
+    return record_decision(
+        manifest.manifest_id, inputs, outputs, seed=seed, fingerprint_id=built.fingerprint_id
+    ).txn_id
+
+
 def test_replay_recovers_by_every_path(spare, engine, registry):
     import replay
-    from replay.decisions import record_decision
     from replay.deployments import manifest_store
     from replay.settings import load_settings
     from replay.stores.blobs import LocalBlobStore
-    from replay.warm import WarmDeployment
 
     manifest, built = spare
     inputs = {
@@ -57,11 +67,7 @@ def test_replay_recovers_by_every_path(spare, engine, registry):
         "credit_history_years": 7.0,
         "late_payments": 0,
     }
-    with WarmDeployment(manifest.manifest_id) as warm:
-        outputs = warm.predict(inputs, seed=99)
-    txn = record_decision(
-        manifest.manifest_id, inputs, outputs, seed=99, fingerprint_id=built.fingerprint_id
-    ).txn_id
+    txn = decide(manifest, built, inputs, seed=99)
 
     publication = replay.publish(manifest.manifest_id)
     assert publication.repo_digest.startswith(f"{registry}/replay/{manifest.name}@sha256:")
@@ -91,8 +97,6 @@ def test_an_image_archive_on_s3_brings_the_image_back(spare, engine, registry, s
     import boto3
 
     import replay
-    from replay.decisions import record_decision
-    from replay.warm import WarmDeployment
 
     manifest, built = spare
     monkeypatch.setenv("REPLAY_BLOBS", f"s3://{s3('image-archives')}/replay")
@@ -105,11 +109,7 @@ def test_an_image_archive_on_s3_brings_the_image_back(spare, engine, registry, s
         "credit_history_years": 12.0,
         "late_payments": 1,
     }
-    with WarmDeployment(manifest.manifest_id) as warm:
-        outputs = warm.predict(inputs, seed=7)
-    txn = record_decision(
-        manifest.manifest_id, inputs, outputs, seed=7, fingerprint_id=built.fingerprint_id
-    ).txn_id
+    txn = decide(manifest, built, inputs, seed=7)
 
     publication = replay.publish(manifest.manifest_id)
     digest = publication.archive_sha256

@@ -4,18 +4,8 @@ import sqlite3
 import pytest
 
 from replay.errors import BadInput, IntegrityError
-from replay.ledger import GENESIS, NewEntry, SQLiteLedger, pseudonym
-
-
-def decision(i: int, **extra) -> NewEntry:
-    return NewEntry(
-        manifest_id="m" * 64,
-        deployment=extra.pop("deployment", "credit"),
-        inputs={"income": 1000.0 + i, "name": "Zoë"},
-        outputs={"decision": "approved", "score": i / 7},
-        seed=i,
-        **extra,
-    )
+from replay.ledger import GENESIS, SQLiteLedger, pseudonym
+from tests.factories import ledger_decision, write_decisions
 
 
 @pytest.fixture
@@ -24,7 +14,7 @@ def ledger(tmp_path):
 
 
 def test_entries_chain_from_genesis(ledger):
-    first, second = ledger.append([decision(1), decision(2)])
+    first, second = ledger.append([ledger_decision(1), ledger_decision(2)])
     assert (first.seq, second.seq) == (1, 2)
     assert first.prev_hash == GENESIS and second.prev_hash == first.hash
     assert ledger.get(second.txn_id) == second
@@ -32,16 +22,16 @@ def test_entries_chain_from_genesis(ledger):
 
 
 def test_values_round_trip_bit_for_bit(ledger):
-    stored = ledger.record(decision(3))
+    stored = ledger.record(ledger_decision(3))
     again = ledger.get(stored.txn_id)
     assert again.output_values["score"].hex() == (3 / 7).hex()
     assert again.input_values["name"] == "Zoë"
 
 
 def test_list_filters(ledger):
-    ledger.record(decision(1, deployment="a", subject="s_1"))
-    ledger.record(decision(2, deployment="b", subject="s_2"))
-    ledger.record(decision(3, deployment="a", kind="review"))
+    ledger.record(ledger_decision(1, deployment="a", subject="s_1"))
+    ledger.record(ledger_decision(2, deployment="b", subject="s_2"))
+    ledger.record(ledger_decision(3, deployment="a", kind="review"))
     assert [e.seed for e in ledger.list(deployment="a")] == [1]
     assert [e.seed for e in ledger.list(subject="s_2")] == [2]
     assert [e.seed for e in ledger.list(kind=None)] == [1, 2, 3]
@@ -54,11 +44,11 @@ def test_unknown_transaction_and_kind(ledger):
     with pytest.raises(BadInput, match="no transaction txn_nope"):
         ledger.get("txn_nope")
     with pytest.raises(BadInput, match="kind"):
-        ledger.record(decision(1, kind="gossip"))
+        ledger.record(ledger_decision(1, kind="gossip"))
 
 
 def test_sqlite_refuses_updates_and_deletes(ledger):
-    entry = ledger.record(decision(1))
+    entry = ledger.record(ledger_decision(1))
     connection = sqlite3.connect(ledger.path)
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
         connection.execute("UPDATE entries SET outputs = '{}' WHERE seq = ?", [entry.seq])
@@ -75,7 +65,7 @@ def tamper(path, sql, *parameters):
 
 
 def test_a_changed_byte_names_its_entry(ledger):
-    entries = ledger.append([decision(i) for i in range(1, 6)])
+    entries = ledger.append([ledger_decision(i) for i in range(1, 6)])
     changed = entries[2].outputs.replace("approved", "approveD")
     tamper(ledger.path, "UPDATE entries SET outputs = ? WHERE seq = 3", changed)
     report = ledger.verify()
@@ -85,7 +75,7 @@ def test_a_changed_byte_names_its_entry(ledger):
 
 
 def test_a_removed_entry_is_found(ledger):
-    ledger.append([decision(i) for i in range(1, 6)])
+    ledger.append([ledger_decision(i) for i in range(1, 6)])
     tamper(ledger.path, "DELETE FROM entries WHERE seq = 2")
     assert ledger.verify().first_bad == 2
 
@@ -93,7 +83,7 @@ def test_a_removed_entry_is_found(ledger):
 def test_a_rehashed_entry_still_breaks_the_link(ledger):
     from replay.ledger import _body, entry_hash
 
-    entries = ledger.append([decision(i) for i in range(1, 4)])
+    entries = ledger.append([ledger_decision(i) for i in range(1, 4)])
     forged = {**entries[1].__dict__, "seed": 999}
     forged_hash = entry_hash(forged["prev_hash"], _body(forged))
     tamper(ledger.path, "UPDATE entries SET seed = 999, hash = ? WHERE seq = 2", forged_hash)
@@ -106,15 +96,11 @@ def test_pseudonyms_are_stable_and_keyed():
     assert "applicant" not in pseudonym("applicant-7", b"k1")
 
 
-def _writer(path: str, worker: int, count: int) -> None:
-    ledger = SQLiteLedger(path)
-    for i in range(count):
-        ledger.record(decision(worker * 10_000 + i))
-
-
 def test_concurrent_writers_lose_nothing_and_never_fork(tmp_path):
     path = str(tmp_path / "ledger.db")
-    workers = [multiprocessing.Process(target=_writer, args=(path, w, 150)) for w in range(8)]
+    workers = [
+        multiprocessing.Process(target=write_decisions, args=(path, w, 150)) for w in range(8)
+    ]
     for process in workers:
         process.start()
     for process in workers:
