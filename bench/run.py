@@ -71,8 +71,8 @@ def deployment() -> tuple:
 
 
 def replay_benchmark(manifest, built, runs: int) -> dict:
-    from replay.decisions import record_decision
-    from replay.warm import WarmDeployment
+    from replay.execution.warm import WarmDeployment
+    from replay.ledger.decisions import record_decision
 
     inputs = {
         "income": 48000.0,
@@ -124,7 +124,7 @@ def replay_benchmark(manifest, built, runs: int) -> dict:
 
 
 def _append(path: str, worker: int, count: int, start: multiprocessing.Event) -> None:
-    from replay.ledger import NewEntry, open_ledger_at
+    from replay.ledger.chain import NewEntry, open_ledger_at
 
     ledger = open_ledger_at(path)
     start.wait()
@@ -141,7 +141,7 @@ def _append(path: str, worker: int, count: int, start: multiprocessing.Event) ->
 
 
 def appends_per_second(writers: int, per_writer: int, folder: Path) -> float:
-    from replay.ledger import open_ledger_at
+    from replay.ledger.chain import open_ledger_at
 
     path = str(folder / f"ledger-{writers}.db")
     open_ledger_at(path)
@@ -195,8 +195,8 @@ def questions_benchmark(workspace: Path, manifest, built) -> dict:
     from workspace import read_applicants
 
     import replay
-    from replay.decisions import record_decision
-    from replay.warm import WarmDeployment
+    from replay.execution.warm import WarmDeployment
+    from replay.ledger.decisions import record_decision
 
     sys.path.insert(0, str(workspace))
     from credit import model as in_process  # the same model file, outside Docker
@@ -287,8 +287,8 @@ def sweep_declaring_threads(threads: int, person: dict, vary: list, rows: list, 
     from workspace import make_workspace
 
     import replay
-    from replay.decisions import record_decision
-    from replay.warm import WarmDeployment
+    from replay.execution.warm import WarmDeployment
+    from replay.ledger.decisions import record_decision
 
     home = Path(os.environ["REPLAY_HOME"])
     folder = make_workspace(home / "credit-approval-threads", home / "dvc-remote", threads)

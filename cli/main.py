@@ -55,7 +55,7 @@ def cli() -> None:
 @handles_errors
 def up(as_json: bool) -> None:
     """Start (or reuse) the Docker engine, local registry and base image."""
-    from replay.environment import up as bring_up
+    from replay.deployments.environment import up as bring_up
 
     environment = bring_up()
     if as_json:
@@ -73,7 +73,7 @@ def up(as_json: bool) -> None:
 @handles_errors
 def capture(path: str, allow_dirty: bool, relock: bool, as_json: bool) -> None:
     """Freeze the deployment at PATH (its replay.yaml) as a manifest in MLflow."""
-    from replay.deployments import capture as capture_manifest
+    from replay.deployments.lifecycle import capture as capture_manifest
 
     manifest = capture_manifest(path, allow_dirty=allow_dirty, relock=relock)
     if as_json:
@@ -88,7 +88,7 @@ def capture(path: str, allow_dirty: bool, relock: bool, as_json: bool) -> None:
 @handles_errors
 def build(manifest_id: str, as_json: bool) -> None:
     """Build (or reuse) the image of a manifest and check its fingerprint."""
-    from replay.deployments import build as build_image
+    from replay.deployments.lifecycle import build as build_image
 
     result = build_image(manifest_id)
     if as_json:
@@ -110,7 +110,7 @@ def deployments() -> None:
 @handles_errors
 def deployments_list(name: str | None, as_json: bool) -> None:
     """Every captured manifest, newest first (only NAME's, if given)."""
-    from replay.deployments import list_deployments
+    from replay.deployments.lifecycle import list_deployments
 
     records = list_deployments(name)
     if as_json:
@@ -143,7 +143,7 @@ def manifest() -> None:
 @handles_errors
 def manifest_show(manifest_id: str, as_json: bool) -> None:
     """Print a manifest (a unique prefix of its id is enough)."""
-    from replay.deployments import show_manifest
+    from replay.deployments.lifecycle import show_manifest
 
     found = show_manifest(manifest_id)
     if as_json:
@@ -185,7 +185,7 @@ def manifest_show(manifest_id: str, as_json: bool) -> None:
 @handles_errors
 def manifest_verify(manifest_id: str, as_json: bool) -> None:
     """Recompute every hash a manifest records; exit 4 naming the first mismatch."""
-    from replay.deployments import verify_manifest
+    from replay.deployments.lifecycle import verify_manifest
 
     report = verify_manifest(manifest_id)
     if as_json:
@@ -209,7 +209,7 @@ def manifest_verify(manifest_id: str, as_json: bool) -> None:
 @handles_errors
 def publish(manifest_id: str, as_json: bool) -> None:
     """Push a manifest's image to the registry and archive it in the blob store."""
-    from replay.publishing import publish as publish_image
+    from replay.deployments.publishing import publish as publish_image
 
     publication = publish_image(manifest_id)
     if as_json:
@@ -236,7 +236,7 @@ def publish(manifest_id: str, as_json: bool) -> None:
 @handles_errors
 def serve(target: str, host: str, port: int, containers: int) -> None:
     """Serve decisions of TARGET (a deployment name or manifest id) over HTTP, logging each."""
-    from replay.serving import serve as run_server
+    from replay.web.serving import serve as run_server
 
     run_server(target, host=host, port=port, containers=containers)
 
@@ -288,7 +288,7 @@ def replay_command(
     if bool(txn_id) == replay_all:
         raise BadInput("give one transaction id, or --all (with --deployment/--since)")
     if not replay_all:
-        from replay.reexecution import replay
+        from replay.execution.reexecution import replay
 
         result = replay(txn_id)
         if as_json:
@@ -300,7 +300,7 @@ def replay_command(
         return
     from rich.progress import Progress
 
-    from replay.reexecution import replay_many
+    from replay.execution.reexecution import replay_many
 
     with Progress(transient=True, disable=as_json) as bar:
         task = bar.add_task("replaying", total=None)
@@ -340,7 +340,7 @@ def replay_command(
 @handles_errors
 def whatif(txn_id: str, assignments: tuple[str, ...], as_json: bool) -> None:
     """Re-run a logged decision with edited inputs, in its original container."""
-    from replay.what_if import whatif as ask
+    from replay.questions.what_if import whatif as ask
 
     answer = ask(txn_id, list(assignments))
     if as_json:
@@ -387,7 +387,7 @@ def sweep(
     txn_id: str, vary: tuple[str, ...], out: str | None, plot: str | None, as_json: bool
 ) -> None:
     """How a logged decision responds as one or two features vary (original container)."""
-    from replay.sweeps import sweep as run_sweep
+    from replay.questions.sweeps import sweep as run_sweep
 
     result = run_sweep(txn_id, list(vary))
     if out:
@@ -447,7 +447,7 @@ def sweep(
 @handles_errors
 def counterfactual(txn_id: str, count: int, as_json: bool) -> None:
     """The smallest realistic changes that would have flipped a logged decision."""
-    from replay.counterfactuals import counterfactual as search
+    from replay.questions.counterfactuals import counterfactual as search
 
     found = search(txn_id, n=count)
     if as_json:
@@ -486,7 +486,7 @@ def counterfactual(txn_id: str, count: int, as_json: bool) -> None:
 @handles_errors
 def explain(txn_id: str, reference_rows: int, as_json: bool) -> None:
     """Reason codes for a logged decision: each feature's contribution to its score."""
-    from replay.explanations import explain as reasons_for
+    from replay.questions.explanations import explain as reasons_for
 
     result = reasons_for(txn_id, reference_rows=reference_rows)
     if as_json:
@@ -539,7 +539,7 @@ def ledger() -> None:
 @handles_errors
 def ledger_show(txn_id: str, as_json: bool) -> None:
     """One ledger entry."""
-    from replay.decisions import show_transaction
+    from replay.ledger.decisions import show_transaction
 
     entry = show_transaction(txn_id).to_dict()
     if as_json:
@@ -572,7 +572,7 @@ def ledger_list(
     as_json: bool,
 ) -> None:
     """Ledger entries, oldest first."""
-    from replay.decisions import list_transactions
+    from replay.ledger.decisions import list_transactions
 
     entries = list_transactions(
         deployment=deployment,
@@ -610,7 +610,7 @@ def ledger_list(
 @handles_errors
 def ledger_verify(as_json: bool) -> None:
     """Walk the hash chain; exit 4 naming the first entry that does not hold."""
-    from replay.decisions import verify_ledger
+    from replay.ledger.decisions import verify_ledger
 
     report = verify_ledger()
     if as_json:

@@ -8,7 +8,7 @@ from typing import Any
 
 from replay.manifests.canonical import sha256_bytes
 
-from replay.ledger import NewEntry, open_ledger_at
+from replay.ledger.chain import NewEntry, open_ledger_at
 
 LOCK = """\
 joblib==1.4.2 \\

@@ -314,7 +314,7 @@ def rejected(served):
 @pytest.fixture(scope="session")
 def warm(built, captured):
     """One warm container of the session's manifest, shared by the question tests."""
-    from replay.warm import WarmDeployment
+    from replay.execution.warm import WarmDeployment
 
     with WarmDeployment(captured.manifest_id) as deployment:
         yield deployment

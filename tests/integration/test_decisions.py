@@ -66,8 +66,8 @@ def test_replay_command_prints_the_verdict(served):
 
 
 def test_a_changed_logged_output_is_diverged_with_ulps(served, captured):
-    from replay.decisions import open_ledger
-    from replay.ledger import NewEntry
+    from replay.ledger.chain import NewEntry
+    from replay.ledger.decisions import open_ledger
 
     original = served[0]
     entry = open_ledger().get(original["transaction_id"])
@@ -132,7 +132,7 @@ def test_a_changed_ledger_row_is_named(served, replay_env, tmp_path):
 
 def test_a_forged_image_with_another_model_is_refused(spare, engine, tmp_path):
     import replay
-    from replay.warm import WarmDeployment
+    from replay.execution.warm import WarmDeployment
 
     manifest, built = spare
     (tmp_path / "model.joblib").write_bytes(b"not the model that decided")
@@ -154,7 +154,7 @@ def test_a_rebuild_that_differs_from_the_record_is_refused(spare, engine):
     from replay.images.build import find_image
 
     import replay
-    from replay.deployments import manifest_store
+    from replay.deployments.lifecycle import manifest_store
     from replay.settings import load_settings
 
     manifest, _ = spare
@@ -179,7 +179,7 @@ def hostile_answer(runner, action: str) -> dict:
 
 
 def test_the_sandbox_holds(hostile, engine):
-    from replay.warm import WarmDeployment
+    from replay.execution.warm import WarmDeployment
 
     with WarmDeployment(hostile.manifest_id) as warm:
         runner = warm._idle.get()

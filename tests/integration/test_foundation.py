@@ -237,7 +237,7 @@ def test_declared_threads_are_pinned_and_answers_do_not_change(built, captured, 
     from workspace import make_workspace, read_applicants
 
     import replay
-    from replay.warm import WarmDeployment
+    from replay.execution.warm import WarmDeployment
 
     folder = make_workspace(tmp_path / "credit-approval", tmp_path / "dvc-remote", threads=2)
     two = replay.capture(folder)

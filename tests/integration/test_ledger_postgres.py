@@ -10,8 +10,8 @@ import psycopg
 import pytest
 
 from replay.errors import BadInput, EnvironmentProblem
-from replay.ledger import GENESIS, open_ledger_at
-from replay.ledger_postgres import PostgresLedger
+from replay.ledger.chain import GENESIS, open_ledger_at
+from replay.ledger.postgres import PostgresLedger
 from tests.factories import ledger_decision, write_decisions
 from tests.integration.conftest import free_port, run_cli
 

@@ -41,8 +41,8 @@ def wipe_from_registry(registry: str, repo_digest: str) -> None:
 
 def decide(manifest, built, inputs: dict, seed: int) -> str:
     """Decide for `inputs` in the manifest's container and log it; the transaction id."""
-    from replay.decisions import record_decision
-    from replay.warm import WarmDeployment
+    from replay.execution.warm import WarmDeployment
+    from replay.ledger.decisions import record_decision
 
     with WarmDeployment(manifest.manifest_id) as warm:
         outputs = warm.predict(inputs, seed=seed)
@@ -53,7 +53,7 @@ def decide(manifest, built, inputs: dict, seed: int) -> str:
 
 def test_replay_recovers_by_every_path(spare, engine, registry):
     import replay
-    from replay.deployments import manifest_store
+    from replay.deployments.lifecycle import manifest_store
     from replay.settings import load_settings
     from replay.stores.blobs import LocalBlobStore
 

@@ -52,7 +52,7 @@ def test_a_deployment_kept_on_s3_builds_and_verifies(s3, registry, tmp_path, mon
     from workspace import MODEL, make_workspace
 
     import replay
-    from replay.deployments import manifest_store
+    from replay.deployments.lifecycle import manifest_store
     from replay.settings import load_settings
 
     bucket = s3("deployments")

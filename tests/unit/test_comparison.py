@@ -3,8 +3,8 @@ import math
 import pytest
 
 from replay.errors import BadInput
-from replay.inputs import check_inputs
-from replay.reexecution import compare_outputs, ulp_distance
+from replay.execution.inputs import check_inputs
+from replay.execution.reexecution import compare_outputs, ulp_distance
 
 
 def test_ulp_distance_counts_representable_steps():
@@ -78,7 +78,7 @@ def test_a_missing_feature_is_named():
 
 
 def test_read_rows_types_and_checks_each_row(tmp_path):
-    from replay.inputs import read_rows
+    from replay.execution.inputs import read_rows
 
     path = tmp_path / "rows.csv"
     path.write_text("income,age,region,student\n52000,41,north,true\n61000.5,30,south,False\n")
@@ -98,6 +98,6 @@ def test_read_rows_types_and_checks_each_row(tmp_path):
     [(69000.0, "69,000"), (15.4, "15.4"), (0.68, "0.68"), (3, "3"), ("north", "north")],
 )
 def test_format_value(value, text):
-    from replay.inputs import format_value
+    from replay.execution.inputs import format_value
 
     assert format_value(value) == text

@@ -1,6 +1,6 @@
 import pytest
 
-from replay.counterfactuals import _directions, _nice, _walk
+from replay.questions.counterfactuals import _directions, _nice, _walk
 
 
 @pytest.mark.parametrize("start", [5.7, 0.1, 33.3, 59.99])

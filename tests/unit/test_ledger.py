@@ -4,7 +4,7 @@ import sqlite3
 import pytest
 
 from replay.errors import BadInput, IntegrityError
-from replay.ledger import GENESIS, SQLiteLedger, pseudonym
+from replay.ledger.chain import GENESIS, SQLiteLedger, pseudonym
 from tests.factories import ledger_decision, write_decisions
 
 
@@ -81,7 +81,7 @@ def test_a_removed_entry_is_found(ledger):
 
 
 def test_a_rehashed_entry_still_breaks_the_link(ledger):
-    from replay.ledger import _body, entry_hash
+    from replay.ledger.chain import _body, entry_hash
 
     entries = ledger.append([ledger_decision(i) for i in range(1, 4)])
     forged = {**entries[1].__dict__, "seed": 999}

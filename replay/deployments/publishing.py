@@ -26,7 +26,7 @@ class Publication:
 
 
 def publish(manifest_id: str, *, settings: Settings | None = None) -> Publication:
-    from replay.deployments import build, manifest_store
+    from replay.deployments.lifecycle import build, manifest_store
     from replay.progress import step
 
     settings = settings or load_settings()

@@ -6,17 +6,17 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from replay.decisions import new_seed, open_ledger, subject_key
 from replay.errors import BadInput
-from replay.inputs import check_inputs
-from replay.ledger import NewEntry, pseudonym
+from replay.execution.inputs import check_inputs
+from replay.execution.warm import WarmDeployment
+from replay.ledger.chain import NewEntry, pseudonym
+from replay.ledger.decisions import new_seed, open_ledger, subject_key
 from replay.settings import Settings, load_settings
-from replay.warm import WarmDeployment
 
 
 def resolve_target(target: str, settings: Settings) -> str:
     """A manifest id (or unique prefix), or a deployment name meaning its newest manifest."""
-    from replay.deployments import list_deployments, manifest_store
+    from replay.deployments.lifecycle import list_deployments, manifest_store
 
     if all(c in "0123456789abcdef" for c in target) and len(target) >= 6:
         return manifest_store(settings).resolve(target)

@@ -14,11 +14,11 @@ from contextlib import contextmanager
 from typing import Any
 
 from replay.errors import BadInput, IntegrityError
+from replay.execution.recovery import RecoveredImage, recover_image
 from replay.images.container import RunnerContainer, RunnerFailed, Sandbox
 from replay.images.engine import docker_client
 from replay.manifests.canonical import document_id
 from replay.manifests.manifest import Manifest
-from replay.recovery import RecoveredImage, recover_image
 from replay.settings import Settings, load_settings
 from replay.stores.manifests import ManifestStore
 
@@ -36,7 +36,7 @@ class WarmDeployment:
         containers: int = 1,
         sandbox: Sandbox | None = None,
     ) -> None:
-        from replay.deployments import manifest_store
+        from replay.deployments.lifecycle import manifest_store
 
         self.settings = settings or load_settings()
         self.store: ManifestStore = manifest_store(self.settings)
@@ -100,7 +100,7 @@ class WarmDeployment:
         """Up to `limit` rows of the manifest's reference sample (a fixed random choice)."""
         import random
 
-        from replay.inputs import read_rows
+        from replay.execution.inputs import read_rows
 
         rows = read_rows(self.store.reference_sample(self.manifest), self.manifest.io["inputs"])
         return random.Random(0).sample(rows, min(limit, len(rows)))

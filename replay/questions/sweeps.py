@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from replay.decisions import open_ledger
 from replay.errors import BadInput
-from replay.inputs import check_inputs, check_value
+from replay.execution.inputs import check_inputs, check_value
+from replay.execution.warm import WarmDeployment, warm_for
+from replay.ledger.decisions import open_ledger
 from replay.settings import Settings, load_settings
-from replay.warm import WarmDeployment, warm_for
 
 if TYPE_CHECKING:
     import pandas as pd

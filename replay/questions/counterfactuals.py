@@ -17,11 +17,11 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from replay.decisions import open_ledger
 from replay.errors import BadInput
-from replay.inputs import check_inputs, format_value
+from replay.execution.inputs import check_inputs, format_value
+from replay.execution.warm import WarmDeployment, warm_for
+from replay.ledger.decisions import open_ledger
 from replay.settings import Settings, load_settings
-from replay.warm import WarmDeployment, warm_for
 
 GRID = 40
 REFINE = 24

@@ -1,5 +1,5 @@
 """The ledger on PostgreSQL (`REPLAY_LEDGER=postgresql://user@host/db`), for many writers
-on many machines. Same table, same chain as SQLite (`replay.ledger`).
+on many machines. Same table, same chain as SQLite (`replay.ledger.chain`).
 
 An append locks the table in SHARE ROW EXCLUSIVE mode for its transaction: writers
 queue for it, readers (verification, lookups) are never blocked. Triggers refuse
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from replay.errors import EnvironmentProblem
-from replay.ledger import Ledger, table_sql
+from replay.ledger.chain import Ledger, table_sql
 
 if TYPE_CHECKING:
     import psycopg

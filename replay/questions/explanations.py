@@ -16,10 +16,10 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from replay.decisions import open_ledger
-from replay.inputs import format_value
+from replay.execution.inputs import format_value
+from replay.execution.warm import WarmDeployment, warm_for
+from replay.ledger.decisions import open_ledger
 from replay.settings import Settings, load_settings
-from replay.warm import WarmDeployment, warm_for
 
 EXACT_UP_TO = 10
 

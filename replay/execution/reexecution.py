@@ -15,13 +15,13 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from replay.decisions import open_ledger
 from replay.errors import ReplayError
+from replay.execution.warm import PredictionError, WarmDeployment
 from replay.images.container import RunnerFailed
-from replay.ledger import LedgerEntry, NewEntry
+from replay.ledger.chain import LedgerEntry, NewEntry
+from replay.ledger.decisions import open_ledger
 from replay.manifests.canonical import canonical_json
 from replay.settings import Settings, load_settings
-from replay.warm import PredictionError, WarmDeployment
 
 REPRODUCED, DIVERGED, FAILED = "reproduced", "diverged", "failed"
 

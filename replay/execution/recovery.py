@@ -1,7 +1,7 @@
 """Recover a manifest's image: local → registry by digest → archive → rebuild.
 
 Whichever path is taken, the image is only used once the runner inside it reports
-the fingerprint recorded for the manifest (see `replay.warm`).
+the fingerprint recorded for the manifest (see `replay.execution.warm`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from replay.deployments import build
+from replay.deployments.lifecycle import build
 from replay.images.build import find_image
 from replay.manifests.manifest import Manifest
 from replay.settings import Settings

@@ -12,8 +12,8 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from replay.inputs import check_inputs
-from replay.ledger import (
+from replay.execution.inputs import check_inputs
+from replay.ledger.chain import (
     Ledger,
     LedgerEntry,
     LedgerVerification,
@@ -59,7 +59,7 @@ def record_decision(
     settings: Settings | None = None,
 ) -> LedgerEntry:
     """Log a decision made elsewhere; `subject` is stored only as a keyed pseudonym."""
-    from replay.deployments import manifest_store
+    from replay.deployments.lifecycle import manifest_store
 
     settings = settings or load_settings()
     manifest = manifest_store(settings).load(manifest_id)

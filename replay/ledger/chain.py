@@ -1,5 +1,5 @@
 """The decision ledger: append-only, hash-chained; SQLite (WAL) by default, PostgreSQL
-for many writers on many machines (`replay.ledger_postgres`).
+for many writers on many machines (`replay.ledger.postgres`).
 
 Each entry's `hash = sha256(prev_hash ‖ canonical JSON of the entry)`, so changing,
 removing or reordering any stored entry breaks the chain from that entry on, and
@@ -374,7 +374,7 @@ def open_ledger_at(location: str | Path) -> Ledger:
     """A `postgresql://` URL, or the path of a SQLite file."""
     location = str(location)
     if location.startswith(("postgresql://", "postgres://")):
-        from replay.ledger_postgres import PostgresLedger
+        from replay.ledger.postgres import PostgresLedger
 
         return PostgresLedger(location)
     return SQLiteLedger(location)

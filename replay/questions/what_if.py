@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from replay.decisions import open_ledger
 from replay.errors import BadInput
-from replay.inputs import check_inputs, parse_assignments
+from replay.execution.inputs import check_inputs, parse_assignments
+from replay.execution.warm import WarmDeployment, warm_for
+from replay.ledger.decisions import open_ledger
 from replay.settings import Settings, load_settings
-from replay.warm import WarmDeployment, warm_for
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""A manifest's life: capture, build, verify, publish."""

@@ -1,0 +1,1 @@
+"""A deployment's original container: recovery, warm containers, re-execution."""

@@ -1,0 +1,1 @@
+"""The decision ledger: the chain, its backends, the decisions recorded in it."""

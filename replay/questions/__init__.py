@@ -1,0 +1,1 @@
+"""One decision asked again: what-if, sweeps, counterfactuals, explanations."""
