@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum requirements/dev.lock pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: env up demo test unit integration bench lint lock clean
+.PHONY: env up demo test unit integration bench lint typecheck lock clean
 
 # The project's Python environment, installed from the committed hashed lock:
 # pip resolves nothing, it only checks hashes.
@@ -24,9 +24,7 @@ up: env
 demo: up
 	$(BIN)/python examples/credit/demo.py
 
-test: up
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+test: up lint
 	$(BIN)/pytest -q -ra tests
 
 unit: env
@@ -40,9 +38,18 @@ bench: up
 	$(BIN)/pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements/bench.lock
 	$(BIN)/python bench/run.py
 
-lint: env
+lint: env typecheck
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# mypy over the package as it is installed: cli/, images/ and manifests/ are
+# replay.cli, replay.images and replay.manifests (see package-dir in pyproject.toml).
+TYPECHECK := build/typecheck
+typecheck: env
+	rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)/replay
+	for item in replay/*; do ln -s $(CURDIR)/$$item $(TYPECHECK)/$$item; done
+	for part in cli images manifests; do ln -s $(CURDIR)/$$part $(TYPECHECK)/replay/$$part; done
+	$(BIN)/mypy --cache-dir build/mypy-cache $(TYPECHECK)/replay
 
 # Re-lock the project's own dependencies (when pyproject.toml or bench.in change).
 lock: env

@@ -124,7 +124,7 @@ def replay_benchmark(manifest, built, runs: int) -> dict:
 
 
 def _append(path: str, worker: int, count: int, start: multiprocessing.Event) -> None:
-    from replay.ledger.chain import NewEntry, open_ledger_at
+    from replay.ledger import NewEntry, open_ledger_at
 
     ledger = open_ledger_at(path)
     start.wait()
@@ -141,7 +141,7 @@ def _append(path: str, worker: int, count: int, start: multiprocessing.Event) ->
 
 
 def appends_per_second(writers: int, per_writer: int, folder: Path) -> float:
-    from replay.ledger.chain import open_ledger_at
+    from replay.ledger import open_ledger_at
 
     path = str(folder / f"ledger-{writers}.db")
     open_ledger_at(path)
@@ -197,6 +197,7 @@ def questions_benchmark(workspace: Path, manifest, built) -> dict:
     import replay
     from replay.execution.warm import WarmDeployment
     from replay.ledger.decisions import record_decision
+    from replay.questions.sweeps import Range
 
     sys.path.insert(0, str(workspace))
     from credit import model as in_process  # the same model file, outside Docker
@@ -234,7 +235,7 @@ def questions_benchmark(workspace: Path, manifest, built) -> dict:
         }
         whatif["met"] = whatif["median_ms"] <= 50
 
-        vary = ["income=10000:300000:100", "debt=0:100000:100"]
+        vary = [Range("income", 10000, 300000, 100), Range("debt", 0, 100000, 100)]
         grid = replay.sweep(txn, vary, warm=warm).frame[["income", "debt"]]
         rows = [{**rejected[0].input_values, **point} for point in grid.to_dict(orient="records")]
         container = median_seconds(lambda: replay.sweep(txn, vary, warm=warm), 5)
@@ -242,7 +243,7 @@ def questions_benchmark(workspace: Path, manifest, built) -> dict:
         # and friends) to one thread, so the in-process call gets the same setting. With
         # the library defaults (here one thread per core) the model itself is faster than
         # the deployment it stands for; that figure is reported too.
-        threads = int(manifest.runtime_env["OMP_NUM_THREADS"])
+        threads = int(manifest.runtime.env["OMP_NUM_THREADS"])
         with threadpool_limits(threads):
             local = median_seconds(lambda: in_process.predict_batch(rows), 5)
         local_default = median_seconds(lambda: in_process.predict_batch(rows), 5)
@@ -303,7 +304,7 @@ def sweep_declaring_threads(threads: int, person: dict, vary: list, rows: list, 
     with threadpool_limits(threads):
         local = median_seconds(lambda: in_process.predict_batch(rows), 5)
     return {
-        "threads": manifest.threads,
+        "threads": manifest.runtime.threads,
         "container_s": container,
         "in_process_s": local,
         "throughput_ratio": local / container,
@@ -337,16 +338,16 @@ def counterfactual_dice(rejected: list, workspace: Path, manifest, in_process) -
     import pandas as pd
 
     warnings.filterwarnings("ignore")  # sklearn's feature-name warnings on every call
-    schema = manifest.io["inputs"]
+    schema = manifest.schema.inputs
     features = list(schema)
-    mutable = [n for n, s in schema.items() if not s.get("immutable")]
+    mutable = [feature.name for feature in manifest.schema.mutable]
     reference = pd.read_csv(workspace / "data" / "reference.csv")[features]
     scores = in_process._model.predict_proba(reference.to_numpy())[:, 1]
     reference["approved"] = (scores >= in_process.APPROVE_AT).astype(int)
     data = dice_ml.Data(dataframe=reference, continuous_features=features, outcome_name="approved")
     model = dice_ml.Model(model=in_process._model, backend="sklearn")
     explainer = dice_ml.Dice(data, model, method="random")
-    bounds = {n: [schema[n]["min"], schema[n]["max"]] for n in mutable}
+    bounds = {n: [schema[n].min, schema[n].max] for n in mutable}
     started = time.perf_counter()
     changed, valid, total, with_option = [], 0, 0, 0
     for entry in rejected:

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from replay.images.host import apt_install
+from replay.images.engine import push_image
+from replay.images.host import apt_install, run_streamed
 
 from replay.errors import BadInput, EnvironmentProblem
 
@@ -60,7 +61,7 @@ def resolve_digest(client: docker.DockerClient, reference: str) -> str:
         ) from None
     for repo_digest in image.attrs.get("RepoDigests") or []:
         if repository_of(repo_digest) == repository:
-            return repo_digest
+            return str(repo_digest)
     raise BadInput(
         f"base image {reference} has no registry digest (it was never pushed or pulled); "
         "push it to a registry first so a rebuild can find the same bytes"
@@ -83,7 +84,7 @@ def default_base(
     except docker.errors.ImageNotFound:
         _import_rootfs(client, repository, _bootstrap_rootfs(cache, progress), progress)
     progress(f"pushing {reference}")
-    return _push(client, repository, DEFAULT_TAG)
+    return push_image(client, repository, DEFAULT_TAG)
 
 
 def _bootstrap_rootfs(cache: Path, progress: Progress) -> Path:
@@ -104,16 +105,9 @@ def _bootstrap_rootfs(cache: Path, progress: Progress) -> Path:
             str(root),
             _apt_mirror(),
         ]
-        process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        tail: list[str] = []
-        assert process.stdout is not None
-        for line in process.stdout:
-            tail = [*tail[-20:], line.rstrip()]
-            progress(f"debootstrap: {line.strip()[:80]}")
-        if process.wait() != 0:
-            raise EnvironmentProblem("debootstrap failed: " + " | ".join(tail[-3:]))
+        code, output = run_streamed(command, lambda line: progress(f"debootstrap: {line[:80]}"))
+        if code != 0:
+            raise EnvironmentProblem("debootstrap failed: " + " | ".join(output[-3:]))
         # Package caches are not part of the image's behaviour; drop them to save space.
         for leftover in ("var/cache/apt/archives", "var/lib/apt/lists"):
             for item in (root / leftover).glob("*"):
@@ -150,17 +144,6 @@ def _import_rootfs(
     )
 
 
-def _push(client: docker.DockerClient, repository: str, tag: str) -> str:
-    digest = None
-    for event in client.images.push(repository, tag=tag, stream=True, decode=True):
-        if "error" in event:
-            raise EnvironmentProblem(f"push of {repository}:{tag} failed: {event['error']}")
-        digest = (event.get("aux") or {}).get("Digest", digest)
-    if not digest:
-        raise EnvironmentProblem(f"push of {repository}:{tag} reported no digest")
-    return f"{repository}@{digest}"
-
-
 def python_version(client: docker.DockerClient, image: str) -> str:
     """`major.minor` of the `python3` in an image (asked inside it, network off)."""
     import docker
@@ -175,4 +158,4 @@ def python_version(client: docker.DockerClient, image: str) -> str:
         )
     except docker.errors.DockerException as error:
         raise BadInput(f"base image {image} has no working python3: {error}") from None
-    return output.decode().strip()
+    return str(output.decode().strip())

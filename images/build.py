@@ -17,7 +17,6 @@ from string import Template
 from typing import TYPE_CHECKING, Any
 
 from replay.manifests.canonical import document_id
-from replay.manifests.lock import parse_lock
 from replay.manifests.manifest import Manifest
 
 from replay.errors import EnvironmentProblem, IntegrityError
@@ -40,10 +39,10 @@ def image_tag(manifest: Manifest) -> str:
 
 def render_dockerfile(manifest: Manifest) -> str:
     template = resources.files("replay.images").joinpath("Dockerfile.template").read_text()
-    env = {**manifest.runtime_env, **CONTAINER_ENV}
+    env = {**manifest.runtime.env, **CONTAINER_ENV}
     return Template(template).substitute(
         manifest_id=manifest.manifest_id,
-        base=manifest.base_image,
+        base=manifest.image.base,
         env=" \\\n    ".join(f"{key}={shlex.quote(value)}" for key, value in sorted(env.items())),
         labels=" \\\n      ".join(
             f"{key}={shlex.quote(value)}"
@@ -92,7 +91,7 @@ def build_image(
         raise EnvironmentProblem(f"image build failed: {error.explanation or error}") from None
     if image_id is None:
         raise EnvironmentProblem("image build reported no image id")
-    return image_id
+    return str(image_id)
 
 
 def image_fingerprint(client: docker.DockerClient, image: str) -> dict[str, Any]:
@@ -105,7 +104,8 @@ def image_fingerprint(client: docker.DockerClient, image: str) -> dict[str, Any]
         stdout=True,
         stderr=False,
     )
-    return json.loads(output.decode().strip().splitlines()[-1])
+    fingerprint: dict[str, Any] = json.loads(output.decode().strip().splitlines()[-1])
+    return fingerprint
 
 
 def fingerprint_id(fingerprint: dict[str, Any]) -> str:
@@ -122,18 +122,18 @@ def check_fingerprint(manifest: Manifest, fingerprint: dict[str, Any]) -> None:
                 f"image model file {path}: sha256 {found} differs from the manifest's {digest}"
             )
     installed = fingerprint["distributions"]
-    for requirement in parse_lock(manifest.lock_text):
+    for requirement in manifest.environment.requirements:
         if installed.get(requirement.key) != requirement.version:
             raise IntegrityError(
                 f"image has {requirement.key} {installed.get(requirement.key)}, "
                 f"the lock pins {requirement.version}"
             )
-    runner = manifest.document["image"]["runner_sha256"]
+    runner = manifest.image.runner_sha256
     if fingerprint.get("runner_sha256") != runner:
         raise IntegrityError(
             f"image runner sha256 {fingerprint.get('runner_sha256')} differs from the "
             f"manifest's {runner}"
         )
-    python = manifest.document["environment"]["python"]
+    python = manifest.environment.python
     if not fingerprint["python"].startswith(python + "."):
         raise IntegrityError(f"image runs Python {fingerprint['python']}, manifest wants {python}")

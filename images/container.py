@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 
 _STDOUT, _STDERR = 1, 2
 # Runner protocol versions this host speaks. 1 (a batch as a list of row objects) never
-# left development; 2 sends batches by column.
-PROTOCOLS = {"2"}
+# left development; 2 sends batches by column; 3 also seeds `load()`. Images with runner 2
+# stay replayable: their decisions were made without that seed, and so are their replays.
+PROTOCOLS = {"2", "3"}
 
 
 @dataclass(frozen=True)
@@ -103,12 +104,13 @@ class RunnerContainer:
     @property
     def fingerprint(self) -> dict[str, Any]:
         """What the image reports before any deployment code has run."""
-        return self.hello["fingerprint"]
+        fingerprint: dict[str, Any] = self.hello["fingerprint"]
+        return fingerprint
 
-    def load(self) -> None:
-        """Let the runner import the entrypoint and load the model (after the fingerprint
-        has been checked)."""
-        self._send({"type": "load"})
+    def load(self, seed: int) -> None:
+        """Let the runner import the entrypoint and load the model, seeded with `seed`
+        (only once the fingerprint has been checked)."""
+        self._send({"type": "load", "seed": seed})
         ready = self._read_line(self.sandbox.start_timeout)
         if "error" in ready:
             error = ready["error"]
@@ -161,7 +163,8 @@ class RunnerContainer:
             raise RunnerFailed(f"the runner exited: {self.stderr_tail()}") from None
         line = bytes(self._pending[:end])
         del self._pending[: end + 1]
-        return json.loads(line)
+        document: dict[str, Any] = json.loads(line)
+        return document
 
     def stderr_tail(self) -> str:
         lines = self._stderr.decode(errors="replace").strip().splitlines()

@@ -2,29 +2,29 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from replay.errors import EngineUnavailable
+from replay.errors import EngineUnavailable, EnvironmentProblem, one_line
 
 if TYPE_CHECKING:
     import docker
 
 
-def engine_address() -> str:
-    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+LOCAL_ENGINE = "unix:///var/run/docker.sock"
 
 
-def docker_client(timeout: int = 600) -> docker.DockerClient:
-    """A client for the engine at DOCKER_HOST (or the local socket), checked to answer."""
-    import docker
+def docker_client(address: str | None = None, timeout: int = 600) -> docker.DockerClient:
+    """A client for the engine at `address` (default: the local socket), checked to answer."""
+    import docker  # about 0.3 s; only commands that reach the engine pay it
 
+    address = address or LOCAL_ENGINE
     try:
-        client = docker.DockerClient(base_url=engine_address(), version="auto", timeout=timeout)
+        client = docker.DockerClient(base_url=address, version="auto", timeout=timeout)
         client.ping()
     except docker.errors.DockerException as error:
         raise EngineUnavailable(
-            f"no Docker engine answers at {engine_address()} ({_short(error)}); "
+            f"no Docker engine answers at {address} ({one_line(error)}); "
             "start one with `replay up` or point DOCKER_HOST at a running engine"
         ) from None
     return client
@@ -42,6 +42,20 @@ def engine_facts(client: docker.DockerClient) -> dict[str, Any]:
     }
 
 
-def _short(error: Exception) -> str:
-    text = str(error).splitlines()[0] if str(error) else type(error).__name__
-    return text if len(text) < 160 else text[:157] + "..."
+def push_image(
+    client: docker.DockerClient,
+    repository: str,
+    tag: str,
+    progress: Callable[[str], None] = lambda _: None,
+) -> str:
+    """Push `repository:tag`; return `repository@sha256:…`, the digest the registry gave."""
+    digest = None
+    for event in client.images.push(repository, tag=tag, stream=True, decode=True):
+        if "error" in event:
+            raise EnvironmentProblem(f"push of {repository}:{tag} failed: {event['error']}")
+        if event.get("status") and event.get("id"):
+            progress(f"{event['id']}: {event['status']}")
+        digest = (event.get("aux") or {}).get("Digest", digest)
+    if not digest:
+        raise EnvironmentProblem(f"push of {repository}:{tag} reported no digest")
+    return f"{repository}@{digest}"

@@ -46,6 +46,18 @@ def _log_path(name: str) -> Path:
     return LOG_DIR / f"{name}.log"
 
 
+def run_streamed(command: list[str], on_line: Callable[[str], None]) -> tuple[int, list[str]]:
+    """Run `command`, telling `on_line` each stripped line of its output as it comes;
+    return its exit code and every line."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output: list[str] = []
+    assert process.stdout is not None  # stdout=PIPE
+    for line in process.stdout:
+        output.append(line.rstrip())
+        on_line(line.strip())
+    return process.wait(), output
+
+
 def _start_background(command: list[str], name: str) -> None:
     """Start a daemon detached from this process (no systemd here)."""
     with open(_log_path(name), "ab") as out:
@@ -63,15 +75,16 @@ def _wait_until(check: Callable[[], bool], seconds: float, what: str, log: str) 
     raise EnvironmentProblem(f"{what} did not come up within {seconds:.0f} s; see {log}")
 
 
-def ensure_engine() -> str:
-    """Return the engine version, starting a local dockerd if none answers."""
+def ensure_engine(address: str | None = None) -> str:
+    """Return the engine version; with no `address` given, start a local dockerd if none
+    answers on the local socket."""
     try:
-        client = docker_client()
+        client = docker_client(address)
     except EngineUnavailable:
-        if os.environ.get("DOCKER_HOST"):
+        if address:
             raise  # the user chose an engine; starting another would hide the problem
     else:
-        return client.version()["Version"]
+        return str(client.version()["Version"])
     if shutil.which("dockerd") is None:
         apt_install("docker.io")
     if os.geteuid() != 0:
@@ -86,13 +99,13 @@ def ensure_engine() -> str:
         return True
 
     _wait_until(answers, 60, "dockerd", str(_log_path("dockerd")))
-    return docker_client().version()["Version"]
+    return str(docker_client().version()["Version"])
 
 
 def registry_answers(address: str) -> bool:
     try:
         with urllib.request.urlopen(f"http://{address}/v2/", timeout=2) as response:
-            return response.status == 200
+            return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
 

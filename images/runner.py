@@ -6,9 +6,11 @@ deployment's locked packages: it must import nothing from the replay project.
 Protocol (JSON Lines; stdout carries only protocol lines, the deployment's own prints
 go to stderr):
 
-    out  {"type": "hello", "runner": "1", "python": "3.11.2", "fingerprint": {...}}
-    in   {"type": "load"}          (sent once the host has checked the fingerprint:
-                                    no deployment code or model runs before that)
+    out  {"type": "hello", "runner": "3", "python": "3.11.2", "fingerprint": {...}}
+    in   {"type": "load", "seed": 1729}
+                                   (sent once the host has checked the fingerprint:
+                                    no deployment code or model runs before that; the
+                                    manifest's seed is set just before `load()`)
     out  {"type": "ready"}         (or with "error" when the entrypoint cannot be loaded)
     in   {"id": "r1", "inputs": {...}, "seed": 42}
     out  {"id": "r1", "outputs": {...}}   or   {"id": "r1", "error": {"type", "message"}}
@@ -24,8 +26,12 @@ random draws run on in sequence.
 
 Each request is seeded before the deployment's code runs (`random`, and numpy or torch
 when the deployment imported them), so a replay with the logged seed takes the same
-random draws. Floats are written as Python's shortest round-trip repr. A failing
-request answers with an error and the loop goes on.
+random draws; so is `load()`, with the manifest's seed, so a model that draws random
+numbers while loading loads the same way in every container. Floats are written as
+Python's shortest round-trip repr. A failing request answers with an error and the
+loop goes on.
+
+Versions: 2 sent batches by column; 3 adds the seed to `load`.
 
     python runner.py --fingerprint   print only the fingerprint, as one JSON line
 """
@@ -40,9 +46,22 @@ import platform
 import random
 import sys
 from importlib import metadata
+from typing import TYPE_CHECKING, Any
 
-RUNNER_VERSION = "2"
-DEPLOYMENT = os.environ.get("REPLAY_DEPLOYMENT_DIR", "/opt/deployment")
+if TYPE_CHECKING:  # annotations only: the runner must start on any Python 3
+    from collections.abc import Callable
+    from typing import TextIO
+
+RUNNER_VERSION = "3"
+
+
+def deployment_dir() -> str:
+    """Where the image keeps the deployment (source, model, reference sample)."""
+    return os.environ.get("REPLAY_DEPLOYMENT_DIR", "/opt/deployment")
+
+
+def model_dir() -> str:
+    return os.path.join(deployment_dir(), "model")
 
 
 def _sha256(path: str) -> str:
@@ -53,14 +72,14 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def fingerprint() -> dict:
+def fingerprint() -> dict[str, Any]:
     """What this image really contains: Python, installed distributions, model bytes."""
-    model_dir = os.path.join(DEPLOYMENT, "model")
+    models = model_dir()
     model_files = {}
-    for folder, _, names in os.walk(model_dir):
+    for folder, _, names in os.walk(models):
         for name in names:
             path = os.path.join(folder, name)
-            model_files[os.path.relpath(path, model_dir)] = _sha256(path)
+            model_files[os.path.relpath(path, models)] = _sha256(path)
     distributions = {}
     for dist in metadata.distributions():
         name = dist.metadata["Name"]
@@ -77,14 +96,15 @@ def fingerprint() -> dict:
     }
 
 
-def _plain(value):
+def _plain(value: Any) -> Any:
     """JSON for numpy scalars and arrays the deployment may return."""
     if hasattr(value, "tolist"):
         return value.tolist()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def _seed(seed: int) -> None:
+def seed_everything(seed: int) -> None:
+    """Seed `random`, and numpy and torch when the deployment has imported them."""
     random.seed(seed)
     numpy = sys.modules.get("numpy")
     if numpy is not None:
@@ -94,30 +114,42 @@ def _seed(seed: int) -> None:
         torch.manual_seed(seed)
 
 
-def _error(error: BaseException) -> dict:
+def _error(error: BaseException) -> dict[str, str]:
     return {"type": type(error).__name__, "message": str(error)[:1000]}
 
 
 class Deployment:
-    def __init__(self, entrypoint: str) -> None:
+    """A deployment's predict functions, answering protocol requests."""
+
+    def __init__(
+        self,
+        predict: Callable[[dict[str, Any]], Any],
+        predict_batch: Callable[[list[dict[str, Any]]], Any] | None = None,
+    ) -> None:
+        self.predict = predict
+        self.predict_batch = predict_batch
+
+    @classmethod
+    def load(cls, entrypoint: str, models: str, seed: int) -> Deployment:
+        """Import the entrypoint's module and call its `load(models)`, seeded first."""
         module_name, function_name = entrypoint.split(":")
         module = importlib.import_module(module_name)
-        self.predict = getattr(module, function_name)
-        self.predict_batch = getattr(module, "predict_batch", None)
         load = getattr(module, "load", None)
         if load is not None:
-            load(os.path.join(DEPLOYMENT, "model"))
+            seed_everything(seed)  # after the import, so numpy is seeded when present
+            load(models)
+        return cls(getattr(module, function_name), getattr(module, "predict_batch", None))
 
-    def answer(self, request: dict) -> dict:
+    def answer(self, request: dict[str, Any]) -> dict[str, Any]:
         if "columns" in request:
             return {"columns": self.answer_batch(request)}
-        _seed(request["seed"])
+        seed_everything(request["seed"])
         outputs = self.predict(request["inputs"])
         if not isinstance(outputs, dict):
             raise TypeError(f"predict returned {type(outputs).__name__}, not a dict")
         return {"outputs": outputs}
 
-    def answer_batch(self, request: dict) -> dict:
+    def answer_batch(self, request: dict[str, Any]) -> dict[str, list[Any]]:
         count, columns, shared = request["rows"], request["columns"], request.get("shared", {})
         if any(len(values) != count for values in columns.values()):
             raise ValueError(f"every column must hold {count} values")
@@ -126,7 +158,7 @@ class Deployment:
             rows = [{**shared, **dict(zip(names, values))} for values in zip(*columns.values())]
         else:
             rows = [dict(shared) for _ in range(count)]
-        _seed(request["seed"])
+        seed_everything(request["seed"])
         if self.predict_batch is not None:
             outputs = list(self.predict_batch(rows))
             if len(outputs) != count:
@@ -144,8 +176,8 @@ class Deployment:
         raise TypeError("predict_batch must return dicts that all have the same fields")
 
 
-def serve(entrypoint: str, stdin, protocol) -> int:
-    def send(document: dict) -> None:
+def serve(entrypoint: str, stdin: TextIO, protocol: TextIO) -> int:
+    def send(document: dict[str, Any]) -> None:
         protocol.write(json.dumps(document, default=_plain, sort_keys=True) + "\n")
         protocol.flush()
 
@@ -158,10 +190,11 @@ def serve(entrypoint: str, stdin, protocol) -> int:
         }
     )
     first = stdin.readline()
-    if not first.strip() or json.loads(first).get("type") != "load":
+    command = json.loads(first) if first.strip() else {}
+    if command.get("type") != "load":
         return 0  # the host looked at the fingerprint and chose not to go on
     try:
-        deployment = Deployment(entrypoint)
+        deployment = Deployment.load(entrypoint, model_dir(), int(command.get("seed", 0)))
     except BaseException as error:  # reported, never a traceback
         send({"type": "ready", "error": _error(error)})
         return 1
@@ -181,7 +214,7 @@ def serve(entrypoint: str, stdin, protocol) -> int:
     return 0
 
 
-def main(argv: list) -> int:
+def main(argv: list[str]) -> int:
     if argv[1:] == ["--fingerprint"]:
         sys.stdout.write(json.dumps(fingerprint(), sort_keys=True) + "\n")
         return 0

@@ -7,12 +7,12 @@ installs them with `--no-index --require-hashes`.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from replay.images.host import run_streamed
 from replay.manifests.canonical import sha256_file
 from replay.manifests.lock import normalise, parse_lock
 
@@ -56,16 +56,13 @@ def download_wheels(
             "-d",
             str(destination),
         ]
-        process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        output: list[str] = []
-        assert process.stdout is not None
-        for line in process.stdout:
-            output.append(line.rstrip())
+
+        def report(line: str) -> None:
             if line.startswith(("Collecting", "Saved", "File was already")):
-                progress(line.strip()[:90])
-        if process.wait() != 0:
+                progress(line[:90])
+
+        code, output = run_streamed(command, report)
+        if code != 0:
             errors = [line for line in output if "ERROR" in line] or output[-1:]
             raise BadInput(f"could not download wheels for the lock: {errors[0].strip()}")
 

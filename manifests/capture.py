@@ -52,7 +52,7 @@ def image_platforms(architecture: str) -> list[str]:
 
 def cpu_facts() -> dict[str, Any]:
     """The CPU model and flags: a float divergence on another CPU can then be explained."""
-    model, flags = platform.processor() or platform.machine(), []
+    model, flags = platform.processor() or platform.machine(), list[str]()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")
@@ -65,7 +65,9 @@ def cpu_facts() -> dict[str, Any]:
     return {"model": model, "flags": flags}
 
 
-def model_file_facts(spec: DeploymentSpec, dvc_remote: tuple[str | None, str | None]) -> list[dict]:
+def model_file_facts(
+    spec: DeploymentSpec, dvc_remote: tuple[str | None, str | None]
+) -> list[dict[str, Any]]:
     """sha256 and size of each model file; the DVC md5 and remote where DVC tracks it."""
     files = []
     for relative in spec.model:
@@ -90,11 +92,11 @@ def assemble_manifest(
     spec: DeploymentSpec,
     source: SourceState,
     archive: Path,
-    model_files: list[dict],
+    model_files: list[dict[str, Any]],
     lock_text: str,
     python: str,
     platforms: list[str],
-    wheels: list[dict],
+    wheels: list[dict[str, str]],
     base_image: str,
     requested_base: str,
     runner: Path,
@@ -140,7 +142,7 @@ def assemble_manifest(
             "cpu": cpu_facts(),
             "engine": engine,
         },
-        "io": {"inputs": spec.inputs, "output": spec.output},
+        "io": spec.io,
         "reference": {
             "path": spec.reference_sample,
             "sha256": sha256_file(reference),

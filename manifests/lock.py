@@ -6,6 +6,7 @@ may be installed for it. `pip install --require-hashes` refuses anything else.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -110,6 +111,4 @@ def compile_lock(requirements_in: Path) -> str:
 
 
 def _piptools_importable() -> bool:
-    import importlib.util
-
     return importlib.util.find_spec("piptools") is not None

@@ -7,27 +7,38 @@ the single definition of its shape) and names the parts other layers need.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any
 
 from replay.manifests.canonical import canonical_json, document_id, sha256_bytes
+from replay.manifests.lock import LockedRequirement, parse_lock
+from replay.manifests.schema import Schema
 
 from replay.errors import BadInput, IntegrityError
 
 SCHEMA_VERSION = 1
+GLOBAL_SEED = "global"  # the one seed in `runtime.seeds` the runner uses
+MIN_ID_PREFIX = 6  # the shortest prefix of a manifest id accepted in its place
+
+
+def is_id_prefix(text: str) -> bool:
+    """Whether `text` can name a manifest: at least MIN_ID_PREFIX lowercase hex digits."""
+    return len(text) >= MIN_ID_PREFIX and all(c in "0123456789abcdef" for c in text)
 
 
 @cache
 def manifest_schema() -> dict[str, Any]:
     text = resources.files("replay.manifests").joinpath("manifest.schema.json").read_text()
-    return json.loads(text)
+    schema: dict[str, Any] = json.loads(text)
+    return schema
 
 
 def schema_errors(document: Any) -> list[str]:
     """Every way `document` breaks the schema, as `path: message` lines."""
-    import jsonschema
+    import jsonschema  # about 0.2 s: only reading a stored manifest pays it
 
     validator = jsonschema.Draft202012Validator(
         manifest_schema(), format_checker=jsonschema.FormatChecker()
@@ -40,26 +51,141 @@ def schema_errors(document: Any) -> list[str]:
 
 
 @dataclass(frozen=True)
+class DvcCopy:
+    """Where DVC keeps a model file: its md5 and the remote it was pushed to."""
+
+    md5: str
+    remote: str | None
+    remote_url: str | None
+
+
+@dataclass(frozen=True)
 class ModelFile:
     path: str
     sha256: str
     size: int
-    dvc: dict[str, Any] | None
+    dvc: DvcCopy | None
+
+
+@dataclass(frozen=True)
+class Code:
+    repository: str  # a path on the capturing machine, or the `origin` URL
+    subdirectory: str
+    commit: str
+    dirty: bool
+    archive_sha256: str
+    archive_size: int
+    entrypoint: str  # module:function
+
+
+@dataclass(frozen=True)
+class Wheel:
+    name: str
+    version: str
+    filename: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Environment:
+    python: str  # major.minor
+    platforms: tuple[str, ...]
+    lock: str  # the hashed lock text
+    lock_sha256: str
+    wheels: tuple[Wheel, ...]
+
+    @property
+    def requirements(self) -> list[LockedRequirement]:
+        return parse_lock(self.lock)
+
+
+@dataclass(frozen=True)
+class ImageRecipe:
+    base: str  # name@sha256:...
+    requested_base: str
+    runner_sha256: str
+
+
+@dataclass(frozen=True)
+class Runtime:
+    seeds: Mapping[str, int]
+    threads: int  # BLAS/OpenMP threads; also the containers' CPU limit
+    env: Mapping[str, str]
+    cpu: Mapping[str, Any]
+    engine: Mapping[str, Any]
+
+    @property
+    def seed(self) -> int:
+        """The deployment's seed: set before `load()`, and used for any decision logged
+        without a seed of its own."""
+        return self.seeds.get(GLOBAL_SEED, 0)
+
+
+@dataclass(frozen=True)
+class Reference:
+    path: str
+    sha256: str
+    rows: int
 
 
 @dataclass(frozen=True)
 class Manifest:
+    """A validated manifest document and its typed parts.
+
+    `document` is kept exactly as stored: its canonical JSON is what `manifest_id`
+    hashes. Everything else reads the typed attributes.
+    """
+
     document: dict[str, Any]
     manifest_id: str = field(init=False)
+    name: str = field(init=False)
+    version: str = field(init=False)
+    created_at: str = field(init=False)
+    code: Code = field(init=False)
+    model_files: tuple[ModelFile, ...] = field(init=False)
+    environment: Environment = field(init=False)
+    image: ImageRecipe = field(init=False)
+    runtime: Runtime = field(init=False)
+    schema: Schema = field(init=False)
+    reference: Reference = field(init=False)
 
     def __post_init__(self) -> None:
         problems = schema_errors(self.document)
         if problems:
             raise BadInput(f"manifest does not match schema v{SCHEMA_VERSION}: {problems[0]}")
-        lock = self.document["environment"]
-        if sha256_bytes(lock["lock"].encode()) != lock["lock_sha256"]:
+        document = self.document
+        environment = document["environment"]
+        if sha256_bytes(environment["lock"].encode()) != environment["lock_sha256"]:
             raise IntegrityError("manifest lock text does not match environment.lock_sha256")
-        object.__setattr__(self, "manifest_id", document_id(self.document))
+        parts: dict[str, Any] = {
+            "manifest_id": document_id(document),
+            "name": document["name"],
+            "version": document["version"],
+            "created_at": document["created_at"],
+            "code": Code(**document["code"]),
+            "model_files": tuple(
+                ModelFile(
+                    item["path"],
+                    item["sha256"],
+                    item["size"],
+                    DvcCopy(**item["dvc"]) if item["dvc"] else None,
+                )
+                for item in document["model"]["files"]
+            ),
+            "environment": Environment(
+                python=environment["python"],
+                platforms=tuple(environment["platforms"]),
+                lock=environment["lock"],
+                lock_sha256=environment["lock_sha256"],
+                wheels=tuple(Wheel(**wheel) for wheel in environment["wheels"]),
+            ),
+            "image": ImageRecipe(**document["image"]),
+            "runtime": Runtime(**document["runtime"]),
+            "schema": Schema.from_json(document["io"]),
+            "reference": Reference(**document["reference"]),
+        }
+        for key, value in parts.items():
+            object.__setattr__(self, key, value)
 
     @classmethod
     def from_json(cls, data: bytes | str, expected_id: str | None = None) -> Manifest:
@@ -73,9 +199,8 @@ class Manifest:
     def to_json(self) -> bytes:
         return canonical_json(self.document)
 
-    @property
-    def name(self) -> str:
-        return self.document["name"]
+    def to_dict(self) -> dict[str, Any]:
+        return {"manifest_id": self.manifest_id, "manifest": self.document}
 
     @property
     def short_id(self) -> str:
@@ -83,41 +208,4 @@ class Manifest:
 
     @property
     def entrypoint(self) -> str:
-        return self.document["code"]["entrypoint"]
-
-    @property
-    def commit(self) -> str:
-        return self.document["code"]["commit"]
-
-    @property
-    def lock_text(self) -> str:
-        return self.document["environment"]["lock"]
-
-    @property
-    def wheels(self) -> list[dict[str, str]]:
-        return self.document["environment"]["wheels"]
-
-    @property
-    def base_image(self) -> str:
-        return self.document["image"]["base"]
-
-    @property
-    def model_files(self) -> list[ModelFile]:
-        return [ModelFile(**item) for item in self.document["model"]["files"]]
-
-    @property
-    def runtime_env(self) -> dict[str, str]:
-        return self.document["runtime"]["env"]
-
-    @property
-    def threads(self) -> int:
-        """BLAS/OpenMP threads the deployment runs with (also its containers' CPU limit)."""
-        return self.document["runtime"]["threads"]
-
-    @property
-    def seeds(self) -> dict[str, int]:
-        return self.document["runtime"]["seeds"]
-
-    @property
-    def io(self) -> dict[str, Any]:
-        return self.document["io"]
+        return self.code.entrypoint

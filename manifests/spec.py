@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from replay.manifests.manifest import GLOBAL_SEED
+from replay.manifests.schema import Schema
 
-from replay.errors import BadInput
+from replay.errors import BadInput, one_line
 
 SPEC_FILE = "replay.yaml"
 MAX_THREADS = 256  # as the manifest schema allows
-_FEATURE_KEYS = {"type", "min", "max", "values", "immutable", "monotone", "description"}
+OUTPUT_KEYS = ("decision", "score", "favourable", "fields")
 
 
 @dataclass(frozen=True)
@@ -27,8 +29,8 @@ class DeploymentSpec:
     base_image: str | None
     seeds: dict[str, int]
     threads: int
-    inputs: dict[str, dict[str, Any]]
-    output: dict[str, Any]
+    io: dict[str, Any]  # the `io` section of the manifest, as written
+    schema: Schema  # the same, typed and checked
 
 
 def _require(data: dict[str, Any], key: str, kind: type, where: Path) -> Any:
@@ -40,19 +42,6 @@ def _require(data: dict[str, Any], key: str, kind: type, where: Path) -> Any:
     return value
 
 
-def _check_feature(where: str, spec: Any) -> dict[str, Any]:
-    if not isinstance(spec, dict):
-        raise BadInput(f"{where} must be a mapping with at least `type`")
-    unknown = set(spec) - _FEATURE_KEYS
-    if unknown:
-        raise BadInput(f"{where}: unknown key `{sorted(unknown)[0]}`")
-    if spec.get("type") not in {"number", "integer", "boolean", "string"}:
-        raise BadInput(f"{where}: type must be number, integer, boolean or string")
-    if "min" in spec and "max" in spec and spec["min"] > spec["max"]:
-        raise BadInput(f"{where}: min {spec['min']} is above max {spec['max']}")
-    return dict(spec)
-
-
 def load_spec(path: Path | str) -> DeploymentSpec:
     """Read `replay.yaml` from a deployment folder (or the file itself)."""
     path = Path(path)
@@ -62,7 +51,7 @@ def load_spec(path: Path | str) -> DeploymentSpec:
     try:
         data = yaml.safe_load(file.read_text())
     except yaml.YAMLError as error:
-        raise BadInput(f"{file}: not valid YAML ({str(error).splitlines()[0]})") from None
+        raise BadInput(f"{file}: not valid YAML ({one_line(error)})") from None
     if not isinstance(data, dict):
         raise BadInput(f"{file}: expected a mapping at the top")
     root = file.parent.resolve()
@@ -82,29 +71,31 @@ def load_spec(path: Path | str) -> DeploymentSpec:
     entrypoint = _require(data, "entrypoint", str, file)
     if entrypoint.count(":") != 1:
         raise BadInput(f"{file}: entrypoint must be `module:function`, not {entrypoint!r}")
-    seeds = data.get("seeds", {"global": 0})
-    if not isinstance(seeds, dict) or not all(isinstance(v, int) for v in seeds.values()):
-        raise BadInput(f"{file}: `seeds` must map names to integers")
+    seeds = data.get("seeds", {GLOBAL_SEED: 0})
+    if (
+        not isinstance(seeds, dict)
+        or set(seeds) != {GLOBAL_SEED}
+        or type(seeds[GLOBAL_SEED]) is not int
+    ):
+        raise BadInput(
+            f"{file}: `seeds` must be {{{GLOBAL_SEED}: N}}, the whole number the runner seeds "
+            "random (and numpy, torch) with before load() and for decisions logged unseeded"
+        )
     threads = data.get("threads", 1)
     if type(threads) is not int or not 1 <= threads <= MAX_THREADS:
         raise BadInput(f"{file}: `threads` must be a whole number from 1 to {MAX_THREADS}")
 
     inputs = _require(data, "inputs", dict, file)
-    checked_inputs = {
-        str(name): _check_feature(f"{file}: input `{name}`", spec) for name, spec in inputs.items()
-    }
     output = _require(data, "output", dict, file)
-    fields = _require(output, "fields", dict, file)
-    checked_fields = {
-        str(name): _check_feature(f"{file}: output field `{name}`", spec)
-        for name, spec in fields.items()
+    _require(output, "fields", dict, file)
+    unknown = set(output) - set(OUTPUT_KEYS)
+    if unknown:
+        raise BadInput(f"{file}: output has an unknown key `{sorted(unknown)[0]}`")
+    io = {
+        "inputs": {str(name): spec for name, spec in inputs.items()},
+        "output": {key: output[key] for key in OUTPUT_KEYS if key in output},
     }
-    for key in ("decision", "score"):
-        field = _require(output, key, str, file)
-        if field not in checked_fields:
-            raise BadInput(f"{file}: output `{key}` names {field!r}, which is not in `fields`")
-    if "favourable" not in output:
-        raise BadInput(f"{file}: output needs `favourable`, the decision value that helps")
+    schema = Schema.from_json(io, str(file))
 
     return DeploymentSpec(
         root=root,
@@ -117,11 +108,6 @@ def load_spec(path: Path | str) -> DeploymentSpec:
         base_image=data.get("base_image"),
         seeds=seeds,
         threads=threads,
-        inputs=checked_inputs,
-        output={
-            "decision": output["decision"],
-            "score": output["score"],
-            "favourable": output["favourable"],
-            "fields": checked_fields,
-        },
+        io=io,
+        schema=schema,
     )

@@ -1,42 +1,55 @@
 """replay: freeze ML deployments, log their decisions, and replay them bit for bit.
 
-The public functions are re-exported here lazily so that `import replay` (and
-`replay --help`) does not pay for MLflow, DVC and docker-py up front. No submodule may
-share a name with a function here: importing it would replace the function.
+Every `replay` command is one of these functions. Heavy libraries (MLflow, DVC,
+docker-py, pandas) are imported by the functions that use them, so `import replay`
+stays quick. No submodule directly under `replay` may share a name with a function
+here: importing it would replace the function.
 """
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from replay.deployments.environment import up
+from replay.deployments.lifecycle import (
+    build,
+    capture,
+    list_deployments,
+    show_manifest,
+    verify_manifest,
+)
+from replay.deployments.publishing import publish
+from replay.execution.reexecution import replay, replay_many
+from replay.ledger.decisions import (
+    list_transactions,
+    record_decision,
+    show_transaction,
+    verify_ledger,
+)
+from replay.questions.counterfactuals import counterfactual
+from replay.questions.explanations import explain
+from replay.questions.sweeps import Range, sweep
+from replay.questions.what_if import whatif
+from replay.web.serving import serve
 
 __version__ = "0.1.0"
 
-_PUBLIC = {
-    "up": "replay.deployments.environment",
-    "capture": "replay.deployments.lifecycle",
-    "build": "replay.deployments.lifecycle",
-    "list_deployments": "replay.deployments.lifecycle",
-    "show_manifest": "replay.deployments.lifecycle",
-    "verify_manifest": "replay.deployments.lifecycle",
-    "publish": "replay.deployments.publishing",
-    "serve": "replay.web.serving",
-    "record_decision": "replay.ledger.decisions",
-    "show_transaction": "replay.ledger.decisions",
-    "list_transactions": "replay.ledger.decisions",
-    "verify_ledger": "replay.ledger.decisions",
-    "replay": "replay.execution.reexecution",
-    "replay_many": "replay.execution.reexecution",
-    "whatif": "replay.questions.what_if",
-    "sweep": "replay.questions.sweeps",
-    "explain": "replay.questions.explanations",
-    "counterfactual": "replay.questions.counterfactuals",
-}
-
-__all__ = sorted(_PUBLIC)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _PUBLIC:
-        return getattr(import_module(_PUBLIC[name]), name)
-    raise AttributeError(f"module 'replay' has no attribute {name!r}")
+__all__ = [
+    "Range",
+    "build",
+    "capture",
+    "counterfactual",
+    "explain",
+    "list_deployments",
+    "list_transactions",
+    "publish",
+    "record_decision",
+    "replay",
+    "replay_many",
+    "serve",
+    "show_manifest",
+    "show_transaction",
+    "sweep",
+    "up",
+    "verify_ledger",
+    "verify_manifest",
+    "whatif",
+]

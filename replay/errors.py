@@ -39,3 +39,14 @@ class IntegrityError(ReplayError):
     """A stored thing no longer matches its recorded hash."""
 
     exit_code = 4
+
+
+def one_line(problem: BaseException | str, limit: int = 160) -> str:
+    """The first line of a message (an error's, or its type's name when it has none),
+    cut to `limit` characters, for embedding in a one-line error."""
+    text = str(problem).strip()
+    lines = text.splitlines()
+    if not lines:
+        return type(problem).__name__ if isinstance(problem, BaseException) else "(no message)"
+    first = lines[0].strip()
+    return first if len(first) <= limit else first[: limit - 3] + "..."

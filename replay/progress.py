@@ -6,12 +6,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from rich.console import Console
+
+Progress = Callable[[str], None]  # told one line of detail at a time
+
 
 @contextmanager
-def step(title: str) -> Iterator[Callable[[str], None]]:
+def step(title: str) -> Iterator[Progress]:
     """A spinner showing `title`, the latest detail line and elapsed time."""
-    from rich.console import Console
-
     console = Console(stderr=True)
     started = time.monotonic()
     with console.status(title) as status:

@@ -1,4 +1,5 @@
-"""Where replay keeps things, read once from the environment.
+"""Where replay keeps things and whom it talks to: every environment variable the project
+reads on the host is read here, once (the README lists them).
 
 Defaults are the embedded, server-less ones: everything project-local lives in
 `.replay/` of the working directory; caches that are worth keeping across projects
@@ -7,9 +8,13 @@ on one machine (base-image root filesystem, registry storage) in `~/.cache/repla
 
 from __future__ import annotations
 
+import getpass
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+
+DEFAULT_REGISTRY = "127.0.0.1:5000"
 
 
 @dataclass(frozen=True)
@@ -22,6 +27,9 @@ class Settings:
     artifact_root: str
     blobs: str  # a folder or s3://bucket/prefix
     ledger: str  # a SQLite file or postgresql:// URL
+    docker_host: str | None  # None: the local socket, and `replay up` may start an engine
+    user: str  # who runs replays, as recorded in the ledger
+    subject_key: bytes | None = field(default=None, repr=False)  # None: a key kept in home
 
     @property
     def default_base_repository(self) -> str:
@@ -33,18 +41,21 @@ def _location(location: str) -> str:
     return location if "://" in location else str(Path(location).absolute())
 
 
-def load_settings() -> Settings:
-    home = Path(os.environ.get("REPLAY_HOME", ".replay")).absolute()
-    cache = Path(os.environ.get("REPLAY_CACHE", Path.home() / ".cache" / "replay")).absolute()
-    tracking = os.environ.get("REPLAY_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}"
-    artifacts = os.environ.get("REPLAY_ARTIFACT_ROOT") or (home / "mlartifacts").as_uri()
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    home = Path(env.get("REPLAY_HOME", ".replay")).absolute()
+    cache = Path(env.get("REPLAY_CACHE", Path.home() / ".cache" / "replay")).absolute()
+    key = env.get("REPLAY_SUBJECT_KEY")
     return Settings(
         home=home,
         cache=cache,
-        tracking_uri=tracking,
-        registry=os.environ.get("REPLAY_REGISTRY", "127.0.0.1:5000"),
-        base_image=os.environ.get("REPLAY_BASE_IMAGE") or None,
-        artifact_root=artifacts,
-        blobs=_location(os.environ.get("REPLAY_BLOBS") or str(home / "blobs")),
-        ledger=_location(os.environ.get("REPLAY_LEDGER") or str(home / "ledger.db")),
+        tracking_uri=env.get("REPLAY_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
+        registry=env.get("REPLAY_REGISTRY", DEFAULT_REGISTRY),
+        base_image=env.get("REPLAY_BASE_IMAGE") or None,
+        artifact_root=env.get("REPLAY_ARTIFACT_ROOT") or (home / "mlartifacts").as_uri(),
+        blobs=_location(env.get("REPLAY_BLOBS") or str(home / "blobs")),
+        ledger=_location(env.get("REPLAY_LEDGER") or str(home / "ledger.db")),
+        docker_host=env.get("DOCKER_HOST") or None,
+        user=env.get("REPLAY_USER") or getpass.getuser(),
+        subject_key=key.encode() if key else None,
     )

@@ -7,8 +7,9 @@ import copy
 from typing import Any
 
 from replay.manifests.canonical import sha256_bytes
+from replay.manifests.schema import Schema
 
-from replay.ledger.chain import NewEntry, open_ledger_at
+from replay.ledger import NewEntry, open_ledger_at
 
 LOCK = """\
 joblib==1.4.2 \\
@@ -119,3 +120,22 @@ def write_decisions(location: str, worker: int, count: int) -> None:
     ledger = open_ledger_at(location)
     for i in range(count):
         ledger.record(ledger_decision(worker * 10_000 + i))
+
+
+def schema(inputs: dict[str, Any], **output: Any) -> Schema:
+    """A typed schema of `inputs` (JSON feature specs) deciding `decision` from `score`."""
+    fields = output.pop(
+        "fields", {"decision": {"type": "string"}, "score": {"type": "number", "nullable": True}}
+    )
+    return Schema.from_json(
+        {
+            "inputs": inputs,
+            "output": {
+                "decision": "decision",
+                "score": "score",
+                "favourable": "approved",
+                "fields": fields,
+                **output,
+            },
+        }
+    )

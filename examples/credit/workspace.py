@@ -24,7 +24,7 @@ def read_applicants(workspace: Path) -> list[dict]:
 
     from replay.execution.inputs import read_rows
 
-    return read_rows(workspace / "data" / "applicants.csv", load_spec(workspace).inputs)
+    return read_rows(workspace / "data" / "applicants.csv", load_spec(workspace).schema)
 
 
 def _run(folder: Path, *command: str) -> None:

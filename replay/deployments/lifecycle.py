@@ -7,14 +7,23 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from replay.errors import BadInput, IntegrityError
+from replay.images import base
+from replay.images import build as images
+from replay.images.engine import docker_client, engine_facts
+from replay.images.wheelhouse import download_wheels
 from replay.manifests.canonical import sha256_bytes, sha256_file
+from replay.manifests.capture import assemble_manifest, image_platforms, model_file_facts
+from replay.manifests.lock import compile_lock
 from replay.manifests.manifest import Manifest
+from replay.manifests.source import source_state, write_source_archive
+from replay.manifests.spec import load_spec
+from replay.progress import Progress, step
 from replay.settings import Settings, load_settings
 from replay.stores.blobs import open_blob_store
 from replay.stores.manifests import (
@@ -24,11 +33,22 @@ from replay.stores.manifests import (
     SOURCE_FILE,
     DeploymentRecord,
     ManifestStore,
+    manifest_store,
 )
+from replay.stores.models import default_remote, fetch_model_files, stored_copies
 
 
-def manifest_store(settings: Settings) -> ManifestStore:
-    return ManifestStore(settings.tracking_uri, settings.artifact_root, settings.home / "manifests")
+def base_image_for(
+    client: Any, requested: str | None, settings: Settings, progress: Progress
+) -> tuple[str, str]:
+    """(the reference asked for, its `name@sha256:…`): the deployment's `base_image`, else
+    the configured one, else the offline base `replay up` makes."""
+    requested = requested or settings.base_image
+    if requested:
+        return requested, base.resolve_digest(client, requested)
+    repository = settings.default_base_repository
+    default = base.default_base(client, repository, settings.cache, progress)
+    return f"{repository}:{base.DEFAULT_TAG}", default
 
 
 def _locked(requirements_in: Path, settings: Settings, relock: bool) -> str:
@@ -37,8 +57,6 @@ def _locked(requirements_in: Path, settings: Settings, relock: bool) -> str:
     Resolving takes tens of seconds; the same requirements on the same Python give the
     cached lock back unless `relock` asks for a fresh resolution.
     """
-    from replay.manifests.lock import compile_lock
-
     key = sha256_bytes(requirements_in.read_bytes() + sys.version.encode())
     cached = settings.cache / "locks" / f"{key}.txt"
     if cached.is_file() and not relock:
@@ -50,11 +68,9 @@ def _locked(requirements_in: Path, settings: Settings, relock: bool) -> str:
 
 
 def _wheels(
-    manifest_lock: str, python: str, platforms: list[str], settings: Settings, progress: Any
+    manifest_lock: str, python: str, platforms: list[str], settings: Settings, progress: Progress
 ) -> list[dict[str, str]]:
     """Download (or reuse) the locked wheels and keep them in the blob store."""
-    from replay.images.wheelhouse import download_wheels
-
     folder = settings.cache / "wheels" / f"cp{python.replace('.', '')}"
     wheels = download_wheels(manifest_lock, python, platforms, folder, progress)
     blobs = open_blob_store(settings.blobs)
@@ -71,33 +87,18 @@ def capture(
     settings: Settings | None = None,
 ) -> Manifest:
     """Freeze the deployment described by `path/replay.yaml` as a manifest in MLflow."""
-    from replay.images import base
-    from replay.images.engine import docker_client, engine_facts
-    from replay.manifests.capture import assemble_manifest, image_platforms, model_file_facts
-    from replay.manifests.source import source_state, write_source_archive
-    from replay.manifests.spec import load_spec
-    from replay.progress import step
-    from replay.stores.models import default_remote
-
     settings = settings or load_settings()
     spec = load_spec(path)
     source = source_state(spec.root)
     if source.dirty and not allow_dirty:
         raise BadInput(
             f"{spec.root} has uncommitted changes (see `git status`); commit them, "
-            "or pass --allow-dirty to record dirty: true"
+            "or allow a dirty capture (recorded as dirty: true)"
         )
-    client = docker_client()
+    client = docker_client(settings.docker_host)
     engine = engine_facts(client)
-    requested = spec.base_image or settings.base_image
     with step("base image") as progress:
-        if requested:
-            base_image = base.resolve_digest(client, requested)
-        else:
-            requested = f"{settings.default_base_repository}:{base.DEFAULT_TAG}"
-            base_image = base.default_base(
-                client, settings.default_base_repository, settings.cache, progress
-            )
+        requested, base_image = base_image_for(client, spec.base_image, settings, progress)
         python = base.python_version(client, base_image)
     host_python = f"{sys.version_info.major}.{sys.version_info.minor}"
     if python != host_python:
@@ -157,47 +158,45 @@ def _artifact_checked(
     return path
 
 
+def _stored_files(manifest: Manifest) -> dict[str, str]:
+    """The files stored with a manifest in MLflow and the sha256 each must have."""
+    return {
+        LOCK_FILE: manifest.environment.lock_sha256,
+        SOURCE_FILE: manifest.code.archive_sha256,
+        REFERENCE_FILE: manifest.reference.sha256,
+        RUNNER_FILE: manifest.image.runner_sha256,
+    }
+
+
 def _build_context(
-    manifest: Manifest, store: ManifestStore, settings: Settings, context: Path, progress: Any
+    manifest: Manifest, store: ManifestStore, settings: Settings, context: Path, progress: Progress
 ) -> None:
     """Lay out everything the Dockerfile copies, each piece checked against the manifest."""
-    from replay.stores.models import fetch_model_files
-
-    document = manifest.document
-    (context / LOCK_FILE).write_text(manifest.lock_text)
+    environment = manifest.environment
+    (context / LOCK_FILE).write_text(environment.lock)
     blobs = open_blob_store(settings.blobs)
-    if not all(blobs.has(wheel["sha256"]) for wheel in manifest.wheels):
+    if not all(blobs.has(wheel.sha256) for wheel in environment.wheels):
         progress("fetching wheels missing from the blob store")
-        env = document["environment"]
-        _wheels(manifest.lock_text, env["python"], env["platforms"], settings, progress)
-    for wheel in manifest.wheels:
-        blobs.get(wheel["sha256"], context / "wheels" / wheel["filename"])
+        _wheels(
+            environment.lock, environment.python, list(environment.platforms), settings, progress
+        )
+    for wheel in environment.wheels:
+        blobs.get(wheel.sha256, context / "wheels" / wheel.filename)
     downloads = context.parent / "downloads"
-    source = _artifact_checked(
-        store, manifest.manifest_id, SOURCE_FILE, document["code"]["archive_sha256"], downloads
-    )
-    source.rename(context / SOURCE_FILE)
-    reference = _artifact_checked(
-        store, manifest.manifest_id, REFERENCE_FILE, document["reference"]["sha256"], downloads
-    )
-    reference.rename(context / REFERENCE_FILE)
-    runner = _artifact_checked(
-        store, manifest.manifest_id, RUNNER_FILE, document["image"]["runner_sha256"], downloads
-    )
-    runner.rename(context / RUNNER_FILE)
+    for name, expected in _stored_files(manifest).items():
+        if name != LOCK_FILE:  # written from the manifest itself, above
+            _artifact_checked(store, manifest.manifest_id, name, expected, downloads).rename(
+                context / name
+            )
     fetch_model_files(manifest, context / "model")
 
 
 def build(manifest_id: str, *, settings: Settings | None = None) -> BuildResult:
     """The manifest's image: reused if present, else built hermetically; always proven."""
-    from replay.images import build as images
-    from replay.images.engine import docker_client
-    from replay.progress import step
-
     settings = settings or load_settings()
     store = manifest_store(settings)
     manifest = store.load(manifest_id)
-    client = docker_client()
+    client = docker_client(settings.docker_host)
     existing = images.find_image(client, manifest.manifest_id)
     if existing is not None:
         image_id, reused = existing.id, True
@@ -274,6 +273,10 @@ class ManifestVerification:
     def ok(self) -> bool:
         return all(check.ok for check in self.checks)
 
+    def to_dict(self) -> dict[str, Any]:
+        checks = [{**asdict(check), "ok": check.ok} for check in self.checks]
+        return {"manifest_id": self.manifest_id, "ok": self.ok, "checks": checks}
+
     def raise_for_mismatch(self) -> None:
         for check in self.checks:
             if not check.ok:
@@ -285,38 +288,28 @@ class ManifestVerification:
 
 def verify_manifest(manifest_id: str, *, settings: Settings | None = None) -> ManifestVerification:
     """Recompute every hash the manifest records: lock, source archive, reference, models."""
-    from replay.stores.models import stored_copies
-
     settings = settings or load_settings()
     store = manifest_store(settings)
     manifest = store.load(manifest_id)
-    document = manifest.document
     checks = [Check("manifest.json", manifest.manifest_id, manifest.manifest_id)]
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
-        for name, expected in (
-            (LOCK_FILE, document["environment"]["lock_sha256"]),
-            (SOURCE_FILE, document["code"]["archive_sha256"]),
-            (REFERENCE_FILE, document["reference"]["sha256"]),
-            (RUNNER_FILE, document["image"]["runner_sha256"]),
-        ):
+        for name, expected in _stored_files(manifest).items():
             path = store.artifact(manifest.manifest_id, name, folder)
             checks.append(Check(f"stored {name}", expected, sha256_file(path)))
     for item in manifest.model_files:
-        found = 0
+        copies = 0
         for where, path in stored_copies(manifest, item):  # a path lives only until next()
-            found += 1
+            copies += 1
             checks.append(
                 Check(f"model file {item.path} ({where})", item.sha256, sha256_file(path))
             )
-        if not found:
+        if not copies:
             checks.append(Check(f"model file {item.path}", item.sha256, "(no stored copy)"))
     blobs = open_blob_store(settings.blobs)
-    for wheel in manifest.wheels:
+    for wheel in manifest.environment.wheels:
         found = (
-            blobs.stored_sha256(wheel["sha256"])
-            if blobs.has(wheel["sha256"])
-            else f"(not in {blobs})"
+            blobs.stored_sha256(wheel.sha256) if blobs.has(wheel.sha256) else f"(not in {blobs})"
         )
-        checks.append(Check(f"wheel {wheel['filename']}", wheel["sha256"], found))
+        checks.append(Check(f"wheel {wheel.filename}", wheel.sha256, found))
     return ManifestVerification(manifest.manifest_id, checks)

@@ -11,8 +11,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from replay.errors import EnvironmentProblem
-from replay.images.engine import docker_client
+from replay.deployments.lifecycle import build, manifest_store
+from replay.images.engine import docker_client, push_image
+from replay.progress import step
 from replay.settings import Settings, load_settings
 from replay.stores.blobs import open_blob_store
 
@@ -26,29 +27,16 @@ class Publication:
 
 
 def publish(manifest_id: str, *, settings: Settings | None = None) -> Publication:
-    from replay.deployments.lifecycle import build, manifest_store
-    from replay.progress import step
-
     settings = settings or load_settings()
     built = build(manifest_id, settings=settings)
     store = manifest_store(settings)
     manifest = store.load(built.manifest_id)
-    client = docker_client()
+    client = docker_client(settings.docker_host)
     image = client.images.get(built.image_id)
     repository = f"{settings.registry}/replay/{manifest.name}"
     with step(f"push {repository}:{manifest.short_id}") as progress:
         image.tag(repository, tag=manifest.short_id)
-        digest = None
-        for event in client.images.push(
-            repository, tag=manifest.short_id, stream=True, decode=True
-        ):
-            if "error" in event:
-                raise EnvironmentProblem(f"push to {settings.registry} failed: {event['error']}")
-            if event.get("status") and event.get("id"):
-                progress(f"{event['id']}: {event['status']}")
-            digest = (event.get("aux") or {}).get("Digest", digest)
-        if digest is None:
-            raise EnvironmentProblem(f"push to {settings.registry} reported no digest")
+        repo_digest = push_image(client, repository, manifest.short_id, progress)
     with tempfile.TemporaryDirectory() as scratch, step("save image archive") as progress:
         archive = Path(scratch) / "image.tar"
         with open(archive, "wb") as handle:
@@ -57,6 +45,5 @@ def publish(manifest_id: str, *, settings: Settings | None = None) -> Publicatio
                 progress(f"{handle.tell() / 1e6:.0f} MB")
         archive_sha256 = open_blob_store(settings.blobs).put(archive)
         size = archive.stat().st_size
-    repo_digest = f"{repository}@{digest}"
     store.attach_publication(manifest.manifest_id, repo_digest, archive_sha256)
     return Publication(manifest.manifest_id, repo_digest, archive_sha256, size)

@@ -7,19 +7,21 @@ shortest round-trip reprs). Every replay is itself written to the ledger (kind
 
 from __future__ import annotations
 
-import getpass
-import os
 import struct
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeGuard
 
 from replay.errors import ReplayError
-from replay.execution.warm import PredictionError, WarmDeployment
+from replay.execution.decision import Decision
+from replay.execution.predictor import PredictionError
+from replay.execution.warm import WarmDeployment
 from replay.images.container import RunnerFailed
+from replay.ledger import open_ledger
 from replay.ledger.chain import LedgerEntry, NewEntry
-from replay.ledger.decisions import open_ledger
 from replay.manifests.canonical import canonical_json
 from replay.settings import Settings, load_settings
 
@@ -45,22 +47,24 @@ class FieldDifference:
     ulps: int | None = None
 
 
+def _is_number(value: Any) -> TypeGuard[float | int]:
+    return isinstance(value, float | int) and not isinstance(value, bool)
+
+
 def compare_outputs(logged: dict[str, Any], replayed: dict[str, Any]) -> list[FieldDifference]:
     differences = []
     for name in sorted(set(logged) | set(replayed)):
         left, right = logged.get(name), replayed.get(name)
         if canonical_json(left) == canonical_json(right):
             continue
-        numeric = all(isinstance(v, float | int) and not isinstance(v, bool) for v in (left, right))
-        differences.append(
-            FieldDifference(
-                name,
-                left,
-                right,
-                absolute=abs(float(left) - float(right)) if numeric else None,
-                ulps=ulp_distance(float(left), float(right)) if numeric else None,
+        if _is_number(left) and _is_number(right):
+            absolute, ulps = (
+                abs(float(left) - float(right)),
+                ulp_distance(float(left), float(right)),
             )
-        )
+        else:
+            absolute, ulps = None, None
+        differences.append(FieldDifference(name, left, right, absolute=absolute, ulps=ulps))
     return differences
 
 
@@ -85,16 +89,12 @@ class ReplayResult:
         return asdict(self)
 
 
-def _checked_by() -> str:
-    return os.environ.get("REPLAY_USER") or getpass.getuser()
-
-
 def _replay_with(warm: WarmDeployment, entry: LedgerEntry) -> ReplayResult:
     started = time.perf_counter()
     logged = entry.output_values
     replayed, error = None, None
     try:
-        replayed = warm.predict(entry.input_values, entry.run_seed)
+        replayed = warm.predict(entry.input_values, Decision.from_entry(entry, warm.manifest).seed)
     except (PredictionError, RunnerFailed) as problem:
         error = str(problem)
     if entry.fingerprint and entry.fingerprint != warm.fingerprint_id:
@@ -121,7 +121,7 @@ def _record(
     results: list[ReplayResult], entries: dict[str, LedgerEntry], settings: Settings
 ) -> list[ReplayResult]:
     """Write each replay to the ledger (one transaction for the lot)."""
-    who = _checked_by()
+    who = settings.user
     stored = open_ledger(settings).append(
         NewEntry(
             manifest_id=result.manifest_id,
@@ -170,15 +170,18 @@ class ReplaySummary:
     def all_reproduced(self) -> bool:
         return all(result.reproduced for result in self.results)
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"counts": self.counts, "results": [result.to_dict() for result in self.results]}
+
 
 def replay_many(
     *,
     deployment: str | None = None,
-    since: str | None = None,
+    since: datetime | None = None,
     txn_ids: list[str] | None = None,
     record: bool = True,
     settings: Settings | None = None,
-    progress: Any = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ReplaySummary:
     """Replay many decisions, one warm container per manifest; `progress(done, total)`."""
     settings = settings or load_settings()

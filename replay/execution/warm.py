@@ -9,25 +9,24 @@ recorded for the manifest.
 from __future__ import annotations
 
 import queue
+import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from replay.errors import BadInput, IntegrityError
+from replay.execution.inputs import read_rows
+from replay.execution.predictor import PredictionError, Predictor, Row
 from replay.execution.recovery import RecoveredImage, recover_image
 from replay.images.container import RunnerContainer, RunnerFailed, Sandbox
 from replay.images.engine import docker_client
 from replay.manifests.canonical import document_id
 from replay.manifests.manifest import Manifest
 from replay.settings import Settings, load_settings
-from replay.stores.manifests import ManifestStore
+from replay.stores.manifests import ManifestStore, manifest_store
 
 
-class PredictionError(BadInput):
-    """The deployment's own code refused these inputs (a structured runner error)."""
-
-
-class WarmDeployment:
+class WarmDeployment(Predictor):
     def __init__(
         self,
         manifest_id: str,
@@ -36,14 +35,12 @@ class WarmDeployment:
         containers: int = 1,
         sandbox: Sandbox | None = None,
     ) -> None:
-        from replay.deployments.lifecycle import manifest_store
-
         self.settings = settings or load_settings()
         self.store: ManifestStore = manifest_store(self.settings)
         self.manifest: Manifest = self.store.load(manifest_id)
-        self.client = docker_client()
+        self.client = docker_client(self.settings.docker_host)
         # As many CPUs as the threads the deployment declared, so it runs as it was captured.
-        self.sandbox = sandbox or Sandbox(cpus=float(self.manifest.threads))
+        self.sandbox = sandbox or Sandbox(cpus=float(self.manifest.runtime.threads))
         self.recovered: RecoveredImage = recover_image(
             self.client, self.manifest, self.store, self.settings
         )
@@ -79,13 +76,13 @@ class WarmDeployment:
                 f"{found[:12]}, not the {self.fingerprint_id[:12]} recorded for manifest "
                 f"{self.manifest.short_id}; refused"
             )
-        runner.load()
+        runner.load(self.manifest.runtime.seed)
         return runner
 
-    def _ask(self, payload: dict[str, Any]) -> dict[str, Any]:
+    def answer(self, request: dict[str, Any]) -> dict[str, Any]:
         runner = self._idle.get()
         try:
-            answer = runner.request(payload)
+            answer = runner.request(request)
         except RunnerFailed:
             self._all.remove(runner)
             self._idle.put(self._start())  # keep the pool whole for the next caller
@@ -96,44 +93,10 @@ class WarmDeployment:
             raise PredictionError(f"the deployment refused: {error['type']}: {error['message']}")
         return answer
 
-    def reference_rows(self, limit: int) -> list[dict[str, Any]]:
+    def reference_rows(self, limit: int) -> list[Row]:
         """Up to `limit` rows of the manifest's reference sample (a fixed random choice)."""
-        import random
-
-        from replay.execution.inputs import read_rows
-
-        rows = read_rows(self.store.reference_sample(self.manifest), self.manifest.io["inputs"])
+        rows = read_rows(self.store.reference_sample(self.manifest), self.manifest.schema)
         return random.Random(0).sample(rows, min(limit, len(rows)))
-
-    def predict(self, inputs: dict[str, Any], seed: int) -> dict[str, Any]:
-        return self._ask({"inputs": inputs, "seed": seed})["outputs"]
-
-    def predict_columns(
-        self, columns: dict[str, list[Any]], seed: int, *, shared: dict[str, Any] | None = None
-    ) -> dict[str, list[Any]]:
-        """A batch by column, seeded once: row i has `shared` plus each column's i-th value.
-        Answers one list per output field."""
-        counts = {len(values) for values in columns.values()}
-        if len(counts) != 1:
-            raise BadInput("a batch needs columns, all of the same length")
-        (count,) = counts
-        answer = self._ask(
-            {"rows": count, "columns": columns, "shared": shared or {}, "seed": seed}
-        )
-        return answer["columns"]
-
-    def predict_batch(self, rows: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
-        """Many rows in one request, seeded once (see the runner protocol)."""
-        if not rows:
-            return []
-        names = list(rows[0])
-        if any(len(row) != len(names) for row in rows):
-            raise BadInput("every row of a batch must have the same fields")
-        columns = self.predict_columns({name: [row[name] for row in rows] for name in names}, seed)
-        return [
-            dict(zip(columns, values, strict=True))
-            for values in zip(*columns.values(), strict=True)
-        ]
 
     def close(self) -> None:
         for runner in self._all:

@@ -1,5 +1,6 @@
-"""The decision ledger: append-only, hash-chained; SQLite (WAL) by default, PostgreSQL
-for many writers on many machines (`replay.ledger.postgres`).
+"""The chain: append-only, hash-linked entries over any SQL database a backend connects
+to (`replay.ledger.sqlite` by default, `replay.ledger.postgres` for many writers on many
+machines).
 
 Each entry's `hash = sha256(prev_hash ‖ canonical JSON of the entry)`, so changing,
 removing or reordering any stored entry breaks the chain from that entry on, and
@@ -16,19 +17,15 @@ from __future__ import annotations
 
 import hmac
 import json
-import random
 import secrets
-import sqlite3
-import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from replay.errors import BadInput, EnvironmentProblem, IntegrityError
+from replay.errors import BadInput, IntegrityError, one_line
 from replay.manifests.canonical import canonical_json, sha256_bytes
 
 GENESIS = "0" * 64
@@ -60,15 +57,6 @@ CREATE INDEX IF NOT EXISTS entries_refers_to ON entries (refers_to);
 """
 
 
-_SQLITE_SCHEMA = (
-    table_sql("INTEGER")
-    + """
-CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
-    BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
-    BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
-"""
-)
 _COLUMNS = (
     "seq",
     "txn_id",
@@ -121,17 +109,19 @@ class LedgerEntry:
     hash: str
 
     @property
-    def run_seed(self) -> int:
-        """The seed to re-run this entry with (0 for decisions logged without one)."""
-        return self.seed if self.seed is not None else 0
-
-    @property
     def input_values(self) -> dict[str, Any]:
         return json.loads(self.inputs)
 
     @property
     def output_values(self) -> dict[str, Any]:
         return json.loads(self.outputs)
+
+    @property
+    def outcome(self) -> str:
+        """A replay's verdict, a decision's `decision` field, else its outputs cut short."""
+        outputs = self.output_values
+        found = outputs.get("verdict") or outputs.get("decision")
+        return str(found) if found is not None else one_line(self.outputs, 40)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "inputs": self.input_values, "outputs": self.output_values}
@@ -164,6 +154,9 @@ class LedgerVerification:
     @property
     def ok(self) -> bool:
         return self.first_bad is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.ok}
 
     def raise_for_mismatch(self) -> None:
         if self.first_bad is not None:
@@ -206,7 +199,7 @@ class Ledger(ABC):
             stored = []
             for entry in pending:
                 seq += 1
-                row = {
+                row: dict[str, Any] = {
                     "seq": seq,
                     "txn_id": entry.txn_id or new_transaction_id(),
                     "kind": entry.kind,
@@ -258,13 +251,13 @@ class Ledger(ABC):
         self,
         *,
         deployment: str | None = None,
-        since: str | None = None,
+        since: datetime | None = None,
         subject: str | None = None,
         kind: str | None = "decision",
         refers_to: str | None = None,
         limit: int | None = None,
     ) -> list[LedgerEntry]:
-        """Entries oldest first, filtered; `since` is an ISO date or time (UTC)."""
+        """Entries oldest first, filtered; `since` without a time zone is UTC."""
         clauses, parameters = [], []
         for column, value in (
             ("deployment", deployment),
@@ -277,7 +270,7 @@ class Ledger(ABC):
                 parameters.append(value)
         if since is not None:
             clauses.append(f"time >= {self.placeholder}")
-            parameters.append(_normalise_since(since))
+            parameters.append(_stored_time(since))
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         tail = f" LIMIT {int(limit)}" if limit else ""
         return list(self._rows(f"{where} ORDER BY seq{tail}", parameters))
@@ -297,94 +290,8 @@ class Ledger(ABC):
         return LedgerVerification(count)
 
 
-class SQLiteLedger(Ledger):
-    """One file in WAL mode; `BEGIN IMMEDIATE` serialises writers across processes."""
-
-    def __init__(self, path: Path | str, busy_timeout: float = 60.0) -> None:
-        self.path = Path(path)
-        self.busy_timeout = busy_timeout
-        self._local = threading.local()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._initialise()
-
-    def __str__(self) -> str:
-        return str(self.path)
-
-    def _connection(self) -> sqlite3.Connection:
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            try:
-                # timeout=0: busy waits are ours (short, jittered), not SQLite's ms sleeps.
-                connection = sqlite3.connect(self.path, timeout=0, isolation_level=None)
-            except sqlite3.Error as error:
-                raise EnvironmentProblem(f"ledger {self.path} cannot be opened: {error}") from None
-            self._local.connection = connection
-            # Durable in WAL, fsync at checkpoint. Like any first statement on a file that
-            # another process is creating, it may find the file locked.
-            self._retry(lambda: connection.execute("PRAGMA synchronous=NORMAL"))
-        return connection
-
-    def _retry(self, call: Callable[[], Any]) -> Any:
-        """Run `call`, waiting while another writer holds the lock."""
-        deadline = time.monotonic() + self.busy_timeout
-        pause = 0.0002
-        while True:
-            try:
-                return call()
-            except sqlite3.OperationalError as error:
-                if "locked" not in str(error) and "busy" not in str(error):
-                    raise EnvironmentProblem(f"ledger {self.path}: {error}") from None
-                if time.monotonic() > deadline:
-                    raise EnvironmentProblem(
-                        f"ledger {self.path} stayed locked for {self.busy_timeout:.0f} s"
-                    ) from None
-                time.sleep(random.uniform(0, pause))
-                pause = min(pause * 2, 0.01)
-
-    def _initialise(self) -> None:
-        connection = self._connection()
-        # Even this read can find the file locked while another process creates it.
-        exists = self._retry(
-            lambda: connection.execute(
-                "SELECT 1 FROM sqlite_master WHERE name = 'entries'"
-            ).fetchone()
-        )
-        if exists:
-            return
-        self._retry(lambda: connection.execute("PRAGMA journal_mode=WAL"))
-        self._retry(lambda: connection.executescript(f"BEGIN IMMEDIATE;{_SQLITE_SCHEMA}COMMIT;"))
-
-    def _write(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
-        connection = self._connection()
-        self._retry(lambda: connection.execute("BEGIN IMMEDIATE"))
-        try:
-            result = work(connection)
-            connection.execute("COMMIT")
-            return result
-        except BaseException:
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
-            raise
-
-    def _is_duplicate(self, error: Exception) -> bool:
-        return isinstance(error, sqlite3.IntegrityError)
-
-
-def open_ledger_at(location: str | Path) -> Ledger:
-    """A `postgresql://` URL, or the path of a SQLite file."""
-    location = str(location)
-    if location.startswith(("postgresql://", "postgres://")):
-        from replay.ledger.postgres import PostgresLedger
-
-        return PostgresLedger(location)
-    return SQLiteLedger(location)
-
-
-def _normalise_since(since: str) -> str:
-    try:
-        moment = datetime.fromisoformat(since)
-    except ValueError:
-        raise BadInput(f"--since {since!r} is not an ISO date or time (e.g. 2026-05-01)") from None
+def _stored_time(moment: datetime) -> str:
+    """A moment as the ledger stores times (UTC, microseconds); naive means UTC."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).isoformat(timespec="microseconds")

@@ -9,29 +9,20 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from replay.execution.inputs import check_inputs
-from replay.ledger.chain import (
-    Ledger,
-    LedgerEntry,
-    LedgerVerification,
-    NewEntry,
-    open_ledger_at,
-    pseudonym,
-)
+from replay.ledger import open_ledger
+from replay.ledger.chain import LedgerEntry, LedgerVerification, NewEntry, pseudonym
 from replay.settings import Settings, load_settings
-
-
-def open_ledger(settings: Settings | None = None) -> Ledger:
-    return open_ledger_at((settings or load_settings()).ledger)
+from replay.stores.manifests import manifest_store
 
 
 def subject_key(settings: Settings) -> bytes:
     """The key behind pseudonymous subject ids: REPLAY_SUBJECT_KEY, or one kept in home."""
-    if os.environ.get("REPLAY_SUBJECT_KEY"):
-        return os.environ["REPLAY_SUBJECT_KEY"].encode()
+    if settings.subject_key:
+        return settings.subject_key
     path = settings.home / "subject.key"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,17 +44,17 @@ def record_decision(
     inputs: dict[str, Any],
     outputs: dict[str, Any],
     *,
-    seed: int,
+    seed: int | None = None,
     subject: str | None = None,
     fingerprint_id: str | None = None,
     settings: Settings | None = None,
 ) -> LedgerEntry:
-    """Log a decision made elsewhere; `subject` is stored only as a keyed pseudonym."""
-    from replay.deployments.lifecycle import manifest_store
+    """Log a decision made elsewhere; `subject` is stored only as a keyed pseudonym.
 
+    A decision logged without a seed was made (and replays) with the manifest's seed."""
     settings = settings or load_settings()
     manifest = manifest_store(settings).load(manifest_id)
-    checked = check_inputs(manifest.io["inputs"], inputs)
+    checked = manifest.schema.check(inputs)
     return open_ledger(settings).record(
         NewEntry(
             manifest_id=manifest.manifest_id,
@@ -84,7 +75,7 @@ def show_transaction(txn_id: str, *, settings: Settings | None = None) -> Ledger
 def list_transactions(
     *,
     deployment: str | None = None,
-    since: str | None = None,
+    since: datetime | None = None,
     subject: str | None = None,
     kind: str | None = "decision",
     limit: int | None = None,

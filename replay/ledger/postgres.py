@@ -58,7 +58,7 @@ class PostgresLedger(Ledger):
         return _without_password(self.url)
 
     def _connection(self) -> psycopg.Connection:
-        import psycopg
+        import psycopg  # only PostgreSQL users need the driver loaded
 
         connection = getattr(self._local, "connection", None)
         if connection is None or connection.closed:

@@ -14,14 +14,20 @@ from __future__ import annotations
 import itertools
 import math
 import statistics
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from replay.errors import BadInput
-from replay.execution.inputs import check_inputs, format_value
-from replay.execution.warm import WarmDeployment, warm_for
-from replay.ledger.decisions import open_ledger
-from replay.settings import Settings, load_settings
+from replay.execution.decision import Decision
+from replay.execution.inputs import format_value
+from replay.execution.predictor import Predictor, Row
+from replay.execution.warm import WarmDeployment
+from replay.manifests.schema import Feature, Schema
+from replay.questions.asking import asking
+from replay.settings import Settings
+
+REFERENCE_ROWS = 300  # rows of the reference sample that set each feature's scale
 
 GRID = 40
 REFINE = 24
@@ -50,20 +56,28 @@ class CounterfactualSet:
     options: list[Counterfactual]
     evaluated: int  # variants the container scored during the search
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "options": [
+                {**asdict(option), "changes": {k: list(v) for k, v in option.changes.items()}}
+                for option in self.options
+            ],
+        }
 
-def _directions(spec: dict[str, Any], towards_favourable: bool) -> list[int]:
-    monotone = spec.get("monotone")
-    if monotone is None:
+
+def _directions(feature: Feature, towards_favourable: bool) -> list[int]:
+    if feature.monotone is None:
         return [1, -1]
-    helps = 1 if monotone == "increasing" else -1
+    helps = 1 if feature.monotone == "increasing" else -1
     return [helps if towards_favourable else -helps]
 
 
-def _walk(spec: dict[str, Any], start: float, end: float, count: int) -> list[float]:
+def _walk(feature: Feature, start: float, end: float, count: int) -> list[float]:
     """`count` values from just past `start` up to `end` (inclusive), typed."""
     # The last point is `end` itself: start + (end - start) can round past a bound.
     values = [start + (end - start) * (k + 1) / count for k in range(count - 1)] + [end]
-    if spec["type"] == "integer":
+    if feature.type == "integer":
         step = 1 if end > start else -1
         values = [round(v) for v in values]
         values = sorted({v for v in values if v != start}, key=lambda v: abs(v - start))
@@ -72,20 +86,22 @@ def _walk(spec: dict[str, Any], start: float, end: float, count: int) -> list[fl
     return values
 
 
-def _nice(spec: dict[str, Any], old: float, new: float, spread: float) -> float:
+def _nice(feature: Feature, old: float, new: float, spread: float) -> float:
     """Round `new` away from `old` to a step a person would quote (about spread/20)."""
     step = 10.0 ** math.floor(math.log10(spread / 20)) if spread > 0 else 1.0
-    if spec["type"] == "integer":
+    if feature.type == "integer":
         step = max(step, 1.0)
     rounded = (math.ceil if new > old else math.floor)(new / step) * step
-    rounded = min(max(rounded, spec.get("min", -math.inf)), spec.get("max", math.inf))
-    return int(rounded) if spec["type"] == "integer" else float(rounded)
+    low = -math.inf if feature.min is None else feature.min
+    high = math.inf if feature.max is None else feature.max
+    rounded = min(max(rounded, low), high)
+    return int(rounded) if feature.type == "integer" else float(rounded)
 
 
-def _describe(decision: Any, changes: dict[str, tuple[Any, Any]], schema: dict[str, Any]) -> str:
+def _describe(decision: Any, changes: dict[str, tuple[Any, Any]], schema: Schema) -> str:
     parts = []
     for name, (old, new) in sorted(changes.items()):
-        monotone = schema[name].get("monotone") is not None
+        monotone = schema.inputs[name].monotone is not None
         bound = ("at least " if new > old else "at most ") if monotone else ""
         delta = new - old
         parts.append(
@@ -95,32 +111,28 @@ def _describe(decision: Any, changes: dict[str, tuple[Any, Any]], schema: dict[s
     return f"{decision} if " + " and ".join(parts)
 
 
-def counterfactual(
-    txn_id: str, *, n: int = 3, warm: WarmDeployment | None = None, settings: Settings | None = None
+def counterfactuals_of(
+    schema: Schema,
+    decision: Decision,
+    predictor: Predictor,
+    reference: list[Row],
+    n: int = 3,
 ) -> CounterfactualSet:
-    """Up to `n` verified, diverse, small changes that flip the logged decision."""
-    settings = settings or load_settings()
-    entry = open_ledger(settings).get(txn_id)
-    with warm_for(entry.manifest_id, warm, settings) as warm:
-        return _search(entry, warm, n)
-
-
-def _search(entry: Any, warm: WarmDeployment, n: int) -> CounterfactualSet:
-    schema = warm.manifest.io["inputs"]
-    output = warm.manifest.io["output"]
-    decision_field, favourable = output["decision"], output["favourable"]
-    applicant = entry.input_values
-    decision = entry.output_values[decision_field]
-    towards_favourable = decision != favourable
-    seed = entry.run_seed
-    reference = warm.reference_rows(300)
-    mutable = [
-        name
-        for name, spec in schema.items()
-        if spec["type"] in {"number", "integer"} and not spec.get("immutable")
-    ]
+    """Up to `n` verified, diverse, small changes to `decision`'s inputs that flip its
+    outcome when `predictor` re-runs them with the decision's seed; each feature's scale
+    is its spread in the `reference` rows."""
+    output = schema.output
+    decision_field, favourable = output.decision, output.favourable
+    applicant = decision.inputs
+    outcome = decision.outputs[decision_field]
+    towards_favourable = outcome != favourable
+    seed = decision.seed
+    features: Mapping[str, Feature] = schema.inputs
+    mutable = [feature.name for feature in schema.mutable if feature.numeric]
     if not mutable:
         raise BadInput("no feature may change: every numeric input is immutable")
+    if not reference:
+        raise BadInput("counterfactuals need reference rows to scale each feature")
     scale = {}
     for name in mutable:
         spread = statistics.pstdev(row[name] for row in reference)
@@ -132,24 +144,23 @@ def _search(entry: Any, warm: WarmDeployment, n: int) -> CounterfactualSet:
         if not rows:
             return []
         evaluated += len(rows)
-        answers = warm.predict_batch([check_inputs(schema, row) for row in rows], seed)
-        return [(answer[decision_field] == decision) is False for answer in answers]
+        answers = predictor.predict_batch([schema.check(row) for row in rows], seed)
+        return [(answer[decision_field] == outcome) is False for answer in answers]
 
     def bound(name: str, direction: int) -> float:
-        spec = schema[name]
-        return spec.get(
-            "max" if direction > 0 else "min", applicant[name] + direction * 10 * scale[name]
-        )
+        limit = features[name].max if direction > 0 else features[name].min
+        return applicant[name] + direction * 10 * scale[name] if limit is None else limit
 
     # 1. one feature at a time: walk to the bound, then refine inside the first flip
     walks = [
-        (name, d, _walk(schema[name], applicant[name], bound(name, d), GRID))
+        (name, d, _walk(features[name], applicant[name], bound(name, d), GRID))
         for name in mutable
-        for d in _directions(schema[name], towards_favourable)
+        for d in _directions(features[name], towards_favourable)
         if bound(name, d) != applicant[name]
     ]
     rows = [{**applicant, name: v} for name, _, values in walks for v in values]
-    results, position, singles, brackets = flips(rows), 0, {}, []
+    singles: dict[str, tuple[float, float]] = {}  # feature: (value that flips, its distance)
+    results, position, brackets = flips(rows), 0, []
     for name, _d, values in walks:
         hits = results[position : position + len(values)]
         position += len(values)
@@ -160,7 +171,7 @@ def _search(entry: Any, warm: WarmDeployment, n: int) -> CounterfactualSet:
     for _ in range(2):  # each round narrows a bracket REFINE-fold
         rows, refined = [], []
         for name, low, high in brackets:
-            values = _walk(schema[name], low, high, REFINE)
+            values = _walk(features[name], low, high, REFINE)
             refined.append((name, low, values))
             rows += [{**applicant, name: v} for v in values]
         results, position, brackets = flips(rows), 0, []
@@ -170,7 +181,7 @@ def _search(entry: Any, warm: WarmDeployment, n: int) -> CounterfactualSet:
             k = hits.index(True) if True in hits else len(values) - 1
             brackets.append((name, low if k == 0 else values[k - 1], values[k]))
     for name, _low, high in brackets:
-        value = _nice(schema[name], applicant[name], high, scale[name])
+        value = _nice(features[name], applicant[name], high, scale[name])
         change = abs(value - applicant[name]) / scale[name]
         if name not in singles or change < singles[name][1]:
             singles[name] = (value, change)
@@ -178,17 +189,17 @@ def _search(entry: Any, warm: WarmDeployment, n: int) -> CounterfactualSet:
     # 2. pairs of features, each moved less than it would need alone
     pair_walks = []
     for a, b in itertools.combinations(mutable, 2):
-        for da in _directions(schema[a], towards_favourable):
-            for db in _directions(schema[b], towards_favourable):
+        for da in _directions(features[a], towards_favourable):
+            for db in _directions(features[b], towards_favourable):
                 ends = []
                 for name, d in ((a, da), (b, db)):
                     end = singles[name][0] if name in singles else bound(name, d)
                     if (end - applicant[name]) * d <= 0:
                         break
                     ends.append(
-                        _walk(schema[name], applicant[name], end, PAIR_GRID)[:-1]
+                        _walk(features[name], applicant[name], end, PAIR_GRID)[:-1]
                         if name in singles
-                        else _walk(schema[name], applicant[name], end, PAIR_GRID)
+                        else _walk(features[name], applicant[name], end, PAIR_GRID)
                     )
                 else:
                     pair_walks.append((a, b, list(itertools.product(*ends))))
@@ -221,10 +232,10 @@ def _search(entry: Any, warm: WarmDeployment, n: int) -> CounterfactualSet:
             continue
         if len(edits) > 1 and set(edits) <= covered:
             continue  # a pair of features that already work alone adds little
-        inputs = check_inputs(schema, {**applicant, **edits})
-        outputs = warm.predict(inputs, seed)
+        inputs = schema.check({**applicant, **edits})
+        outputs = predictor.predict(inputs, seed)
         evaluated += 1
-        if outputs[decision_field] == decision:
+        if outputs[decision_field] == outcome:
             continue  # did not flip when re-run on its own: never shown
         changes = {name: (applicant[name], inputs[name]) for name in edits}
         options.append(
@@ -239,4 +250,16 @@ def _search(entry: Any, warm: WarmDeployment, n: int) -> CounterfactualSet:
         seen.add(frozenset(edits))
         covered |= set(edits)
     target = favourable if towards_favourable else "not " + str(favourable)
-    return CounterfactualSet(entry.txn_id, entry.manifest_id, decision, target, options, evaluated)
+    return CounterfactualSet(
+        decision.txn_id, decision.manifest_id, outcome, target, options, evaluated
+    )
+
+
+def counterfactual(
+    txn_id: str, *, n: int = 3, warm: WarmDeployment | None = None, settings: Settings | None = None
+) -> CounterfactualSet:
+    """Up to `n` verified, diverse, small changes that flip the logged decision, searched
+    in its original container."""
+    with asking(txn_id, warm, settings) as (decision, running):
+        reference = running.reference_rows(REFERENCE_ROWS)
+        return counterfactuals_of(running.manifest.schema, decision, running, reference, n)

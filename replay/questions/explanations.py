@@ -13,13 +13,16 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
+from replay.execution.decision import Decision
 from replay.execution.inputs import format_value
-from replay.execution.warm import WarmDeployment, warm_for
-from replay.ledger.decisions import open_ledger
-from replay.settings import Settings, load_settings
+from replay.execution.predictor import Predictor, Row
+from replay.execution.warm import WarmDeployment
+from replay.manifests.schema import Schema
+from replay.questions.asking import asking
+from replay.settings import Settings
 
 EXACT_UP_TO = 10
 
@@ -61,6 +64,9 @@ class Explanation:
             for c in adverse
         ]
 
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "reasons": self.reasons()}
+
 
 def _orders(n: int, samples: int) -> list[list[int]]:
     generator = random.Random(0)
@@ -82,36 +88,28 @@ def _coalitions(n: int, orders: list[list[int]]) -> list[frozenset[int]]:
     return sorted(prefixes, key=len)
 
 
-def explain(
-    txn_id: str,
-    *,
-    reference_rows: int = 50,
+def explanation_of(
+    schema: Schema,
+    decision: Decision,
+    predictor: Predictor,
+    reference: list[Row],
     samples: int = 200,
-    warm: WarmDeployment | None = None,
-    settings: Settings | None = None,
 ) -> Explanation:
-    """Each feature's contribution to a logged decision's score, from its own container."""
-    settings = settings or load_settings()
-    entry = open_ledger(settings).get(txn_id)
-    with warm_for(entry.manifest_id, warm, settings) as warm:
-        schema = warm.manifest.io["inputs"]
-        features = list(schema)
-        n = len(features)
-        applicant = entry.input_values
-        reference = warm.reference_rows(reference_rows)
-        orders = [] if n <= EXACT_UP_TO else _orders(n, samples)
-        coalitions = _coalitions(n, orders)
-        batch = [
-            {
-                name: applicant[name] if i in coalition else row[name]
-                for i, name in enumerate(features)
-            }
-            for coalition in coalitions
-            for row in reference
-        ]
-        outputs = warm.predict_batch(batch, entry.run_seed)
-    output = warm.manifest.io["output"]
-    score_field = output["score"]
+    """Each feature's Shapley contribution to `decision`'s score, every score computed by
+    `predictor` with the decision's seed over the `reference` rows."""
+    features = list(schema.inputs)
+    n = len(features)
+    applicant = decision.inputs
+    orders = [] if n <= EXACT_UP_TO else _orders(n, samples)
+    coalitions = _coalitions(n, orders)
+    batch = [
+        {name: applicant[name] if i in coalition else row[name] for i, name in enumerate(features)}
+        for coalition in coalitions
+        for row in reference
+    ]
+    outputs = predictor.predict_batch(batch, decision.seed)
+    output = schema.output
+    score_field = output.score
     size = len(reference)
     value = {
         coalition: sum(float(o[score_field]) for o in outputs[k * size : (k + 1) * size]) / size
@@ -127,13 +125,12 @@ def explain(
             if i not in s and (s | {i}) in value
         )
     }
-    numeric = {name for name, spec in schema.items() if spec["type"] in {"number", "integer"}}
     contributions = sorted(
         (
             Contribution(
                 name,
                 applicant[name],
-                sum(r[name] for r in reference) / size if name in numeric else None,
+                sum(r[name] for r in reference) / size if schema.inputs[name].numeric else None,
                 shapley[i],
             )
             for i, name in enumerate(features)
@@ -141,17 +138,31 @@ def explain(
         key=lambda c: -abs(c.contribution),
     )
     return Explanation(
-        txn_id=txn_id,
-        manifest_id=entry.manifest_id,
-        decision=entry.output_values[output["decision"]],
-        favourable=entry.output_values[output["decision"]] == output["favourable"],
-        score=float(entry.output_values[score_field]),
+        txn_id=decision.txn_id,
+        manifest_id=decision.manifest_id,
+        decision=decision.outputs[output.decision],
+        favourable=decision.outputs[output.decision] == output.favourable,
+        score=float(decision.outputs[score_field]),
         base_score=value[frozenset()],
         contributions=contributions,
         method="exact Shapley" if n <= EXACT_UP_TO else f"sampled Shapley ({samples} orders)",
         reference_rows=size,
         unused=[features[i] for i in sorted(marginal_zero)],
     )
+
+
+def explain(
+    txn_id: str,
+    *,
+    reference_rows: int = 50,
+    samples: int = 200,
+    warm: WarmDeployment | None = None,
+    settings: Settings | None = None,
+) -> Explanation:
+    """Each feature's contribution to a logged decision's score, from its own container."""
+    with asking(txn_id, warm, settings) as (decision, running):
+        reference = running.reference_rows(reference_rows)
+        return explanation_of(running.manifest.schema, decision, running, reference, samples)
 
 
 def _shapley(n: int, value: dict[frozenset[int], float]) -> list[float]:

@@ -2,27 +2,37 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from replay.errors import BadInput
-from replay.execution.inputs import check_inputs, parse_assignments
-from replay.execution.warm import WarmDeployment, warm_for
-from replay.ledger.decisions import open_ledger
-from replay.settings import Settings, load_settings
+from replay.execution.decision import Decision
+from replay.execution.predictor import Predictor
+from replay.execution.warm import WarmDeployment
+from replay.manifests.schema import OutputSpec, Schema
+from replay.questions.asking import asking
+from replay.settings import Settings
 
 
 @dataclass(frozen=True)
 class WhatIf:
-    txn_id: str
-    manifest_id: str
-    original_inputs: dict[str, Any]
+    decision: Decision  # as logged
     modified_inputs: dict[str, Any]
-    original_outputs: dict[str, Any]  # as logged
-    modified_outputs: dict[str, Any]
-    decision_field: str
-    score_field: str
-    favourable: Any
+    modified_outputs: dict[str, Any]  # from the decision's container, with its seed
+    output: OutputSpec
+
+    @property
+    def txn_id(self) -> str:
+        return self.decision.txn_id
+
+    @property
+    def original_inputs(self) -> dict[str, Any]:
+        return self.decision.inputs
+
+    @property
+    def original_outputs(self) -> dict[str, Any]:
+        return self.decision.outputs
 
     @property
     def changed(self) -> dict[str, tuple[Any, Any]]:
@@ -34,48 +44,47 @@ class WhatIf:
 
     @property
     def decision_changed(self) -> bool:
-        return (
-            self.original_outputs[self.decision_field] != self.modified_outputs[self.decision_field]
-        )
+        field = self.output.decision
+        return bool(self.original_outputs[field] != self.modified_outputs[field])
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            **asdict(self),
+            "txn_id": self.txn_id,
+            "manifest_id": self.decision.manifest_id,
+            "seed": self.decision.seed,
+            "original_inputs": self.original_inputs,
+            "modified_inputs": self.modified_inputs,
+            "original_outputs": self.original_outputs,
+            "modified_outputs": self.modified_outputs,
+            "decision_field": self.output.decision,
+            "score_field": self.output.score,
             "changed": {k: list(v) for k, v in self.changed.items()},
             "decision_changed": self.decision_changed,
         }
 
 
+def whatif_of(
+    schema: Schema, decision: Decision, changes: Mapping[str, Any], predictor: Predictor
+) -> WhatIf:
+    """`decision` re-run by `predictor` with `changes` applied, with the decision's seed:
+    only the edited inputs differ. A value may be given as text ("65000")."""
+    edits = schema.edits(changes)
+    if not edits:
+        raise BadInput("nothing to change: no input was edited")
+    modified = schema.check({**decision.inputs, **edits})
+    return WhatIf(decision, modified, predictor.predict(modified, decision.seed), schema.output)
+
+
 def whatif(
     txn_id: str,
-    changes: dict[str, Any] | list[str],
+    changes: Mapping[str, Any],
     *,
     warm: WarmDeployment | None = None,
     settings: Settings | None = None,
 ) -> WhatIf:
-    """Re-run a logged decision with `changes` (values, or `NAME=VALUE` texts) applied.
+    """Re-run a logged decision with `changes` applied, in its original container.
 
-    Same container, same seed: only the edited inputs differ from the decision.
     Pass a running `warm` deployment to answer many questions without a container start.
     """
-    settings = settings or load_settings()
-    entry = open_ledger(settings).get(txn_id)
-    with warm_for(entry.manifest_id, warm, settings) as warm:
-        schema = warm.manifest.io["inputs"]
-        edits = parse_assignments(schema, changes) if isinstance(changes, list) else changes
-        if not edits:
-            raise BadInput("nothing to change: give at least one --set NAME=VALUE")
-        modified = check_inputs(schema, {**entry.input_values, **edits})
-        outputs = warm.predict(modified, entry.run_seed)
-    output = warm.manifest.io["output"]
-    return WhatIf(
-        txn_id,
-        entry.manifest_id,
-        entry.input_values,
-        modified,
-        entry.output_values,
-        outputs,
-        output["decision"],
-        output["score"],
-        output["favourable"],
-    )
+    with asking(txn_id, warm, settings) as (decision, running):
+        return whatif_of(running.manifest.schema, decision, changes, running)

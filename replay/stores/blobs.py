@@ -14,6 +14,7 @@ import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from replay.errors import BadInput, EnvironmentProblem, IntegrityError
 from replay.manifests.canonical import sha256_file
@@ -93,7 +94,7 @@ class S3BlobStore(BlobStore):
     """
 
     def __init__(self, bucket: str, prefix: str = "") -> None:
-        import boto3
+        import boto3  # about 0.5 s: only S3 users pay it
 
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
@@ -108,8 +109,6 @@ class S3BlobStore(BlobStore):
     @contextlib.contextmanager
     def _reaching(self) -> Iterator[None]:
         """Turn botocore's failures into one line naming the store."""
-        from urllib.parse import urlsplit
-
         from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
         try:

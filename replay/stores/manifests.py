@@ -12,14 +12,17 @@ checked against its id on every read.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from replay.errors import BadInput, EnvironmentProblem
-from replay.manifests.manifest import Manifest
+from replay.errors import BadInput, EnvironmentProblem, IntegrityError, one_line
+from replay.manifests.canonical import sha256_file
+from replay.manifests.manifest import MIN_ID_PREFIX, Manifest, is_id_prefix
+from replay.settings import Settings
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -68,8 +71,10 @@ class BuildRecord:
 
 
 def _check_id(manifest_id: str) -> None:
-    if not manifest_id or not all(c in "0123456789abcdef" for c in manifest_id):
-        raise BadInput(f"{manifest_id!r} is not a manifest id (hex digits)")
+    if not is_id_prefix(manifest_id):
+        raise BadInput(
+            f"{manifest_id!r} is not a manifest id (at least {MIN_ID_PREFIX} hex digits)"
+        )
 
 
 class ManifestStore:
@@ -82,11 +87,9 @@ class ManifestStore:
     @property
     def client(self) -> MlflowClient:
         if self._client is None:
-            import logging
-
             # Artifact downloads here are small and many: per-download bars are noise.
             os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-            from mlflow.tracking import MlflowClient
+            from mlflow.tracking import MlflowClient  # about 3 s: replays read the cache instead
 
             # MLflow narrates database migrations at INFO on first use: not the user's concern.
             logging.getLogger("mlflow").setLevel(logging.WARNING)
@@ -100,8 +103,7 @@ class ManifestStore:
                 self._client.search_experiments(max_results=1)
             except Exception as error:
                 raise EnvironmentProblem(
-                    f"MLflow tracking at {self.tracking_uri} is unreachable: "
-                    f"{str(error).splitlines()[0][:160]}"
+                    f"MLflow tracking at {self.tracking_uri} is unreachable: {one_line(error)}"
                 ) from None
         return self._client
 
@@ -115,17 +117,16 @@ class ManifestStore:
 
     def save(self, manifest: Manifest, files: list[Path]) -> str:
         """Record a manifest and its files (source, reference, runner) as a finished run."""
-        code = manifest.document["code"]
         run = self.client.create_run(
             self._experiment_id(manifest.name),
-            run_name=f"{manifest.document['version']}-{manifest.short_id}",
+            run_name=f"{manifest.version}-{manifest.short_id}",
             tags={
                 TAG_ID: manifest.manifest_id,
-                TAG_COMMIT: code["commit"],
-                TAG_DIRTY: str(code["dirty"]).lower(),
-                TAG_BASE: manifest.base_image,
-                "replay.version": manifest.document["version"],
-                "replay.created_at": manifest.document["created_at"],
+                TAG_COMMIT: manifest.code.commit,
+                TAG_DIRTY: str(manifest.code.dirty).lower(),
+                TAG_BASE: manifest.image.base,
+                "replay.version": manifest.version,
+                "replay.created_at": manifest.created_at,
             },
         )
         run_id = run.info.run_id
@@ -133,7 +134,7 @@ class ManifestStore:
             with tempfile.TemporaryDirectory() as scratch:
                 folder = Path(scratch)
                 (folder / MANIFEST_FILE).write_bytes(manifest.to_json())
-                (folder / LOCK_FILE).write_text(manifest.lock_text)
+                (folder / LOCK_FILE).write_text(manifest.environment.lock)
                 for path in (folder / MANIFEST_FILE, folder / LOCK_FILE):
                     self.client.log_artifact(run_id, str(path))
             for path in files:
@@ -188,14 +189,13 @@ class ManifestStore:
             )
         except Exception as error:
             raise EnvironmentProblem(
-                f"artifact {name} of manifest {manifest_id[:12]} cannot be read: "
-                f"{str(error).splitlines()[0][:160]}"
+                f"artifact {name} of manifest {manifest_id[:12]} cannot be read: {one_line(error)}"
             ) from None
 
     def _cached(self, manifest_id: str) -> Path | None:
         """The cache folder of the one cached manifest whose id starts so, if any."""
         _check_id(manifest_id)
-        if not self.cache_dir.is_dir() or len(manifest_id) < 6:
+        if not self.cache_dir.is_dir():
             return None
         found = [
             folder
@@ -219,10 +219,7 @@ class ManifestStore:
 
     def reference_sample(self, manifest: Manifest) -> Path:
         """The manifest's reference sample on disk, checked against its recorded sha256."""
-        from replay.errors import IntegrityError
-        from replay.manifests.canonical import sha256_file
-
-        expected = manifest.document["reference"]["sha256"]
+        expected = manifest.reference.sha256
         path = self.cache_dir / manifest.manifest_id / REFERENCE_FILE
         if not path.is_file():
             with tempfile.TemporaryDirectory() as scratch:
@@ -275,7 +272,7 @@ class ManifestStore:
             self.client.log_artifact(run_id, str(path))
         self.client.set_tag(run_id, TAG_IMAGE, image_id)
         self.client.set_tag(run_id, TAG_FINGERPRINT, fingerprint_id)
-        return self._refresh_build(manifest_id)
+        return self._recorded_build(manifest_id)
 
     def attach_publication(
         self, manifest_id: str, repo_digest: str, archive_sha256: str
@@ -284,7 +281,13 @@ class ManifestStore:
         run_id = self._run_for(manifest_id).info.run_id
         self.client.set_tag(run_id, TAG_REPO_DIGEST, repo_digest)
         self.client.set_tag(run_id, TAG_ARCHIVE, archive_sha256)
-        return self._refresh_build(manifest_id)
+        return self._recorded_build(manifest_id)
+
+    def _recorded_build(self, manifest_id: str) -> BuildRecord:
+        record = self._refresh_build(manifest_id)
+        if record is None:  # tags were just set; MLflow lost them
+            raise EnvironmentProblem(f"MLflow did not keep the build of {manifest_id[:12]}")
+        return record
 
     def build_record(self, manifest_id: str) -> BuildRecord | None:
         """What is recorded of the manifest's image, or None if it was never built."""
@@ -310,3 +313,8 @@ class ManifestStore:
         )
         self._cache(tags[TAG_ID], "build.json", json.dumps(record.__dict__).encode())
         return record
+
+
+def manifest_store(settings: Settings) -> ManifestStore:
+    """The manifest store the settings name (MLflow tracking, and the cache in home)."""
+    return ManifestStore(settings.tracking_uri, settings.artifact_root, settings.home / "manifests")

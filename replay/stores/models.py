@@ -21,7 +21,7 @@ def default_remote(root: Path) -> tuple[str | None, str | None]:
     """The DVC repository's default remote (name, url), or (None, None)."""
     if not _dvc_root(root):
         return None, None
-    from dvc.repo import Repo
+    from dvc.repo import Repo  # about 1 s: only capture, build and verify read models
 
     with Repo(str(_dvc_root(root))) as repo:
         name = repo.config["core"].get("remote")
@@ -39,15 +39,13 @@ def _dvc_root(path: Path) -> Path | None:
 
 def _workspace(manifest: Manifest) -> Path | None:
     """The deployment folder on this machine, if the repository is a local path."""
-    code = manifest.document["code"]
-    root = Path(code["repository"]) / code["subdirectory"]
+    root = Path(manifest.code.repository) / manifest.code.subdirectory
     return root if root.is_dir() else None
 
 
 def _rev(manifest: Manifest) -> str | None:
     # A dirty capture may track the file in the work tree only.
-    code = manifest.document["code"]
-    return None if code["dirty"] else code["commit"]
+    return None if manifest.code.dirty else manifest.code.commit
 
 
 def stored_copies(manifest: Manifest, item: ModelFile) -> Iterator[tuple[str, Path]]:
@@ -58,14 +56,14 @@ def stored_copies(manifest: Manifest, item: ModelFile) -> Iterator[tuple[str, Pa
     workspace = _workspace(manifest)
     if workspace is not None and (workspace / item.path).is_file():
         yield "work tree", workspace / item.path
-    if not (item.dvc and item.dvc.get("remote")):
+    if item.dvc is None or item.dvc.remote is None:
         return
     from dvc.repo import Repo
 
-    where = f"DVC remote {item.dvc['remote']}"
-    with Repo.open(manifest.document["code"]["repository"], rev=_rev(manifest)) as repo:
-        odb = repo.cloud.get_remote_odb(item.dvc["remote"])
-        stored = odb.oid_to_path(item.dvc["md5"])
+    where = f"DVC remote {item.dvc.remote}"
+    with Repo.open(manifest.code.repository, rev=_rev(manifest)) as repo:
+        odb = repo.cloud.get_remote_odb(item.dvc.remote)
+        stored = odb.oid_to_path(item.dvc.md5)
         with _reaching(where, odb.path):
             present = odb.fs.exists(stored)
         if not present:

@@ -275,24 +275,36 @@ def served(server, workspace):
         return list(pool.map(post, enumerate(people)))
 
 
-@pytest.fixture(scope="session")
-def hostile(registry, tmp_path_factory):
-    """The hostile fixture deployment, committed, captured and built."""
+def fixture_deployment(name: str, tmp_path_factory):
+    """The deployment under tests/fixtures/NAME, committed in its own repository,
+    captured and built."""
     import shutil
 
     import replay
 
-    folder = tmp_path_factory.mktemp("hostile") / "hostile"
-    shutil.copytree(ROOT / "tests" / "fixtures" / "hostile", folder)
+    folder = tmp_path_factory.mktemp(name) / name
+    shutil.copytree(ROOT / "tests" / "fixtures" / name, folder)
     for command in (
         ["git", "init", "-q"],
         ["git", "add", "-A"],
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "hostile"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", name],
     ):
         subprocess.run(command, cwd=folder, check=True, capture_output=True)
     manifest = replay.capture(folder)
     replay.build(manifest.manifest_id)
     return manifest
+
+
+@pytest.fixture(scope="session")
+def hostile(registry, tmp_path_factory):
+    """A deployment that misbehaves on request (sandbox tests)."""
+    return fixture_deployment("hostile", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def seeded(registry, tmp_path_factory):
+    """A deployment whose `load()` and `predict()` draw random numbers."""
+    return fixture_deployment("seeded", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

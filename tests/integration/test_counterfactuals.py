@@ -19,7 +19,7 @@ def rejected_ones(served):
 def test_every_option_flips_and_respects_the_schema(rejected_ones, warm):
     import replay
 
-    schema = warm.manifest.io["inputs"]
+    schema = warm.manifest.schema.inputs
     found_any = False
     for txn in rejected_ones:
         entry = replay.show_transaction(txn)
@@ -30,13 +30,13 @@ def test_every_option_flips_and_respects_the_schema(rejected_ones, warm):
             # re-run on its own, with the decision's seed: it must flip
             assert warm.predict(option.inputs, entry.seed)["decision"] == "approved"
             for name, value in option.inputs.items():
-                spec, old = schema[name], entry.input_values[name]
-                if spec.get("immutable"):
+                feature, old = schema[name], entry.input_values[name]
+                if feature.immutable:
                     assert value == old, f"{name} is immutable"
-                assert spec.get("min", value) <= value <= spec.get("max", value)
-                if value != old and spec.get("monotone") == "increasing":
+                assert feature.min <= value <= feature.max
+                if value != old and feature.monotone == "increasing":
                     assert value > old
-                if value != old and spec.get("monotone") == "decreasing":
+                if value != old and feature.monotone == "decreasing":
                     assert value < old
             assert set(option.changes) == {
                 n for n in option.inputs if option.inputs[n] != entry.input_values[n]

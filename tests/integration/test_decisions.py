@@ -66,8 +66,8 @@ def test_replay_command_prints_the_verdict(served):
 
 
 def test_a_changed_logged_output_is_diverged_with_ulps(served, captured):
+    from replay.ledger import open_ledger
     from replay.ledger.chain import NewEntry
-    from replay.ledger.decisions import open_ledger
 
     original = served[0]
     entry = open_ledger().get(original["transaction_id"])
@@ -154,8 +154,8 @@ def test_a_rebuild_that_differs_from_the_record_is_refused(spare, engine):
     from replay.images.build import find_image
 
     import replay
-    from replay.deployments.lifecycle import manifest_store
     from replay.settings import load_settings
+    from replay.stores.manifests import manifest_store
 
     manifest, _ = spare
     engine.images.remove(replay.build(manifest.manifest_id).image_id, force=True)
@@ -209,7 +209,7 @@ def test_a_hung_request_times_out_and_the_container_is_stopped(hostile, engine):
 
     image = find_image(engine, hostile.manifest_id)
     runner = RunnerContainer(engine, image.id, hostile.entrypoint, Sandbox(request_timeout=2))
-    runner.load()
+    runner.load(seed=0)
     container_id = runner.container.id
     with pytest.raises(RunnerFailed, match="no answer within 2 s"):
         hostile_answer(runner, "sleep")

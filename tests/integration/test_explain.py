@@ -19,7 +19,7 @@ def test_shapley_contributions_add_up_to_the_score_difference(rejected, warm):
     total = sum(c.contribution for c in result.contributions)
     assert math.isclose(total, result.score - result.base_score, abs_tol=1e-12)
     assert result.method == "exact Shapley"
-    assert sorted(result.features) == sorted(warm.manifest.io["inputs"])
+    assert sorted(result.features) == sorted(warm.manifest.schema.inputs)
 
 
 def test_base_score_is_the_mean_reference_score(rejected, warm):

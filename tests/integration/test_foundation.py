@@ -57,8 +57,8 @@ def test_capture_freezes_the_deployment(captured, workspace):
 def test_mlflow_run_has_tags_and_artifacts(built, captured):
     client, run = mlflow_run(captured.manifest_id)
     tags = run.data.tags
-    assert tags["mlflow.source.git.commit"] == captured.commit
-    assert tags["replay.base_image"] == captured.base_image
+    assert tags["mlflow.source.git.commit"] == captured.code.commit
+    assert tags["replay.base_image"] == captured.image.base
     assert tags["replay.image_id"] == built.image_id
     names = {item.path for item in client.list_artifacts(run.info.run_id)}
     assert names >= {
@@ -117,8 +117,8 @@ def flip_one_byte(path: Path) -> bytes:
 
 
 def dvc_remote_copy(captured) -> Path:
-    md5 = captured.model_files[0].dvc["md5"]
-    remote = Path(captured.model_files[0].dvc["remote_url"])
+    md5 = captured.model_files[0].dvc.md5
+    remote = Path(captured.model_files[0].dvc.remote_url)
     return remote / "files" / "md5" / md5[:2] / md5[2:]
 
 
@@ -180,8 +180,8 @@ def test_an_unresolvable_base_image_is_bad_input(engine, registry):
 def test_a_named_base_image_resolves_to_its_registry_digest(engine, registry, captured):
     from replay.images.base import resolve_digest
 
-    requested = captured.document["image"]["requested_base"]
-    assert resolve_digest(engine, requested) == captured.base_image
+    requested = captured.image.requested_base
+    assert resolve_digest(engine, requested) == captured.image.base
 
 
 def test_dead_docker_host_is_one_line_exit_3(captured, tmp_path):
@@ -241,7 +241,7 @@ def test_declared_threads_are_pinned_and_answers_do_not_change(built, captured, 
 
     folder = make_workspace(tmp_path / "credit-approval", tmp_path / "dvc-remote", threads=2)
     two = replay.capture(folder)
-    assert two.threads == 2 and two.runtime_env["OMP_NUM_THREADS"] == "2"
+    assert two.runtime.threads == 2 and two.runtime.env["OMP_NUM_THREADS"] == "2"
     replay.build(two.manifest_id)
 
     people = read_applicants(folder)[:50]

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+from datetime import datetime
 
 import psycopg
 import pytest
 
 from replay.errors import BadInput, EnvironmentProblem
-from replay.ledger.chain import GENESIS, open_ledger_at
+from replay.ledger import open_ledger_at
+from replay.ledger.chain import GENESIS
 from replay.ledger.postgres import PostgresLedger
 from tests.factories import ledger_decision, write_decisions
 from tests.integration.conftest import free_port, run_cli
@@ -34,7 +36,7 @@ def test_the_chain_lookups_and_filters_hold(postgres):
     assert [e.seed for e in ledger.list(subject="s_1")] == [1]
     assert [e.seed for e in ledger.list(kind=None)] == [1, 2, 3]
     assert [e.seed for e in ledger.list(kind="review", refers_to=first.txn_id)] == [3]
-    assert ledger.list(since="2999-01-01") == []
+    assert ledger.list(since=datetime(2999, 1, 1)) == []
     with pytest.raises(BadInput, match="no transaction txn_nope"):
         ledger.get("txn_nope")
     with pytest.raises(BadInput, match="refused the entry"):

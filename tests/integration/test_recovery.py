@@ -53,9 +53,9 @@ def decide(manifest, built, inputs: dict, seed: int) -> str:
 
 def test_replay_recovers_by_every_path(spare, engine, registry):
     import replay
-    from replay.deployments.lifecycle import manifest_store
     from replay.settings import load_settings
     from replay.stores.blobs import LocalBlobStore
+    from replay.stores.manifests import manifest_store
 
     manifest, built = spare
     inputs = {

@@ -52,8 +52,8 @@ def test_a_deployment_kept_on_s3_builds_and_verifies(s3, registry, tmp_path, mon
     from workspace import MODEL, make_workspace
 
     import replay
-    from replay.deployments.lifecycle import manifest_store
     from replay.settings import load_settings
+    from replay.stores.manifests import manifest_store
 
     bucket = s3("deployments")
     monkeypatch.setenv("REPLAY_BLOBS", f"s3://{bucket}/blobs")
@@ -61,10 +61,10 @@ def test_a_deployment_kept_on_s3_builds_and_verifies(s3, registry, tmp_path, mon
     manifest = replay.capture(workspace)
     listing = boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix="blobs/")
     assert {item["Key"].rsplit("/", 1)[1] for item in listing["Contents"]} == {
-        wheel["sha256"] for wheel in manifest.wheels
+        wheel.sha256 for wheel in manifest.environment.wheels
     }
     (model,) = manifest.model_files
-    assert model.dvc["remote_url"] == f"s3://{bucket}/credit"
+    assert model.dvc.remote_url == f"s3://{bucket}/credit"
     (workspace / MODEL).unlink()  # the S3 remote now holds the only copy
 
     replay.build(manifest.manifest_id)
@@ -74,9 +74,9 @@ def test_a_deployment_kept_on_s3_builds_and_verifies(s3, registry, tmp_path, mon
     assert checks[f"model file {model.path} (DVC remote storage)"].ok
     assert f"model file {model.path} (work tree)" not in checks
     assert all(c.ok for c in checks.values())
-    assert sum(what.startswith("wheel ") for what in checks) == len(manifest.wheels)
+    assert sum(what.startswith("wheel ") for what in checks) == len(manifest.environment.wheels)
 
-    key = f"credit/files/md5/{model.dvc['md5'][:2]}/{model.dvc['md5'][2:]}"
+    key = f"credit/files/md5/{model.dvc.md5[:2]}/{model.dvc.md5[2:]}"
     boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=b"another model")
     verification = replay.verify_manifest(manifest.manifest_id)
     assert not verification.ok

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from replay.errors import BadInput
+from replay.questions.sweeps import Range
 from tests.integration.conftest import run_cli
 
 pytestmark = pytest.mark.integration
@@ -18,7 +19,7 @@ def test_whatif_changes_only_what_was_set(rejected, warm):
     import replay
 
     entry = replay.show_transaction(rejected)
-    answer = replay.whatif(rejected, ["income=250000", "debt=0"], warm=warm)
+    answer = replay.whatif(rejected, {"income": "250000", "debt": 0}, warm=warm)
     assert answer.changed == {
         "income": (entry.input_values["income"], 250000.0),
         "debt": (entry.input_values["debt"], 0.0),
@@ -47,7 +48,6 @@ def test_setting_the_logged_values_reproduces_the_decision(rejected, warm):
         ("income=lots", "is not a number"),
         ("age=12", "below its minimum 18"),
         ("late_payments=1.5", "whole number"),
-        ("income", "not NAME=VALUE"),
     ],
 )
 def test_bad_set_is_one_line_exit_2(rejected, assignment, message):
@@ -60,7 +60,7 @@ def test_bad_set_is_one_line_exit_2(rejected, assignment, message):
 def test_income_sweep_is_monotone_and_marks_the_change(rejected, warm, tmp_path):
     import replay
 
-    result = replay.sweep(rejected, ["income=10000:400000:200"], warm=warm)
+    result = replay.sweep(rejected, [Range("income", 10000, 400000, 200)], warm=warm)
     scores = result.frame["score"].tolist()
     assert len(scores) == 200
     assert all(a <= b for a, b in pairwise(scores))
@@ -77,7 +77,9 @@ def test_income_sweep_is_monotone_and_marks_the_change(rejected, warm, tmp_path)
 def test_debt_sweep_never_helps(rejected, warm):
     import replay
 
-    scores = replay.sweep(rejected, ["debt=0:200000:100"], warm=warm).frame["score"].tolist()
+    scores = (
+        replay.sweep(rejected, [Range("debt", 0, 200000, 100)], warm=warm).frame["score"].tolist()
+    )
     assert all(a >= b for a, b in pairwise(scores))
 
 
@@ -106,7 +108,7 @@ def test_sweep_rows_equal_single_predictions(rejected, warm):
     import replay
 
     entry = replay.show_transaction(rejected)
-    result = replay.sweep(rejected, ["loan_amount=1000:90000:5"], warm=warm)
+    result = replay.sweep(rejected, [Range("loan_amount", 1000, 90000, 5)], warm=warm)
     for row in result.frame.to_dict(orient="records"):
         single = warm.predict({**entry.input_values, "loan_amount": row["loan_amount"]}, entry.seed)
         assert (single["decision"], single["score"]) == (row["decision"], row["score"])
@@ -118,15 +120,24 @@ def test_sweep_rows_equal_single_predictions(rejected, warm):
         (["income=1:2"], "NAME=START:STOP:COUNT"),
         (["colour=1:2:3"], "unknown feature"),
         (["income=-5:100:3"], "below its minimum"),
-        (["income=0:1:0"], "at least 1"),
+        (["income=0:1:0"], "at least one point"),
         (["income=0:1:2", "debt=0:1:2", "age=20:30:2"], "one or two"),
     ],
 )
-def test_bad_vary_is_bad_input(rejected, warm, vary, message):
+def test_bad_vary_is_one_line_exit_2(rejected, vary, message):
+    arguments = [argument for item in vary for argument in ("--vary", item)]
+    result = run_cli("sweep", rejected, *arguments)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+
+
+def test_the_library_names_fields_not_flags(rejected, warm):
     import replay
 
-    with pytest.raises(BadInput, match=message):
-        replay.sweep(rejected, vary, warm=warm)
+    with pytest.raises(BadInput, match=r"^nothing to change: no input was edited$"):
+        replay.whatif(rejected, {}, warm=warm)
+    with pytest.raises(BadInput, match=r"^a sweep varies one or two different features$"):
+        replay.sweep(rejected, [Range("income", 0, 1, 2)] * 2, warm=warm)
 
 
 def test_whatif_json(rejected):

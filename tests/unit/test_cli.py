@@ -1,41 +1,72 @@
+import re
 import subprocess
 import sys
+from datetime import datetime
 
 import click
 import pytest
 from click.testing import CliRunner
-from replay.cli.main import cli, handles_errors
+from replay.cli.main import cli
+from replay.cli.output import ReplayGroup, jsonable
+from replay.cli.params import Assignment, GridRange, Moment
 
 from replay.errors import BadInput, EnvironmentProblem, IntegrityError, VerificationFailed
+from replay.questions.sweeps import Range
+
+EXPECTED_COMMANDS = {
+    "build",
+    "capture",
+    "counterfactual",
+    "deployments",
+    "explain",
+    "ledger",
+    "manifest",
+    "publish",
+    "replay",
+    "serve",
+    "sweep",
+    "up",
+    "whatif",
+}
 
 
 @pytest.mark.parametrize(
     ("error", "code"),
     [(VerificationFailed, 1), (BadInput, 2), (EnvironmentProblem, 3), (IntegrityError, 4)],
 )
-def test_errors_become_one_line_and_their_exit_code(error, code):
-    @click.command()
-    @handles_errors
+def test_errors_in_a_nested_command_become_one_line_and_their_exit_code(error, code):
+    @click.group(cls=ReplayGroup)
+    def top():
+        pass
+
+    @top.group()
+    def inner():
+        pass
+
+    @inner.command()
     def failing():
         raise error("what went wrong and how to fix it")
 
-    result = CliRunner().invoke(failing)
+    result = CliRunner().invoke(top, ["inner", "failing"])
     assert result.exit_code == code
     assert result.output == "error: what went wrong and how to fix it\n"
 
 
-def test_help_lists_the_commands():
+def test_help_lists_exactly_the_commands_each_with_a_summary():
     result = CliRunner().invoke(cli, ["--help"])
     assert result.exit_code == 0
-    for command in ("capture", "build", "deployments", "manifest", "up"):
-        assert command in result.output
+    section = result.output.split("Commands:\n", 1)[1]
+    listed = dict(re.findall(r"^  (\S+)\s+(\S.*)$", section, flags=re.MULTILINE))
+    assert set(listed) == EXPECTED_COMMANDS
+    assert all(len(summary) > 10 for summary in listed.values())
 
 
 def test_help_does_not_import_heavy_libraries():
     code = (
         "import sys; from replay.cli.main import cli\n"
         "try: cli(['--help'])\nexcept SystemExit: pass\n"
-        "heavy = [m for m in ('mlflow', 'dvc', 'docker', 'pandas') if m in sys.modules]\n"
+        "heavy = [m for m in ('mlflow', 'dvc', 'docker', 'pandas', 'matplotlib', 'fastapi')"
+        " if m in sys.modules]\n"
         "print('HEAVY=' + ','.join(heavy))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -49,3 +80,52 @@ def test_no_submodule_shadows_a_public_function():
 
     modules = {info.name for info in pkgutil.iter_modules(replay.__path__)}
     assert modules.isdisjoint(replay.__all__)
+
+
+def convert(kind: click.ParamType, text: str):
+    return kind.convert(text, None, None)
+
+
+def test_command_line_syntax_becomes_typed_values():
+    assert convert(Assignment(), " income = 65000 ") == ("income", "65000")
+    assert convert(Assignment(), "region=") == ("region", "")
+    assert convert(GridRange(), "income=20_000:120000:50") == Range("income", 20000, 120000, 50)
+    assert convert(Moment(), "2026-05-01") == datetime(2026, 5, 1)
+
+
+@pytest.mark.parametrize(
+    ("kind", "text"),
+    [
+        (Assignment(), "income"),
+        (Assignment(), "=5"),
+        (GridRange(), "income=1:2"),
+        (GridRange(), "income=a:2:3"),
+        (GridRange(), "income=1:2:3.5"),
+        (GridRange(), "1:2:3"),
+        (Moment(), "yesterday"),
+    ],
+)
+def test_malformed_syntax_is_a_usage_error(kind, text):
+    with pytest.raises(click.BadParameter, match="is not"):
+        convert(kind, text)
+
+
+def test_a_malformed_flag_exits_2_naming_the_flag():
+    result = CliRunner().invoke(cli, ["whatif", "txn_1", "--set", "income"])
+    assert result.exit_code == 2
+    assert "--set" in result.output and "NAME=VALUE" in result.output
+
+
+def test_json_is_built_from_to_dict_or_dataclass_fields():
+    assert jsonable(Range("income", 1.0, 2.0, 3)) == {
+        "feature": "income",
+        "start": 1.0,
+        "stop": 2.0,
+        "count": 3,
+    }
+
+    class Result:
+        def to_dict(self):
+            return {"when": datetime(2026, 1, 2), "values": (1, 2)}
+
+    assert jsonable([Result()]) == [{"when": "2026-01-02 00:00:00", "values": [1, 2]}]

@@ -61,7 +61,7 @@ def test_a_differing_image_is_refused(manifest, fingerprint, change, message):
 
 def test_dockerfile_pins_base_by_digest_and_labels_the_manifest(manifest):
     text = render_dockerfile(manifest)
-    assert f"FROM {manifest.base_image} AS install" in text
+    assert f"FROM {manifest.image.base} AS install" in text
     assert f"replay.manifest_id={manifest.manifest_id}" in text
     assert "--no-index" in text and "--require-hashes" in text
     assert "OMP_NUM_THREADS=1" in text

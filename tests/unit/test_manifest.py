@@ -56,5 +56,6 @@ def test_stored_json_that_does_not_hash_to_its_id_is_refused():
 def test_accessors():
     manifest = Manifest(manifest_document())
     assert manifest.entrypoint == "credit.model:predict"
-    assert manifest.model_files[0].dvc["md5"] == "3" * 32
+    assert manifest.model_files[0].dvc.md5 == "3" * 32
+    assert manifest.code.commit == "a" * 40 and manifest.environment.wheels[0].name == "joblib"
     assert manifest.short_id == manifest.manifest_id[:12]

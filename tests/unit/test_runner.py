@@ -37,8 +37,8 @@ SCORING = """
 """
 
 
-def talk(entrypoint: str, *requests: dict) -> list[dict]:
-    lines = [json.dumps({"type": "load"})] + [json.dumps(r) for r in requests]
+def talk(entrypoint: str, *requests: dict, seed: int = 0) -> list[dict]:
+    lines = [json.dumps({"type": "load", "seed": seed})] + [json.dumps(r) for r in requests]
     protocol = io.StringIO()
     runner.serve(entrypoint, io.StringIO("\n".join(lines) + "\n"), protocol)
     return [json.loads(line) for line in protocol.getvalue().splitlines()]
@@ -125,3 +125,41 @@ def test_a_bad_batch_is_an_error_and_the_loop_goes_on(deployment, source, reques
     )[2:]
     assert bad["id"] == "bad" and message in bad["error"]["message"]
     assert good["id"] == "ok" and "outputs" in good
+
+
+LOADING = """
+    import os
+    import random
+
+    loaded = {}
+
+    def load(model_dir):
+        loaded["dir"] = model_dir
+        loaded["files"] = sorted(os.listdir(model_dir))
+        loaded["offset"] = random.random()
+
+    def predict(inputs):
+        return {"offset": loaded["offset"], "dir": loaded["dir"], "files": loaded["files"]}
+"""
+
+
+def test_load_gets_the_model_folder_of_the_deployment_dir(deployment, tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "weights.bin").write_bytes(b"w")
+    (answer,) = talk(deployment(LOADING), {"id": "r", "inputs": {}, "seed": 1})[2:]
+    assert answer["outputs"]["dir"] == str(tmp_path / "model")
+    assert answer["outputs"]["files"] == ["weights.bin"]
+
+
+def test_load_is_seeded_with_the_seed_of_the_load_message(deployment, tmp_path):
+    (tmp_path / "model").mkdir()
+    entrypoint = deployment(LOADING)
+    module = entrypoint.split(":")[0]
+
+    def offset(seed: int) -> float:
+        sys.modules.pop(module, None)  # a fresh process each time, as each container is
+        (answer,) = talk(entrypoint, {"id": "r", "inputs": {}, "seed": 99}, seed=seed)[2:]
+        return answer["outputs"]["offset"]
+
+    assert offset(1729) == offset(1729) == random.Random(1729).random()
+    assert offset(1730) != offset(1729)

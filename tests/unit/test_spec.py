@@ -30,8 +30,9 @@ def edit(folder: Path, change) -> None:
 def test_example_spec_loads(deployment):
     spec = load_spec(deployment)
     assert spec.name == "credit-approval"
-    assert spec.inputs["age"]["immutable"] is True
-    assert spec.output["favourable"] == "approved"
+    assert spec.schema.inputs["age"].immutable is True
+    assert spec.schema.output.favourable == "approved"
+    assert spec.io["inputs"]["age"]["immutable"] is True  # as written, for the manifest
     assert spec.threads == 1  # not given: one thread
 
 
@@ -56,7 +57,8 @@ def test_threads_pin_every_thread_pool(deployment):
         (lambda d: d["inputs"]["age"].update(type="float"), "type must be"),
         (lambda d: d["output"].update(decision="verdict"), "not in `fields`"),
         (lambda d: d["output"].pop("favourable"), "favourable"),
-        (lambda d: d.update(seeds={"global": "x"}), "integers"),
+        (lambda d: d.update(seeds={"global": "x"}), "`seeds` must be {global: N}"),
+        (lambda d: d.update(seeds={"global": 1, "numpy": 2}), "`seeds` must be {global: N}"),
         (lambda d: d.update(threads=0), "`threads` must be a whole number from 1"),
         (lambda d: d.update(threads=1.5), "`threads` must be a whole number from 1"),
         (lambda d: d.update(threads=True), "`threads` must be a whole number from 1"),
@@ -75,3 +77,47 @@ def test_missing_and_malformed_files(tmp_path):
     (tmp_path / "replay.yaml").write_text("name: [unclosed")
     with pytest.raises(BadInput, match="not valid YAML"):
         load_spec(tmp_path)
+
+
+def manifest_of(folder: Path, tmp_path: Path):
+    """The manifest `folder` would give, every fact but the spec held fixed."""
+    from datetime import UTC, datetime
+
+    from replay.manifests.capture import assemble_manifest
+    from replay.manifests.source import SourceState
+
+    from tests.factories import LOCK
+
+    (folder / "data" / "reference.csv").write_text("income\n1\n")
+    stand_in = tmp_path / "stand-in"
+    stand_in.write_text("bytes")
+    return assemble_manifest(
+        spec=load_spec(folder),
+        source=SourceState("/srv/credit", "", "a" * 40, False, folder),
+        archive=stand_in,
+        model_files=[{"path": "model/model.joblib", "sha256": "2" * 64, "size": 1, "dvc": None}],
+        lock_text=LOCK,
+        python="3.11",
+        platforms=["manylinux_2_17_x86_64"],
+        wheels=[],
+        base_image="127.0.0.1:5000/replay/python@sha256:" + "5" * 64,
+        requested_base="127.0.0.1:5000/replay/python:3.11-bookworm",
+        runner=stand_in,
+        engine={
+            "version": "1",
+            "api_version": "1",
+            "os": "linux",
+            "architecture": "amd64",
+            "kernel": "6",
+        },
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+
+
+def test_the_seed_in_replay_yaml_is_part_of_the_manifest_id(deployment, tmp_path):
+    first = manifest_of(deployment, tmp_path)
+    assert first.runtime.seed == 1729
+    assert manifest_of(deployment, tmp_path).manifest_id == first.manifest_id
+    edit(deployment, lambda d: d.update(seeds={"global": 1730}))
+    changed = manifest_of(deployment, tmp_path)
+    assert changed.runtime.seed == 1730 and changed.manifest_id != first.manifest_id

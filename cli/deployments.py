@@ -1,0 +1,158 @@
+"""`replay up`, `capture`, `build`, `publish`, `deployments list`, `manifest show|verify`."""
+
+from __future__ import annotations
+
+import click
+from replay.cli.output import console, emit, json_option, table
+from replay.manifests.manifest import Manifest
+
+import replay
+from replay.deployments.environment import Environment
+from replay.deployments.lifecycle import BuildResult, ManifestVerification
+from replay.deployments.publishing import Publication
+from replay.stores.manifests import DeploymentRecord
+
+
+@click.command()
+@json_option
+def up(as_json: bool) -> None:
+    """Start (or reuse) the Docker engine, local registry and base image."""
+
+    def show(environment: Environment) -> None:
+        click.echo(f"engine {environment.engine_version}, registry {environment.registry}")
+        click.echo(f"base image {environment.base_image}")
+
+    emit(replay.up(), as_json, show)
+
+
+@click.command()
+@click.argument("path", type=click.Path(file_okay=True, dir_okay=True), default=".")
+@click.option("--allow-dirty", is_flag=True, help="Capture uncommitted changes (recorded).")
+@click.option("--relock", is_flag=True, help="Resolve the requirements again (no cache).")
+@json_option
+def capture(path: str, allow_dirty: bool, relock: bool, as_json: bool) -> None:
+    """Freeze the deployment at PATH (its replay.yaml) as a manifest in MLflow."""
+    manifest = replay.capture(path, allow_dirty=allow_dirty, relock=relock)
+    emit(manifest, as_json, lambda found: click.echo(found.manifest_id))
+
+
+@click.command()
+@click.argument("manifest_id")
+@json_option
+def build(manifest_id: str, as_json: bool) -> None:
+    """Build (or reuse) the image of a manifest and check its fingerprint."""
+
+    def show(result: BuildResult) -> None:
+        how = "reused" if result.reused else "built"
+        click.echo(
+            f"{result.tag} {result.image_id} ({how}, fingerprint {result.fingerprint_id[:12]})"
+        )
+
+    emit(replay.build(manifest_id), as_json, show)
+
+
+@click.command()
+@click.argument("manifest_id")
+@json_option
+def publish(manifest_id: str, as_json: bool) -> None:
+    """Push a manifest's image to the registry and archive it in the blob store."""
+
+    def show(publication: Publication) -> None:
+        click.echo(f"registry {publication.repo_digest}")
+        megabytes = publication.archive_bytes / 1e6
+        click.echo(f"archive  sha256:{publication.archive_sha256} ({megabytes:.0f} MB)")
+
+    emit(replay.publish(manifest_id), as_json, show)
+
+
+deployments = click.Group("deployments", help="Deployment history (from MLflow).")
+
+
+@deployments.command("list")
+@click.argument("name", required=False)
+@json_option
+def deployments_list(name: str | None, as_json: bool) -> None:
+    """Every captured manifest, newest first (only NAME's, if given)."""
+
+    def show(records: list[DeploymentRecord]) -> None:
+        table(
+            ("deployment", "version", "captured", "manifest", "commit", "image"),
+            (
+                (
+                    record.name,
+                    record.version,
+                    record.created_at,
+                    record.manifest_id[:12],
+                    record.commit[:10] + (" (dirty)" if record.dirty else ""),
+                    (record.image_id or "not built")[:19],
+                )
+                for record in records
+            ),
+        )
+
+    emit(replay.list_deployments(name), as_json, show)
+
+
+manifest = click.Group("manifest", help="Inspect and verify stored manifests.")
+
+
+@manifest.command("show")
+@click.argument("manifest_id")
+@json_option
+def manifest_show(manifest_id: str, as_json: bool) -> None:
+    """Print a manifest (a unique prefix of its id is enough)."""
+    emit(replay.show_manifest(manifest_id), as_json, _show_manifest)
+
+
+def _show_manifest(found: Manifest) -> None:
+    out, code = console(), found.code
+    out.print(f"[bold]{found.name}[/bold] {found.version}  manifest {found.manifest_id}")
+    out.print(f"captured   {found.created_at}")
+    out.print(
+        f"code       {code.repository} @ {code.commit[:12]}"
+        + (" [red](dirty)[/red]" if code.dirty else "")
+        + f"  entrypoint {code.entrypoint}"
+    )
+    out.print(f"base image {found.image.base}")
+    environment = found.environment
+    out.print(f"python     {environment.python}, {len(environment.wheels)} locked wheels")
+    out.print(f"seed       {found.runtime.seed}, threads {found.runtime.threads}")
+    for item in found.model_files:
+        out.print(f"model      {item.path}  sha256 {item.sha256[:16]}…  {item.size:,} bytes")
+    table(
+        ("input", "type", "values", "unit", "immutable", "monotone"),
+        (
+            (
+                feature.name,
+                feature.type,
+                _allowed(feature.min, feature.max, feature.values),
+                feature.unit or "",
+                "yes" if feature.immutable else "",
+                feature.monotone or "",
+            )
+            for feature in found.schema.inputs.values()
+        ),
+    )
+
+
+def _allowed(low: float | None, high: float | None, values: tuple[str, ...] | None) -> str:
+    if values is not None:
+        return ", ".join(values)
+    if low is None and high is None:
+        return ""
+    return f"{'' if low is None else f'{low:g}'} … {'' if high is None else f'{high:g}'}"
+
+
+@manifest.command("verify")
+@click.argument("manifest_id")
+@json_option
+def manifest_verify(manifest_id: str, as_json: bool) -> None:
+    """Recompute every hash a manifest records; exit 4 naming the first mismatch."""
+
+    def show(report: ManifestVerification) -> None:
+        for check in report.checks:
+            click.echo(f"{'ok      ' if check.ok else 'MISMATCH'} {check.what}")
+
+    report = replay.verify_manifest(manifest_id)
+    emit(report, as_json, show)
+    report.raise_for_mismatch()

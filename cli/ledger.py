@@ -1,0 +1,87 @@
+"""`replay ledger show|list|verify`."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import click
+from replay.cli.output import emit, json_option, table
+from replay.cli.params import Moment
+
+import replay
+from replay.ledger.chain import KINDS, LedgerEntry, LedgerVerification
+
+ledger = click.Group("ledger", help="The decision ledger.")
+
+
+@ledger.command("show")
+@click.argument("txn_id")
+@json_option
+def ledger_show(txn_id: str, as_json: bool) -> None:
+    """One ledger entry."""
+
+    def show(entry: LedgerEntry) -> None:
+        for key, value in entry.to_dict().items():
+            text = json.dumps(value, sort_keys=True) if isinstance(value, dict) else value
+            click.echo(f"{key:12} {text}")
+
+    emit(replay.show_transaction(txn_id), as_json, show)
+
+
+@ledger.command("list")
+@click.option("--deployment")
+@click.option("--since", type=Moment(), help="ISO date or time (UTC unless a zone is given).")
+@click.option("--subject", help="The person's identifier (matched by its pseudonym).")
+@click.option("--kind", type=click.Choice([*KINDS, "all"]), default="decision", show_default=True)
+@click.option("--limit", type=click.IntRange(min=1))
+@json_option
+def ledger_list(
+    deployment: str | None,
+    since: datetime | None,
+    subject: str | None,
+    kind: str,
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    """Ledger entries, oldest first."""
+    entries = replay.list_transactions(
+        deployment=deployment,
+        since=since,
+        subject=subject,
+        kind=None if kind == "all" else kind,
+        limit=limit,
+    )
+    emit(entries, as_json, _show_entries)
+
+
+def _show_entries(entries: list[LedgerEntry]) -> None:
+    table(
+        ("seq", "transaction", "kind", "deployment", "time (UTC)", "outcome"),
+        (
+            (
+                entry.seq,
+                entry.txn_id,
+                entry.kind,
+                entry.deployment,
+                entry.time[:19].replace("T", " "),
+                entry.outcome,
+            )
+            for entry in entries
+        ),
+        whole=("transaction",),
+    )
+
+
+@ledger.command("verify")
+@json_option
+def ledger_verify(as_json: bool) -> None:
+    """Walk the hash chain; exit 4 naming the first entry that does not hold."""
+    report = replay.verify_ledger()
+
+    def show(result: LedgerVerification) -> None:
+        if result.ok:
+            click.echo(f"ok: {result.entries} entries, chain intact")
+
+    emit(report, as_json, show)
+    report.raise_for_mismatch()

@@ -1,0 +1,94 @@
+"""How the CLI talks: one error handler, `--json` built one way, tables in one style.
+
+Every `ReplayError` raised below a command becomes one line on stderr and its exit
+code; with `--json` a command prints its result as data, else a human rendering.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from replay.errors import ReplayError
+
+T = TypeVar("T")
+INTERRUPTED = 130  # as a shell reports a process ended by Ctrl-C
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+def fail(message: str, code: int) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+class ReplayGroup(click.Group):
+    """A command group whose commands (and sub-groups) end in one line per error."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ReplayError as error:
+            fail(str(error), error.exit_code)
+        except KeyboardInterrupt:
+            fail("interrupted", INTERRUPTED)
+
+
+def jsonable(value: Any) -> Any:
+    """A result as JSON data: `to_dict()` where a result defines it, dataclass fields
+    otherwise; paths and times as text."""
+    if hasattr(value, "to_dict"):
+        return jsonable(value.to_dict())
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(key): jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(item) for item in value]
+    if isinstance(value, Path | datetime | bytes):
+        return str(value)
+    return value
+
+
+def emit(result: T, as_json: bool, human: Callable[[T], None]) -> None:
+    """Print `result` as JSON data, or as `human` renders it."""
+    if as_json:
+        click.echo(json.dumps(jsonable(result), indent=2, sort_keys=True, default=str))
+    else:
+        human(result)
+
+
+def console() -> Console:
+    # soft_wrap: a long line (a verdict, an id) stays whole when piped
+    return Console(soft_wrap=True)
+
+
+def table(
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    title: str | None = None,
+    whole: Sequence[str] = (),
+) -> None:
+    """A table of text cells; a column named in `whole` is never cut (ids are copied)."""
+    shown = Table(title=title)
+    for column in columns:
+        shown.add_column(column, no_wrap=column in whole)
+    for row in rows:
+        shown.add_row(*(str(cell) for cell in row))
+    console().print(shown)
+
+
+def number(value: Any, digits: int = 4) -> str:
+    """A score or value for a table: fixed decimals for floats, as is otherwise."""
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return "" if value is None else str(value)

@@ -1,0 +1,66 @@
+"""Command-line syntax parsed into typed values before the library is called: the
+library never sees `NAME=VALUE` or `A:B:N`, and its messages never name a flag."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import click
+
+from replay.questions.sweeps import Range
+
+
+def count_option(*names: str, default: int, low: int, high: int, help: str) -> Any:
+    """An option taking a whole number from `low` to `high`, its default shown in help."""
+    return click.option(
+        *names, default=default, show_default=True, type=click.IntRange(low, high), help=help
+    )
+
+
+class Assignment(click.ParamType):
+    """`NAME=VALUE` → (name, value text); the schema gives the text its type."""
+
+    name = "NAME=VALUE"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> tuple[str, str]:
+        if isinstance(value, tuple):
+            return value
+        name, separator, text = str(value).partition("=")
+        if not separator or not name.strip():
+            self.fail(f"{value!r} is not NAME=VALUE", param, ctx)
+        return name.strip(), text.strip()
+
+
+class GridRange(click.ParamType):
+    """`NAME=START:STOP:COUNT` → a sweep `Range`."""
+
+    name = "NAME=START:STOP:COUNT"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Range:
+        if isinstance(value, Range):
+            return value
+        name, separator, grid = str(value).partition("=")
+        parts = grid.split(":")
+        try:
+            if not separator or not name.strip() or len(parts) != 3:
+                raise ValueError
+            start, stop = (float(part.replace("_", "")) for part in parts[:2])
+            count = int(parts[2])
+        except ValueError:
+            self.fail(f"{value!r} is not NAME=START:STOP:COUNT", param, ctx)
+        return Range(name.strip(), start, stop, count)
+
+
+class Moment(click.ParamType):
+    """An ISO date or time (`2026-05-01`, `2026-05-01T09:30+02:00`); no zone means UTC."""
+
+    name = "ISO-TIME"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            return datetime.fromisoformat(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO date or time (e.g. 2026-05-01)", param, ctx)

@@ -1,0 +1,236 @@
+"""`replay replay`, `whatif`, `sweep`, `counterfactual`, `explain`: one decision asked again."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import click
+from replay.cli.output import console, emit, json_option, number, table
+from replay.cli.params import Assignment, GridRange, Moment, count_option
+from rich.progress import Progress
+
+import replay
+from replay.errors import VerificationFailed
+from replay.execution.inputs import format_value
+from replay.execution.reexecution import ReplayResult, ReplaySummary
+from replay.questions.counterfactuals import CounterfactualSet
+from replay.questions.explanations import Explanation
+from replay.questions.sweeps import Range, Sweep
+from replay.questions.what_if import WhatIf
+
+VERDICT_COLOURS = {"reproduced": "green", "diverged": "yellow", "failed": "red"}
+MAX_SWEEP_ROWS = 60  # more variants than this are shown thinned out
+
+
+@click.command("replay")
+@click.argument("txn_id", required=False)
+@click.option("--all", "replay_all", is_flag=True, help="Replay every decision (filtered).")
+@click.option("--deployment", help="With --all: only this deployment's decisions.")
+@click.option("--since", type=Moment(), help="With --all: only decisions at or after this time.")
+@json_option
+def replay_command(
+    txn_id: str | None,
+    replay_all: bool,
+    deployment: str | None,
+    since: datetime | None,
+    as_json: bool,
+) -> None:
+    """Re-execute a logged decision in its original container; compare bit for bit.
+
+    Exit 0 when reproduced, 1 when diverged or failed.
+    """
+    if bool(txn_id) == replay_all:
+        raise click.UsageError("give one transaction id, or --all (with --deployment/--since)")
+    if txn_id:
+        result = replay.replay(txn_id)
+        emit(result, as_json, _show_replay)
+        if not result.reproduced:
+            raise VerificationFailed(f"{txn_id} {result.verdict}")
+        return
+    with Progress(transient=True, disable=as_json) as bar:
+        task = bar.add_task("replaying", total=None)
+        summary = replay.replay_many(
+            deployment=deployment,
+            since=since,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    emit(summary, as_json, _show_summary)
+    if not summary.all_reproduced:
+        failed = len(summary.results) - summary.counts["reproduced"]
+        raise VerificationFailed(f"{failed} decisions did not reproduce")
+
+
+def _show_replay(result: ReplayResult) -> None:
+    out = console()
+    out.print(
+        f"[bold {VERDICT_COLOURS[result.verdict]}]{result.verdict}[/]  {result.txn_id}  "
+        f"manifest {result.manifest_id[:12]}  image: {result.recovery}  "
+        f"({result.seconds:.2f} s)"
+    )
+    if result.error:
+        out.print(f"  {result.error}")
+    if result.differences:
+        table(
+            ("field", "logged", "replayed", "abs diff", "ULPs"),
+            (
+                (
+                    diff.field,
+                    repr(diff.logged),
+                    repr(diff.replayed),
+                    "" if diff.absolute is None else f"{diff.absolute:.3g}",
+                    "" if diff.ulps is None else diff.ulps,
+                )
+                for diff in result.differences
+            ),
+        )
+    if result.record_txn:
+        out.print(f"  [dim]recorded as {result.record_txn}[/dim]")
+
+
+def _show_summary(summary: ReplaySummary) -> None:
+    for result in summary.results:
+        if not result.reproduced:
+            _show_replay(result)
+    counts = summary.counts
+    click.echo(
+        f"{len(summary.results)} replayed: {counts['reproduced']} reproduced, "
+        f"{counts['diverged']} diverged, {counts['failed']} failed"
+    )
+
+
+@click.command()
+@click.argument("txn_id")
+@click.option(
+    "--set",
+    "assignments",
+    type=Assignment(),
+    multiple=True,
+    required=True,
+    help="An edited input; repeat for several.",
+)
+@json_option
+def whatif(txn_id: str, assignments: tuple[tuple[str, str], ...], as_json: bool) -> None:
+    """Re-run a logged decision with edited inputs, in its original container."""
+    emit(replay.whatif(txn_id, dict(assignments)), as_json, _show_whatif)
+
+
+def _show_whatif(answer: WhatIf) -> None:
+    rows: list[tuple[str, str, str]] = [
+        (name, format_value(old), f"[bold]{format_value(new)}[/bold]")
+        for name, (old, new) in answer.changed.items()
+    ]
+    for field in (answer.output.decision, answer.output.score):
+        old, new = answer.original_outputs[field], answer.modified_outputs[field]
+        changed = field == answer.output.decision and answer.decision_changed
+        rows.append(
+            (field, number(old), f"[bold yellow]{number(new)}[/]" if changed else number(new))
+        )
+    table(("", "original (logged)", "what if"), rows, title=f"what if: {answer.txn_id}")
+
+
+@click.command()
+@click.argument("txn_id")
+@click.option(
+    "--vary",
+    type=GridRange(),
+    multiple=True,
+    required=True,
+    help="A feature and its grid; once for 1-D, twice for 2-D.",
+)
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the grid (.csv/.parquet).")
+@click.option("--plot", type=click.Path(dir_okay=False), help="Write a PNG plot.")
+@json_option
+def sweep(
+    txn_id: str, vary: tuple[Range, ...], out: str | None, plot: str | None, as_json: bool
+) -> None:
+    """How a logged decision responds as one or two features vary (original container)."""
+    result = replay.sweep(txn_id, list(vary))
+    if out:
+        result.save(out)
+    if plot:
+        result.plot(plot)
+    emit(result, as_json, _show_sweep)
+    for label, path in (("grid", out), ("plot", plot)):
+        if path and not as_json:
+            click.echo(f"{label} written to {path}")
+
+
+def _show_sweep(result: Sweep) -> None:
+    frame, decision, score = result.frame, result.decision_field, result.score_field
+    every = 1 if len(frame) <= MAX_SWEEP_ROWS else max(len(frame) // (MAX_SWEEP_ROWS // 2), 1)
+    title = f"sweep of {result.txn_id}: {len(frame):,} variants"
+    table(
+        (*result.features, decision, score),
+        (
+            (*[f"{row[f]:,.6g}" for f in result.features], row[decision], number(row[score]))
+            for _, row in frame.iloc[::every].iterrows()
+        ),
+        title=title + (f", every {every}th shown" if every > 1 else ""),
+    )
+    if len(result.features) == 1:
+        (feature,) = result.features
+        for _, row in result.changes.iterrows():
+            console().print(
+                f"decision becomes [bold]{row[decision]}[/bold] at {feature} = {row[feature]:,.6g}"
+            )
+
+
+@click.command()
+@click.argument("txn_id")
+@count_option("-n", "count", default=3, low=1, high=20, help="How many options to find.")
+@json_option
+def counterfactual(txn_id: str, count: int, as_json: bool) -> None:
+    """The smallest realistic changes that would have flipped a logged decision."""
+    emit(replay.counterfactual(txn_id, n=count), as_json, _show_counterfactuals)
+
+
+def _show_counterfactuals(found: CounterfactualSet) -> None:
+    click.echo(
+        f"{found.txn_id} was {found.decision}; {len(found.options)} verified option(s) "
+        f"({found.evaluated:,} variants run in the original container):"
+    )
+    for position, option in enumerate(found.options, 1):
+        click.echo(f"  {position}. {option.description}")
+    if not found.options:
+        click.echo("  no change within the features' bounds flips this decision")
+
+
+@click.command()
+@click.argument("txn_id")
+@count_option(
+    "--reference-rows", default=50, low=1, high=10_000, help="Reference rows to average over."
+)
+@json_option
+def explain(txn_id: str, reference_rows: int, as_json: bool) -> None:
+    """Reason codes for a logged decision: each feature's contribution to its score."""
+    emit(replay.explain(txn_id, reference_rows=reference_rows), as_json, _show_explanation)
+
+
+def _show_explanation(result: Explanation) -> None:
+    heading = (
+        f"[bold]{result.decision}[/bold]  {result.txn_id}: score {result.score:.4f}, "
+        f"reference mean {result.base_score:.4f} ({result.method}, "
+        f"{result.reference_rows} reference rows)"
+    )
+    out = console()
+    out.print(heading)
+    table(
+        ("feature", "value", "typical", "contribution"),
+        (
+            (
+                item.feature,
+                format_value(item.value),
+                "" if item.reference_mean is None else f"{item.reference_mean:,.6g}",
+                f"[{'red' if item.contribution < 0 else 'green'}]{item.contribution:+.4f}[/]",
+            )
+            for item in result.contributions
+        ),
+    )
+    if not result.favourable and result.reasons():
+        out.print("[bold]Main reasons[/bold]")
+        for position, reason in enumerate(result.reasons(), 1):
+            out.print(f"  {position}. {reason}")
+    out.print(
+        f"features the model was given: {', '.join(result.features)}"
+        + (f"; no effect here: {', '.join(result.unused)}" if result.unused else "")
+    )

@@ -1,0 +1,262 @@
+"""The input/output schema of a deployment, typed: what every question is asked over.
+
+Built once from the manifest's `io` section (or from `replay.yaml`), checked as it is
+built, and read by attribute everywhere else. A feature is a number, an integer, a
+boolean, or a string; a string with `values` is categorical. An output field may be
+`nullable` (a rule layer that decides without a score).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+from replay.errors import BadInput
+
+FeatureType = Literal["number", "integer", "boolean", "string"]
+Monotone = Literal["increasing", "decreasing"]
+TYPES: tuple[FeatureType, ...] = ("number", "integer", "boolean", "string")
+FEATURE_KEYS = frozenset(
+    {"type", "min", "max", "values", "immutable", "monotone", "unit", "description", "nullable"}
+)
+TRUE_WORDS = frozenset({"true", "yes", "1"})
+FALSE_WORDS = frozenset({"false", "no", "0"})
+
+
+def parse_boolean(text: str) -> bool:
+    """`true/yes/1` or `false/no/0` (any case); anything else is refused."""
+    lowered = text.strip().lower()
+    if lowered in TRUE_WORDS:
+        return True
+    if lowered in FALSE_WORDS:
+        return False
+    raise ValueError(f"{text!r} is not true or false")
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One input or output field and what values it may take."""
+
+    name: str
+    type: FeatureType
+    min: float | None = None
+    max: float | None = None
+    values: tuple[str, ...] | None = None  # allowed values of a string (categorical)
+    immutable: bool = False  # never changed by a question (age, protected attributes)
+    monotone: Monotone | None = None  # the direction in which more helps the subject
+    unit: str | None = None
+    description: str | None = None
+    nullable: bool = False  # may be null (e.g. a score when a rule decided)
+
+    @property
+    def numeric(self) -> bool:
+        return self.type in ("number", "integer")
+
+    @property
+    def categorical(self) -> bool:
+        return self.type == "string" and self.values is not None
+
+    @classmethod
+    def from_json(cls, name: str, spec: Any, where: str = "") -> Feature:
+        """A feature from its JSON/YAML mapping, refusing anything malformed."""
+        where = where or f"feature `{name}`"
+        if not isinstance(spec, Mapping):
+            raise BadInput(f"{where} must be a mapping with at least `type`")
+        unknown = set(spec) - FEATURE_KEYS
+        if unknown:
+            raise BadInput(f"{where}: unknown key `{sorted(unknown)[0]}`")
+        kind = spec.get("type")
+        if kind not in TYPES:
+            raise BadInput(f"{where}: type must be number, integer, boolean or string")
+        bounds = []
+        for key in ("min", "max"):
+            value = spec.get(key)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
+                raise BadInput(f"{where}: `{key}` must be a number")
+            bounds.append(None if value is None else float(value))
+        low, high = bounds
+        if low is not None and high is not None and low > high:
+            raise BadInput(f"{where}: min {low:g} is above max {high:g}")
+        values = spec.get("values")
+        if values is not None:
+            if kind != "string":
+                raise BadInput(f"{where}: only a string feature has `values`")
+            if not values or not all(isinstance(v, str) for v in values):
+                raise BadInput(f"{where}: `values` must list at least one string")
+        monotone = spec.get("monotone")
+        if monotone not in (None, "increasing", "decreasing"):
+            raise BadInput(f"{where}: monotone must be increasing or decreasing")
+        for key in ("immutable", "nullable"):
+            if not isinstance(spec.get(key, False), bool):
+                raise BadInput(f"{where}: `{key}` must be true or false")
+        for key in ("unit", "description"):
+            if not isinstance(spec.get(key, ""), str):
+                raise BadInput(f"{where}: `{key}` must be text")
+        return cls(
+            name=name,
+            type=cast(FeatureType, kind),
+            min=low,
+            max=high,
+            values=tuple(values) if values is not None else None,
+            immutable=spec.get("immutable", False),
+            monotone=cast("Monotone | None", monotone),
+            unit=spec.get("unit"),
+            description=spec.get("description"),
+            nullable=spec.get("nullable", False),
+        )
+
+    def check(self, value: Any) -> Any:
+        """`value` normalised to this feature's type (a number a float, an integer an
+        int), or BadInput naming the feature."""
+        name = self.name
+        if value is None:
+            if self.nullable:
+                return None
+            raise BadInput(f"{name} must have a value, not null")
+        if self.type == "boolean":
+            if not isinstance(value, bool):
+                raise BadInput(f"{name} must be true or false, not {value!r}")
+            return value
+        if self.type == "string":
+            if not isinstance(value, str):
+                raise BadInput(f"{name} must be a string, not {value!r}")
+            if self.values is not None and value not in self.values:
+                raise BadInput(f"{name} must be one of {', '.join(self.values)}, not {value!r}")
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise BadInput(f"{name} must be a {self.type}, not {value!r}")
+        if not math.isfinite(value):
+            raise BadInput(f"{name} must be finite, not {value!r}")
+        number: int | float
+        if self.type == "integer":
+            if float(value) != int(value):
+                raise BadInput(f"{name} must be a whole number, not {value!r}")
+            number = int(value)
+        else:
+            number = float(value)
+        if self.min is not None and number < self.min:
+            raise BadInput(f"{name}={number:g} is below its minimum {self.min:g}")
+        if self.max is not None and number > self.max:
+            raise BadInput(f"{name}={number:g} is above its maximum {self.max:g}")
+        return number
+
+    def parse(self, text: str) -> Any:
+        """A value written as text (a command line, a CSV cell, a form field), checked."""
+        value: Any
+        try:
+            if self.type == "boolean":
+                value = parse_boolean(text)
+            elif self.type == "string":
+                value = text
+            else:
+                value = float(text.strip().replace("_", ""))
+        except ValueError:
+            raise BadInput(f"{self.name}={text!r} is not a {self.type}") from None
+        return self.check(value)
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """Which output field is the decision, which the score, and which decision helps."""
+
+    decision: str
+    score: str
+    favourable: str | bool | int
+    fields: Mapping[str, Feature]
+
+    @property
+    def score_nullable(self) -> bool:
+        return self.fields[self.score].nullable
+
+    def check(self, outputs: Mapping[str, Any]) -> dict[str, Any]:
+        """The outputs a deployment answered, against the declared fields."""
+        missing = [name for name in self.fields if name not in outputs]
+        if missing:
+            raise BadInput(f"output field {missing[0]!r} is missing")
+        return {
+            name: self.fields[name].check(value) if name in self.fields else value
+            for name, value in outputs.items()
+        }
+
+
+@dataclass(frozen=True)
+class Schema:
+    """A deployment's inputs (in the order declared) and its output."""
+
+    inputs: Mapping[str, Feature]
+    output: OutputSpec
+
+    @classmethod
+    def from_json(cls, io: Any, where: str = "io") -> Schema:
+        if not isinstance(io, Mapping):
+            raise BadInput(f"{where} must be a mapping")
+        inputs_json, output_json = io.get("inputs"), io.get("output")
+        if not isinstance(inputs_json, Mapping) or not inputs_json:
+            raise BadInput(f"{where}: `inputs` must declare at least one feature")
+        if not isinstance(output_json, Mapping):
+            raise BadInput(f"{where}: `output` must be a mapping")
+        inputs = {
+            str(name): Feature.from_json(str(name), spec, f"{where}: input `{name}`")
+            for name, spec in inputs_json.items()
+        }
+        fields_json = output_json.get("fields")
+        if not isinstance(fields_json, Mapping):
+            raise BadInput(f"{where}: output `fields` must be a mapping")
+        fields = {
+            str(name): Feature.from_json(str(name), spec, f"{where}: output field `{name}`")
+            for name, spec in fields_json.items()
+        }
+        names: dict[str, str] = {}
+        for key in ("decision", "score"):
+            field = output_json.get(key)
+            if not isinstance(field, str):
+                raise BadInput(f"{where}: output needs `{key}`, the name of a field")
+            if field not in fields:
+                raise BadInput(f"{where}: output `{key}` names {field!r}, which is not in `fields`")
+            names[key] = field
+        if "favourable" not in output_json:
+            raise BadInput(f"{where}: output needs `favourable`, the decision value that helps")
+        favourable = output_json["favourable"]
+        if not isinstance(favourable, str | bool | int):
+            raise BadInput(f"{where}: output `favourable` must be a string, number or boolean")
+        return cls(inputs, OutputSpec(names["decision"], names["score"], favourable, fields))
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.inputs)
+
+    def feature(self, name: str) -> Feature:
+        """The input called `name`, or BadInput listing the ones there are."""
+        if name not in self.inputs:
+            raise BadInput(f"unknown feature {name!r} (expected: {', '.join(self.inputs)})")
+        return self.inputs[name]
+
+    def check(self, inputs: Any) -> dict[str, Any]:
+        """Every declared feature present, nothing unknown, each value valid; normalised."""
+        if not isinstance(inputs, Mapping):
+            raise BadInput("inputs must be a JSON object of feature values")
+        unknown = sorted(set(inputs) - set(self.inputs))
+        if unknown:
+            raise BadInput(f"unknown feature {unknown[0]!r} (expected: {', '.join(self.inputs)})")
+        missing = [name for name in self.inputs if name not in inputs]
+        if missing:
+            raise BadInput(f"missing feature {missing[0]!r}")
+        return {name: feature.check(inputs[name]) for name, feature in self.inputs.items()}
+
+    def edits(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Edited inputs, each checked; a value given as text is parsed as its type."""
+        checked = {}
+        for name, value in changes.items():
+            feature = self.feature(name)
+            is_text = isinstance(value, str) and feature.type != "string"
+            checked[name] = feature.parse(value) if is_text else feature.check(value)
+        return checked
+
+    @property
+    def mutable(self) -> list[Feature]:
+        """The inputs a question may change."""
+        return [feature for feature in self.inputs.values() if not feature.immutable]

@@ -1,0 +1,99 @@
+"""What every question asks of a deployment: outputs for rows, with a seed.
+
+A `Predictor` answers one row (seeded as a decision is) or a batch by column (seeded
+once for the batch, as the runner protocol says). The original container
+(`WarmDeployment`) is one; `InProcessPredictor` runs the same runner code on functions
+in this process, so the question algorithms are tested without a Docker engine and
+compared with the container where it matters.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from replay.errors import BadInput
+from replay.images.runner import Deployment
+
+Row = dict[str, Any]
+
+
+class Predictor(ABC):
+    """Answers runner-protocol requests; asked through `predict`, `predict_columns` and
+    `predict_batch`."""
+
+    @abstractmethod
+    def answer(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The runner's answer to one request (without its id); a deployment error is
+        raised as PredictionError."""
+
+    def predict(self, inputs: Mapping[str, Any], seed: int) -> Row:
+        """One row's outputs, seeded exactly as a decision is."""
+        outputs: Row = self.answer({"inputs": dict(inputs), "seed": seed})["outputs"]
+        return outputs
+
+    def predict_columns(
+        self,
+        columns: Mapping[str, list[Any]],
+        seed: int,
+        *,
+        shared: Mapping[str, Any] | None = None,
+    ) -> dict[str, list[Any]]:
+        """A batch by column, seeded once: row i has `shared` plus each column's i-th
+        value. Answers one list per output field."""
+        counts = {len(values) for values in columns.values()}
+        if len(counts) != 1:
+            raise BadInput("a batch needs columns, all of the same length")
+        request = {
+            "rows": counts.pop(),
+            "columns": dict(columns),
+            "shared": dict(shared or {}),
+            "seed": seed,
+        }
+        answer: dict[str, list[Any]] = self.answer(request)["columns"]
+        return answer
+
+    def predict_batch(self, rows: list[Row], seed: int) -> list[Row]:
+        """Many rows in one batch, seeded once."""
+        if not rows:
+            return []
+        names = list(rows[0])
+        if any(len(row) != len(names) for row in rows):
+            raise BadInput("every row of a batch must have the same fields")
+        columns = self.predict_columns({name: [row[name] for row in rows] for name in names}, seed)
+        return [
+            dict(zip(columns, values, strict=True))
+            for values in zip(*columns.values(), strict=True)
+        ]
+
+
+class PredictionError(BadInput):
+    """The deployment's own code refused these inputs (a structured runner error)."""
+
+
+class InProcessPredictor(Predictor):
+    """Deployment functions called in this process through the runner's own code: the
+    same row building and seeding as inside a container, without one."""
+
+    def __init__(
+        self,
+        predict: Callable[[Row], Any],
+        predict_batch: Callable[[list[Row]], Any] | None = None,
+    ) -> None:
+        self.deployment = Deployment(predict, predict_batch)
+
+    @classmethod
+    def from_entrypoint(cls, entrypoint: str, model_dir: str, seed: int) -> InProcessPredictor:
+        """Import `module:function` (already on sys.path) and load its model, as the
+        runner does inside the image."""
+        loaded = Deployment.load(entrypoint, model_dir, seed)
+        return cls(loaded.predict, loaded.predict_batch)
+
+    def answer(self, request: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return self.deployment.answer(request)
+        except Exception as error:  # reported as the runner reports it
+            raise PredictionError(
+                f"the deployment refused: {type(error).__name__}: {error}"
+            ) from None

@@ -1,0 +1,73 @@
+"""Pictures of answers, drawn on explicit matplotlib figures: nothing here touches
+pyplot's global state or backend, so a notebook's own plotting is left alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from replay.questions.sweeps import Sweep
+
+
+def sweep_figure(sweep: Sweep) -> Figure:
+    """Score against the swept feature(s), where the decision changes, and the original."""
+    frame, score = sweep.frame, sweep.score_field
+    favourable = frame[sweep.decision_field] == sweep.favourable
+    figure = Figure(figsize=(8, 5), dpi=110)
+    axes = figure.subplots()
+    if len(sweep.features) == 1:
+        (feature,) = sweep.features
+        axes.plot(frame[feature], frame[score], color="0.3", linewidth=1.2, zorder=1)
+        axes.scatter(
+            frame[feature],
+            frame[score],
+            c=favourable.map({True: "tab:green", False: "tab:red"}),
+            s=14,
+            zorder=2,
+            label="variants",
+        )
+        for value in sweep.changes[feature]:
+            axes.axvline(value, color="tab:orange", linestyle="--", linewidth=1)
+        _mark_decision(axes, sweep.original_inputs[feature], sweep.original_outputs[score])
+        axes.set_xlabel(feature)
+        axes.set_ylabel(score)
+    else:
+        x, y = sweep.features
+        grid = frame.pivot(index=y, columns=x, values=score)
+        mesh = axes.pcolormesh(grid.columns, grid.index, grid.values, shading="auto", cmap="RdYlGn")
+        figure.colorbar(mesh, ax=axes, label=score)
+        decided = frame.assign(ok=favourable.astype(float)).pivot(index=y, columns=x, values="ok")
+        if 0 < decided.values.mean() < 1:
+            axes.contour(
+                decided.columns,
+                decided.index,
+                decided.values,
+                levels=[0.5],
+                colors="black",
+                linewidths=1.5,
+            )
+        _mark_decision(axes, sweep.original_inputs[x], sweep.original_inputs[y])
+        axes.set_xlabel(x)
+        axes.set_ylabel(y)
+    axes.set_title(
+        f"{sweep.txn_id}: {sweep.decision_field} "
+        f"{sweep.original_outputs[sweep.decision_field]} as logged"
+    )
+    axes.legend(loc="best")
+    figure.tight_layout()
+    return figure
+
+
+def _mark_decision(axes: Axes, x: Any, y: Any) -> None:
+    """A star where the logged decision sits."""
+    axes.scatter([x], [y], marker="*", s=240, color="black", zorder=3, label="decision")
+
+
+def save_sweep_plot(sweep: Sweep, path: Path) -> Path:
+    """The sweep's figure as a PNG at `path`."""
+    sweep_figure(sweep).savefig(path)
+    return path

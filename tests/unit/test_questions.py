@@ -1,0 +1,299 @@
+"""Every question as an algorithm over the typed schema, a decision and a Predictor:
+here against deployments running in this process (no Docker engine involved).
+
+Two deployments unlike each other: a numeric credit score that decides by threshold,
+and a claims triage with a categorical input, a rule that decides with no score
+(null) and a seeded random draw that sends some approvals to review.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+
+import pytest
+
+from replay.errors import BadInput
+from replay.execution.decision import Decision
+from replay.execution.predictor import InProcessPredictor, PredictionError
+from replay.questions.counterfactuals import counterfactuals_of
+from replay.questions.explanations import explanation_of
+from replay.questions.sweeps import Range, sweep_of
+from replay.questions.what_if import whatif_of
+from tests.factories import schema
+
+# --- a numeric credit score -----------------------------------------------------------
+
+CREDIT = schema(
+    {
+        "income": {"type": "number", "min": 0, "max": 200_000, "monotone": "increasing"},
+        "debt": {"type": "number", "min": 0, "max": 100_000, "monotone": "decreasing"},
+        "late_payments": {"type": "integer", "min": 0, "max": 20, "monotone": "decreasing"},
+        "age": {"type": "integer", "min": 18, "max": 100, "immutable": True},
+        "branch": {"type": "string", "values": ["online", "office"]},
+    }
+)
+WEIGHTS = {"income": 1e-5, "debt": -2e-5, "late_payments": -0.08}
+
+
+def credit_score(row: dict) -> float:
+    """Linear in every feature (age too), so exact Shapley values are known."""
+    return (
+        0.1
+        + sum(weight * row[name] for name, weight in WEIGHTS.items())
+        + 0.002 * (row["age"] - 40)
+    )
+
+
+def credit_predict(row: dict) -> dict:
+    score = credit_score(row)
+    return {"decision": "approved" if score >= 0.5 else "rejected", "score": score}
+
+
+@pytest.fixture
+def credit() -> InProcessPredictor:
+    return InProcessPredictor(credit_predict)
+
+
+APPLICANT = {"income": 42_000.0, "debt": 6_000.0, "late_payments": 2, "age": 30, "branch": "online"}
+
+
+def decided(predictor: InProcessPredictor, inputs: dict, seed: int = 7) -> Decision:
+    checked = CREDIT.check(inputs) if "income" in inputs else CLAIMS.check(inputs)
+    return Decision("txn_test", "m" * 64, checked, predictor.predict(checked, seed), seed)
+
+
+def reference(count: int = 120) -> list[dict]:
+    generator = random.Random(3)
+    return [
+        CREDIT.check(
+            {
+                "income": generator.uniform(10_000, 150_000),
+                "debt": generator.uniform(0, 40_000),
+                "late_payments": generator.randint(0, 8),
+                "age": generator.randint(18, 80),
+                "branch": generator.choice(["online", "office"]),
+            }
+        )
+        for _ in range(count)
+    ]
+
+
+def test_what_if_reruns_with_the_edits_and_the_decision_seed(credit):
+    decision = decided(credit, APPLICANT)
+    assert decision.outputs["decision"] == "rejected"
+    answer = whatif_of(CREDIT, decision, {"income": "90_000", "branch": "office"}, credit)
+    assert answer.modified_inputs == {**decision.inputs, "income": 90_000.0, "branch": "office"}
+    assert answer.changed == {"income": (42_000.0, 90_000.0), "branch": ("online", "office")}
+    assert answer.modified_outputs == credit_predict(answer.modified_inputs)
+    assert answer.decision_changed
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({}, "nothing to change"),
+        ({"income": -5}, "income=-5 is below its minimum 0"),
+        ({"salary": 1}, "unknown feature 'salary'"),
+        ({"branch": "phone"}, "branch must be one of online, office"),
+    ],
+)
+def test_what_if_names_the_field_that_is_wrong(credit, changes, message):
+    with pytest.raises(BadInput, match=message):
+        whatif_of(CREDIT, decided(credit, APPLICANT), changes, credit)
+
+
+def test_a_sweep_answers_what_each_variant_alone_answers(credit):
+    decision = decided(credit, APPLICANT)
+    result = sweep_of(CREDIT, decision, [Range("income", 20_000, 120_000, 51)], credit)
+    assert list(result.frame["income"]) == [20_000 + 2_000 * i for i in range(51)]
+    for _, row in result.frame.iterrows():
+        variant = {**decision.inputs, "income": row["income"]}
+        assert row["score"] == credit_predict(variant)["score"]
+    # the score reaches 0.5 where 1e-5 * income = 0.5 - 0.1 + 0.12 + 0.16 + 0.02 = 0.7
+    (change,) = result.changes["income"]
+    assert change == 70_000
+
+
+def test_a_two_feature_sweep_covers_the_grid_and_integers_are_whole(credit):
+    decision = decided(credit, APPLICANT)
+    ranges = [Range("income", 0, 100_000, 5), Range("late_payments", 0, 3, 7)]
+    result = sweep_of(CREDIT, decision, ranges, credit)
+    assert len(result.frame) == 5 * 4  # 0, 0.5, ... 3 rounds to 0, 1, 2, 3 (no repeats)
+    assert sorted(set(result.frame["late_payments"])) == [0, 1, 2, 3]
+    assert all(isinstance(value, int) for value in result.frame["late_payments"].tolist())
+
+
+@pytest.mark.parametrize(
+    ("ranges", "message"),
+    [
+        ([Range("branch", 0, 1, 2)], "branch is a string: only numbers can be swept"),
+        ([Range("income", -10, 5, 3)], "income=-10 is below its minimum 0"),
+        ([Range("income", 0, 5, 0)], "at least one point"),
+        ([Range("income", 0, 5, 2), Range("income", 0, 5, 2)], "one or two different"),
+        ([Range("wealth", 0, 5, 2)], "unknown feature 'wealth'"),
+    ],
+)
+def test_a_bad_sweep_names_the_feature(credit, ranges, message):
+    with pytest.raises(BadInput, match=message):
+        sweep_of(CREDIT, decided(credit, APPLICANT), ranges, credit)
+
+
+def test_counterfactuals_flip_the_decision_within_every_constraint(credit):
+    decision = decided(credit, APPLICANT)
+    found = counterfactuals_of(CREDIT, decision, credit, reference(), n=3)
+    assert found.decision == "rejected" and found.target == "approved"
+    assert 1 <= len(found.options) <= 3
+    assert len({frozenset(option.changes) for option in found.options}) == len(found.options)
+    for option in found.options:
+        assert credit_predict(option.inputs)["decision"] == "approved"  # verified
+        assert option.outputs == credit_predict(option.inputs)
+        assert option.inputs["age"] == APPLICANT["age"]  # immutable
+        assert option.inputs["branch"] == APPLICANT["branch"]
+        for name, (old, new) in option.changes.items():
+            feature = CREDIT.inputs[name]
+            helps = 1 if feature.monotone == "increasing" else -1
+            assert (new - old) * helps > 0, f"{name} moved the wrong way"
+            assert feature.min <= new <= feature.max
+
+
+def test_a_single_feature_counterfactual_sits_just_past_the_threshold(credit):
+    found = counterfactuals_of(CREDIT, decided(credit, APPLICANT), credit, reference(), n=3)
+    income = next(o for o in found.options if o.features == ["income"])
+    needed = 70_000  # from the weights (see the sweep test)
+    assert needed <= income.inputs["income"] <= needed * 1.02
+    late = [o for o in found.options if o.features == ["late_payments"]]
+    assert not late  # even 0 late payments (+0.16) cannot reach 0.5 alone
+
+
+def test_no_counterfactual_when_every_numeric_feature_is_immutable(credit):
+    frozen = schema(
+        {
+            "age": {"type": "integer", "min": 18, "max": 100, "immutable": True},
+            "branch": {"type": "string", "values": ["online", "office"]},
+        }
+    )
+    decision = Decision("t", "m" * 64, {"age": 30, "branch": "online"}, {"decision": "x"}, 1)
+    with pytest.raises(BadInput, match="every numeric input is immutable"):
+        counterfactuals_of(frozen, decision, credit, [{"age": 30, "branch": "online"}])
+
+
+def test_contributions_add_up_to_the_score_minus_the_reference_mean(credit):
+    decision = decided(credit, APPLICANT)
+    rows = reference(40)
+    result = explanation_of(CREDIT, decision, credit, rows)
+    total = sum(c.contribution for c in result.contributions)
+    mean = statistics.fmean(credit_score(row) for row in rows)
+    assert math.isclose(result.base_score, mean, abs_tol=1e-12)
+    assert math.isclose(total, result.score - result.base_score, abs_tol=1e-12)
+    assert result.method == "exact Shapley" and result.reference_rows == 40
+
+
+def test_a_linear_score_gets_its_exact_shapley_values(credit):
+    decision = decided(credit, APPLICANT)
+    rows = reference(40)
+    result = explanation_of(CREDIT, decision, credit, rows)
+    by_name = {c.feature: c for c in result.contributions}
+    for name, weight in {**WEIGHTS, "age": 0.002}.items():
+        expected = weight * (APPLICANT[name] - statistics.fmean(row[name] for row in rows))
+        assert math.isclose(by_name[name].contribution, expected, abs_tol=1e-12)
+    assert by_name["branch"].contribution == 0 and result.unused == ["branch"]
+    assert by_name["branch"].reference_mean is None  # no mean of a category
+    reasons = result.reasons()
+    assert reasons and all("lowered the score" in reason for reason in reasons)
+
+
+def test_many_features_are_explained_by_sampled_permutations():
+    names = [f"x{i}" for i in range(12)]
+    wide = schema({name: {"type": "number"} for name in names})
+    predictor = InProcessPredictor(
+        lambda row: {"decision": "ok", "score": sum(i * row[f"x{i}"] for i in range(12))}
+    )
+    inputs = {name: 1.0 for name in names}
+    decision = Decision("t", "m" * 64, inputs, predictor.predict(inputs, 0), 0)
+    rows = [{name: 0.0 for name in names}] * 5
+    result = explanation_of(wide, decision, predictor, rows, samples=30)
+    assert result.method == "sampled Shapley (30 orders)"
+    by_name = {c.feature: c.contribution for c in result.contributions}
+    assert all(math.isclose(by_name[f"x{i}"], i, abs_tol=1e-9) for i in range(12))
+
+
+# --- claims triage: a category, a rule with a null score, a seeded draw -----------------
+
+CLAIMS = schema(
+    {
+        "claim_amount": {"type": "number", "min": 0, "max": 100_000, "monotone": "decreasing"},
+        "region": {"type": "string", "values": ["north", "south", "east"]},
+        "age": {"type": "integer", "min": 18, "max": 100, "immutable": True},
+    },
+    favourable="approve",
+    fields={
+        "decision": {"type": "string", "values": ["approve", "deny", "review", "refer"]},
+        "score": {"type": "number", "nullable": True},
+        "draw": {"type": "number"},
+    },
+)
+REGION = {"north": 0.3, "south": 0.0, "east": -0.4}
+
+
+def triage(row: dict) -> dict:
+    draw = random.random()  # seeded by the runner before every row
+    if row["claim_amount"] > 50_000:
+        return {"decision": "refer", "score": None, "draw": draw}
+    score = 0.9 - row["claim_amount"] / 20_000 + REGION[row["region"]]
+    decision = "approve" if score >= 0.5 else "deny"
+    if decision == "approve" and draw < 0.2:
+        decision = "review"
+    return {"decision": decision, "score": score, "draw": draw}
+
+
+@pytest.fixture
+def claims() -> InProcessPredictor:
+    return InProcessPredictor(triage)
+
+
+CLAIM = {"claim_amount": 9_000.0, "region": "south", "age": 50}
+
+
+def test_a_category_changed_alone_can_change_the_decision(claims):
+    decision = decided(claims, CLAIM, seed=11)
+    assert decision.outputs["decision"] == "deny"
+    answer = whatif_of(CLAIMS, decision, {"region": "north"}, claims)
+    assert answer.modified_outputs["decision"] in {"approve", "review"}
+    # the same seed gives the same draw, whatever the inputs
+    assert answer.modified_outputs["draw"] == decision.outputs["draw"]
+
+
+def test_a_what_if_with_no_edit_reproduces_the_seeded_draw(claims):
+    decision = decided(claims, CLAIM, seed=11)
+    again = whatif_of(CLAIMS, decision, {"claim_amount": CLAIM["claim_amount"]}, claims)
+    assert again.modified_outputs == decision.outputs
+
+
+def test_a_rule_that_decides_without_a_score_gives_null_scores_in_a_sweep(claims):
+    decision = decided(claims, CLAIM, seed=11)
+    result = sweep_of(CLAIMS, decision, [Range("claim_amount", 40_000, 60_000, 5)], claims)
+    refer = result.frame[result.frame["claim_amount"] > 50_000]
+    assert set(refer["decision"]) == {"refer"} and refer["score"].isna().all()
+    assert CLAIMS.output.check({"decision": "refer", "score": None, "draw": 0.1})["score"] is None
+
+
+def test_counterfactuals_of_a_claim_keep_immutable_and_categorical_inputs(claims):
+    decision = decided(claims, CLAIM, seed=11)
+    rows = [
+        CLAIMS.check({"claim_amount": 1_000.0 * k, "region": "south", "age": 30 + k})
+        for k in range(1, 40)
+    ]
+    found = counterfactuals_of(CLAIMS, decision, claims, rows, n=2)
+    for option in found.options:
+        assert option.features == ["claim_amount"]
+        assert option.inputs["claim_amount"] < CLAIM["claim_amount"]
+        assert option.outputs["decision"] != "deny"
+
+
+def test_a_deployment_error_is_a_prediction_error_naming_it(claims):
+    decision = decided(claims, CLAIM, seed=11)
+    broken = InProcessPredictor(lambda row: 1 / 0)
+    with pytest.raises(PredictionError, match="ZeroDivisionError"):
+        whatif_of(CLAIMS, decision, {"region": "north"}, broken)
