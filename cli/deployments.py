@@ -10,6 +10,7 @@ import replay
 from replay.deployments.environment import Environment
 from replay.deployments.lifecycle import BuildResult, ManifestVerification
 from replay.deployments.publishing import Publication
+from replay.execution.inputs import format_value
 from replay.stores.manifests import DeploymentRecord
 
 
@@ -140,7 +141,9 @@ def _allowed(low: float | None, high: float | None, values: tuple[str, ...] | No
         return ", ".join(values)
     if low is None and high is None:
         return ""
-    return f"{'' if low is None else f'{low:g}'} … {'' if high is None else f'{high:g}'}"
+    return (
+        f"{'' if low is None else format_value(low)} … {'' if high is None else format_value(high)}"
+    )
 
 
 @manifest.command("verify")
