@@ -39,6 +39,8 @@ def machine() -> dict:
     from replay.images.engine import docker_client
     from replay.manifests.capture import cpu_facts
 
+    from replay.settings import load_settings
+
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     return {
         "cpu": cpu_facts()["model"],
@@ -46,7 +48,7 @@ def machine() -> dict:
         "memory_gib": round(memory / 2**30, 1),
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "docker_engine": docker_client().version()["Version"],
+        "docker_engine": docker_client(load_settings().docker_host).version()["Version"],
     }
 
 

@@ -7,7 +7,7 @@ from replay.cli.output import console, emit, json_option, table
 from replay.manifests.manifest import Manifest
 
 import replay
-from replay.deployments.environment import Environment
+from replay.deployments.environment import HostEnvironment
 from replay.deployments.lifecycle import BuildResult, ManifestVerification
 from replay.deployments.publishing import Publication
 from replay.execution.inputs import format_value
@@ -19,7 +19,7 @@ from replay.stores.manifests import DeploymentRecord
 def up(as_json: bool) -> None:
     """Start (or reuse) the Docker engine, local registry and base image."""
 
-    def show(environment: Environment) -> None:
+    def show(environment: HostEnvironment) -> None:
         click.echo(f"engine {environment.engine_version}, registry {environment.registry}")
         click.echo(f"base image {environment.base_image}")
 

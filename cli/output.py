@@ -32,14 +32,21 @@ def fail(message: str, code: int) -> NoReturn:
 
 
 class ReplayGroup(click.Group):
-    """A command group whose commands (and sub-groups) end in one line per error."""
+    """The top command group: whatever goes wrong below it, in a command, a sub-group or
+    click's own parsing of the command line, ends in one line and its exit code."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False  # errors come back here, not printed by click
         try:
-            return super().invoke(ctx)
+            return super().main(*args, **kwargs)
         except ReplayError as error:
             fail(str(error), error.exit_code)
-        except KeyboardInterrupt:
+        except click.UsageError as error:  # BadInput's exit code: 2
+            path = error.ctx.command_path if error.ctx else "replay"
+            fail(f"{error.format_message()} (see `{path} --help`)", 2)
+        except click.ClickException as error:
+            fail(error.format_message(), error.exit_code)
+        except (KeyboardInterrupt, click.Abort):
             fail("interrupted", INTERRUPTED)
 
 

@@ -48,7 +48,7 @@ import sys
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # annotations only: the runner must start on any Python 3
+if TYPE_CHECKING:  # annotations only: the runner must start on any Python from 3.7
     from collections.abc import Callable
     from typing import TextIO
 
@@ -96,7 +96,7 @@ def fingerprint() -> dict[str, Any]:
     }
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """JSON for numpy scalars and arrays the deployment may return."""
     if hasattr(value, "tolist"):
         return value.tolist()
@@ -178,7 +178,7 @@ class Deployment:
 
 def serve(entrypoint: str, stdin: TextIO, protocol: TextIO) -> int:
     def send(document: dict[str, Any]) -> None:
-        protocol.write(json.dumps(document, default=_plain, sort_keys=True) + "\n")
+        protocol.write(json.dumps(document, default=plain, sort_keys=True) + "\n")
         protocol.flush()
 
     send(

@@ -6,6 +6,7 @@ the single definition of its shape) and names the parts other layers need.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ def manifest_schema() -> dict[str, Any]:
 
 def schema_errors(document: Any) -> list[str]:
     """Every way `document` breaks the schema, as `path: message` lines."""
-    import jsonschema  # about 0.2 s: only reading a stored manifest pays it
+    import jsonschema  # about 0.2 s: only commands that validate a manifest pay it
 
     validator = jsonschema.Draft202012Validator(
         manifest_schema(), format_checker=jsonschema.FormatChecker()
@@ -180,7 +181,8 @@ class Manifest:
                 wheels=tuple(Wheel(**wheel) for wheel in environment["wheels"]),
             ),
             "image": ImageRecipe(**document["image"]),
-            "runtime": Runtime(**document["runtime"]),
+            # a copy: changing a typed part must never change the document its id hashes
+            "runtime": Runtime(**copy.deepcopy(document["runtime"])),
             "schema": Schema.from_json(document["io"]),
             "reference": Reference(**document["reference"]),
         }

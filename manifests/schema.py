@@ -203,6 +203,9 @@ class Schema:
             str(name): Feature.from_json(str(name), spec, f"{where}: input `{name}`")
             for name, spec in inputs_json.items()
         }
+        for feature in inputs.values():
+            if feature.nullable:  # every question needs a value for every input
+                raise BadInput(f"{where}: input `{feature.name}` cannot be nullable")
         fields_json = output_json.get("fields")
         if not isinstance(fields_json, Mapping):
             raise BadInput(f"{where}: output `fields` must be a mapping")
@@ -224,10 +227,6 @@ class Schema:
         if not isinstance(favourable, str | bool | int):
             raise BadInput(f"{where}: output `favourable` must be a string, number or boolean")
         return cls(inputs, OutputSpec(names["decision"], names["score"], favourable, fields))
-
-    @property
-    def names(self) -> list[str]:
-        return list(self.inputs)
 
     def feature(self, name: str) -> Feature:
         """The input called `name`, or BadInput listing the ones there are."""

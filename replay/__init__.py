@@ -1,36 +1,62 @@
 """replay: freeze ML deployments, log their decisions, and replay them bit for bit.
 
-Every `replay` command is one of these functions. Heavy libraries (MLflow, DVC,
-docker-py, pandas) are imported by the functions that use them, so `import replay`
-stays quick. No submodule directly under `replay` may share a name with a function
-here: importing it would replace the function.
+Every `replay` command is one of these functions. They are looked up when first used,
+so that importing a leaf of the package (`replay.errors`, which `replay.manifests` and
+`replay.images` raise) does not load the whole library with it. No submodule directly
+under `replay` may share a name with a function here: importing it would replace it.
 """
 
 from __future__ import annotations
 
-from replay.deployments.environment import up
-from replay.deployments.lifecycle import (
-    build,
-    capture,
-    list_deployments,
-    show_manifest,
-    verify_manifest,
-)
-from replay.deployments.publishing import publish
-from replay.execution.reexecution import replay, replay_many
-from replay.ledger.decisions import (
-    list_transactions,
-    record_decision,
-    show_transaction,
-    verify_ledger,
-)
-from replay.questions.counterfactuals import counterfactual
-from replay.questions.explanations import explain
-from replay.questions.sweeps import Range, sweep
-from replay.questions.what_if import whatif
-from replay.web.serving import serve
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what type checkers and editors see; at run time, __getattr__
+    from replay.deployments.environment import up
+    from replay.deployments.lifecycle import (
+        build,
+        capture,
+        list_deployments,
+        show_manifest,
+        verify_manifest,
+    )
+    from replay.deployments.publishing import publish
+    from replay.execution.reexecution import replay, replay_many
+    from replay.ledger.decisions import (
+        list_transactions,
+        record_decision,
+        show_transaction,
+        verify_ledger,
+    )
+    from replay.questions.counterfactuals import counterfactual
+    from replay.questions.explanations import explain
+    from replay.questions.sweeps import Range, sweep
+    from replay.questions.what_if import whatif
+    from replay.web.serving import serve
 
 __version__ = "0.1.0"
+
+_PUBLIC = {
+    "up": "replay.deployments.environment",
+    "capture": "replay.deployments.lifecycle",
+    "build": "replay.deployments.lifecycle",
+    "list_deployments": "replay.deployments.lifecycle",
+    "show_manifest": "replay.deployments.lifecycle",
+    "verify_manifest": "replay.deployments.lifecycle",
+    "publish": "replay.deployments.publishing",
+    "replay": "replay.execution.reexecution",
+    "replay_many": "replay.execution.reexecution",
+    "record_decision": "replay.ledger.decisions",
+    "show_transaction": "replay.ledger.decisions",
+    "list_transactions": "replay.ledger.decisions",
+    "verify_ledger": "replay.ledger.decisions",
+    "whatif": "replay.questions.what_if",
+    "sweep": "replay.questions.sweeps",
+    "Range": "replay.questions.sweeps",
+    "counterfactual": "replay.questions.counterfactuals",
+    "explain": "replay.questions.explanations",
+    "serve": "replay.web.serving",
+}
 
 __all__ = [
     "Range",
@@ -53,3 +79,9 @@ __all__ = [
     "verify_manifest",
     "whatif",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        return getattr(import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'replay' has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""Progress for long steps, on stderr so `--json` output on stdout stays clean."""
+"""Progress for long steps, on stderr so machine-readable output on stdout stays clean."""
 
 from __future__ import annotations
 

@@ -12,13 +12,15 @@ from replay.settings import Settings, load_settings
 
 
 @dataclass(frozen=True)
-class Environment:
+class HostEnvironment:
+    """What `replay up` found or started on this host."""
+
     engine_version: str
     registry: str
     base_image: str
 
 
-def up(settings: Settings | None = None) -> Environment:
+def up(settings: Settings | None = None) -> HostEnvironment:
     """Start (or reuse) the Docker engine and local registry; make the default base image."""
     settings = settings or load_settings()
     with step("Docker engine"):
@@ -28,4 +30,4 @@ def up(settings: Settings | None = None) -> Environment:
     with step("base image") as progress:
         client = docker_client(settings.docker_host)
         _, reference = base_image_for(client, None, settings, progress)
-    return Environment(engine_version=version, registry=settings.registry, base_image=reference)
+    return HostEnvironment(engine_version=version, registry=settings.registry, base_image=reference)

@@ -14,7 +14,7 @@ from typing import Any
 
 from replay.errors import BadInput, IntegrityError
 from replay.images import base
-from replay.images import build as images
+from replay.images import build as image_build
 from replay.images.engine import docker_client, engine_facts
 from replay.images.wheelhouse import download_wheels
 from replay.manifests.canonical import sha256_bytes, sha256_file
@@ -93,7 +93,7 @@ def capture(
     if source.dirty and not allow_dirty:
         raise BadInput(
             f"{spec.root} has uncommitted changes (see `git status`); commit them, "
-            "or allow a dirty capture (recorded as dirty: true)"
+            "or capture with allow_dirty (recorded as dirty: true)"
         )
     client = docker_client(settings.docker_host)
     engine = engine_facts(client)
@@ -197,22 +197,22 @@ def build(manifest_id: str, *, settings: Settings | None = None) -> BuildResult:
     store = manifest_store(settings)
     manifest = store.load(manifest_id)
     client = docker_client(settings.docker_host)
-    existing = images.find_image(client, manifest.manifest_id)
+    existing = image_build.find_image(client, manifest.manifest_id)
     if existing is not None:
         image_id, reused = existing.id, True
     else:
         with (
             tempfile.TemporaryDirectory() as scratch,
-            step(f"build {images.image_tag(manifest)}") as progress,
+            step(f"build {image_build.image_tag(manifest)}") as progress,
         ):
             context = Path(scratch) / "context"
             context.mkdir()
             _build_context(manifest, store, settings, context, progress)
-            image_id, reused = images.build_image(client, manifest, context, progress), False
-    fingerprint = images.image_fingerprint(client, image_id)
-    fingerprint_id = images.fingerprint_id(fingerprint)
+            image_id, reused = image_build.build_image(client, manifest, context, progress), False
+    fingerprint = image_build.image_fingerprint(client, image_id)
+    fingerprint_id = image_build.fingerprint_id(fingerprint)
     try:
-        images.check_fingerprint(manifest, fingerprint)
+        image_build.check_fingerprint(manifest, fingerprint)
         recorded = store.build_record(manifest.manifest_id)
         if recorded is not None and recorded.fingerprint_id != fingerprint_id:
             raise IntegrityError(
@@ -226,7 +226,7 @@ def build(manifest_id: str, *, settings: Settings | None = None) -> BuildResult:
     if recorded is None or recorded.image_id != image_id:
         store.attach_build(manifest.manifest_id, image_id, fingerprint, fingerprint_id)
     return BuildResult(
-        manifest.manifest_id, image_id, images.image_tag(manifest), fingerprint_id, reused
+        manifest.manifest_id, image_id, image_build.image_tag(manifest), fingerprint_id, reused
     )
 
 

@@ -11,11 +11,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from replay.deployments.lifecycle import build, manifest_store
+from replay.deployments.lifecycle import build
 from replay.images.engine import docker_client, push_image
 from replay.progress import step
 from replay.settings import Settings, load_settings
 from replay.stores.blobs import open_blob_store
+from replay.stores.manifests import manifest_store
 
 
 @dataclass(frozen=True)

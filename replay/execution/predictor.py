@@ -9,12 +9,13 @@ compared with the container where it matters.
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from replay.errors import BadInput
-from replay.images.runner import Deployment
+from replay.images.runner import Deployment, plain
 
 Row = dict[str, Any]
 
@@ -92,8 +93,12 @@ class InProcessPredictor(Predictor):
 
     def answer(self, request: dict[str, Any]) -> dict[str, Any]:
         try:
-            return self.deployment.answer(request)
+            answer = self.deployment.answer(request)
+            # through JSON as from a container: tuples become lists, numpy values plain
+            text = json.dumps(answer, default=plain)
         except Exception as error:  # reported as the runner reports it
             raise PredictionError(
                 f"the deployment refused: {type(error).__name__}: {error}"
             ) from None
+        decoded: dict[str, Any] = json.loads(text)
+        return decoded

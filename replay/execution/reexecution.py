@@ -80,6 +80,7 @@ class ReplayResult:
     error: str | None = None
     seconds: float = 0.0
     record_txn: str | None = None
+    seed: int | None = None  # the seed it was re-run with
 
     @property
     def reproduced(self) -> bool:
@@ -93,8 +94,9 @@ def _replay_with(warm: WarmDeployment, entry: LedgerEntry) -> ReplayResult:
     started = time.perf_counter()
     logged = entry.output_values
     replayed, error = None, None
+    seed = Decision.from_entry(entry, warm.manifest).seed
     try:
-        replayed = warm.predict(entry.input_values, Decision.from_entry(entry, warm.manifest).seed)
+        replayed = warm.predict(entry.input_values, seed)
     except (PredictionError, RunnerFailed) as problem:
         error = str(problem)
     if entry.fingerprint and entry.fingerprint != warm.fingerprint_id:
@@ -114,6 +116,7 @@ def _replay_with(warm: WarmDeployment, entry: LedgerEntry) -> ReplayResult:
         differences,
         error,
         time.perf_counter() - started,
+        seed=seed,
     )
 
 
@@ -129,7 +132,7 @@ def _record(
             inputs=entries[result.txn_id].input_values,
             kind="replay",
             refers_to=result.txn_id,
-            seed=entries[result.txn_id].seed,
+            seed=result.seed,
             outputs={
                 "verdict": result.verdict,
                 "recovery": result.recovery,

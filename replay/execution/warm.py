@@ -27,6 +27,9 @@ from replay.stores.manifests import ManifestStore, manifest_store
 
 
 class WarmDeployment(Predictor):
+    """A manifest's image, recovered and proven, with `containers` runners started and
+    loaded: the Predictor every question about its decisions asks."""
+
     def __init__(
         self,
         manifest_id: str,

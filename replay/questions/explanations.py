@@ -16,6 +16,7 @@ import random
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from replay.errors import BadInput
 from replay.execution.decision import Decision
 from replay.execution.inputs import format_value
 from replay.execution.predictor import Predictor, Row
@@ -107,9 +108,18 @@ def explanation_of(
         for coalition in coalitions
         for row in reference
     ]
-    outputs = predictor.predict_batch(batch, decision.seed)
     output = schema.output
     score_field = output.score
+    if decision.outputs.get(score_field) is None:
+        raise BadInput(
+            f"{decision.txn_id} has no {score_field} (null): there is no score to explain"
+        )
+    outputs = predictor.predict_batch(batch, decision.seed)
+    if any(row[score_field] is None for row in outputs):
+        raise BadInput(
+            f"some variants of {decision.txn_id} have a null {score_field}: "
+            "Shapley values need a score for every mix of its inputs and the reference rows"
+        )
     size = len(reference)
     value = {
         coalition: sum(float(o[score_field]) for o in outputs[k * size : (k + 1) * size]) / size

@@ -94,7 +94,10 @@ class Sweep:
             "txn_id": self.txn_id,
             "manifest_id": self.manifest_id,
             "features": self.features,
-            "rows": self.frame.to_dict(orient="records"),
+            # a null output (NaN in the frame) is null in JSON, not a bare NaN
+            "rows": self.frame.astype(object)
+            .where(self.frame.notna(), None)
+            .to_dict(orient="records"),
         }
 
 

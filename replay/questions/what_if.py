@@ -58,6 +58,7 @@ class WhatIf:
             "modified_outputs": self.modified_outputs,
             "decision_field": self.output.decision,
             "score_field": self.output.score,
+            "favourable": self.output.favourable,
             "changed": {k: list(v) for k, v in self.changed.items()},
             "decision_changed": self.decision_changed,
         }

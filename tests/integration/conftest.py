@@ -35,9 +35,10 @@ def engine():
     from replay.images.engine import docker_client
 
     from replay.errors import EngineUnavailable
+    from replay.settings import load_settings
 
     try:
-        return docker_client()
+        return docker_client(load_settings().docker_host)
     except EngineUnavailable as error:
         unavailable(str(error))
 

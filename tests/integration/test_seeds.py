@@ -43,6 +43,7 @@ def test_a_decision_logged_without_a_seed_replays_with_the_manifest_seed(seeded)
     result = replay.replay(entry.txn_id)
     assert result.verdict == "reproduced", result
     assert result.replayed == outputs
+    assert replay.show_transaction(result.record_txn).seed == 4242  # the seed it ran with
 
 
 def test_a_question_about_an_unseeded_decision_uses_the_manifest_seed(seeded):

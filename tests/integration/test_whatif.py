@@ -48,6 +48,7 @@ def test_setting_the_logged_values_reproduces_the_decision(rejected, warm):
         ("income=lots", "is not a number"),
         ("age=12", "below its minimum 18"),
         ("late_payments=1.5", "whole number"),
+        ("income", "not NAME=VALUE"),
     ],
 )
 def test_bad_set_is_one_line_exit_2(rejected, assignment, message):
@@ -128,7 +129,8 @@ def test_bad_vary_is_one_line_exit_2(rejected, vary, message):
     arguments = [argument for item in vary for argument in ("--vary", item)]
     result = run_cli("sweep", rejected, *arguments)
     assert result.returncode == 2, result.stderr
-    assert message in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0]
 
 
 def test_the_library_names_fields_not_flags(rejected, warm):

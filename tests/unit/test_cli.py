@@ -110,10 +110,22 @@ def test_malformed_syntax_is_a_usage_error(kind, text):
         convert(kind, text)
 
 
-def test_a_malformed_flag_exits_2_naming_the_flag():
-    result = CliRunner().invoke(cli, ["whatif", "txn_1", "--set", "income"])
+@pytest.mark.parametrize(
+    ("arguments", "named"),
+    [
+        (["whatif", "txn_1", "--set", "income"], "'--set': 'income' is not NAME=VALUE"),
+        (["sweep", "txn_1", "--vary", "income=1:2"], "is not NAME=START:STOP:COUNT"),
+        (["ledger", "list", "--since", "yesterday"], "'yesterday' is not an ISO date"),
+        (["replay"], "give one transaction id, or --all"),
+        (["whatif"], "Missing argument 'TXN_ID'"),
+        (["nosuch"], "No such command 'nosuch'"),
+    ],
+)
+def test_command_line_mistakes_are_one_line_with_exit_2(arguments, named):
+    result = CliRunner().invoke(cli, arguments)
     assert result.exit_code == 2
-    assert "--set" in result.output and "NAME=VALUE" in result.output
+    assert result.output.count("\n") == 1 and result.output.startswith("error: ")
+    assert named in result.output
 
 
 def test_json_is_built_from_to_dict_or_dataclass_fields():
@@ -129,3 +141,11 @@ def test_json_is_built_from_to_dict_or_dataclass_fields():
             return {"when": datetime(2026, 1, 2), "values": (1, 2)}
 
     assert jsonable([Result()]) == [{"when": "2026-01-02 00:00:00", "values": [1, 2]}]
+
+
+def test_every_public_name_resolves_to_the_function_it_names():
+    import replay
+
+    assert sorted(replay._PUBLIC) == sorted(replay.__all__)
+    for name in replay.__all__:
+        assert getattr(replay, name).__name__ == name

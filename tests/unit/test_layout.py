@@ -52,7 +52,6 @@ def imports(name: str, path: Path, known: set[str]) -> set[str]:
 def test_no_import_cycle_inside_the_package():
     known = modules()
     graph = {name: imports(name, path, set(known)) for name, path in known.items()}
-    # a package's __init__ naming its own submodules is how packages re-export
     visiting, done = [], set()
 
     def visit(name: str) -> None:
@@ -92,3 +91,16 @@ def test_the_top_of_replay_holds_only_its_leaves():
 
 def test_the_cli_entry_only_assembles():
     assert len((ROOT / "cli" / "main.py").read_text().splitlines()) < 120
+
+
+def test_the_library_never_imports_the_cli_and_rooms_keep_to_their_own():
+    known = modules()
+    apart = ("replay.questions", "replay.web")  # they share execution, ledger, stores
+    for name, path in known.items():
+        targets = imports(name, path, set(known))
+        if not name.startswith("replay.cli"):
+            assert not any(t.startswith("replay.cli") for t in targets), name
+        for room in apart:
+            if name.startswith(room):
+                others = [r for r in apart if r != room]
+                assert not any(t.startswith(o) for t in targets for o in others), name

@@ -297,3 +297,27 @@ def test_a_deployment_error_is_a_prediction_error_naming_it(claims):
     broken = InProcessPredictor(lambda row: 1 / 0)
     with pytest.raises(PredictionError, match="ZeroDivisionError"):
         whatif_of(CLAIMS, decision, {"region": "north"}, broken)
+
+
+def test_a_decision_without_a_score_is_not_explained_but_refused_in_one_line(claims):
+    referred = decided(claims, {**CLAIM, "claim_amount": 60_000.0}, seed=11)
+    assert referred.outputs["score"] is None
+    with pytest.raises(BadInput, match=r"no score \(null\): there is no score to explain"):
+        explanation_of(CLAIMS, referred, claims, [CLAIM])
+    rows = [{**CLAIM, "claim_amount": 70_000.0}]  # mixes that hit the rule have no score
+    with pytest.raises(BadInput, match="null score"):
+        explanation_of(CLAIMS, decided(claims, CLAIM, seed=11), claims, rows)
+
+
+def test_a_sweep_with_null_scores_is_valid_json(claims):
+    import json
+
+    decision = decided(claims, CLAIM, seed=11)
+    result = sweep_of(CLAIMS, decision, [Range("claim_amount", 45_000, 55_000, 3)], claims)
+    rows = json.loads(json.dumps(result.to_dict(), allow_nan=False))["rows"]
+    assert [row["score"] is None for row in rows] == [False, False, True]
+
+
+def test_in_process_answers_come_back_as_a_container_sends_them():
+    predictor = InProcessPredictor(lambda row: {"decision": "ok", "pair": (1, 2.5)})
+    assert predictor.predict({}, 0) == {"decision": "ok", "pair": [1, 2.5]}

@@ -144,6 +144,11 @@ def test_malformed_features_are_refused_naming_the_key(spec, message):
         Feature.from_json("x", spec)
 
 
+def test_an_input_cannot_be_nullable():
+    with pytest.raises(BadInput, match="input `x` cannot be nullable"):
+        schema({"x": {"type": "number", "nullable": True}})
+
+
 def test_output_fields_must_include_the_decision_and_score():
     with pytest.raises(BadInput, match="output `score` names 'score'"):
         Schema.from_json(
