@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 from replay.cli.output import console, emit, json_option, table
-from replay.manifests.manifest import Manifest
 
 import replay
-from replay.deployments.environment import HostEnvironment
-from replay.deployments.lifecycle import BuildResult, ManifestVerification
-from replay.deployments.publishing import Publication
 from replay.execution.inputs import format_value
-from replay.stores.manifests import DeploymentRecord
+
+if TYPE_CHECKING:  # result types; the functions come through `replay`'s lazy names
+    from replay.manifests.manifest import Manifest
+
+    from replay.deployments.building import BuildResult
+    from replay.deployments.environment import HostEnvironment
+    from replay.deployments.history import ManifestVerification
+    from replay.deployments.publishing import Publication
+    from replay.stores.manifests import DeploymentRecord
 
 
 @click.command()

@@ -12,13 +12,14 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from replay.errors import ReplayError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 T = TypeVar("T")
 INTERRUPTED = 130  # as a shell reports a process ended by Ctrl-C
@@ -75,6 +76,8 @@ def emit(result: T, as_json: bool, human: Callable[[T], None]) -> None:
 
 
 def console() -> Console:
+    from rich.console import Console  # 30 ms: only human output pays it, not --json
+
     # soft_wrap: a long line (a verdict, an id) stays whole when piped
     return Console(soft_wrap=True)
 
@@ -86,6 +89,8 @@ def table(
     whole: Sequence[str] = (),
 ) -> None:
     """A table of text cells; a column named in `whole` is never cut (ids are copied)."""
+    from rich.table import Table  # with rich.console: only human output pays it
+
     shown = Table(title=title)
     for column in columns:
         shown.add_column(column, no_wrap=column in whole)

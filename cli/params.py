@@ -4,11 +4,14 @@ library never sees `NAME=VALUE` or `A:B:N`, and its messages never name a flag."
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from replay.questions.sweeps import Range
+import replay
+
+if TYPE_CHECKING:
+    from replay.questions.sweeps import Range
 
 
 def count_option(*names: str, default: int, low: int, high: int, help: str) -> Any:
@@ -38,7 +41,7 @@ class GridRange(click.ParamType):
     name = "NAME=START:STOP:COUNT"
 
     def convert(self, value: Any, param: Any, ctx: Any) -> Range:
-        if isinstance(value, Range):
+        if isinstance(value, replay.Range):
             return value
         name, separator, grid = str(value).partition("=")
         parts = grid.split(":")
@@ -49,7 +52,7 @@ class GridRange(click.ParamType):
             count = int(parts[2])
         except ValueError:
             self.fail(f"{value!r} is not NAME=START:STOP:COUNT", param, ctx)
-        return Range(name.strip(), start, stop, count)
+        return replay.Range(name.strip(), start, stop, count)
 
 
 class Moment(click.ParamType):

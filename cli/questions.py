@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import click
 from replay.cli.output import console, emit, json_option, number, table
 from replay.cli.params import Assignment, GridRange, Moment, count_option
-from rich.progress import Progress
 
 import replay
 from replay.errors import VerificationFailed
 from replay.execution.inputs import format_value
-from replay.execution.reexecution import ReplayResult, ReplaySummary
-from replay.questions.counterfactuals import CounterfactualSet
-from replay.questions.explanations import Explanation
-from replay.questions.sweeps import Range, Sweep
-from replay.questions.what_if import WhatIf
+
+if TYPE_CHECKING:  # result types; each command loads only the question it asks
+    from replay.execution.reexecution import ReplayResult, ReplaySummary
+    from replay.questions.counterfactuals import CounterfactualSet
+    from replay.questions.explanations import Explanation
+    from replay.questions.sweeps import Range, Sweep
+    from replay.questions.what_if import WhatIf
 
 VERDICT_COLOURS = {"reproduced": "green", "diverged": "yellow", "failed": "red"}
 MAX_SWEEP_ROWS = 60  # more variants than this are shown thinned out
@@ -47,6 +49,8 @@ def replay_command(
         if not result.reproduced:
             raise VerificationFailed(f"{txn_id} {result.verdict}")
         return
+    from rich.progress import Progress  # only --all shows a bar
+
     with Progress(transient=True, disable=as_json) as bar:
         task = bar.add_task("replaying", total=None)
         summary = replay.replay_many(

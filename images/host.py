@@ -10,8 +10,6 @@ import os
 import shutil
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -103,6 +101,10 @@ def ensure_engine(address: str | None = None) -> str:
 
 
 def registry_answers(address: str) -> bool:
+    # urllib.request brings http.client and email (20 ms): only bring-up pays for it
+    import urllib.error
+    import urllib.request
+
     try:
         with urllib.request.urlopen(f"http://{address}/v2/", timeout=2) as response:
             return bool(response.status == 200)

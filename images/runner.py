@@ -45,7 +45,6 @@ import os
 import platform
 import random
 import sys
-from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # annotations only: the runner must start on any Python from 3.7
@@ -74,6 +73,8 @@ def _sha256(path: str) -> str:
 
 def fingerprint() -> dict[str, Any]:
     """What this image really contains: Python, installed distributions, model bytes."""
+    from importlib import metadata  # only the fingerprint needs it: hosts import this too
+
     models = model_dir()
     model_files = {}
     for folder, _, names in os.walk(models):

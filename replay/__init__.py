@@ -12,14 +12,10 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what type checkers and editors see; at run time, __getattr__
+    from replay.deployments.building import build
+    from replay.deployments.capturing import capture
     from replay.deployments.environment import up
-    from replay.deployments.lifecycle import (
-        build,
-        capture,
-        list_deployments,
-        show_manifest,
-        verify_manifest,
-    )
+    from replay.deployments.history import list_deployments, show_manifest, verify_manifest
     from replay.deployments.publishing import publish
     from replay.execution.reexecution import replay, replay_many
     from replay.ledger.decisions import (
@@ -38,11 +34,11 @@ __version__ = "0.1.0"
 
 _PUBLIC = {
     "up": "replay.deployments.environment",
-    "capture": "replay.deployments.lifecycle",
-    "build": "replay.deployments.lifecycle",
-    "list_deployments": "replay.deployments.lifecycle",
-    "show_manifest": "replay.deployments.lifecycle",
-    "verify_manifest": "replay.deployments.lifecycle",
+    "capture": "replay.deployments.capturing",
+    "build": "replay.deployments.building",
+    "list_deployments": "replay.deployments.history",
+    "show_manifest": "replay.deployments.history",
+    "verify_manifest": "replay.deployments.history",
     "publish": "replay.deployments.publishing",
     "replay": "replay.execution.reexecution",
     "replay_many": "replay.execution.reexecution",

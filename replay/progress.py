@@ -6,14 +6,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from rich.console import Console
-
 Progress = Callable[[str], None]  # told one line of detail at a time
 
 
 @contextmanager
 def step(title: str) -> Iterator[Progress]:
     """A spinner showing `title`, the latest detail line and elapsed time."""
+    from rich.console import Console  # 30 ms: replays that need no step skip it
+
     console = Console(stderr=True)
     started = time.monotonic()
     with console.status(title) as status:

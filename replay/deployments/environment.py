@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from replay.deployments.lifecycle import base_image_for
+from replay.deployments.capturing import base_image_for
 from replay.images import host
 from replay.images.engine import docker_client
 from replay.progress import step

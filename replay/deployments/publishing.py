@@ -11,7 +11,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from replay.deployments.lifecycle import build
+from replay.deployments.building import build
 from replay.images.engine import docker_client, push_image
 from replay.progress import step
 from replay.settings import Settings, load_settings

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from replay.deployments.lifecycle import build
+from replay.deployments.building import build
 from replay.images.build import find_image
 from replay.manifests.manifest import Manifest
 from replay.settings import Settings

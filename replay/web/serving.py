@@ -7,7 +7,7 @@ import signal
 import sys
 from typing import Any
 
-from replay.deployments.lifecycle import list_deployments
+from replay.deployments.history import list_deployments
 from replay.errors import BadInput
 from replay.execution.warm import WarmDeployment
 from replay.ledger import open_ledger

@@ -1,0 +1,144 @@
+"""Building a manifest's image: its build context laid out from the stores, each piece
+checked against the manifest, a hermetic build, and the proof (fingerprint) recorded."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from replay.errors import IntegrityError
+from replay.images import build as image_build
+from replay.images.engine import docker_client
+from replay.images.wheelhouse import download_wheels
+from replay.manifests.canonical import sha256_file
+from replay.manifests.manifest import Manifest
+from replay.progress import Progress, step
+from replay.settings import Settings, load_settings
+from replay.stores.blobs import open_blob_store
+from replay.stores.manifests import (
+    LOCK_FILE,
+    REFERENCE_FILE,
+    RUNNER_FILE,
+    SOURCE_FILE,
+    ManifestStore,
+    manifest_store,
+)
+from replay.stores.models import fetch_model_files
+
+
+def store_wheels(
+    manifest_lock: str, python: str, platforms: list[str], settings: Settings, progress: Progress
+) -> list[dict[str, str]]:
+    """Download (or reuse) the locked wheels and keep them in the blob store."""
+    folder = settings.cache / "wheels" / f"cp{python.replace('.', '')}"
+    wheels = download_wheels(manifest_lock, python, platforms, folder, progress)
+    blobs = open_blob_store(settings.blobs)
+    for wheel in wheels:
+        blobs.put(folder / wheel["filename"])
+    return wheels
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    manifest_id: str
+    image_id: str
+    tag: str
+    fingerprint_id: str
+    reused: bool
+
+
+def _artifact_checked(
+    store: ManifestStore, manifest_id: str, name: str, expected: str, folder: Path
+) -> Path:
+    path = store.artifact(manifest_id, name, folder)
+    found = sha256_file(path)
+    if found != expected:
+        raise IntegrityError(
+            f"stored {name}: sha256 {found} differs from the manifest's {expected}"
+        )
+    return path
+
+
+def stored_files(manifest: Manifest) -> dict[str, str]:
+    """The files stored with a manifest in MLflow and the sha256 each must have."""
+    return {
+        LOCK_FILE: manifest.environment.lock_sha256,
+        SOURCE_FILE: manifest.code.archive_sha256,
+        REFERENCE_FILE: manifest.reference.sha256,
+        RUNNER_FILE: manifest.image.runner_sha256,
+    }
+
+
+def _build_context(
+    manifest: Manifest, store: ManifestStore, settings: Settings, context: Path, progress: Progress
+) -> None:
+    """Lay out everything the Dockerfile copies, each piece checked against the manifest."""
+    environment = manifest.environment
+    (context / LOCK_FILE).write_text(environment.lock)
+    blobs = open_blob_store(settings.blobs)
+    if not all(blobs.has(wheel.sha256) for wheel in environment.wheels):
+        progress("fetching wheels missing from the blob store")
+        store_wheels(
+            environment.lock, environment.python, list(environment.platforms), settings, progress
+        )
+    for wheel in environment.wheels:
+        blobs.get(wheel.sha256, context / "wheels" / wheel.filename)
+    downloads = context.parent / "downloads"
+    for name, expected in stored_files(manifest).items():
+        if name != LOCK_FILE:  # written from the manifest itself, above
+            _artifact_checked(store, manifest.manifest_id, name, expected, downloads).rename(
+                context / name
+            )
+    fetch_model_files(manifest, context / "model")
+
+
+def build(manifest_id: str, *, settings: Settings | None = None) -> BuildResult:
+    """The manifest's image: reused if present, else built hermetically; always proven."""
+    settings = settings or load_settings()
+    store = manifest_store(settings)
+    manifest = store.load(manifest_id)
+    client = docker_client(settings.docker_host)
+    existing = image_build.find_image(client, manifest.manifest_id)
+    if existing is not None:
+        image_id, reused = existing.id, True
+    else:
+        with (
+            tempfile.TemporaryDirectory() as scratch,
+            step(f"build {image_build.image_tag(manifest)}") as progress,
+        ):
+            context = Path(scratch) / "context"
+            context.mkdir()
+            _build_context(manifest, store, settings, context, progress)
+            image_id, reused = image_build.build_image(client, manifest, context, progress), False
+    fingerprint = image_build.image_fingerprint(client, image_id)
+    fingerprint_id = image_build.fingerprint_id(fingerprint)
+    try:
+        image_build.check_fingerprint(manifest, fingerprint)
+        recorded = store.build_record(manifest.manifest_id)
+        if recorded is not None and recorded.fingerprint_id != fingerprint_id:
+            raise IntegrityError(
+                f"image {image_id[:19]} differs from the fingerprint recorded for manifest "
+                f"{manifest.short_id} ({_first_difference(recorded.fingerprint, fingerprint)})"
+            )
+    except IntegrityError:
+        if not reused:
+            client.images.remove(image_id, force=True)  # never leave an unproven image behind
+        raise
+    if recorded is None or recorded.image_id != image_id:
+        store.attach_build(manifest.manifest_id, image_id, fingerprint, fingerprint_id)
+    return BuildResult(
+        manifest.manifest_id, image_id, image_build.image_tag(manifest), fingerprint_id, reused
+    )
+
+
+def _first_difference(expected: dict[str, Any], found: dict[str, Any], prefix: str = "") -> str:
+    for key in sorted(set(expected) | set(found)):
+        left, right = expected.get(key), found.get(key)
+        if isinstance(left, dict) and isinstance(right, dict):
+            if left != right:
+                return _first_difference(left, right, f"{prefix}{key}.")
+        elif left != right:
+            return f"{prefix}{key}: recorded {left!r}, found {right!r}"
+    return "no difference"

@@ -1,0 +1,112 @@
+"""Capturing a deployment: `replay.yaml`, git, the lock, wheels, base digest and model
+hashes frozen as a manifest in MLflow."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from replay.deployments.building import store_wheels
+from replay.errors import BadInput
+from replay.images import base
+from replay.images.engine import docker_client, engine_facts
+from replay.manifests.canonical import sha256_bytes
+from replay.manifests.capture import assemble_manifest, image_platforms, model_file_facts
+from replay.manifests.lock import compile_lock
+from replay.manifests.manifest import Manifest
+from replay.manifests.source import source_state, write_source_archive
+from replay.manifests.spec import load_spec
+from replay.progress import Progress, step
+from replay.settings import Settings, load_settings
+from replay.stores.manifests import REFERENCE_FILE, RUNNER_FILE, SOURCE_FILE, manifest_store
+from replay.stores.models import default_remote
+
+
+def base_image_for(
+    client: Any, requested: str | None, settings: Settings, progress: Progress
+) -> tuple[str, str]:
+    """(the reference asked for, its `name@sha256:…`): the deployment's `base_image`, else
+    the configured one, else the offline base `replay up` makes."""
+    requested = requested or settings.base_image
+    if requested:
+        return requested, base.resolve_digest(client, requested)
+    repository = settings.default_base_repository
+    default = base.default_base(client, repository, settings.cache, progress)
+    return f"{repository}:{base.DEFAULT_TAG}", default
+
+
+def _locked(requirements_in: Path, settings: Settings, relock: bool) -> str:
+    """pip-compile's lock, cached by the exact requirements text and Python version.
+
+    Resolving takes tens of seconds; the same requirements on the same Python give the
+    cached lock back unless `relock` asks for a fresh resolution.
+    """
+    key = sha256_bytes(requirements_in.read_bytes() + sys.version.encode())
+    cached = settings.cache / "locks" / f"{key}.txt"
+    if cached.is_file() and not relock:
+        return cached.read_text()
+    text = compile_lock(requirements_in)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_text(text)
+    return text
+
+
+def capture(
+    path: str | Path,
+    *,
+    allow_dirty: bool = False,
+    relock: bool = False,
+    settings: Settings | None = None,
+) -> Manifest:
+    """Freeze the deployment described by `path/replay.yaml` as a manifest in MLflow."""
+    settings = settings or load_settings()
+    spec = load_spec(path)
+    source = source_state(spec.root)
+    if source.dirty and not allow_dirty:
+        raise BadInput(
+            f"{spec.root} has uncommitted changes (see `git status`); commit them, "
+            "or capture with allow_dirty (recorded as dirty: true)"
+        )
+    client = docker_client(settings.docker_host)
+    engine = engine_facts(client)
+    with step("base image") as progress:
+        requested, base_image = base_image_for(client, spec.base_image, settings, progress)
+        python = base.python_version(client, base_image)
+    host_python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if python != host_python:
+        raise BadInput(
+            f"base image {requested} runs Python {python}, but locks are made with "
+            f"Python {host_python}; choose a Python {host_python} base image"
+        )
+    with step("lock requirements (pip-compile)"):
+        lock_text = _locked(spec.root / spec.requirements, settings, relock)
+    platforms = image_platforms(engine["architecture"])
+    with step("download wheels") as progress:
+        wheels = store_wheels(lock_text, python, platforms, settings, progress)
+    store = manifest_store(settings)
+    with tempfile.TemporaryDirectory() as scratch, step("record manifest in MLflow"):
+        archive = Path(scratch) / SOURCE_FILE
+        write_source_archive(spec.root, archive)
+        runner = Path(scratch) / RUNNER_FILE
+        runner.write_bytes(resources.files("replay.images").joinpath(RUNNER_FILE).read_bytes())
+        manifest = assemble_manifest(
+            spec=spec,
+            source=source,
+            archive=archive,
+            model_files=model_file_facts(spec, default_remote(spec.root)),
+            lock_text=lock_text,
+            python=python,
+            platforms=platforms,
+            wheels=wheels,
+            base_image=base_image,
+            requested_base=requested,
+            runner=runner,
+            engine=engine,
+        )
+        reference = Path(scratch) / REFERENCE_FILE
+        reference.write_bytes((spec.root / spec.reference_sample).read_bytes())
+        store.save(manifest, [archive, reference, runner])
+    return manifest

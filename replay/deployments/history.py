@@ -1,0 +1,92 @@
+"""What is recorded of deployments: their history, a stored manifest, and a check of
+every hash a manifest records."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from replay.deployments.building import stored_files
+from replay.errors import IntegrityError
+from replay.manifests.canonical import sha256_file
+from replay.manifests.manifest import Manifest
+from replay.settings import Settings, load_settings
+from replay.stores.blobs import open_blob_store
+from replay.stores.manifests import DeploymentRecord, manifest_store
+from replay.stores.models import stored_copies
+
+
+def list_deployments(
+    name: str | None = None, *, settings: Settings | None = None
+) -> list[DeploymentRecord]:
+    """Every captured manifest (of one deployment, if named), newest first."""
+    return manifest_store(settings or load_settings()).history(name)
+
+
+def show_manifest(manifest_id: str, *, settings: Settings | None = None) -> Manifest:
+    """The stored manifest (a unique id prefix is enough), checked to hash to its id."""
+    return manifest_store(settings or load_settings()).load(manifest_id)
+
+
+@dataclass(frozen=True)
+class Check:
+    what: str
+    expected: str
+    found: str
+
+    @property
+    def ok(self) -> bool:
+        return self.expected == self.found
+
+
+@dataclass(frozen=True)
+class ManifestVerification:
+    manifest_id: str
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(check.ok for check in self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        checks = [{**asdict(check), "ok": check.ok} for check in self.checks]
+        return {"manifest_id": self.manifest_id, "ok": self.ok, "checks": checks}
+
+    def raise_for_mismatch(self) -> None:
+        for check in self.checks:
+            if not check.ok:
+                raise IntegrityError(
+                    f"{check.what}: sha256 {check.found} differs from the manifest's "
+                    f"{check.expected}"
+                )
+
+
+def verify_manifest(manifest_id: str, *, settings: Settings | None = None) -> ManifestVerification:
+    """Recompute every hash the manifest records: lock, source archive, reference, models."""
+    settings = settings or load_settings()
+    store = manifest_store(settings)
+    manifest = store.load(manifest_id)
+    checks = [Check("manifest.json", manifest.manifest_id, manifest.manifest_id)]
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        for name, expected in stored_files(manifest).items():
+            path = store.artifact(manifest.manifest_id, name, folder)
+            checks.append(Check(f"stored {name}", expected, sha256_file(path)))
+    for item in manifest.model_files:
+        copies = 0
+        for where, path in stored_copies(manifest, item):  # a path lives only until next()
+            copies += 1
+            checks.append(
+                Check(f"model file {item.path} ({where})", item.sha256, sha256_file(path))
+            )
+        if not copies:
+            checks.append(Check(f"model file {item.path}", item.sha256, "(no stored copy)"))
+    blobs = open_blob_store(settings.blobs)
+    for wheel in manifest.environment.wheels:
+        found = (
+            blobs.stored_sha256(wheel.sha256) if blobs.has(wheel.sha256) else f"(not in {blobs})"
+        )
+        checks.append(Check(f"wheel {wheel.filename}", wheel.sha256, found))
+    return ManifestVerification(manifest.manifest_id, checks)
