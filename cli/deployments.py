@@ -9,6 +9,7 @@ from replay.cli.output import console, emit, json_option, table
 
 import replay
 from replay.execution.inputs import format_value
+from replay.settings import load_settings
 
 if TYPE_CHECKING:  # result types; the functions come through `replay`'s lazy names
     from replay.manifests.manifest import Manifest
@@ -28,6 +29,7 @@ def up(as_json: bool) -> None:
     def show(environment: HostEnvironment) -> None:
         click.echo(f"engine {environment.engine_version}, registry {environment.registry}")
         click.echo(f"base image {environment.base_image}")
+        click.echo(f"state folder {environment.home}")
 
     emit(replay.up(), as_json, show)
 
@@ -82,6 +84,10 @@ def deployments_list(name: str | None, as_json: bool) -> None:
     """Every captured manifest, newest first (only NAME's, if given)."""
 
     def show(records: list[DeploymentRecord]) -> None:
+        if not records:
+            where = load_settings().tracking_uri
+            click.echo(f"no deployment{f' named {name}' if name else ''} captured in {where}")
+            return
         table(
             ("deployment", "version", "captured", "manifest", "commit", "image"),
             (

@@ -10,6 +10,7 @@ from replay.cli.output import emit, json_option, table
 from replay.cli.params import Moment
 
 import replay
+from replay.ledger import open_ledger
 from replay.ledger.chain import KINDS, LedgerEntry, LedgerVerification
 
 ledger = click.Group("ledger", help="The decision ledger.")
@@ -56,6 +57,9 @@ def ledger_list(
 
 
 def _show_entries(entries: list[LedgerEntry]) -> None:
+    if not entries:
+        click.echo(f"no entries like these in the ledger {open_ledger()}")
+        return
     table(
         ("seq", "transaction", "kind", "deployment", "time (UTC)", "outcome"),
         (

@@ -14,6 +14,10 @@ from pathlib import Path
 
 from replay.errors import BadInput
 
+STATE_FOLDER = ".replay"  # replay's own state, never part of a deployment's source
+# git pathspecs: the deployment folder, without any replay state folder inside it
+_SOURCE = [".", f":(exclude,glob)**/{STATE_FOLDER}/**"]
+
 
 @dataclass(frozen=True)
 class SourceState:
@@ -45,7 +49,7 @@ def source_state(root: Path) -> SourceState:
         commit = _git(root, "rev-parse", "HEAD").strip()
     except BadInput:
         raise BadInput(f"{root}: the repository has no commit yet") from None
-    dirty = bool(_git(root, "status", "--porcelain", "--", ".").strip())
+    dirty = bool(_git(root, "status", "--porcelain", "--", *_SOURCE).strip())
     origin = subprocess.run(
         ["git", "-C", str(root), "remote", "get-url", "origin"], capture_output=True, text=True
     ).stdout.strip()
@@ -61,7 +65,9 @@ def source_state(root: Path) -> SourceState:
 
 def source_files(root: Path) -> list[str]:
     """Paths (relative to `root`) of tracked and untracked-but-not-ignored files that exist."""
-    listed = _git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", ".")
+    listed = _git(
+        root, "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", *_SOURCE
+    )
     files = {name for name in listed.split("\0") if name}
     return sorted(name for name in files if (root / name).is_file())
 

@@ -1,9 +1,12 @@
 """Where replay keeps things and whom it talks to: every environment variable the project
 reads on the host is read here, once (the README lists them).
 
-Defaults are the embedded, server-less ones: everything project-local lives in
-`.replay/` of the working directory; caches that are worth keeping across projects
-on one machine (base-image root filesystem, registry storage) in `~/.cache/replay`.
+Defaults are the embedded, server-less ones. Replay's own state (MLflow file, ledger,
+blobs, keys) lives in one folder, found as git finds `.git`: `REPLAY_HOME` if set, else
+the nearest `.replay/` in the working folder or a parent, else a per-user data folder
+(`$XDG_DATA_HOME/replay`, by default `~/.local/share/replay`). Caches worth keeping
+across projects on one machine (base root filesystem, registry storage, locks, wheels)
+live in `~/.cache/replay`.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from replay.manifests.source import STATE_FOLDER
 
 DEFAULT_REGISTRY = "127.0.0.1:5000"
 
@@ -41,9 +46,21 @@ def _location(location: str) -> str:
     return location if "://" in location else str(Path(location).absolute())
 
 
-def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+def find_home(env: Mapping[str, str], start: Path) -> Path:
+    """Replay's state folder: REPLAY_HOME, the nearest `.replay/` from `start` upwards,
+    or the per-user data folder."""
+    if env.get("REPLAY_HOME"):
+        return Path(env["REPLAY_HOME"]).absolute()
+    for folder in [start, *start.parents]:
+        if (folder / STATE_FOLDER).is_dir():
+            return folder / STATE_FOLDER
+    data = Path(env.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return data.absolute() / "replay"
+
+
+def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
     env = os.environ if environ is None else environ
-    home = Path(env.get("REPLAY_HOME", ".replay")).absolute()
+    home = find_home(env, (cwd or Path.cwd()).absolute())
     cache = Path(env.get("REPLAY_CACHE", Path.home() / ".cache" / "replay")).absolute()
     key = env.get("REPLAY_SUBJECT_KEY")
     return Settings(

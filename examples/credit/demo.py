@@ -22,6 +22,7 @@ from replay.errors import ReplayError
 
 def main() -> int:
     home = Path(".replay")
+    home.mkdir(exist_ok=True)  # replay finds its state here, as git finds .git
     print("1. the credit-approval deployment: train, track the model with DVC, commit")
     workspace = make_workspace(home / "demo" / "credit-approval", home / "dvc-remote")
     print(f"   {workspace}")

@@ -18,6 +18,7 @@ class HostEnvironment:
     engine_version: str
     registry: str
     base_image: str
+    home: str  # replay's state folder, as found from here
 
 
 def up(settings: Settings | None = None) -> HostEnvironment:
@@ -30,4 +31,9 @@ def up(settings: Settings | None = None) -> HostEnvironment:
     with step("base image") as progress:
         client = docker_client(settings.docker_host)
         _, reference = base_image_for(client, None, settings, progress)
-    return HostEnvironment(engine_version=version, registry=settings.registry, base_image=reference)
+    return HostEnvironment(
+        engine_version=version,
+        registry=settings.registry,
+        base_image=reference,
+        home=str(settings.home),
+    )

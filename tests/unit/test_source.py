@@ -60,3 +60,16 @@ def test_archive_changes_with_content(repo, tmp_path):
 def test_not_a_repository(tmp_path):
     with pytest.raises(BadInput, match="not inside a git repository"):
         source_state(tmp_path)
+
+
+def test_a_state_folder_inside_the_deployment_is_neither_dirty_nor_source(repo, tmp_path):
+    (repo / "app" / ".replay").mkdir()
+    (repo / "app" / ".replay" / "ledger.db").write_bytes(b"state")
+    state = source_state(repo / "app")
+    assert not state.dirty
+    archive = tmp_path / "source.tar"
+    write_source_archive(repo / "app", archive)
+    with tarfile.open(archive) as opened:
+        assert not any(".replay" in name for name in opened.getnames())
+    (repo / "app" / "new.py").write_text("y = 2\n")  # real changes still count
+    assert source_state(repo / "app").dirty
