@@ -38,10 +38,11 @@ def up(as_json: bool) -> None:
 @click.argument("path", type=click.Path(file_okay=True, dir_okay=True), default=".")
 @click.option("--allow-dirty", is_flag=True, help="Capture uncommitted changes (recorded).")
 @click.option("--relock", is_flag=True, help="Resolve the requirements again (no cache).")
+@click.option("--push", is_flag=True, help="`dvc push` model files the remote lacks first.")
 @json_option
-def capture(path: str, allow_dirty: bool, relock: bool, as_json: bool) -> None:
+def capture(path: str, allow_dirty: bool, relock: bool, push: bool, as_json: bool) -> None:
     """Freeze the deployment at PATH (its replay.yaml) as a manifest in MLflow."""
-    manifest = replay.capture(path, allow_dirty=allow_dirty, relock=relock)
+    manifest = replay.capture(path, allow_dirty=allow_dirty, relock=relock, push=push)
     emit(manifest, as_json, lambda found: click.echo(found.manifest_id))
 
 

@@ -16,13 +16,13 @@ from replay.images.engine import docker_client, engine_facts
 from replay.manifests.canonical import sha256_bytes
 from replay.manifests.capture import assemble_manifest, image_platforms, model_file_facts
 from replay.manifests.lock import compile_lock
-from replay.manifests.manifest import Manifest
-from replay.manifests.source import source_state, write_source_archive
+from replay.manifests.manifest import DvcCopy, Manifest
+from replay.manifests.source import SourceState, source_state, write_source_archive
 from replay.manifests.spec import load_spec
 from replay.progress import Progress, step
 from replay.settings import Settings, load_settings
 from replay.stores.manifests import REFERENCE_FILE, RUNNER_FILE, SOURCE_FILE, manifest_store
-from replay.stores.models import default_remote
+from replay.stores.models import default_remote, in_remote, push_models
 
 
 def base_image_for(
@@ -59,9 +59,13 @@ def capture(
     *,
     allow_dirty: bool = False,
     relock: bool = False,
+    push: bool = False,
     settings: Settings | None = None,
 ) -> Manifest:
-    """Freeze the deployment described by `path/replay.yaml` as a manifest in MLflow."""
+    """Freeze the deployment described by `path/replay.yaml` as a manifest in MLflow.
+
+    Every model file DVC tracks must already be in its DVC remote (`push` pushes it
+    first): a manifest must never name a model no store can give back."""
     settings = settings or load_settings()
     spec = load_spec(path)
     source = source_state(spec.root)
@@ -70,6 +74,8 @@ def capture(
             f"{spec.root} has uncommitted changes (see `git status`); commit them, "
             "or capture with allow_dirty (recorded as dirty: true)"
         )
+    model_files = model_file_facts(spec, default_remote(spec.root))
+    _check_models_stored(source, spec.root, model_files, push)
     client = docker_client(settings.docker_host)
     engine = engine_facts(client)
     with step("base image") as progress:
@@ -96,7 +102,7 @@ def capture(
             spec=spec,
             source=source,
             archive=archive,
-            model_files=model_file_facts(spec, default_remote(spec.root)),
+            model_files=model_files,
             lock_text=lock_text,
             python=python,
             platforms=platforms,
@@ -110,3 +116,27 @@ def capture(
         reference.write_bytes((spec.root / spec.reference_sample).read_bytes())
         store.save(manifest, [archive, reference, runner])
     return manifest
+
+
+def _check_models_stored(
+    source: SourceState, root: Path, model_files: list[dict[str, Any]], push: bool
+) -> None:
+    """Refuse (or, with `push`, first push) DVC-tracked model files not in the remote."""
+    rev = None if source.dirty else source.commit
+    tracked = {item["path"]: DvcCopy(**item["dvc"]) for item in model_files if item["dvc"]}
+    for path, dvc in tracked.items():
+        if dvc.remote is None:
+            raise BadInput(
+                f"model file {path} is tracked by DVC but the repository has no default "
+                "remote; add one (`dvc remote add -d NAME URL`) and push the model"
+            )
+    missing = [path for path, dvc in tracked.items() if not in_remote(source.toplevel, rev, dvc)]
+    if missing and push:
+        push_models(root, missing)
+        missing = [path for path in missing if not in_remote(source.toplevel, rev, tracked[path])]
+    if missing:
+        dvc = tracked[missing[0]]
+        raise BadInput(
+            f"model file {missing[0]} is not in the DVC remote {dvc.remote} ({dvc.remote_url}): "
+            "run `dvc push`, or capture with push to push it first"
+        )

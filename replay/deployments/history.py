@@ -56,6 +56,10 @@ class ManifestVerification:
 
     def raise_for_mismatch(self) -> None:
         for check in self.checks:
+            if not check.ok and check.found.startswith("("):  # no copy to compare
+                raise IntegrityError(
+                    f"{check.what}: {check.found.strip('()')}, expected sha256 {check.expected}"
+                )
             if not check.ok:
                 raise IntegrityError(
                     f"{check.what}: sha256 {check.found} differs from the manifest's "
@@ -75,13 +79,17 @@ def verify_manifest(manifest_id: str, *, settings: Settings | None = None) -> Ma
             path = store.artifact(manifest.manifest_id, name, folder)
             checks.append(Check(f"stored {name}", expected, sha256_file(path)))
     for item in manifest.model_files:
-        copies = 0
+        places = []
         for where, path in stored_copies(manifest, item):  # a path lives only until next()
-            copies += 1
+            places.append(where)
             checks.append(
                 Check(f"model file {item.path} ({where})", item.sha256, sha256_file(path))
             )
-        if not copies:
+        if item.dvc is not None and not any(p.startswith("DVC remote") for p in places):
+            # the copy that must outlive this machine: its absence always fails
+            remote = f"DVC remote {item.dvc.remote or '(none configured)'}"
+            checks.append(Check(f"model file {item.path} ({remote})", item.sha256, "(missing)"))
+        elif not places:
             checks.append(Check(f"model file {item.path}", item.sha256, "(no stored copy)"))
     blobs = open_blob_store(settings.blobs)
     for wheel in manifest.environment.wheels:

@@ -11,10 +11,11 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from replay.errors import EnvironmentProblem, IntegrityError
+from replay.errors import BadInput, EnvironmentProblem, IntegrityError, one_line
 from replay.manifests.canonical import sha256_file
-from replay.manifests.manifest import Manifest, ModelFile
+from replay.manifests.manifest import DvcCopy, Manifest, ModelFile
 
 
 def default_remote(root: Path) -> tuple[str | None, str | None]:
@@ -56,17 +57,12 @@ def stored_copies(manifest: Manifest, item: ModelFile) -> Iterator[tuple[str, Pa
     workspace = _workspace(manifest)
     if workspace is not None and (workspace / item.path).is_file():
         yield "work tree", workspace / item.path
-    if item.dvc is None or item.dvc.remote is None:
-        return
-    from dvc.repo import Repo
-
-    where = f"DVC remote {item.dvc.remote}"
-    with Repo.open(manifest.code.repository, rev=_rev(manifest)) as repo:
-        odb = repo.cloud.get_remote_odb(item.dvc.remote)
-        stored = odb.oid_to_path(item.dvc.md5)
-        with _reaching(where, odb.path):
-            present = odb.fs.exists(stored)
-        if not present:
+    with _remote_object(manifest.code.repository, _rev(manifest), item.dvc) as (
+        where,
+        odb,
+        stored,
+    ):
+        if stored is None:
             return
         if odb.fs.protocol == "local":
             yield where, Path(stored)
@@ -76,6 +72,47 @@ def stored_copies(manifest: Manifest, item: ModelFile) -> Iterator[tuple[str, Pa
             with _reaching(where, odb.path):
                 odb.fs.get_file(stored, str(local))
             yield where, local
+
+
+@contextmanager
+def _remote_object(
+    repository: str, rev: str | None, dvc: DvcCopy | None
+) -> Iterator[tuple[str, Any, str | None]]:
+    """(where, the remote's object store, the object's path there, or None when the
+    remote does not hold it) for a model file DVC tracks with a remote."""
+    if dvc is None or dvc.remote is None:
+        yield "no DVC remote", None, None
+        return
+    from dvc.repo import Repo  # about 1 s: only capture, build and verify read models
+
+    where = f"DVC remote {dvc.remote}"
+    with Repo.open(repository, rev=rev) as repo:
+        odb = repo.cloud.get_remote_odb(dvc.remote)
+        stored = odb.oid_to_path(dvc.md5)
+        with _reaching(where, odb.path):
+            present = odb.fs.exists(stored)
+        yield where, odb, stored if present else None
+
+
+def in_remote(repository: str | Path, rev: str | None, dvc: DvcCopy) -> bool:
+    """Whether the DVC remote named by `dvc` (as the repository at `rev` configures it)
+    holds the model file's object."""
+    with _remote_object(str(repository), rev, dvc) as (_, _, stored):
+        return stored is not None
+
+
+def push_models(root: Path, paths: list[str]) -> None:
+    """`dvc push` the given model files of the deployment at `root` to its remote."""
+    from dvc.repo import Repo
+
+    dvc_root = _dvc_root(root)
+    if dvc_root is None:
+        raise BadInput(f"{root} is not inside a DVC repository; `dvc init` and `dvc add` it")
+    try:
+        with Repo(str(dvc_root)) as repo:
+            repo.push(targets=[str(root / path) for path in paths])
+    except Exception as error:  # each remote's filesystem raises its own types
+        raise EnvironmentProblem(f"dvc push from {dvc_root} failed: {one_line(error)}") from None
 
 
 @contextmanager

@@ -255,3 +255,32 @@ def test_declared_threads_are_pinned_and_answers_do_not_change(built, captured, 
     with WarmDeployment(captured.manifest_id) as warm:
         on_one = warm.predict_batch(people, seed=3)
     assert json.dumps(on_two) == json.dumps(on_one)
+
+
+def test_a_model_not_in_the_dvc_remote_is_refused_pushed_on_request_and_verified(
+    registry, tmp_path
+):
+    import shutil
+
+    from workspace import make_workspace
+
+    import replay
+
+    remote = tmp_path / "dvc-remote"
+    folder = make_workspace(tmp_path / "credit-unpushed", remote)
+    shutil.rmtree(remote)  # as if `dvc push` had never run
+    result = run_cli("capture", str(folder))
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "model file model/model.joblib is not in the DVC remote" in lines[0]
+
+    manifest = replay.capture(folder, push=True)
+    (model,) = manifest.model_files
+    stored = remote / "files" / "md5" / model.dvc.md5[:2] / model.dvc.md5[2:]
+    assert stored.is_file()
+    assert replay.verify_manifest(manifest.manifest_id).ok
+
+    stored.unlink()  # the remote loses it later: verify must say so, whatever the work tree has
+    result = run_cli("manifest", "verify", manifest.manifest_id)
+    assert result.returncode == 4
+    assert "model file model/model.joblib (DVC remote storage): missing" in result.stderr
