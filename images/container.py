@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from replay.errors import EnvironmentProblem
+from replay.errors import BadInput, EnvironmentProblem
 
 if TYPE_CHECKING:
     import docker
@@ -52,7 +52,12 @@ class Sandbox:
 
 
 class RunnerFailed(EnvironmentProblem):
-    """The runner died, timed out, or could not load the deployment."""
+    """The runner died or timed out."""
+
+
+class DeploymentFailed(BadInput):
+    """The deployment's own code failed (its `load()` or import raised): the user's code
+    to fix, not the environment."""
 
 
 class RunnerContainer:
@@ -115,7 +120,7 @@ class RunnerContainer:
         if "error" in ready:
             error = ready["error"]
             self.close()
-            raise RunnerFailed(
+            raise DeploymentFailed(
                 f"the deployment failed to load: {error['type']}: {error['message']}"
             )
 

@@ -8,9 +8,11 @@ boolean, or a string; a string with `values` is categorical. An output field may
 
 from __future__ import annotations
 
+import csv
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, cast
 
 from replay.errors import BadInput
@@ -254,6 +256,16 @@ class Schema:
             is_text = isinstance(value, str) and feature.type != "string"
             checked[name] = feature.parse(value) if is_text else feature.check(value)
         return checked
+
+    def read_rows(self, path: Path | str) -> list[dict[str, Any]]:
+        """A CSV file of inputs (one column per feature) as checked, typed rows."""
+        with open(path, newline="") as handle:
+            return [
+                self.check(
+                    {name: feature.parse(row[name]) for name, feature in self.inputs.items()}
+                )
+                for row in csv.DictReader(handle)
+            ]
 
     @property
     def mutable(self) -> list[Feature]:

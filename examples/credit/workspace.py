@@ -22,9 +22,7 @@ def read_applicants(workspace: Path) -> list[dict]:
     """The new applicants `train.py` wrote, typed as the deployment's schema says."""
     from replay.manifests.spec import load_spec
 
-    from replay.execution.inputs import read_rows
-
-    return read_rows(workspace / "data" / "applicants.csv", load_spec(workspace).schema)
+    return load_spec(workspace).schema.read_rows(workspace / "data" / "applicants.csv")
 
 
 def _run(folder: Path, *command: str) -> None:

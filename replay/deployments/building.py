@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from replay.errors import IntegrityError
+from replay.errors import BadInput, IntegrityError
 from replay.images import build as image_build
+from replay.images.container import DeploymentFailed, RunnerContainer, Sandbox
 from replay.images.engine import docker_client
 from replay.images.wheelhouse import download_wheels
 from replay.manifests.canonical import sha256_file
@@ -122,7 +123,9 @@ def build(manifest_id: str, *, settings: Settings | None = None) -> BuildResult:
                 f"image {image_id[:19]} differs from the fingerprint recorded for manifest "
                 f"{manifest.short_id} ({_first_difference(recorded.fingerprint, fingerprint)})"
             )
-    except IntegrityError:
+        if not reused:
+            _prove_it_answers(client, manifest, image_id, store)
+    except (IntegrityError, BadInput):
         if not reused:
             client.images.remove(image_id, force=True)  # never leave an unproven image behind
         raise
@@ -131,6 +134,26 @@ def build(manifest_id: str, *, settings: Settings | None = None) -> BuildResult:
     return BuildResult(
         manifest.manifest_id, image_id, image_build.image_tag(manifest), fingerprint_id, reused
     )
+
+
+def _prove_it_answers(client: Any, manifest: Manifest, image_id: str, store: ManifestStore) -> None:
+    """Load the deployment in its new image and decide the first reference row with the
+    manifest's seed: a broken entrypoint, a failing `load()` or outputs that break the
+    declared fields are found now, as the user's error (exit 2), not at serve time."""
+    row = manifest.schema.read_rows(store.reference_sample(manifest))[0]
+    sandbox = Sandbox(cpus=float(manifest.runtime.threads))
+    with RunnerContainer(client, image_id, manifest.entrypoint, sandbox) as runner:
+        runner.load(manifest.runtime.seed)
+        answer = runner.request({"inputs": row, "seed": manifest.runtime.seed})
+    if "error" in answer:
+        error = answer["error"]
+        raise DeploymentFailed(
+            f"the deployment failed on a reference row: {error['type']}: {error['message']}"
+        )
+    try:
+        manifest.schema.output.check(answer["outputs"])
+    except BadInput as problem:
+        raise DeploymentFailed(f"the deployment's outputs break its schema: {problem}") from None
 
 
 def _first_difference(expected: dict[str, Any], found: dict[str, Any], prefix: str = "") -> str:

@@ -1,28 +1,13 @@
-"""Inputs from files, and values as a person reads them.
+"""Values as a person reads them.
 
-Checking and normalising inputs is the typed schema's job (`Schema.check`): the
-normalised values are both logged and sent to the model, so a replay sends exactly
-what was decided on.
+Checking, normalising and reading inputs is the typed schema's job (`Schema.check`,
+`Schema.read_rows`): the normalised values are both logged and sent to the model, so a
+replay sends exactly what was decided on.
 """
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
 from typing import Any
-
-from replay.manifests.schema import Schema
-
-
-def read_rows(path: Path | str, schema: Schema) -> list[dict[str, Any]]:
-    """A CSV file of inputs (one column per feature) as checked, typed rows."""
-    with open(path, newline="") as handle:
-        return [
-            schema.check(
-                {name: feature.parse(row[name]) for name, feature in schema.inputs.items()}
-            )
-            for row in csv.DictReader(handle)
-        ]
 
 
 def format_value(value: Any) -> str:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, TypeGuard
 
-from replay.errors import ReplayError
+from replay.errors import BadInput, ReplayError
 from replay.execution.decision import Decision
 from replay.execution.predictor import PredictionError
 from replay.execution.warm import WarmDeployment
@@ -97,8 +97,11 @@ def _replay_with(warm: WarmDeployment, entry: LedgerEntry) -> ReplayResult:
     seed = Decision.from_entry(entry, warm.manifest).seed
     try:
         replayed = warm.predict(entry.input_values, seed)
+        warm.manifest.schema.output.check(replayed)
     except (PredictionError, RunnerFailed) as problem:
         error = str(problem)
+    except BadInput as problem:  # answered, but not what the manifest declares
+        error = f"the replayed outputs break the schema: {problem}"
     if entry.fingerprint and entry.fingerprint != warm.fingerprint_id:
         error = (
             f"the decision was made by fingerprint {entry.fingerprint[:12]}, "

@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from replay.errors import BadInput, IntegrityError
-from replay.execution.inputs import read_rows
 from replay.execution.predictor import PredictionError, Predictor, Row
 from replay.execution.recovery import RecoveredImage, recover_image
 from replay.images.container import RunnerContainer, RunnerFailed, Sandbox
@@ -98,7 +97,7 @@ class WarmDeployment(Predictor):
 
     def reference_rows(self, limit: int) -> list[Row]:
         """Up to `limit` rows of the manifest's reference sample (a fixed random choice)."""
-        rows = read_rows(self.store.reference_sample(self.manifest), self.manifest.schema)
+        rows = self.manifest.schema.read_rows(self.store.reference_sample(self.manifest))
         return random.Random(0).sample(rows, min(limit, len(rows)))
 
     def close(self) -> None:

@@ -57,6 +57,11 @@ def create_app(warm: WarmDeployment, settings: Settings) -> Any:
             outputs = warm.predict(checked, seed)
         except BadInput as error:
             raise HTTPException(status_code=422, detail=str(error)) from None
+        try:
+            output.check(outputs)
+        except BadInput as error:  # the deployment's fault, not the caller's: not logged
+            detail = f"the deployment's outputs break its schema: {error}"
+            raise HTTPException(status_code=502, detail=detail) from None
         entry = ledger.record(
             NewEntry(  # logged before the answer leaves
                 manifest_id=manifest.manifest_id,

@@ -276,22 +276,31 @@ def served(server, workspace):
         return list(pool.map(post, enumerate(people)))
 
 
-def fixture_deployment(name: str, tmp_path_factory):
-    """The deployment under tests/fixtures/NAME, committed in its own repository,
-    captured and built."""
+def committed_fixture(name: str, tmp_path_factory, edits=()) -> Path:
+    """The deployment under tests/fixtures/NAME, with `edits` ((file, old, new) text
+    replacements) applied, committed in its own repository."""
     import shutil
-
-    import replay
 
     folder = tmp_path_factory.mktemp(name) / name
     shutil.copytree(ROOT / "tests" / "fixtures" / name, folder)
+    for file, old, new in edits:
+        text = (folder / file).read_text()
+        assert old in text, f"{old!r} is not in {file}"
+        (folder / file).write_text(text.replace(old, new))
     for command in (
         ["git", "init", "-q"],
         ["git", "add", "-A"],
         ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", name],
     ):
         subprocess.run(command, cwd=folder, check=True, capture_output=True)
-    manifest = replay.capture(folder)
+    return folder
+
+
+def fixture_deployment(name: str, tmp_path_factory):
+    """The deployment under tests/fixtures/NAME, committed, captured and built."""
+    import replay
+
+    manifest = replay.capture(committed_fixture(name, tmp_path_factory))
     replay.build(manifest.manifest_id)
     return manifest
 

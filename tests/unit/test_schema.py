@@ -4,7 +4,6 @@ import pytest
 from replay.manifests.schema import Feature, Schema, parse_boolean
 
 from replay.errors import BadInput, one_line
-from replay.execution.inputs import read_rows
 from tests.factories import manifest_document, schema
 
 SCHEMA = schema(
@@ -97,7 +96,7 @@ def test_a_word_that_is_not_a_boolean_is_refused_not_read_as_false(text, tmp_pat
     path = tmp_path / "rows.csv"
     path.write_text(f"income,age,region,student\n52000,41,north,{text}\n")
     with pytest.raises(BadInput, match="student"):
-        read_rows(path, SCHEMA)
+        SCHEMA.read_rows(path)
 
 
 def test_edits_given_as_text_are_parsed_as_their_type():
@@ -115,7 +114,7 @@ def test_edits_given_as_text_are_parsed_as_their_type():
 def test_read_rows_types_and_checks_each_row(tmp_path):
     path = tmp_path / "rows.csv"
     path.write_text("income,age,region,student\n52000,41,north,true\n61000.5,30,south,False\n")
-    rows = read_rows(path, SCHEMA)
+    rows = SCHEMA.read_rows(path)
     assert rows == [
         {"income": 52000.0, "age": 41, "region": "north", "student": True},
         {"income": 61000.5, "age": 30, "region": "south", "student": False},
@@ -123,7 +122,7 @@ def test_read_rows_types_and_checks_each_row(tmp_path):
     assert isinstance(rows[0]["age"], int)
     path.write_text("income,age,region,student\n52000,12,north,true\n")
     with pytest.raises(BadInput, match="age=12 is below its minimum 18"):
-        read_rows(path, SCHEMA)
+        SCHEMA.read_rows(path)
 
 
 @pytest.mark.parametrize(
