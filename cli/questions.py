@@ -182,10 +182,12 @@ def _show_sweep(result: Sweep) -> None:
 @click.command()
 @click.argument("txn_id")
 @count_option("-n", "count", default=3, low=1, high=20, help="How many options to find.")
+@click.option("--target", help="The decision to reach (default: the favourable one).")
 @json_option
-def counterfactual(txn_id: str, count: int, as_json: bool) -> None:
-    """The smallest realistic changes that would have flipped a logged decision."""
-    emit(replay.counterfactual(txn_id, n=count), as_json, _show_counterfactuals)
+def counterfactual(txn_id: str, count: int, target: str | None, as_json: bool) -> None:
+    """The smallest realistic changes that would have reached the favourable decision."""
+    found = replay.counterfactual(txn_id, n=count, target=target)
+    emit(found, as_json, _show_counterfactuals)
 
 
 def _show_counterfactuals(found: CounterfactualSet) -> None:
@@ -195,8 +197,8 @@ def _show_counterfactuals(found: CounterfactualSet) -> None:
     )
     for position, option in enumerate(found.options, 1):
         click.echo(f"  {position}. {option.description}")
-    if not found.options:
-        click.echo("  no change within the features' bounds flips this decision")
+    if found.none_found:
+        click.echo(f"  {found.none_found}")
 
 
 @click.command()

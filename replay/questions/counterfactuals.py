@@ -1,12 +1,15 @@
-"""Counterfactuals: the smallest realistic changes that would have flipped a decision.
+"""Counterfactuals: the smallest realistic changes that would have reached the
+favourable decision (or a chosen target).
 
-Searched in the original container, in batches: each mutable feature alone is walked
+Searched in the original container, in batches: each mutable number alone is walked
 from the applicant's value towards its bound (only in the direction its `monotone`
-setting allows to help), the first flip refined; then pairs of features on a coarse
-grid below their single-feature thresholds. `immutable` features never change, bounds
-hold, candidates are ranked by how many features change and then by distance (each
-change divided by the feature's spread in the reference sample), one per set of
-features for diversity, and every one is re-run in the container before it is shown.
+setting allows to help), the first hit refined; each mutable category (or boolean) is
+tried at every other allowed value; then pairs of features, numbers on a coarse grid
+below their single-feature thresholds. `immutable` features never change, bounds hold,
+candidates are ranked by how many features change and then by distance (a number's
+change divided by its spread in the reference sample, a changed category counting
+one), one per set of features for diversity, and every one is re-run in the container
+with the decision's seed before it is shown.
 """
 
 from __future__ import annotations
@@ -55,10 +58,22 @@ class CounterfactualSet:
     target: Any
     options: list[Counterfactual]
     evaluated: int  # variants the container scored during the search
+    mutable: list[str]  # the inputs the search could change
+
+    @property
+    def none_found(self) -> str | None:
+        """Why there is no option, in one line (None when there are options)."""
+        if self.options:
+            return None
+        return (
+            f"no single or paired change of {', '.join(self.mutable)} reached "
+            f"{self.target} ({self.evaluated:,} variants tried)"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
             **asdict(self),
+            "none_found": self.none_found,
             "options": [
                 {**asdict(option), "changes": {k: list(v) for k, v in option.changes.items()}}
                 for option in self.options
@@ -66,8 +81,10 @@ class CounterfactualSet:
         }
 
 
-def _directions(feature: Feature, towards_favourable: bool) -> list[int]:
-    if feature.monotone is None:
+def _directions(feature: Feature, towards_favourable: bool | None) -> list[int]:
+    """Which way a number may move: the way that helps the subject (towards the
+    favourable decision), the other way (away from it), or both (another target)."""
+    if feature.monotone is None or towards_favourable is None:
         return [1, -1]
     helps = 1 if feature.monotone == "increasing" else -1
     return [helps if towards_favourable else -helps]
@@ -101,6 +118,9 @@ def _nice(feature: Feature, old: float, new: float, spread: float) -> float:
 def _describe(decision: Any, changes: dict[str, tuple[Any, Any]], schema: Schema) -> str:
     parts = []
     for name, (old, new) in sorted(changes.items()):
+        if not schema.inputs[name].numeric:
+            parts.append(f"{name} were {format_value(new)} (not {format_value(old)})")
+            continue
         monotone = schema.inputs[name].monotone is not None
         bound = ("at least " if new > old else "at most ") if monotone else ""
         delta = new - old
@@ -117,20 +137,40 @@ def counterfactuals_of(
     predictor: Predictor,
     reference: list[Row],
     n: int = 3,
+    target: Any = None,
 ) -> CounterfactualSet:
-    """Up to `n` verified, diverse, small changes to `decision`'s inputs that flip its
-    outcome when `predictor` re-runs them with the decision's seed; each feature's scale
-    is its spread in the `reference` rows."""
+    """Up to `n` verified, diverse, small changes to `decision`'s inputs that reach
+    `target` (default: the favourable decision; for a favourable decision, any other)
+    when `predictor` re-runs them with the decision's seed; each number's scale is its
+    spread in the `reference` rows. A target given as text is read as the decision
+    field's type."""
     output = schema.output
     decision_field, favourable = output.decision, output.favourable
     applicant = decision.inputs
     outcome = decision.outputs[decision_field]
-    towards_favourable = outcome != favourable
+    if isinstance(target, str):
+        target = output.fields[decision_field].parse(target)
+    if target is not None and target == outcome:
+        raise BadInput(f"{decision.txn_id} was already {outcome}: there is nothing to reach")
+    if target is None and outcome != favourable:
+        target = favourable
+    # monotone directions say what helps; for any other target, both ways are searched
+    towards_favourable = True if target == favourable else (False if target is None else None)
     seed = decision.seed
     features: Mapping[str, Feature] = schema.inputs
     mutable = [feature.name for feature in schema.mutable if feature.numeric]
-    if not mutable:
-        raise BadInput("no feature may change: every numeric input is immutable")
+    choices = {  # the other values a category (or boolean) may take
+        feature.name: [v for v in (feature.values or (True, False)) if v != applicant[feature.name]]
+        for feature in schema.mutable
+        if feature.categorical or feature.type == "boolean"
+    }
+    if not mutable and not choices:
+        raise BadInput("no input may change: every number and category is immutable")
+
+    def reaches(answer: Row) -> bool:
+        found = answer[decision_field]
+        return bool(found == target) if target is not None else bool(found != outcome)
+
     if not reference:
         raise BadInput("counterfactuals need reference rows to scale each feature")
     scale = {}
@@ -145,7 +185,7 @@ def counterfactuals_of(
             return []
         evaluated += len(rows)
         answers = predictor.predict_batch([schema.check(row) for row in rows], seed)
-        return [(answer[decision_field] == outcome) is False for answer in answers]
+        return [reaches(answer) for answer in answers]
 
     def bound(name: str, direction: int) -> float:
         limit = features[name].max if direction > 0 else features[name].min
@@ -159,7 +199,7 @@ def counterfactuals_of(
         if bound(name, d) != applicant[name]
     ]
     rows = [{**applicant, name: v} for name, _, values in walks for v in values]
-    singles: dict[str, tuple[float, float]] = {}  # feature: (value that flips, its distance)
+    singles: dict[str, tuple[Any, float]] = {}  # feature: (value that flips, its distance)
     results, position, brackets = flips(rows), 0, []
     for name, _d, values in walks:
         hits = results[position : position + len(values)]
@@ -186,6 +226,14 @@ def counterfactuals_of(
         if name not in singles or change < singles[name][1]:
             singles[name] = (value, change)
 
+    # 1b. each category alone at every other allowed value (a changed category counts 1)
+    tried = [(name, choice) for name, values in choices.items() for choice in values]
+    for (name, choice), hit in zip(
+        tried, flips([{**applicant, name: choice} for name, choice in tried]), strict=True
+    ):
+        if hit and name not in singles:
+            singles[name] = (choice, 1.0)
+
     # 2. pairs of features, each moved less than it would need alone
     pair_walks = []
     for a, b in itertools.combinations(mutable, 2):
@@ -204,7 +252,8 @@ def counterfactuals_of(
                 else:
                     pair_walks.append((a, b, list(itertools.product(*ends))))
     rows = [{**applicant, a: va, b: vb} for a, b, points in pair_walks for va, vb in points]
-    results, position, pairs = flips(rows), 0, []
+    pairs: list[tuple[dict[str, Any], float]] = []  # (edits, distance)
+    results, position = flips(rows), 0
     for a, b, points in pair_walks:
         hits = results[position : position + len(points)]
         position += len(points)
@@ -218,6 +267,30 @@ def counterfactuals_of(
         )
         if best is not None:
             pairs.append(({a: best[1], b: best[2]}, best[0]))
+    # a category that does not reach the target alone, with one number walked to its bound
+    category_walks = [
+        (name, choice, number, _walk(features[number], applicant[number], bound(number, d), GRID))
+        for name, values in choices.items()
+        if name not in singles
+        for choice in values
+        for number in mutable
+        for d in _directions(features[number], towards_favourable)
+        if bound(number, d) != applicant[number]
+    ]
+    rows = [
+        {**applicant, name: choice, number: v}
+        for name, choice, number, walk in category_walks
+        for v in walk
+    ]
+    results, position = flips(rows), 0
+    for name, choice, number, walk in category_walks:
+        hits = results[position : position + len(walk)]
+        position += len(walk)
+        if True in hits:
+            v = walk[hits.index(True)]
+            pairs.append(
+                ({name: choice, number: v}, 1.0 + abs(v - applicant[number]) / scale[number])
+            )
 
     # 3. rank, keep one option per feature set, verify each with a single seeded request
     candidates = sorted(
@@ -235,8 +308,8 @@ def counterfactuals_of(
         inputs = schema.check({**applicant, **edits})
         outputs = predictor.predict(inputs, seed)
         evaluated += 1
-        if outputs[decision_field] == outcome:
-            continue  # did not flip when re-run on its own: never shown
+        if not reaches(outputs):
+            continue  # did not reach the target when re-run on its own: never shown
         changes = {name: (applicant[name], inputs[name]) for name in edits}
         options.append(
             Counterfactual(
@@ -249,17 +322,29 @@ def counterfactuals_of(
         )
         seen.add(frozenset(edits))
         covered |= set(edits)
-    target = favourable if towards_favourable else "not " + str(favourable)
+    goal = target if target is not None else f"not {outcome}"
     return CounterfactualSet(
-        decision.txn_id, decision.manifest_id, outcome, target, options, evaluated
+        decision.txn_id,
+        decision.manifest_id,
+        outcome,
+        goal,
+        options,
+        evaluated,
+        [*mutable, *choices],
     )
 
 
 def counterfactual(
-    txn_id: str, *, n: int = 3, warm: WarmDeployment | None = None, settings: Settings | None = None
+    txn_id: str,
+    *,
+    n: int = 3,
+    target: Any = None,
+    warm: WarmDeployment | None = None,
+    settings: Settings | None = None,
 ) -> CounterfactualSet:
-    """Up to `n` verified, diverse, small changes that flip the logged decision, searched
-    in its original container."""
+    """Up to `n` verified, diverse, small changes that would have reached `target` (by
+    default the favourable decision), searched in the logged decision's own container."""
     with asking(txn_id, warm, settings) as (decision, running):
         reference = running.reference_rows(REFERENCE_ROWS)
-        return counterfactuals_of(running.manifest.schema, decision, running, reference, n)
+        schema = running.manifest.schema
+        return counterfactuals_of(schema, decision, running, reference, n, target)

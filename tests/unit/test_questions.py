@@ -167,15 +167,15 @@ def test_a_single_feature_counterfactual_sits_just_past_the_threshold(credit):
     assert not late  # even 0 late payments (+0.16) cannot reach 0.5 alone
 
 
-def test_no_counterfactual_when_every_numeric_feature_is_immutable(credit):
+def test_no_counterfactual_when_every_input_is_immutable(credit):
     frozen = schema(
         {
             "age": {"type": "integer", "min": 18, "max": 100, "immutable": True},
-            "branch": {"type": "string", "values": ["online", "office"]},
+            "branch": {"type": "string", "values": ["online", "office"], "immutable": True},
         }
     )
     decision = Decision("t", "m" * 64, {"age": 30, "branch": "online"}, {"decision": "x"}, 1)
-    with pytest.raises(BadInput, match="every numeric input is immutable"):
+    with pytest.raises(BadInput, match="every number and category is immutable"):
         counterfactuals_of(frozen, decision, credit, [{"age": 30, "branch": "online"}])
 
 
@@ -279,17 +279,53 @@ def test_a_rule_that_decides_without_a_score_gives_null_scores_in_a_sweep(claims
     assert CLAIMS.output.check({"decision": "refer", "score": None, "draw": 0.1})["score"] is None
 
 
-def test_counterfactuals_of_a_claim_keep_immutable_and_categorical_inputs(claims):
-    decision = decided(claims, CLAIM, seed=11)
-    rows = [
+def claim_reference() -> list[dict]:
+    return [
         CLAIMS.check({"claim_amount": 1_000.0 * k, "region": "south", "age": 30 + k})
         for k in range(1, 40)
     ]
-    found = counterfactuals_of(CLAIMS, decision, claims, rows, n=2)
+
+
+def test_counterfactuals_of_a_denied_claim_reach_approval_with_numbers_or_categories(claims):
+    decision = decided(claims, CLAIM, seed=11)
+    assert decision.outputs["decision"] == "deny"
+    found = counterfactuals_of(CLAIMS, decision, claims, claim_reference(), n=3)
+    assert found.target == "approve" and found.options
+    moved = set()
     for option in found.options:
-        assert option.features == ["claim_amount"]
-        assert option.inputs["claim_amount"] < CLAIM["claim_amount"]
-        assert option.outputs["decision"] != "deny"
+        assert option.outputs["decision"] == "approve"  # the favourable one, not review
+        assert option.outputs["draw"] == decision.outputs["draw"]  # the decision's own seed
+        assert option.inputs["age"] == CLAIM["age"]  # immutable
+        if "claim_amount" in option.changes:
+            assert option.inputs["claim_amount"] < CLAIM["claim_amount"]  # monotone
+        moved |= set(option.changes)
+    assert "region" in moved  # a category changed on its own can approve
+    region = next(o for o in found.options if o.features == ["region"])
+    assert region.description == "approve if region were north (not south)"
+
+
+def test_a_target_other_than_the_favourable_decision(claims):
+    decision = decided(claims, CLAIM, seed=11)
+    found = counterfactuals_of(CLAIMS, decision, claims, claim_reference(), n=2, target="refer")
+    assert found.target == "refer" and found.options
+    assert all(o.outputs["decision"] == "refer" for o in found.options)
+    assert all(o.inputs["claim_amount"] > 50_000 for o in found.options)
+    with pytest.raises(BadInput, match="decision must be one of"):
+        counterfactuals_of(CLAIMS, decision, claims, claim_reference(), target="maybe")
+    with pytest.raises(BadInput, match="was already deny: there is nothing to reach"):
+        counterfactuals_of(CLAIMS, decision, claims, claim_reference(), target="deny")
+
+
+def test_when_nothing_reaches_the_target_it_says_why_in_one_line(claims):
+    decision = decided(claims, CLAIM, seed=11)
+    unreachable = InProcessPredictor(lambda row: {**triage(row), "decision": "deny"})
+    found = counterfactuals_of(CLAIMS, decision, unreachable, claim_reference())
+    assert found.options == []
+    assert found.none_found == (
+        f"no single or paired change of claim_amount, region reached approve "
+        f"({found.evaluated:,} variants tried)"
+    )
+    assert found.evaluated > 50
 
 
 def test_a_deployment_error_is_a_prediction_error_naming_it(claims):
