@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 INTERRUPTED = 130  # as a shell reports a process ended by Ctrl-C
+PIPED_WIDTH = 200  # columns for tables written to a pipe or file
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
@@ -78,8 +80,9 @@ def emit(result: T, as_json: bool, human: Callable[[T], None]) -> None:
 def console() -> Console:
     from rich.console import Console  # 30 ms: only human output pays it, not --json
 
-    # soft_wrap: a long line (a verdict, an id) stays whole when piped
-    return Console(soft_wrap=True)
+    # soft_wrap: a long line (a verdict, an id) stays whole when piped; piped output is
+    # not cut to 80 columns either (a terminal keeps its own width)
+    return Console(soft_wrap=True, width=None if sys.stdout.isatty() else PIPED_WIDTH)
 
 
 def table(
@@ -100,7 +103,10 @@ def table(
 
 
 def number(value: Any, digits: int = 4) -> str:
-    """A score or value for a table: fixed decimals for floats, as is otherwise."""
+    """A score or value for a table: fixed decimals for floats, `null` for a missing
+    value (a NaN in a frame too), as is otherwise."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "null"
     if isinstance(value, float):
         return f"{value:.{digits}f}"
-    return "" if value is None else str(value)
+    return str(value)

@@ -123,9 +123,12 @@ def _show_whatif(answer: WhatIf) -> None:
         (name, format_value(old), f"[bold]{format_value(new)}[/bold]")
         for name, (old, new) in answer.changed.items()
     ]
-    for field in (answer.output.decision, answer.output.score):
-        old, new = answer.original_outputs[field], answer.modified_outputs[field]
-        changed = field == answer.output.decision and answer.decision_changed
+    decision, score = answer.output.decision, answer.output.score
+    fields = set(answer.original_outputs) | set(answer.modified_outputs)
+    others = sorted(fields - {decision, score})
+    for field in (decision, score, *others):  # every output, the decision and score first
+        old, new = answer.original_outputs.get(field), answer.modified_outputs.get(field)
+        changed = field == decision and answer.decision_changed
         rows.append(
             (field, number(old), f"[bold yellow]{number(new)}[/]" if changed else number(new))
         )
@@ -232,9 +235,9 @@ def _show_explanation(result: Explanation) -> None:
             for item in result.contributions
         ),
     )
-    if not result.favourable and result.reasons():
+    if not result.favourable and result.reasons:
         out.print("[bold]Main reasons[/bold]")
-        for position, reason in enumerate(result.reasons(), 1):
+        for position, reason in enumerate(result.reasons, 1):
             out.print(f"  {position}. {reason}")
     out.print(
         f"features the model was given: {', '.join(result.features)}"

@@ -17,4 +17,10 @@ import replay
 )
 def serve(target: str, host: str, port: int, containers: int) -> None:
     """Serve decisions of TARGET (a deployment name or manifest id) over HTTP, logging each."""
-    replay.serve(target, host=host, port=port, containers=containers)
+    replay.serve(
+        target,
+        host=host,
+        port=port,
+        containers=containers,
+        ready=lambda line: click.echo(line, err=True),
+    )

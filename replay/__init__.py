@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time, __getattr_
     from replay.deployments.history import list_deployments, show_manifest, verify_manifest
     from replay.deployments.publishing import publish
     from replay.execution.reexecution import replay, replay_many
+    from replay.execution.warm import WarmDeployment
     from replay.ledger.decisions import (
         list_transactions,
         record_decision,
@@ -42,6 +43,7 @@ _PUBLIC = {
     "publish": "replay.deployments.publishing",
     "replay": "replay.execution.reexecution",
     "replay_many": "replay.execution.reexecution",
+    "WarmDeployment": "replay.execution.warm",
     "record_decision": "replay.ledger.decisions",
     "show_transaction": "replay.ledger.decisions",
     "list_transactions": "replay.ledger.decisions",
@@ -56,6 +58,7 @@ _PUBLIC = {
 
 __all__ = [
     "Range",
+    "WarmDeployment",
     "build",
     "capture",
     "counterfactual",

@@ -53,8 +53,13 @@ class Explanation:
     def features(self) -> list[str]:
         return [item.feature for item in self.contributions]
 
-    def reasons(self, top: int = 4) -> list[str]:
-        """Plain words for the features that pulled the score down the most."""
+    @property
+    def reasons(self) -> list[str]:
+        """Plain words for the (at most four) features that pulled the score down most."""
+        return self.adverse_reasons(4)
+
+    def adverse_reasons(self, top: int) -> list[str]:
+        """Plain words for the `top` features that pulled the score down the most."""
         adverse = sorted(
             (c for c in self.contributions if c.contribution < 0), key=lambda c: c.contribution
         )[:top]
@@ -66,7 +71,7 @@ class Explanation:
         ]
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "reasons": self.reasons()}
+        return {**asdict(self), "reasons": self.reasons}
 
 
 def _orders(n: int, samples: int) -> list[list[int]]:

@@ -22,16 +22,18 @@ def sweep_figure(sweep: Sweep) -> Figure:
     if len(sweep.features) == 1:
         (feature,) = sweep.features
         axes.plot(frame[feature], frame[score], color="0.3", linewidth=1.2, zorder=1)
-        axes.scatter(
-            frame[feature],
-            frame[score],
-            c=favourable.map({True: "tab:green", False: "tab:red"}),
-            s=14,
-            zorder=2,
-            label="variants",
-        )
-        for value in sweep.changes[feature]:
-            axes.axvline(value, color="tab:orange", linestyle="--", linewidth=1)
+        for reached, colour in ((True, "tab:green"), (False, "tab:red")):
+            shown = frame[favourable == reached]
+            label = f"{sweep.decision_field} {'=' if reached else '≠'} {sweep.favourable}"
+            axes.scatter(shown[feature], shown[score], color=colour, s=14, zorder=2, label=label)
+        for number, value in enumerate(sweep.changes[feature]):
+            axes.axvline(
+                value,
+                color="tab:orange",
+                linestyle="--",
+                linewidth=1,
+                label="decision changes" if number == 0 else None,
+            )
         _mark_decision(axes, sweep.original_inputs[feature], sweep.original_outputs[score])
         axes.set_xlabel(feature)
         axes.set_ylabel(score)
@@ -64,7 +66,7 @@ def sweep_figure(sweep: Sweep) -> Figure:
 
 def _mark_decision(axes: Axes, x: Any, y: Any) -> None:
     """A star where the logged decision sits."""
-    axes.scatter([x], [y], marker="*", s=240, color="black", zorder=3, label="decision")
+    axes.scatter([x], [y], marker="*", s=240, color="black", zorder=3, label="logged decision")
 
 
 def save_sweep_plot(sweep: Sweep, path: Path) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from replay.deployments.history import list_deployments
@@ -98,8 +99,10 @@ def serve(
     port: int = 8000,
     containers: int = 2,
     settings: Settings | None = None,
+    ready: Callable[[str], None] | None = None,
 ) -> None:
-    """Serve decisions over HTTP until interrupted."""
+    """Serve decisions over HTTP until interrupted; `ready` is told, in one line, what
+    is served where once the containers are up."""
     import uvicorn  # with FastAPI: only servers pay for it
 
     # uvicorn re-raises SIGTERM once it has shut down; make that a normal exit so the
@@ -109,4 +112,10 @@ def serve(
     with WarmDeployment(
         resolve_target(target, settings), settings=settings, containers=containers
     ) as warm:
+        if ready is not None:
+            manifest = warm.manifest
+            ready(
+                f"serving {manifest.name} (manifest {manifest.short_id}, image: "
+                f"{warm.recovered.path}) on http://{host}:{port}"
+            )
         uvicorn.run(create_app(warm, settings), host=host, port=port, log_level="warning")

@@ -248,6 +248,10 @@ def server(built, captured, tmp_path_factory):
     else:
         process.kill()
         pytest.fail("replay serve did not answer within 180 s")
+    banner = f"serving {captured.name} (manifest {captured.short_id}, image: local) on {url}"
+    if banner not in log.read_text():  # it says what it serves where, before answering
+        process.kill()
+        pytest.fail(f"replay serve did not say {banner!r}: {log.read_text()[-300:]}")
     yield url
     process.terminate()
     process.wait(30)

@@ -36,8 +36,8 @@ def test_reasons_name_features_that_lowered_the_score(rejected, warm):
 
     result = replay.explain(rejected, warm=warm)
     adverse = {c.feature for c in result.contributions if c.contribution < 0}
-    assert result.reasons()
-    for reason in result.reasons():
+    assert result.reasons
+    for reason in result.reasons:
         assert reason.split(" of ")[0] in adverse and "lowered the score by" in reason
 
 

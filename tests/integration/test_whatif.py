@@ -148,3 +148,10 @@ def test_whatif_json(rejected):
     report = json.loads(result.stdout)
     assert report["changed"]["income"][1] == 300000.0
     assert report["modified_outputs"]["decision"] in {"approved", "rejected"}
+
+
+def test_whatif_shows_every_output_field(rejected):
+    result = run_cli("whatif", rejected, "--set", "income=300000")
+    assert result.returncode == 0, result.stderr
+    for field in ("decision", "score", "reason", "audit"):
+        assert f"│ {field}" in result.stdout

@@ -149,3 +149,20 @@ def test_every_public_name_resolves_to_the_function_it_names():
     assert sorted(replay._PUBLIC) == sorted(replay.__all__)
     for name in replay.__all__:
         assert getattr(replay, name).__name__ == name
+
+
+def test_values_shown_in_tables_and_long_cells_are_not_cut_when_piped(capsys):
+    from replay.cli.output import number, table
+
+    assert [number(None), number(float("nan")), number(0.5), number("deny")] == [
+        "null",
+        "null",
+        "0.5000",
+        "deny",
+    ]
+    long_name = "credit-approval-for-small-businesses"
+    table(
+        ("seq", "transaction", "deployment", "time", "outcome"),
+        [(1, "t" * 30, long_name, "x", "y")],
+    )
+    assert long_name in capsys.readouterr().out

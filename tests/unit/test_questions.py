@@ -200,7 +200,7 @@ def test_a_linear_score_gets_its_exact_shapley_values(credit):
         assert math.isclose(by_name[name].contribution, expected, abs_tol=1e-12)
     assert by_name["branch"].contribution == 0 and result.unused == ["branch"]
     assert by_name["branch"].reference_mean is None  # no mean of a category
-    reasons = result.reasons()
+    reasons = result.reasons
     assert reasons and all("lowered the score" in reason for reason in reasons)
 
 
