@@ -10,14 +10,15 @@ import dataclasses
 import json
 import math
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
 
 import click
 
-from replay.errors import ReplayError
+from replay.errors import ReplayError, ReplayWarning
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -40,6 +41,7 @@ class ReplayGroup(click.Group):
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False  # errors come back here, not printed by click
+        warnings.showwarning = _warn_in_one_line
         try:
             return super().main(*args, **kwargs)
         except ReplayError as error:
@@ -51,6 +53,21 @@ class ReplayGroup(click.Group):
             fail(error.format_message(), error.exit_code)
         except (KeyboardInterrupt, click.Abort):
             fail("interrupted", INTERRUPTED)
+
+
+def _warn_in_one_line(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """Replay's own warnings as one `warning:` line on stderr; others as Python shows them."""
+    if issubclass(category, ReplayWarning):
+        click.echo(f"warning: {message}", err=True)
+    else:
+        click.echo(warnings.formatwarning(message, category, filename, lineno).strip(), err=True)
 
 
 def jsonable(value: Any) -> Any:

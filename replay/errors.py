@@ -7,6 +7,10 @@ replay, cli) may raise these; the CLI turns them into one line and the exit code
 from __future__ import annotations
 
 
+class ReplayWarning(UserWarning):
+    """Something a user should know that does not stop the work (shown as one line)."""
+
+
 class ReplayError(Exception):
     """Base class: `str(error)` is the one line shown to the user."""
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import sys
 import tempfile
+import warnings
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from replay.deployments.building import store_wheels
-from replay.errors import BadInput
+from replay.errors import BadInput, ReplayWarning
 from replay.images import base
 from replay.images.engine import docker_client, engine_facts
 from replay.manifests.canonical import sha256_bytes
@@ -93,6 +94,14 @@ def capture(
     with step("download wheels") as progress:
         wheels = store_wheels(lock_text, python, platforms, settings, progress)
     store = manifest_store(settings)
+    earlier = [r for r in store.history(spec.name) if r.version == spec.version]
+    if earlier:
+        warnings.warn(
+            f"{spec.name} version {spec.version} was captured before (manifest "
+            f"{earlier[0].manifest_id[:12]}); raise `version` in replay.yaml to tell them apart",
+            ReplayWarning,
+            stacklevel=2,
+        )
     with tempfile.TemporaryDirectory() as scratch, step("record manifest in MLflow"):
         archive = Path(scratch) / SOURCE_FILE
         write_source_archive(spec.root, archive)

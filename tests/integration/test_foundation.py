@@ -284,3 +284,18 @@ def test_a_model_not_in_the_dvc_remote_is_refused_pushed_on_request_and_verified
     result = run_cli("manifest", "verify", manifest.manifest_id)
     assert result.returncode == 4
     assert "model file model/model.joblib (DVC remote storage): missing" in result.stderr
+
+
+def test_a_second_capture_of_the_same_version_warns_in_one_line(captured, workspace):
+    import replay
+
+    before = {record.manifest_id[:12] for record in replay.list_deployments(captured.name)}
+    result = run_cli("capture", str(workspace))
+    assert result.returncode == 0, result.stderr
+    (warning,) = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    named = warning.split("(manifest ")[1][:12]
+    assert named in before
+    assert warning == (
+        f"warning: credit-approval version 1.0 was captured before (manifest {named}); "
+        "raise `version` in replay.yaml to tell them apart"
+    )
