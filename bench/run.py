@@ -219,7 +219,7 @@ def questions_benchmark(workspace: Path, manifest, built) -> dict:
                     fingerprint_id=built.fingerprint_id,
                 )
             )
-        rejected = [e for e in decided if e.output_values["decision"] == "rejected"][:50]
+        rejected = [e for e in decided if e.outputs["decision"] == "rejected"][:50]
         txn = rejected[0].txn_id
 
         incomes = iter(range(30_000, 10_000_000, 37))
@@ -239,7 +239,7 @@ def questions_benchmark(workspace: Path, manifest, built) -> dict:
 
         vary = [Range("income", 10000, 300000, 100), Range("debt", 0, 100000, 100)]
         grid = replay.sweep(txn, vary, warm=warm).frame[["income", "debt"]]
-        rows = [{**rejected[0].input_values, **point} for point in grid.to_dict(orient="records")]
+        rows = [{**rejected[0].inputs, **point} for point in grid.to_dict(orient="records")]
         container = median_seconds(lambda: replay.sweep(txn, vary, warm=warm), 5)
         # Like for like: the manifest pins the deployment's thread pools (OMP_NUM_THREADS
         # and friends) to one thread, so the in-process call gets the same setting. With
@@ -266,7 +266,7 @@ def questions_benchmark(workspace: Path, manifest, built) -> dict:
         }
         sweep["met"] = sweep["throughput_ratio"] >= 0.5
         sweep["declaring_all_cores"] = sweep_declaring_threads(
-            os.cpu_count() or 1, rejected[0].input_values, vary, rows, in_process
+            os.cpu_count() or 1, rejected[0].inputs, vary, rows, in_process
         )
 
         ours = counterfactual_ours(rejected, warm)
@@ -353,7 +353,7 @@ def counterfactual_dice(rejected: list, workspace: Path, manifest, in_process) -
     started = time.perf_counter()
     changed, valid, total, with_option = [], 0, 0, 0
     for entry in rejected:
-        query = pd.DataFrame([entry.input_values])[features]
+        query = pd.DataFrame([entry.inputs])[features]
         try:
             result = explainer.generate_counterfactuals(
                 query,
@@ -372,7 +372,7 @@ def counterfactual_dice(rejected: list, workspace: Path, manifest, in_process) -
         with_option += 1
         for row in frame[features].to_dict(orient="records"):
             total += 1
-            changed.append(sum(row[n] != entry.input_values[n] for n in features))
+            changed.append(sum(row[n] != entry.inputs[n] for n in features))
             valid += in_process.predict(row)["decision"] == "approved"
     elapsed = time.perf_counter() - started
     return {

@@ -23,4 +23,4 @@ class Decision:
         """A ledger entry of `manifest`; logged without a seed, it ran (and runs again)
         with the manifest's seed."""
         seed = entry.seed if entry.seed is not None else manifest.runtime.seed
-        return cls(entry.txn_id, entry.manifest_id, entry.input_values, entry.output_values, seed)
+        return cls(entry.txn_id, entry.manifest_id, entry.inputs, entry.outputs, seed)

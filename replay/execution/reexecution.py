@@ -92,11 +92,11 @@ class ReplayResult:
 
 def _replay_with(warm: WarmDeployment, entry: LedgerEntry) -> ReplayResult:
     started = time.perf_counter()
-    logged = entry.output_values
+    logged = entry.outputs
     replayed, error = None, None
     seed = Decision.from_entry(entry, warm.manifest).seed
     try:
-        replayed = warm.predict(entry.input_values, seed)
+        replayed = warm.predict(entry.inputs, seed)
         warm.manifest.schema.output.check(replayed)
     except (PredictionError, RunnerFailed) as problem:
         error = str(problem)
@@ -132,7 +132,7 @@ def _record(
         NewEntry(
             manifest_id=result.manifest_id,
             deployment=entries[result.txn_id].deployment,
-            inputs=entries[result.txn_id].input_values,
+            inputs=entries[result.txn_id].inputs,
             kind="replay",
             refers_to=result.txn_id,
             seed=result.seed,
@@ -218,7 +218,7 @@ def replay_many(
                             manifest_id,
                             FAILED,
                             "none",
-                            entry.output_values,
+                            entry.outputs,
                             None,
                             error=str(problem),
                         )

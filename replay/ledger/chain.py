@@ -21,7 +21,7 @@ import secrets
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, astuple, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -100,8 +100,8 @@ class LedgerEntry:
     deployment: str
     time: str
     subject: str | None
-    inputs: str  # canonical JSON, exactly as hashed
-    outputs: str
+    inputs_json: str  # canonical JSON, exactly as stored and hashed
+    outputs_json: str
     seed: int | None
     fingerprint: str | None
     refers_to: str | None
@@ -109,22 +109,28 @@ class LedgerEntry:
     hash: str
 
     @property
-    def input_values(self) -> dict[str, Any]:
-        return json.loads(self.inputs)
+    def inputs(self) -> dict[str, Any]:
+        inputs: dict[str, Any] = json.loads(self.inputs_json)
+        return inputs
 
     @property
-    def output_values(self) -> dict[str, Any]:
-        return json.loads(self.outputs)
+    def outputs(self) -> dict[str, Any]:
+        outputs: dict[str, Any] = json.loads(self.outputs_json)
+        return outputs
 
     @property
     def outcome(self) -> str:
         """A replay's verdict, a decision's `decision` field, else its outputs cut short."""
-        outputs = self.output_values
+        outputs = self.outputs
         found = outputs.get("verdict") or outputs.get("decision")
-        return str(found) if found is not None else one_line(self.outputs, 40)
+        return str(found) if found is not None else one_line(self.outputs_json, 40)
+
+    def columns(self) -> dict[str, Any]:
+        """The entry as the table stores it (column name: value)."""
+        return dict(zip(_COLUMNS, astuple(self), strict=True))
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "inputs": self.input_values, "outputs": self.output_values}
+        return {**self.columns(), "inputs": self.inputs, "outputs": self.outputs}
 
 
 def entry_hash(prev_hash: str, body: dict[str, Any]) -> str:
@@ -220,7 +226,7 @@ class Ledger(ABC):
                     f"VALUES ({', '.join(self.placeholder for _ in _COLUMNS)})",
                     [row[key] for key in _COLUMNS],
                 )
-                stored.append(LedgerEntry(**row))
+                stored.append(LedgerEntry(*(row[key] for key in _COLUMNS)))
                 prev_hash = row["hash"]
             return stored
 
@@ -284,7 +290,7 @@ class Ledger(ABC):
                 return LedgerVerification(count, expected_seq, "is missing")
             if entry.prev_hash != expected_prev:
                 return LedgerVerification(count, entry.seq, "does not link to the one before it")
-            if entry_hash(entry.prev_hash, _body(asdict(entry))) != entry.hash:
+            if entry_hash(entry.prev_hash, _body(entry.columns())) != entry.hash:
                 return LedgerVerification(count, entry.seq, "was changed after it was written")
             expected_prev, expected_seq = entry.hash, entry.seq + 1
         return LedgerVerification(count)

@@ -30,7 +30,7 @@ def test_every_option_flips_and_respects_the_schema(rejected_ones, warm):
             # re-run on its own, with the decision's seed: it must flip
             assert warm.predict(option.inputs, entry.seed)["decision"] == "approved"
             for name, value in option.inputs.items():
-                feature, old = schema[name], entry.input_values[name]
+                feature, old = schema[name], entry.inputs[name]
                 if feature.immutable:
                     assert value == old, f"{name} is immutable"
                 assert feature.min <= value <= feature.max
@@ -39,7 +39,7 @@ def test_every_option_flips_and_respects_the_schema(rejected_ones, warm):
                 if value != old and feature.monotone == "decreasing":
                     assert value < old
             assert set(option.changes) == {
-                n for n in option.inputs if option.inputs[n] != entry.input_values[n]
+                n for n in option.inputs if option.inputs[n] != entry.inputs[n]
             }
     assert found_any
 
@@ -53,7 +53,7 @@ def test_single_feature_threshold_is_tight(rejected_ones, warm):
     options = replay.counterfactual(txn, n=5, warm=warm).options
     single = next(o for o in options if list(o.changes) == ["income"])
     old, new = single.changes["income"]
-    short = {**entry.input_values, "income": old + (new - old) * 0.9}
+    short = {**entry.inputs, "income": old + (new - old) * 0.9}
     assert warm.predict(short, entry.seed)["decision"] == "rejected"
     assert "approved if income were at least" in single.description
 

@@ -23,7 +23,7 @@ def test_served_decisions_are_logged_with_their_inputs(served, captured, workspa
     entries = {e.txn_id: e for e in replay.list_transactions(deployment=captured.name)}
     for answer in served:
         entry = entries[answer["transaction_id"]]
-        assert entry.output_values == answer["outputs"]
+        assert entry.outputs == answer["outputs"]
         assert entry.manifest_id == captured.manifest_id
         assert entry.subject.startswith("s_") and "applicant" not in entry.subject
     assert {a["decision"] for a in served} == {"approved", "rejected"}
@@ -54,7 +54,7 @@ def test_twenty_random_decisions_reproduce_bit_for_bit(served):
         )
         audit = replay.show_transaction(result.record_txn)
         assert audit.kind == "replay" and audit.refers_to == result.txn_id
-        assert audit.output_values["verdict"] == "reproduced"
+        assert audit.outputs["verdict"] == "reproduced"
 
 
 def test_replay_command_prints_the_verdict(served):
@@ -71,13 +71,13 @@ def test_a_changed_logged_output_is_diverged_with_ulps(served, captured):
 
     original = served[0]
     entry = open_ledger().get(original["transaction_id"])
-    score = entry.output_values["score"]
-    nudged = {**entry.output_values, "score": float.fromhex((score).hex()) + 2e-16}
+    score = entry.outputs["score"]
+    nudged = {**entry.outputs, "score": float.fromhex((score).hex()) + 2e-16}
     forged = open_ledger().record(
         NewEntry(
             manifest_id=entry.manifest_id,
             deployment=entry.deployment,
-            inputs=entry.input_values,
+            inputs=entry.inputs,
             outputs=nudged,
             seed=entry.seed,
             fingerprint=entry.fingerprint,

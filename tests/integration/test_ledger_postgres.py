@@ -30,8 +30,8 @@ def test_the_chain_lookups_and_filters_hold(postgres):
     assert (first.seq, first.prev_hash, second.prev_hash) == (1, GENESIS, first.hash)
     again = ledger.get(second.txn_id)
     assert again == second
-    assert again.output_values["score"].hex() == (2 / 7).hex()
-    assert again.input_values["name"] == "Zoë"
+    assert again.outputs["score"].hex() == (2 / 7).hex()
+    assert again.inputs["name"] == "Zoë"
     assert [e.seed for e in ledger.list(deployment="credit")] == [1]
     assert [e.seed for e in ledger.list(subject="s_1")] == [1]
     assert [e.seed for e in ledger.list(kind=None)] == [1, 2, 3]
@@ -61,7 +61,7 @@ def test_updates_deletes_and_truncation_are_refused(postgres):
 def test_a_superuser_edit_is_named_by_verify(postgres):
     ledger = open_ledger_at(postgres)
     entries = ledger.append([ledger_decision(i) for i in range(1, 6)])
-    changed = entries[2].outputs.replace("approved", "approveD")
+    changed = entries[2].outputs_json.replace("approved", "approveD")
     with psycopg.connect(postgres, autocommit=True) as connection:
         connection.execute("ALTER TABLE entries DISABLE TRIGGER USER")
         connection.execute("UPDATE entries SET outputs = %s WHERE seq = 3", [changed])

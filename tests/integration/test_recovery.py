@@ -90,7 +90,7 @@ def test_replay_recovers_by_every_path(spare, engine, registry):
     remove_everywhere(engine, manifest.manifest_id)
     result = replay.replay(txn)
     assert (result.recovery, result.verdict) == ("rebuild", "reproduced")
-    assert replay.show_transaction(result.record_txn).output_values["recovery"] == "rebuild"
+    assert replay.show_transaction(result.record_txn).outputs["recovery"] == "rebuild"
 
 
 def test_an_image_archive_on_s3_brings_the_image_back(spare, engine, registry, s3, monkeypatch):

@@ -21,23 +21,23 @@ def test_whatif_changes_only_what_was_set(rejected, warm):
     entry = replay.show_transaction(rejected)
     answer = replay.whatif(rejected, {"income": "250000", "debt": 0}, warm=warm)
     assert answer.changed == {
-        "income": (entry.input_values["income"], 250000.0),
-        "debt": (entry.input_values["debt"], 0.0),
+        "income": (entry.inputs["income"], 250000.0),
+        "debt": (entry.inputs["debt"], 0.0),
     }
     assert {k: v for k, v in answer.modified_inputs.items() if k not in ("income", "debt")} == {
-        k: v for k, v in entry.input_values.items() if k not in ("income", "debt")
+        k: v for k, v in entry.inputs.items() if k not in ("income", "debt")
     }
     # the same container and seed give the modified decision a direct prediction gives
     assert answer.modified_outputs == warm.predict(answer.modified_inputs, entry.seed)
-    assert answer.original_outputs == entry.output_values
+    assert answer.original_outputs == entry.outputs
 
 
 def test_setting_the_logged_values_reproduces_the_decision(rejected, warm):
     import replay
 
     entry = replay.show_transaction(rejected)
-    answer = replay.whatif(rejected, {"income": entry.input_values["income"]}, warm=warm)
-    assert answer.modified_outputs == entry.output_values
+    answer = replay.whatif(rejected, {"income": entry.inputs["income"]}, warm=warm)
+    assert answer.modified_outputs == entry.outputs
     assert not answer.decision_changed
 
 
@@ -111,7 +111,7 @@ def test_sweep_rows_equal_single_predictions(rejected, warm):
     entry = replay.show_transaction(rejected)
     result = replay.sweep(rejected, [Range("loan_amount", 1000, 90000, 5)], warm=warm)
     for row in result.frame.to_dict(orient="records"):
-        single = warm.predict({**entry.input_values, "loan_amount": row["loan_amount"]}, entry.seed)
+        single = warm.predict({**entry.inputs, "loan_amount": row["loan_amount"]}, entry.seed)
         assert (single["decision"], single["score"]) == (row["decision"], row["score"])
 
 

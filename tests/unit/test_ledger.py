@@ -26,8 +26,8 @@ def test_entries_chain_from_genesis(ledger):
 def test_values_round_trip_bit_for_bit(ledger):
     stored = ledger.record(ledger_decision(3))
     again = ledger.get(stored.txn_id)
-    assert again.output_values["score"].hex() == (3 / 7).hex()
-    assert again.input_values["name"] == "Zoë"
+    assert again.outputs["score"].hex() == (3 / 7).hex()
+    assert again.inputs["name"] == "Zoë"
 
 
 def test_list_filters(ledger):
@@ -67,7 +67,7 @@ def tamper(path, sql, *parameters):
 
 def test_a_changed_byte_names_its_entry(ledger):
     entries = ledger.append([ledger_decision(i) for i in range(1, 6)])
-    changed = entries[2].outputs.replace("approved", "approveD")
+    changed = entries[2].outputs_json.replace("approved", "approveD")
     tamper(ledger.path, "UPDATE entries SET outputs = ? WHERE seq = 3", changed)
     report = ledger.verify()
     assert (report.ok, report.first_bad) == (False, 3)
@@ -85,7 +85,7 @@ def test_a_rehashed_entry_still_breaks_the_link(ledger):
     from replay.ledger.chain import _body, entry_hash
 
     entries = ledger.append([ledger_decision(i) for i in range(1, 4)])
-    forged = {**entries[1].__dict__, "seed": 999}
+    forged = {**entries[1].columns(), "seed": 999}
     forged_hash = entry_hash(forged["prev_hash"], _body(forged))
     tamper(ledger.path, "UPDATE entries SET seed = 999, hash = ? WHERE seq = 2", forged_hash)
     assert ledger.verify().first_bad == 3
