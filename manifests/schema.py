@@ -170,10 +170,6 @@ class OutputSpec:
     favourable: str | bool | int
     fields: Mapping[str, Feature]
 
-    @property
-    def score_nullable(self) -> bool:
-        return self.fields[self.score].nullable
-
     def check(self, outputs: Mapping[str, Any]) -> dict[str, Any]:
         """The outputs a deployment answered, against the declared fields."""
         missing = [name for name in self.fields if name not in outputs]

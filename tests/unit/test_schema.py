@@ -24,7 +24,8 @@ def test_features_are_typed_with_their_constraints():
     assert region.categorical and region.values == ("north", "south") and not region.numeric
     assert student.type == "boolean" and not student.categorical
     assert [f.name for f in SCHEMA.mutable] == ["income", "region", "student"]
-    assert SCHEMA.output.score_nullable and not SCHEMA.output.fields["decision"].nullable
+    fields = SCHEMA.output.fields
+    assert fields["score"].nullable and not fields["decision"].nullable
 
 
 def test_the_manifest_gives_its_schema_typed():
