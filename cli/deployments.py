@@ -9,7 +9,7 @@ from replay.cli.output import console, emit, json_option, table
 
 import replay
 from replay.execution.inputs import format_value
-from replay.settings import load_settings
+from replay.settings import load_settings, without_password
 
 if TYPE_CHECKING:  # result types; the functions come through `replay`'s lazy names
     from replay.manifests.manifest import Manifest
@@ -86,7 +86,7 @@ def deployments_list(name: str | None, as_json: bool) -> None:
 
     def show(records: list[DeploymentRecord]) -> None:
         if not records:
-            where = load_settings().tracking_uri
+            where = without_password(load_settings().tracking_uri)
             click.echo(f"no deployment{f' named {name}' if name else ''} captured in {where}")
             return
         table(

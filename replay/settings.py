@@ -16,6 +16,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from replay.manifests.source import STATE_FOLDER
 
@@ -39,6 +40,16 @@ class Settings:
     @property
     def default_base_repository(self) -> str:
         return f"{self.registry}/replay/python"
+
+
+def without_password(url: str) -> str:
+    """A store's URL fit for a message: any password in it left out."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _location(location: str) -> str:

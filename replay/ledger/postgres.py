@@ -11,10 +11,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 from replay.errors import EnvironmentProblem
 from replay.ledger.chain import Ledger, table_sql
+from replay.settings import without_password
 
 if TYPE_CHECKING:
     import psycopg
@@ -36,15 +36,6 @@ CREATE OR REPLACE TRIGGER entries_no_truncate BEFORE TRUNCATE ON entries
 )
 
 
-def _without_password(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 class PostgresLedger(Ledger):
     placeholder = "%s"
 
@@ -55,7 +46,7 @@ class PostgresLedger(Ledger):
         self._initialise()
 
     def __str__(self) -> str:
-        return _without_password(self.url)
+        return without_password(self.url)
 
     def _connection(self) -> psycopg.Connection:
         import psycopg  # only PostgreSQL users need the driver loaded

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from replay.errors import BadInput, EnvironmentProblem, IntegrityError, one_line
 from replay.manifests.canonical import sha256_file
 from replay.manifests.manifest import MIN_ID_PREFIX, Manifest, is_id_prefix
-from replay.settings import Settings
+from replay.settings import Settings, without_password
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -103,7 +103,8 @@ class ManifestStore:
                 self._client.search_experiments(max_results=1)
             except Exception as error:
                 raise EnvironmentProblem(
-                    f"MLflow tracking at {self.tracking_uri} is unreachable: {one_line(error)}"
+                    f"MLflow tracking at {without_password(self.tracking_uri)} is unreachable: "
+                    f"{one_line(error)}"
                 ) from None
         return self._client
 
@@ -162,7 +163,7 @@ class ManifestStore:
         _check_id(manifest_id)
         runs = self._runs(f"tags.`{TAG_ID}` LIKE '{manifest_id}%'")
         if not runs:
-            raise BadInput(f"no manifest {manifest_id} in {self.tracking_uri}")
+            raise BadInput(f"no manifest {manifest_id} in {without_password(self.tracking_uri)}")
         found = {run.data.tags[TAG_ID] for run in runs}
         if len(found) > 1:
             raise BadInput(f"manifest prefix {manifest_id} is ambiguous ({len(found)} matches)")

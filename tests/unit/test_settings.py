@@ -45,3 +45,12 @@ def test_every_variable_read_is_in_the_readme_table():
     table = (root / "README.md").read_text().split("## Settings", 1)[1].split("\n## ", 1)[0]
     listed = set(re.findall(r"^\| `([A-Z_]+)` \|", table, flags=re.MULTILINE))
     assert read and read == listed
+
+
+def test_urls_in_messages_leave_the_password_out():
+    from replay.settings import without_password
+
+    assert without_password("postgresql://ledger:s3cret@db:5432/replay") == (
+        "postgresql://ledger@db:5432/replay"
+    )
+    assert without_password("sqlite:////srv/mlflow.db") == "sqlite:////srv/mlflow.db"
