@@ -22,9 +22,16 @@ if TYPE_CHECKING:
 
 _STDOUT, _STDERR = 1, 2
 # Runner protocol versions this host speaks. 1 (a batch as a list of row objects) never
-# left development; 2 sends batches by column; 3 also seeds `load()`. Images with runner 2
-# stay replayable: their decisions were made without that seed, and so are their replays.
-PROTOCOLS = {"2", "3"}
+# left development; 2 sends batches by column; 3 also seeds `load()`; 4 answers every row
+# of a batch as that row alone. Images with runner 2 or 3 stay replayable, one decision at
+# a time (their decisions were made that way), but their batches drew random numbers in
+# sequence across rows, so questions that send batches are refused (OldRunner).
+PROTOCOLS = {"2", "3", "4"}
+PER_ROW_SEEDS = 4
+
+
+class OldRunner(EnvironmentProblem):
+    """The image's runner predates per-row seeding: its batches would be wrong."""
 
 
 @dataclass(frozen=True)
@@ -177,6 +184,12 @@ class RunnerContainer:
 
     def request(self, payload: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
         """Send one request and return the runner's answer (outputs or error)."""
+        if "columns" in payload and int(self.hello["runner"]) < PER_ROW_SEEDS:
+            raise OldRunner(
+                f"this image's runner (protocol {self.hello['runner']}) seeds a batch once, "
+                "so its variants would draw different random numbers; replaying its "
+                "decisions still works, questions need the deployment captured again"
+            )
         self._count += 1
         request_id = f"r{self._count}"
         self._send({**payload, "id": request_id})

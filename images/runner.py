@@ -20,9 +20,17 @@ go to stderr):
 A batch travels by column: each field that varies is one list, the fields every row
 has in common are sent once in "shared" (a 10,000-point sweep of two features sends
 two lists, not 10,000 objects), and the outputs come back the same way. The runner
-makes the rows (shared fields first), seeds once, and gives them to `predict_batch`
-(or `predict` row by row): deterministic outputs equal those of single requests,
-random draws run on in sequence.
+makes the rows (shared fields first) and answers each row exactly as a single request
+with the batch's seed would be answered, random draws included: a sweep's variants
+are the same decision with edited inputs, so five identical rows get five identical
+answers. How, fastest first:
+- a `predict_batch(rows, seeds)` gets one seed per row and promises to draw row i's
+  random numbers as if the process had just been seeded with seeds[i] (for example
+  from `random.Random(seeds[i])`);
+- a `predict_batch(rows)` is called once, seeded; if it drew no random number (the
+  random, numpy and torch generators are where they were) its answers stand, else the
+  batch is answered again row by row;
+- otherwise `predict` row by row, reseeded before each row.
 
 Each request is seeded before the deployment's code runs (`random`, and numpy or torch
 when the deployment imported them), so a replay with the logged seed takes the same
@@ -31,7 +39,8 @@ numbers while loading loads the same way in every container. Floats are written 
 Python's shortest round-trip repr. A failing request answers with an error and the
 loop goes on.
 
-Versions: 2 sent batches by column; 3 adds the seed to `load`.
+Versions: 2 sent batches by column; 3 adds the seed to `load`; 4 seeds every row of a
+batch (before, a batch was seeded once and its random draws ran on from row to row).
 
     python runner.py --fingerprint   print only the fingerprint, as one JSON line
 """
@@ -40,6 +49,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import inspect
 import json
 import os
 import platform
@@ -51,7 +61,7 @@ if TYPE_CHECKING:  # annotations only: the runner must start on any Python from 
     from collections.abc import Callable
     from typing import TextIO
 
-RUNNER_VERSION = "3"
+RUNNER_VERSION = "4"
 
 
 def deployment_dir() -> str:
@@ -115,6 +125,28 @@ def seed_everything(seed: int) -> None:
         torch.manual_seed(seed)
 
 
+def random_states() -> list[Any]:
+    """Where the generators `seed_everything` seeds stand, to tell whether code drew."""
+    states: list[Any] = [random.getstate()]
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        _, key, *rest = numpy.random.get_state()
+        states.append((key.tobytes(), *rest))
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        states.append(bytes(torch.get_rng_state().tolist()))
+    return states
+
+
+def _takes_seeds(function: Callable[..., Any] | None) -> bool:
+    if function is None:
+        return False
+    try:
+        return "seeds" in inspect.signature(function).parameters
+    except (TypeError, ValueError):  # a builtin or C function without a signature
+        return False
+
+
 def _error(error: BaseException) -> dict[str, str]:
     return {"type": type(error).__name__, "message": str(error)[:1000]}
 
@@ -125,10 +157,11 @@ class Deployment:
     def __init__(
         self,
         predict: Callable[[dict[str, Any]], Any],
-        predict_batch: Callable[[list[dict[str, Any]]], Any] | None = None,
+        predict_batch: Callable[..., Any] | None = None,
     ) -> None:
         self.predict = predict
         self.predict_batch = predict_batch
+        self.batch_takes_seeds = _takes_seeds(predict_batch)
 
     @classmethod
     def load(cls, entrypoint: str, models: str, seed: int) -> Deployment:
@@ -159,13 +192,7 @@ class Deployment:
             rows = [{**shared, **dict(zip(names, values))} for values in zip(*columns.values())]
         else:
             rows = [dict(shared) for _ in range(count)]
-        seed_everything(request["seed"])
-        if self.predict_batch is not None:
-            outputs = list(self.predict_batch(rows))
-            if len(outputs) != count:
-                raise ValueError(f"predict_batch answered {len(outputs)} of {count} rows")
-        else:
-            outputs = [self.predict(row) for row in rows]
+        outputs = self.batch_outputs(rows, [int(request["seed"])] * count)
         if not outputs:
             return {}
         fields = list(outputs[0]) if isinstance(outputs[0], dict) else []
@@ -175,6 +202,29 @@ class Deployment:
         except KeyError:
             pass
         raise TypeError("predict_batch must return dicts that all have the same fields")
+
+    def batch_outputs(self, rows: list[dict[str, Any]], seeds: list[int]) -> list[Any]:
+        """Each row's outputs as a single request with its seed would give them."""
+        if self.predict_batch is None or not rows:
+            return self.row_by_row(rows, seeds)
+        seed_everything(seeds[0])
+        if self.batch_takes_seeds:
+            outputs = list(self.predict_batch(rows, seeds=seeds))
+        else:
+            before = random_states()
+            outputs = list(self.predict_batch(rows))
+            if len(rows) > 1 and random_states() != before:
+                return self.row_by_row(rows, seeds)  # it drew: each row needs its own seed
+        if len(outputs) != len(rows):
+            raise ValueError(f"predict_batch answered {len(outputs)} of {len(rows)} rows")
+        return outputs
+
+    def row_by_row(self, rows: list[dict[str, Any]], seeds: list[int]) -> list[Any]:
+        outputs = []
+        for row, seed in zip(rows, seeds):
+            seed_everything(seed)
+            outputs.append(self.predict(row))
+        return outputs
 
 
 def serve(entrypoint: str, stdin: TextIO, protocol: TextIO) -> int:

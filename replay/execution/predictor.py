@@ -1,10 +1,10 @@
 """What every question asks of a deployment: outputs for rows, with a seed.
 
-A `Predictor` answers one row (seeded as a decision is) or a batch by column (seeded
-once for the batch, as the runner protocol says). The original container
-(`WarmDeployment`) is one; `InProcessPredictor` runs the same runner code on functions
-in this process, so the question algorithms are tested without a Docker engine and
-compared with the container where it matters.
+A `Predictor` answers one row (seeded as a decision is) or a batch by column (every row
+answered as that row alone with the batch's seed, as the runner protocol says). The
+original container (`WarmDeployment`) is one; `InProcessPredictor` runs the same runner
+code on functions in this process, so the question algorithms are tested without a
+Docker engine and compared with the container where it matters.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ class Predictor(ABC):
         *,
         shared: Mapping[str, Any] | None = None,
     ) -> dict[str, list[Any]]:
-        """A batch by column, seeded once: row i has `shared` plus each column's i-th
-        value. Answers one list per output field."""
+        """A batch by column, each row answered as alone with `seed`: row i has `shared`
+        plus each column's i-th value. Answers one list per output field."""
         counts = {len(values) for values in columns.values()}
         if len(counts) != 1:
             raise BadInput("a batch needs columns, all of the same length")
@@ -56,7 +56,7 @@ class Predictor(ABC):
         return answer
 
     def predict_batch(self, rows: list[Row], seed: int) -> list[Row]:
-        """Many rows in one batch, seeded once."""
+        """Many rows in one batch, each answered as alone with `seed`."""
         if not rows:
             return []
         names = list(rows[0])
@@ -80,7 +80,7 @@ class InProcessPredictor(Predictor):
     def __init__(
         self,
         predict: Callable[[Row], Any],
-        predict_batch: Callable[[list[Row]], Any] | None = None,
+        predict_batch: Callable[..., Any] | None = None,
     ) -> None:
         self.deployment = Deployment(predict, predict_batch)
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from replay.errors import BadInput, IntegrityError
+from replay.errors import BadInput, IntegrityError, ReplayError
 from replay.execution.predictor import PredictionError, Predictor, Row
 from replay.execution.recovery import RecoveredImage, recover_image
 from replay.images.container import RunnerContainer, RunnerFailed, Sandbox
@@ -88,6 +88,9 @@ class WarmDeployment(Predictor):
         except RunnerFailed:
             self._all.remove(runner)
             self._idle.put(self._start())  # keep the pool whole for the next caller
+            raise
+        except ReplayError:  # refused before it was sent: the runner is fine
+            self._idle.put(runner)
             raise
         self._idle.put(runner)
         if "error" in answer:

@@ -1,8 +1,9 @@
 """Sweeps: how a logged decision responds as one or two features vary.
 
-All variants go to the original container in one batch (seeded once with the
-decision's seed), so a 10,000-point grid pays one container start and one round trip;
-the batch travels by column, the fields that do not vary sent once.
+All variants go to the original container in one batch, each answered as that variant
+alone with the decision's seed (a seeded random draw is the same draw at every point),
+so a 10,000-point grid pays one container start and one round trip; the batch travels by
+column, the fields that do not vary sent once.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def sweep_of(
     schema: Schema, decision: Decision, ranges: Sequence[Range], predictor: Predictor
 ) -> Sweep:
     """`decision` re-run by `predictor` over a grid of one or two features, all else as
-    logged, in one batch seeded with the decision's seed."""
+    logged, in one batch, every variant with the decision's seed."""
     import pandas as pd  # about 0.4 s: only sweeps pay it
 
     if not 1 <= len(ranges) <= 2 or len({r.feature for r in ranges}) != len(ranges):

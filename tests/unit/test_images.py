@@ -66,3 +66,13 @@ def test_dockerfile_pins_base_by_digest_and_labels_the_manifest(manifest):
     assert "--no-index" in text and "--require-hashes" in text
     assert "OMP_NUM_THREADS=1" in text
     assert "USER 10001:10001" in text
+
+
+@pytest.mark.parametrize("version", ["2", "3"])
+def test_an_older_runner_replays_single_decisions_but_refuses_batches(version):
+    from replay.images.container import OldRunner, RunnerContainer
+
+    runner = RunnerContainer.__new__(RunnerContainer)  # no container: refused before I/O
+    runner.hello = {"runner": version}
+    with pytest.raises(OldRunner, match=f"protocol {version}.*captured again"):
+        runner.request({"rows": 2, "columns": {"a": [1, 2]}, "seed": 0})

@@ -279,6 +279,18 @@ def test_a_rule_that_decides_without_a_score_gives_null_scores_in_a_sweep(claims
     assert CLAIMS.output.check({"decision": "refer", "score": None, "draw": 0.1})["score"] is None
 
 
+def test_identical_sweep_points_agree_and_every_boundary_agrees_with_what_if(claims):
+    decision = decided(claims, CLAIM, seed=11)
+    same = sweep_of(CLAIMS, decision, [Range("claim_amount", 4_000, 4_000, 5)], claims)
+    assert len(same.frame) == 5 and same.frame["decision"].nunique() == 1
+    assert same.frame["draw"].tolist() == [decision.outputs["draw"]] * 5
+    result = sweep_of(CLAIMS, decision, [Range("claim_amount", 0, 60_000, 121)], claims)
+    assert len(result.changes) >= 2  # deny from approve (or review), then refer
+    for _, row in result.changes.iterrows():
+        answer = whatif_of(CLAIMS, decision, {"claim_amount": row["claim_amount"]}, claims)
+        assert answer.modified_outputs["decision"] == row["decision"]
+
+
 def claim_reference() -> list[dict]:
     return [
         CLAIMS.check({"claim_amount": 1_000.0 * k, "region": "south", "age": 30 + k})

@@ -53,24 +53,53 @@ def test_nothing_is_imported_before_load(deployment):
     assert entrypoint.split(":")[0] not in sys.modules
 
 
-@pytest.mark.parametrize("with_batch_function", [True, False])
-def test_a_batch_by_column_answers_what_single_requests_answer(deployment, with_batch_function):
-    source = SCORING + (
-        "\n    def predict_batch(rows):\n        return [predict(row) for row in rows]\n"
-        if with_batch_function
-        else ""
-    )
-    entrypoint = deployment(source)
-    singles = [{"id": f"s{b}", "inputs": {"a": 2, "b": b}, "seed": 3} for b in range(4)]
-    batch = {"id": "b", "rows": 4, "columns": {"b": [0, 1, 2, 3]}, "shared": {"a": 2}, "seed": 3}
+BATCH_STYLES = {
+    "predict only": "",
+    # draws from the global generator in sequence: the runner must notice and go row by row
+    "predict_batch(rows)": """
+    def predict_batch(rows):
+        return [predict(row) for row in rows]
+""",
+    # draws row i's numbers from its own seed, as the protocol asks of this signature
+    "predict_batch(rows, seeds)": """
+    def predict_batch(rows, seeds):
+        return [
+            {"score": row["a"] * 10 + row["b"], "draw": random.Random(seed).random()}
+            for row, seed in zip(rows, seeds)
+        ]
+""",
+}
+
+
+@pytest.mark.parametrize("style", BATCH_STYLES)
+def test_every_row_of_a_batch_is_answered_as_that_row_alone(deployment, style):
+    entrypoint = deployment(SCORING + textwrap.indent(BATCH_STYLES[style], "    "))
+    values = [0, 1, 2, 2, 2, 3]
+    singles = [{"id": f"s{i}", "inputs": {"a": 2, "b": b}, "seed": 3} for i, b in enumerate(values)]
+    batch = {"id": "b", "rows": 6, "columns": {"b": values}, "shared": {"a": 2}, "seed": 3}
     *answers, batched = talk(entrypoint, *singles, batch)[2:]
     assert batched["id"] == "b"
-    assert (
-        batched["columns"]["score"] == [a["outputs"]["score"] for a in answers] == [20, 21, 22, 23]
-    )
-    # Seeded once: the draws run on in sequence rather than restarting per row.
-    draws = random.Random(3)
-    assert batched["columns"]["draw"] == [draws.random() for _ in range(4)]
+    assert batched["columns"] == {
+        field: [a["outputs"][field] for a in answers] for field in ("draw", "score")
+    }
+    assert batched["columns"]["score"] == [20, 21, 22, 22, 22, 23]
+    # the same seed for every row: one draw, not a sequence running on across rows
+    assert set(batched["columns"]["draw"]) == {random.Random(3).random()}
+
+
+def test_a_batch_that_draws_nothing_is_answered_in_one_call(deployment):
+    entrypoint = deployment("""
+        calls = []
+
+        def predict(inputs):
+            return predict_batch([inputs])[0]
+
+        def predict_batch(rows):
+            calls.append(len(rows))
+            return [{"score": row["a"], "calls": list(calls)} for row in rows]
+    """)
+    (answer,) = talk(entrypoint, {"id": "b", "rows": 3, "columns": {"a": [1, 2, 3]}, "seed": 0})[2:]
+    assert answer["columns"] == {"score": [1, 2, 3], "calls": [[3]] * 3}
 
 
 def test_shared_fields_reach_every_row(deployment):

@@ -36,14 +36,12 @@ def _reason(inputs: dict, score: float) -> str:
     return "overall risk score below threshold"
 
 
-def _decide(inputs: dict, score: float) -> dict:
+def _decide(inputs: dict, score: float, draw: float) -> dict:
     return {
         "decision": "approved" if score >= APPROVE_AT else "rejected",
         "score": score,
         "reason": _reason(inputs, score),
-        # Seeded by the caller (the replay runner seeds `random` per request), so a
-        # replay with the logged seed samples the same applicants for audit.
-        "audit": random.random() < AUDIT_RATE,
+        "audit": draw < AUDIT_RATE,
     }
 
 
@@ -51,7 +49,17 @@ def predict(inputs: dict) -> dict:
     return predict_batch([inputs])[0]
 
 
-def predict_batch(rows: list[dict]) -> list[dict]:
+def predict_batch(rows: list[dict], seeds: list[int] | None = None) -> list[dict]:
+    """The audit draw is random but replayable: the replay runner seeds `random` before
+    each request, and gives a batch one seed per row; `random.Random(seed).random()` is
+    the draw a single request seeded with `seed` makes, so every row draws as if alone."""
+    if seeds is None:
+        draws = [random.random() for _ in rows]
+    else:
+        draws = [random.Random(seed).random() for seed in seeds]
     matrix = np.array([[float(row[name]) for name in FEATURES] for row in rows])
     scores = _model.predict_proba(matrix)[:, 1]
-    return [_decide(row, float(score)) for row, score in zip(rows, scores, strict=True)]
+    return [
+        _decide(row, float(score), draw)
+        for row, score, draw in zip(rows, scores, draws, strict=True)
+    ]
