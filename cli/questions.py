@@ -211,34 +211,48 @@ def _show_counterfactuals(found: CounterfactualSet) -> None:
 )
 @json_option
 def explain(txn_id: str, reference_rows: int, as_json: bool) -> None:
-    """Reason codes for a logged decision: each feature's contribution to its score."""
+    """Reasons for a logged decision: what moved it (and its score), what decided it."""
     emit(replay.explain(txn_id, reference_rows=reference_rows), as_json, _show_explanation)
 
 
 def _show_explanation(result: Explanation) -> None:
-    heading = (
-        f"[bold]{result.decision}[/bold]  {result.txn_id}: score {result.score:.4f}, "
-        f"reference mean {result.base_score:.4f} ({result.method}, "
-        f"{result.reference_rows} reference rows)"
-    )
     out = console()
-    out.print(heading)
+    score = "no score" if result.score is None else f"score {number(result.score)}"
+    base = "" if result.base_score is None else f", score {number(result.base_score)}"
+    out.print(
+        f"[bold]{result.decision}[/bold]  {result.txn_id}: {score}, seed {result.seed}; "
+        f"reference sample: {result.base_rate:.0%} {result.favourable_value}{base} "
+        f"({result.method}, {result.reference_rows} reference rows)"
+    )
+    out.print(result.summary)
+
+    def signed(value: float | None) -> str:
+        if value is None:
+            return "null"
+        return f"[{'red' if value < 0 else 'green'}]{value:+.4f}[/]"
+
     table(
-        ("feature", "value", "typical", "contribution"),
+        ("feature", "value", "typical", f"to {result.favourable_value}", "to score", ""),
         (
             (
                 item.feature,
                 format_value(item.value),
                 "" if item.reference_mean is None else f"{item.reference_mean:,.6g}",
-                f"[{'red' if item.contribution < 0 else 'green'}]{item.contribution:+.4f}[/]",
+                signed(item.decision),
+                signed(item.score),
+                "immutable" if item.immutable else "",
             )
             for item in result.contributions
         ),
     )
-    if not result.favourable and result.reasons:
+    if result.reasons:
         out.print("[bold]Main reasons[/bold]")
         for position, reason in enumerate(result.reasons, 1):
             out.print(f"  {position}. {reason}")
+    if result.protected:
+        out.print("[bold]Immutable features that contributed[/bold] (for a compliance reviewer)")
+        for line in result.protected:
+            out.print(f"  - {line}")
     out.print(
         f"features the model was given: {', '.join(result.features)}"
         + (f"; no effect here: {', '.join(result.unused)}" if result.unused else "")

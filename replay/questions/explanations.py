@@ -1,11 +1,24 @@
-"""Reason codes: how much each feature moved this decision's score, and why it went so.
+"""Reasons for a decision: how much each input moved it, and what decided it when no
+input did.
 
-Shapley values against the reference sample stored with the manifest: the value of a
-set S of features is the mean score when the applicant's own values are kept for S and
-each reference row supplies the rest. Every score is computed by the original
-container. Up to EXACT_UP_TO features every coalition is evaluated (exact values);
-above that, permutations are sampled. Contributions add up to the applicant's score
-minus the mean score of the reference sample.
+Shapley values against the reference sample stored with the manifest, computed twice
+from one batch of the original container's answers:
+- for the decision itself: the value of a set S of features is the share of mixes
+  (the applicant's own values for S, a reference row's for the rest) that reach the
+  favourable decision, each mix run with the decision's seed (the runner answers every
+  row as alone, so a seeded draw is the same draw in every mix);
+- for the score, beside it, when every mix has a numeric score (a rule that answers
+  with a null score leaves only the decision's).
+Up to EXACT_UP_TO features every coalition is evaluated (exact values); above that,
+permutations are sampled. Contributions add up to the applicant's value minus the
+reference sample's.
+
+Reasons are mutable features whose contribution to the decision is not negligible, in
+the decision's direction; immutable (protected) features are never reasons, and are
+listed apart, for a compliance reviewer, when they contributed. When no input accounts
+for the decision, the same inputs are run with other seeds: if the decision then
+changes, a seeded random draw decided; if not, a rule (or the model's overall level)
+did.
 """
 
 from __future__ import annotations
@@ -13,8 +26,10 @@ from __future__ import annotations
 import itertools
 import math
 import random
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from replay.errors import BadInput
 from replay.execution.decision import Decision
@@ -26,28 +41,44 @@ from replay.questions.asking import asking
 from replay.settings import Settings
 
 EXACT_UP_TO = 10
+# A contribution of less than one point to the share of mixes reaching the favourable
+# decision is no reason: below it, the feature changes the decision for almost nobody.
+NEGLIGIBLE = 0.01
+OTHER_SEEDS = 20  # runs of the applicant's own inputs that tell a draw from a rule
+BLOCKING_SEEDS = 5  # runs of the reference rows that tell whether a draw blocks everyone
 
 
 @dataclass(frozen=True)
 class Contribution:
     feature: str
     value: Any
-    reference_mean: float | None
-    contribution: float
+    reference_mean: float | None  # None for a category or a boolean
+    decision: float  # to the share of mixes reaching the favourable decision
+    score: float | None  # to the score; None when some mixes have no numeric score
+    immutable: bool
+
+    @property
+    def negligible(self) -> bool:
+        return abs(self.decision) < NEGLIGIBLE
 
 
 @dataclass(frozen=True)
 class Explanation:
     txn_id: str
     manifest_id: str
+    seed: int
     decision: Any
+    favourable_value: Any
     favourable: bool
-    score: float
-    base_score: float  # mean score of the reference sample
-    contributions: list[Contribution]  # strongest effect first
+    score: float | None  # None when the decision has no numeric score
+    base_rate: float  # share of the reference sample reaching the favourable decision
+    base_score: float | None  # mean score of the reference sample, when it has scores
+    contributions: list[Contribution]  # strongest effect on the decision first
+    decided_by: str  # "inputs", "random draw" or "rule"
+    other_seeds: dict[str, int]  # the decisions these inputs get with other seeds
     method: str
     reference_rows: int
-    unused: list[str]  # features that moved no score for this applicant
+    unused: list[str]  # features that moved neither the decision nor the score here
 
     @property
     def features(self) -> list[str]:
@@ -55,23 +86,74 @@ class Explanation:
 
     @property
     def reasons(self) -> list[str]:
-        """Plain words for the (at most four) features that pulled the score down most."""
-        return self.adverse_reasons(4)
+        """Plain words for the (at most four) main reasons, never an immutable feature."""
+        return [self._reason(c) for c in self._ranked(mutable=True)[:4]]
 
-    def adverse_reasons(self, top: int) -> list[str]:
-        """Plain words for the `top` features that pulled the score down the most."""
-        adverse = sorted(
-            (c for c in self.contributions if c.contribution < 0), key=lambda c: c.contribution
-        )[:top]
+    @property
+    def protected(self) -> list[str]:
+        """Immutable features that contributed: flagged for review, never to be changed."""
         return [
-            f"{c.feature} of {format_value(c.value)}"
-            + ("" if c.reference_mean is None else f" (typical {format_value(c.reference_mean)})")
-            + f" lowered the score by {-c.contribution:.3f}"
-            for c in adverse
+            f"{self._reason(c)} (immutable: flagged for review, not something to change)"
+            for c in self._ranked(mutable=False)
         ]
 
+    @property
+    def summary(self) -> str:
+        """What decided, in one plain sentence."""
+        others = ", ".join(f"{value} {count}" for value, count in self.other_seeds.items())
+        if self.decided_by == "random draw" and set(self.other_seeds) != {str(self.decision)}:
+            return (
+                f"A seeded random draw decided {self.decision}, not the inputs: no mix of "
+                f"them with typical values changes it under seed {self.seed}, while the "
+                f"same inputs with {OTHER_SEEDS} other seeds give {others}."
+            )
+        if self.decided_by == "random draw":
+            return (
+                f"Under seed {self.seed} a seeded random draw keeps every mix of these inputs "
+                f"with typical values from {self.favourable_value}, so no input is a reason "
+                f"under it; with {OTHER_SEEDS} other seeds these inputs give {others}."
+            )
+        if self.decided_by == "rule":
+            return (
+                f"No input accounts for {self.decision}: every mix of the inputs with "
+                f"typical values gives the same decision under seed {self.seed}, and so do "
+                f"{OTHER_SEEDS} other seeds; a rule (or the model's overall level) decided."
+            )
+        names = [c.feature for c in self._ranked(mutable=True)[:4]]
+        lead = f"{self.decision}, mainly because of {', '.join(names)}" if names else None
+        protected = [c.feature for c in self._ranked(mutable=False)]
+        parts = [lead or f"{self.decision}: no mutable input moved it"]
+        if protected:
+            parts.append(f"immutable features that contributed: {', '.join(protected)}")
+        return "; ".join(parts) + "."
+
+    def _ranked(self, *, mutable: bool) -> list[Contribution]:
+        """Non-negligible contributions in the decision's direction, strongest first."""
+        sign = 1 if self.favourable else -1
+        chosen = [
+            c
+            for c in self.contributions
+            if c.immutable != mutable and not c.negligible and sign * c.decision > 0
+        ]
+        return sorted(chosen, key=lambda c: (-sign * c.decision, -sign * (c.score or 0.0)))
+
+    def _reason(self, c: Contribution) -> str:
+        # No "typical value" here: against a threshold, a value better than the mean can
+        # still be what kept the decision from the favourable side (the table has means).
+        direction = "towards" if c.decision > 0 else "away from"
+        score = "" if c.score is None else f"; score {c.score:+.3f}"
+        return (
+            f"{c.feature} of {format_value(c.value)} moved the decision "
+            f"{direction} {self.favourable_value} ({c.decision:+.2f}{score})"
+        )
+
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "reasons": self.reasons}
+        return {
+            **asdict(self),
+            "reasons": self.reasons,
+            "protected": self.protected,
+            "summary": self.summary,
+        }
 
 
 def _orders(n: int, samples: int) -> list[list[int]]:
@@ -94,6 +176,11 @@ def _coalitions(n: int, orders: list[list[int]]) -> list[frozenset[int]]:
     return sorted(prefixes, key=len)
 
 
+def numeric(value: Any) -> TypeGuard[float]:
+    """A score that can be averaged: a finite int or float (not a bool, not null)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def explanation_of(
     schema: Schema,
     decision: Decision,
@@ -101,11 +188,15 @@ def explanation_of(
     reference: list[Row],
     samples: int = 200,
 ) -> Explanation:
-    """Each feature's Shapley contribution to `decision`'s score, every score computed by
-    `predictor` with the decision's seed over the `reference` rows."""
+    """Each feature's Shapley contribution to `decision` (and to its score, when there
+    is one), every mix run by `predictor` with the decision's seed over the `reference`
+    rows; then what decided, when no input did."""
+    if not reference:
+        raise BadInput("explaining a decision needs at least one reference row")
     features = list(schema.inputs)
     n = len(features)
     applicant = decision.inputs
+    output = schema.output
     orders = [] if n <= EXACT_UP_TO else _orders(n, samples)
     coalitions = _coalitions(n, orders)
     batch = [
@@ -113,56 +204,92 @@ def explanation_of(
         for coalition in coalitions
         for row in reference
     ]
-    output = schema.output
-    score_field = output.score
-    if decision.outputs.get(score_field) is None:
-        raise BadInput(
-            f"{decision.txn_id} has no {score_field} (null): there is no score to explain"
-        )
     outputs = predictor.predict_batch(batch, decision.seed)
-    if any(row[score_field] is None for row in outputs):
-        raise BadInput(
-            f"some variants of {decision.txn_id} have a null {score_field}: "
-            "Shapley values need a score for every mix of its inputs and the reference rows"
-        )
     size = len(reference)
-    value = {
-        coalition: sum(float(o[score_field]) for o in outputs[k * size : (k + 1) * size]) / size
-        for k, coalition in enumerate(coalitions)
-    }
-    shapley = _shapley(n, value) if n <= EXACT_UP_TO else _sampled_shapley(n, value, orders)
-    marginal_zero = {
-        i
+
+    def worth(of: Callable[[Row], float]) -> dict[frozenset[int], float]:
+        return {
+            coalition: sum(of(o) for o in outputs[k * size : (k + 1) * size]) / size
+            for k, coalition in enumerate(coalitions)
+        }
+
+    def contributions_to(value: dict[frozenset[int], float]) -> list[float]:
+        return _shapley(n, value) if n <= EXACT_UP_TO else _sampled_shapley(n, value, orders)
+
+    reaches = worth(lambda o: float(o[output.decision] == output.favourable))
+    to_decision = contributions_to(reaches)
+    own_score = decision.outputs.get(output.score)
+    scores = None
+    to_score: Sequence[float | None] = [None] * n
+    if numeric(own_score) and all(numeric(o.get(output.score)) for o in outputs):
+        scores = worth(lambda o: float(o[output.score]))
+        to_score = contributions_to(scores)
+    moved_nothing = [
+        features[i]
         for i in range(n)
-        if all(
-            math.isclose(value[s | {i}], value[s], abs_tol=0.0)
-            for s in value
-            if i not in s and (s | {i}) in value
-        )
-    }
+        if all(_no_effect(value, i) for value in (reaches, scores) if value is not None)
+    ]
     contributions = sorted(
         (
             Contribution(
                 name,
                 applicant[name],
                 sum(r[name] for r in reference) / size if schema.inputs[name].numeric else None,
-                shapley[i],
+                to_decision[i],
+                to_score[i],
+                schema.inputs[name].immutable,
             )
             for i, name in enumerate(features)
         ),
-        key=lambda c: -abs(c.contribution),
+        key=lambda c: (-abs(c.decision), -abs(c.score or 0.0)),
     )
+    logged = decision.outputs[output.decision]
+    others = Counter(
+        str(predictor.predict(applicant, decision.seed + k)[output.decision])
+        for k in range(1, OTHER_SEEDS + 1)
+    )
+    if any(not c.negligible for c in contributions):
+        decided_by = "inputs"
+    elif set(others) - {str(logged)} or _draw_blocks(predictor, reference, decision, schema):
+        decided_by = "random draw"
+    else:
+        decided_by = "rule"
     return Explanation(
         txn_id=decision.txn_id,
         manifest_id=decision.manifest_id,
-        decision=decision.outputs[output.decision],
-        favourable=decision.outputs[output.decision] == output.favourable,
-        score=float(decision.outputs[score_field]),
-        base_score=value[frozenset()],
+        seed=decision.seed,
+        decision=logged,
+        favourable_value=output.favourable,
+        favourable=logged == output.favourable,
+        score=float(own_score) if numeric(own_score) else None,
+        base_rate=reaches[frozenset()],
+        base_score=None if scores is None else scores[frozenset()],
         contributions=contributions,
+        decided_by=decided_by,
+        other_seeds=dict(others.most_common()),
         method="exact Shapley" if n <= EXACT_UP_TO else f"sampled Shapley ({samples} orders)",
         reference_rows=size,
-        unused=[features[i] for i in sorted(marginal_zero)],
+        unused=moved_nothing,
+    )
+
+
+def _draw_blocks(
+    predictor: Predictor, reference: list[Row], decision: Decision, schema: Schema
+) -> bool:
+    """Whether the reference rows' favourable share moves with the seed: then the
+    decision's seed, not the inputs, keeps every mix on one side."""
+    output = schema.output
+    shares = {
+        sum(o[output.decision] == output.favourable for o in predictor.predict_batch(reference, s))
+        for s in range(decision.seed, decision.seed + BLOCKING_SEEDS + 1)
+    }
+    return len(shares) > 1
+
+
+def _no_effect(value: dict[frozenset[int], float], i: int) -> bool:
+    """Adding feature i to any evaluated coalition changes nothing."""
+    return all(
+        value[s | {i}] == worth for s, worth in value.items() if i not in s and (s | {i}) in value
     )
 
 
@@ -174,7 +301,8 @@ def explain(
     warm: WarmDeployment | None = None,
     settings: Settings | None = None,
 ) -> Explanation:
-    """Each feature's contribution to a logged decision's score, from its own container."""
+    """What moved a logged decision (and its score), and what decided it, from its own
+    container."""
     with asking(txn_id, warm, settings) as (decision, running):
         reference = running.reference_rows(reference_rows)
         return explanation_of(running.manifest.schema, decision, running, reference, samples)

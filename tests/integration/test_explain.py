@@ -12,13 +12,15 @@ from tests.integration.conftest import run_cli
 pytestmark = pytest.mark.integration
 
 
-def test_shapley_contributions_add_up_to_the_score_difference(rejected, warm):
+def test_shapley_contributions_add_up_for_the_decision_and_the_score(rejected, warm):
     import replay
 
     result = replay.explain(rejected, warm=warm)
-    total = sum(c.contribution for c in result.contributions)
-    assert math.isclose(total, result.score - result.base_score, abs_tol=1e-12)
-    assert result.method == "exact Shapley"
+    to_score = sum(c.score for c in result.contributions)
+    assert math.isclose(to_score, result.score - result.base_score, abs_tol=1e-12)
+    to_decision = sum(c.decision for c in result.contributions)
+    assert math.isclose(to_decision, 0 - result.base_rate, abs_tol=1e-12)  # rejected
+    assert result.method == "exact Shapley" and result.decided_by == "inputs"
     assert sorted(result.features) == sorted(warm.manifest.schema.inputs)
 
 
@@ -31,14 +33,15 @@ def test_base_score_is_the_mean_reference_score(rejected, warm):
     assert math.isclose(result.base_score, sum(scores) / len(scores), abs_tol=1e-12)
 
 
-def test_reasons_name_features_that_lowered_the_score(rejected, warm):
+def test_reasons_name_mutable_features_that_moved_the_decision_away(rejected, warm):
     import replay
 
     result = replay.explain(rejected, warm=warm)
-    adverse = {c.feature for c in result.contributions if c.contribution < 0}
+    adverse = {c.feature for c in result.contributions if c.decision <= -0.01}
     assert result.reasons
     for reason in result.reasons:
-        assert reason.split(" of ")[0] in adverse and "lowered the score by" in reason
+        assert reason.split(" of ")[0] in adverse - {"age"}
+        assert "moved the decision away from approved" in reason
 
 
 def test_explain_cli_json(rejected):
@@ -46,3 +49,4 @@ def test_explain_cli_json(rejected):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["reference_rows"] == 10 and len(report["contributions"]) == 7
+    assert report["decided_by"] == "inputs" and report["summary"].startswith("rejected")

@@ -179,15 +179,20 @@ def test_no_counterfactual_when_every_input_is_immutable(credit):
         counterfactuals_of(frozen, decision, credit, [{"age": 30, "branch": "online"}])
 
 
-def test_contributions_add_up_to_the_score_minus_the_reference_mean(credit):
+def test_contributions_add_up_for_the_decision_and_for_the_score(credit):
     decision = decided(credit, APPLICANT)
     rows = reference(40)
     result = explanation_of(CREDIT, decision, credit, rows)
-    total = sum(c.contribution for c in result.contributions)
     mean = statistics.fmean(credit_score(row) for row in rows)
+    approved = statistics.fmean(credit_predict(row)["decision"] == "approved" for row in rows)
     assert math.isclose(result.base_score, mean, abs_tol=1e-12)
-    assert math.isclose(total, result.score - result.base_score, abs_tol=1e-12)
+    assert math.isclose(result.base_rate, approved, abs_tol=1e-12)
+    to_score = sum(c.score for c in result.contributions)
+    to_decision = sum(c.decision for c in result.contributions)
+    assert math.isclose(to_score, result.score - result.base_score, abs_tol=1e-12)
+    assert math.isclose(to_decision, 0 - result.base_rate, abs_tol=1e-12)  # rejected: 0
     assert result.method == "exact Shapley" and result.reference_rows == 40
+    assert result.decided_by == "inputs" and result.other_seeds == {"rejected": 20}
 
 
 def test_a_linear_score_gets_its_exact_shapley_values(credit):
@@ -197,11 +202,25 @@ def test_a_linear_score_gets_its_exact_shapley_values(credit):
     by_name = {c.feature: c for c in result.contributions}
     for name, weight in {**WEIGHTS, "age": 0.002}.items():
         expected = weight * (APPLICANT[name] - statistics.fmean(row[name] for row in rows))
-        assert math.isclose(by_name[name].contribution, expected, abs_tol=1e-12)
-    assert by_name["branch"].contribution == 0 and result.unused == ["branch"]
+        assert math.isclose(by_name[name].score, expected, abs_tol=1e-12)
+    assert by_name["branch"].score == by_name["branch"].decision == 0
+    assert result.unused == ["branch"]
     assert by_name["branch"].reference_mean is None  # no mean of a category
-    reasons = result.reasons
-    assert reasons and all("lowered the score" in reason for reason in reasons)
+
+
+def test_reasons_are_mutable_features_that_moved_the_decision_and_age_is_set_apart(credit):
+    older = {**APPLICANT, "age": 18, "income": 60_000.0}  # age pulls the score down
+    result = explanation_of(CREDIT, decided(credit, older), credit, reference(40))
+    by_name = {c.feature: c for c in result.contributions}
+    assert by_name["age"].immutable and by_name["age"].decision <= -0.01
+    assert result.reasons and not any(r.startswith("age ") for r in result.reasons)
+    for reason in result.reasons:
+        feature = by_name[reason.split(" of ")[0]]
+        assert feature.decision <= -0.01 and "away from approved" in reason
+    (flagged,) = result.protected
+    assert flagged.startswith("age of 18") and "immutable: flagged for review" in flagged
+    negligible = [c.feature for c in result.contributions if abs(c.decision) < 0.01]
+    assert not any(r.split(" of ")[0] in negligible for r in result.reasons)
 
 
 def test_many_features_are_explained_by_sampled_permutations():
@@ -215,7 +234,7 @@ def test_many_features_are_explained_by_sampled_permutations():
     rows = [{name: 0.0 for name in names}] * 5
     result = explanation_of(wide, decision, predictor, rows, samples=30)
     assert result.method == "sampled Shapley (30 orders)"
-    by_name = {c.feature: c.contribution for c in result.contributions}
+    by_name = {c.feature: c.score for c in result.contributions}
     assert all(math.isclose(by_name[f"x{i}"], i, abs_tol=1e-9) for i in range(12))
 
 
@@ -347,14 +366,43 @@ def test_a_deployment_error_is_a_prediction_error_naming_it(claims):
         whatif_of(CLAIMS, decision, {"region": "north"}, broken)
 
 
-def test_a_decision_without_a_score_is_not_explained_but_refused_in_one_line(claims):
+def test_a_referral_by_rule_is_explained_without_a_score(claims):
     referred = decided(claims, {**CLAIM, "claim_amount": 60_000.0}, seed=11)
     assert referred.outputs["score"] is None
-    with pytest.raises(BadInput, match=r"no score \(null\): there is no score to explain"):
-        explanation_of(CLAIMS, referred, claims, [CLAIM])
-    rows = [{**CLAIM, "claim_amount": 70_000.0}]  # mixes that hit the rule have no score
-    with pytest.raises(BadInput, match="null score"):
-        explanation_of(CLAIMS, decided(claims, CLAIM, seed=11), claims, rows)
+    result = explanation_of(CLAIMS, referred, claims, claim_reference())
+    assert result.score is None and result.base_score is None
+    assert all(c.score is None for c in result.contributions)
+    assert result.decided_by == "inputs" and result.reasons[0].startswith("claim_amount of 60,000")
+    assert "away from approve" in result.reasons[0]
+
+
+def test_a_review_sent_by_the_draw_is_explained_as_the_draw_with_no_reason(claims):
+    small = {**CLAIM, "claim_amount": 1_000.0}
+    sent = decided(claims, small, seed=14)  # seed 14 draws 0.06: approvals go to review
+    assert sent.outputs["decision"] == "review" and sent.outputs["score"] > 0.8
+    result = explanation_of(CLAIMS, sent, claims, claim_reference())
+    assert result.decided_by == "random draw" and result.reasons == [] and result.protected == []
+    assert "random draw decided review" in result.summary and "seed 14" in result.summary
+    assert result.other_seeds["approve"] > result.other_seeds.get("review", 0)
+
+
+def test_a_denial_whose_draw_blocks_approval_for_everyone_says_so(claims):
+    denied = decided(claims, CLAIM, seed=14)
+    assert denied.outputs["decision"] == "deny"
+    result = explanation_of(CLAIMS, denied, claims, claim_reference())
+    assert result.decided_by == "random draw" and result.reasons == []
+    assert result.other_seeds == {"deny": 20}
+    assert "Under seed 14 a seeded random draw keeps every mix" in result.summary
+
+
+def test_a_rule_that_decides_whatever_the_inputs_is_named_and_odd_scores_never_crash(claims):
+    fixed = InProcessPredictor(lambda row: {"decision": "deny", "score": "n/a", "draw": 0.5})
+    decision = decided(fixed, CLAIM, seed=11)
+    result = explanation_of(CLAIMS, decision, fixed, claim_reference())
+    assert result.decided_by == "rule" and result.score is None and result.reasons == []
+    assert "No input accounts for deny" in result.summary
+    with pytest.raises(BadInput, match="at least one reference row"):
+        explanation_of(CLAIMS, decision, fixed, [])
 
 
 def test_a_sweep_with_null_scores_is_valid_json(claims):
