@@ -12,9 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from workspace import make_workspace, read_applicants
+from workspace import make_workspace, read_new_cases
 
 import replay
 from replay.errors import ReplayError
@@ -24,7 +24,7 @@ def main() -> int:
     home = Path(".replay")
     home.mkdir(exist_ok=True)  # replay finds its state here, as git finds .git
     print("1. the credit-approval deployment: train, track the model with DVC, commit")
-    workspace = make_workspace(home / "demo" / "credit-approval", home / "dvc-remote")
+    workspace = make_workspace("credit", home / "demo" / "credit-approval", home / "dvc-remote")
     print(f"   {workspace}")
     print("2. capture its manifest (lock, hashes, base digest) into MLflow")
     manifest = replay.capture(workspace)
@@ -84,7 +84,7 @@ def serve_applicants(deployment: str, workspace: Path) -> list[dict]:
                 time.sleep(0.3)
         answers = []
         with httpx.Client(base_url=url, timeout=60) as client:
-            for number, inputs in enumerate(read_applicants(workspace)):
+            for number, inputs in enumerate(read_new_cases(workspace, "credit")):
                 response = client.post(
                     "/decisions", json={"inputs": inputs, "subject": f"applicant-{number:04d}"}
                 )

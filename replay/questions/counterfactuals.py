@@ -28,6 +28,7 @@ from replay.execution.predictor import Predictor, Row
 from replay.execution.warm import WarmDeployment
 from replay.manifests.schema import Feature, Schema
 from replay.questions.asking import asking
+from replay.questions.draws import draw_blocks
 from replay.settings import Settings
 
 REFERENCE_ROWS = 300  # rows of the reference sample that set each feature's scale
@@ -59,15 +60,22 @@ class CounterfactualSet:
     options: list[Counterfactual]
     evaluated: int  # variants the container scored during the search
     mutable: list[str]  # the inputs the search could change
+    blocked_by_draw: bool  # under this seed a random draw keeps every variant from target
 
     @property
     def none_found(self) -> str | None:
         """Why there is no option, in one line (None when there are options)."""
         if self.options:
             return None
+        why = (
+            f": under this decision's seed a random draw keeps every variant from "
+            f"{self.target} (with other seeds some reach it)"
+            if self.blocked_by_draw
+            else ""
+        )
         return (
             f"no single or paired change of {', '.join(self.mutable)} reached "
-            f"{self.target} ({self.evaluated:,} variants tried)"
+            f"{self.target} ({self.evaluated:,} variants tried){why}"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -323,6 +331,7 @@ def counterfactuals_of(
         seen.add(frozenset(edits))
         covered |= set(edits)
     goal = target if target is not None else f"not {outcome}"
+    blocked = not options and draw_blocks(schema, predictor, reference, decision.seed, goal)
     return CounterfactualSet(
         decision.txn_id,
         decision.manifest_id,
@@ -331,6 +340,7 @@ def counterfactuals_of(
         options,
         evaluated,
         [*mutable, *choices],
+        blocked,
     )
 
 

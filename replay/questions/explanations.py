@@ -38,6 +38,7 @@ from replay.execution.predictor import Predictor, Row
 from replay.execution.warm import WarmDeployment
 from replay.manifests.schema import Schema
 from replay.questions.asking import asking
+from replay.questions.draws import draw_blocks
 from replay.settings import Settings
 
 EXACT_UP_TO = 10
@@ -45,7 +46,6 @@ EXACT_UP_TO = 10
 # decision is no reason: below it, the feature changes the decision for almost nobody.
 NEGLIGIBLE = 0.01
 OTHER_SEEDS = 20  # runs of the applicant's own inputs that tell a draw from a rule
-BLOCKING_SEEDS = 5  # runs of the reference rows that tell whether a draw blocks everyone
 
 
 @dataclass(frozen=True)
@@ -250,7 +250,9 @@ def explanation_of(
     )
     if any(not c.negligible for c in contributions):
         decided_by = "inputs"
-    elif set(others) - {str(logged)} or _draw_blocks(predictor, reference, decision, schema):
+    elif set(others) - {str(logged)} or draw_blocks(
+        schema, predictor, reference, decision.seed, output.favourable
+    ):
         decided_by = "random draw"
     else:
         decided_by = "rule"
@@ -271,19 +273,6 @@ def explanation_of(
         reference_rows=size,
         unused=moved_nothing,
     )
-
-
-def _draw_blocks(
-    predictor: Predictor, reference: list[Row], decision: Decision, schema: Schema
-) -> bool:
-    """Whether the reference rows' favourable share moves with the seed: then the
-    decision's seed, not the inputs, keeps every mix on one side."""
-    output = schema.output
-    shares = {
-        sum(o[output.decision] == output.favourable for o in predictor.predict_batch(reference, s))
-        for s in range(decision.seed, decision.seed + BLOCKING_SEEDS + 1)
-    }
-    return len(shares) > 1
 
 
 def _no_effect(value: dict[frozenset[int], float], i: int) -> bool:

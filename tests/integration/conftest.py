@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parents[2]
-sys.path.insert(0, str(ROOT / "examples" / "credit"))
+sys.path.insert(0, str(ROOT / "examples"))
 
-from workspace import make_workspace, read_applicants  # noqa: E402
+from workspace import make_workspace, read_new_cases  # noqa: E402
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -69,7 +69,7 @@ def registry(engine, replay_env):
 @pytest.fixture(scope="session")
 def workspace(replay_env, tmp_path_factory):
     folder = tmp_path_factory.mktemp("deployments")
-    return make_workspace(folder / "credit-approval", folder / "dvc-remote")
+    return make_workspace("credit", folder / "credit-approval", folder / "dvc-remote")
 
 
 @pytest.fixture(scope="session")
@@ -86,11 +86,15 @@ def built(captured):
     return replay.build(captured.manifest_id)
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """The installed `replay` command, as a user runs it."""
+def run_cli(
+    *args: str, env: dict[str, str | None] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
+    """The installed `replay` command, as a user runs it (`env` values of None unset)."""
     command = [str(Path(sys.executable).parent / "replay"), *args]
+    merged = {**os.environ, **(env or {})}
+    environment = {name: value for name, value in merged.items() if value is not None}
     return subprocess.run(
-        command, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=600
+        command, capture_output=True, text=True, env=environment, cwd=cwd, timeout=600
     )
 
 
@@ -264,7 +268,7 @@ def served(server, workspace):
 
     import httpx
 
-    people = read_applicants(workspace)[:60]
+    people = read_new_cases(workspace, "credit")[:60]
 
     def post(item: tuple[int, dict]) -> dict:
         index, inputs = item
@@ -344,3 +348,37 @@ def warm(built, captured):
 
     with WarmDeployment(captured.manifest_id) as deployment:
         yield deployment
+
+
+@pytest.fixture(scope="session")
+def claims_workspace(replay_env, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("claims")
+    return make_workspace("claims", folder / "claims-triage", folder / "dvc-remote")
+
+
+@pytest.fixture(scope="session")
+def claims_warm(registry, claims_workspace):
+    """The claims example captured, built and running."""
+    import replay
+    from replay.execution.warm import WarmDeployment
+
+    manifest = replay.capture(claims_workspace)
+    replay.build(manifest.manifest_id)
+    with WarmDeployment(manifest.manifest_id) as warm:
+        yield warm
+
+
+@pytest.fixture(scope="session")
+def claims_decided(claims_warm, claims_workspace):
+    """The example's 200 new claims decided in the container (claim i with seed i) and
+    logged; the ledger entries by decision."""
+    from collections import defaultdict
+
+    from replay.ledger.decisions import record_decision
+
+    by_decision = defaultdict(list)
+    for seed, claim in enumerate(read_new_cases(claims_workspace, "claims")):
+        outputs = claims_warm.predict(claim, seed)
+        entry = record_decision(claims_warm.manifest.manifest_id, claim, outputs, seed=seed)
+        by_decision[outputs["decision"]].append(entry)
+    return by_decision

@@ -234,17 +234,19 @@ def test_no_good_copy_anywhere_is_an_integrity_error(captured, workspace, tmp_pa
 def test_declared_threads_are_pinned_and_answers_do_not_change(built, captured, tmp_path):
     """A deployment may declare its BLAS/OpenMP threads: the image pins them, its
     containers get as many CPUs, and this model's answers stay the same bit for bit."""
-    from workspace import make_workspace, read_applicants
+    from workspace import make_workspace, read_new_cases
 
     import replay
     from replay.execution.warm import WarmDeployment
 
-    folder = make_workspace(tmp_path / "credit-approval", tmp_path / "dvc-remote", threads=2)
+    folder = make_workspace(
+        "credit", tmp_path / "credit-approval", tmp_path / "dvc-remote", threads=2
+    )
     two = replay.capture(folder)
     assert two.runtime.threads == 2 and two.runtime.env["OMP_NUM_THREADS"] == "2"
     replay.build(two.manifest_id)
 
-    people = read_applicants(folder)[:50]
+    people = read_new_cases(folder, "credit")[:50]
     with WarmDeployment(two.manifest_id) as warm:
         runner = warm._idle.get()
         runner.container.reload()
@@ -267,7 +269,7 @@ def test_a_model_not_in_the_dvc_remote_is_refused_pushed_on_request_and_verified
     import replay
 
     remote = tmp_path / "dvc-remote"
-    folder = make_workspace(tmp_path / "credit-unpushed", remote)
+    folder = make_workspace("claims", tmp_path / "claims-unpushed", remote)
     shutil.rmtree(remote)  # as if `dvc push` had never run
     result = run_cli("capture", str(folder))
     assert result.returncode == 2, result.stderr

@@ -57,7 +57,7 @@ def test_a_deployment_kept_on_s3_builds_and_verifies(s3, registry, tmp_path, mon
 
     bucket = s3("deployments")
     monkeypatch.setenv("REPLAY_BLOBS", f"s3://{bucket}/blobs")
-    workspace = make_workspace(tmp_path / "credit-approval", f"s3://{bucket}/credit")
+    workspace = make_workspace("credit", tmp_path / "credit-approval", f"s3://{bucket}/credit")
     manifest = replay.capture(workspace)
     listing = boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix="blobs/")
     assert {item["Key"].rsplit("/", 1)[1] for item in listing["Contents"]} == {

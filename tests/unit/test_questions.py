@@ -359,6 +359,16 @@ def test_when_nothing_reaches_the_target_it_says_why_in_one_line(claims):
     assert found.evaluated > 50
 
 
+def test_when_the_seed_draws_every_approval_into_review_the_search_says_so(claims):
+    denied = decided(claims, CLAIM, seed=14)  # seed 14 draws 0.06: approvals go to review
+    found = counterfactuals_of(CLAIMS, denied, claims, claim_reference())
+    assert found.options == [] and found.blocked_by_draw
+    assert found.none_found.endswith(
+        "under this decision's seed a random draw keeps every variant from approve "
+        "(with other seeds some reach it)"
+    )
+
+
 def test_a_deployment_error_is_a_prediction_error_naming_it(claims):
     decision = decided(claims, CLAIM, seed=11)
     broken = InProcessPredictor(lambda row: 1 / 0)

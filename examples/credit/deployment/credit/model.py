@@ -55,8 +55,9 @@ def predict_batch(rows: list[dict], seeds: list[int] | None = None) -> list[dict
     the draw a single request seeded with `seed` makes, so every row draws as if alone."""
     if seeds is None:
         draws = [random.random() for _ in rows]
-    else:
-        draws = [random.Random(seed).random() for seed in seeds]
+    else:  # a sweep's rows share one seed: one generator per distinct seed
+        first_draw = {seed: random.Random(seed).random() for seed in set(seeds)}
+        draws = [first_draw[seed] for seed in seeds]
     matrix = np.array([[float(row[name]) for name in FEATURES] for row in rows])
     scores = _model.predict_proba(matrix)[:, 1]
     return [

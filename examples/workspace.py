@@ -1,9 +1,9 @@
-"""Materialise the credit example as a real deployment repository.
+"""Materialise an example (`credit`, `claims`) as a real deployment repository.
 
 A deployment lives in its own git repository with its model tracked by DVC. This
-copies `deployment/` to a fresh folder, trains the model there (deterministically),
-puts the model under DVC with a remote (a local folder, or `s3://bucket/prefix` reached
-through the usual AWS_* variables), commits, and pushes the model.
+copies `<example>/deployment/` to a fresh folder, trains the model there
+(deterministically), puts the model files under DVC with a remote (a local folder, or
+`s3://bucket/prefix` reached through the usual AWS_* variables), commits, and pushes.
 """
 
 from __future__ import annotations
@@ -15,14 +15,16 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-MODEL = "model/model.joblib"
+MODEL = "model/model.joblib"  # where both examples keep their model
+# The new cases each example's train.py writes beside its reference sample.
+NEW_CASES = {"credit": "applicants.csv", "claims": "claims.csv"}
 
 
-def read_applicants(workspace: Path) -> list[dict]:
-    """The new applicants `train.py` wrote, typed as the deployment's schema says."""
+def read_new_cases(workspace: Path, example: str) -> list[dict]:
+    """The new applicants (or claims) `train.py` wrote, typed as the schema says."""
     from replay.manifests.spec import load_spec
 
-    return load_spec(workspace).schema.read_rows(workspace / "data" / "applicants.csv")
+    return load_spec(workspace).schema.read_rows(workspace / "data" / NEW_CASES[example])
 
 
 def _run(folder: Path, *command: str) -> None:
@@ -30,24 +32,26 @@ def _run(folder: Path, *command: str) -> None:
         **os.environ,
         "DVC_NO_ANALYTICS": "1",
         "PYTHONPATH": str(folder),
-        "GIT_AUTHOR_NAME": "Credit Team",
-        "GIT_AUTHOR_EMAIL": "credit@example.com",
-        "GIT_COMMITTER_NAME": "Credit Team",
-        "GIT_COMMITTER_EMAIL": "credit@example.com",
+        "GIT_AUTHOR_NAME": "Model Team",
+        "GIT_AUTHOR_EMAIL": "models@example.com",
+        "GIT_COMMITTER_NAME": "Model Team",
+        "GIT_COMMITTER_EMAIL": "models@example.com",
     }
     result = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
 
 
-def make_workspace(destination: Path, dvc_remote: Path | str, threads: int = 1) -> Path:
-    """A committed deployment repo at `destination`, its model pushed to `dvc_remote`;
+def make_workspace(
+    example: str, destination: Path, dvc_remote: Path | str, threads: int = 1
+) -> Path:
+    """A committed repo of `example` at `destination`, its model pushed to `dvc_remote`;
     `threads` replaces the example's `threads: 1` in replay.yaml."""
     destination = destination.absolute()
     if destination.exists():
         shutil.rmtree(destination)
     shutil.copytree(
-        HERE / "deployment",
+        HERE / example / "deployment",
         destination,
         ignore=shutil.ignore_patterns("__pycache__", "model", "data"),
     )
@@ -63,6 +67,6 @@ def make_workspace(destination: Path, dvc_remote: Path | str, threads: int = 1) 
     _run(destination, *dvc, "remote", "add", "-d", "storage", remote)
     _run(destination, *dvc, "add", "-q", MODEL)
     _run(destination, "git", "add", "-A")
-    _run(destination, "git", "commit", "-q", "-m", "credit-approval model v1")
+    _run(destination, "git", "commit", "-q", "-m", f"{example} model v1")
     _run(destination, *dvc, "push", "-q")
     return destination
