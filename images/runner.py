@@ -6,7 +6,7 @@ deployment's locked packages: it must import nothing from the replay project.
 Protocol (JSON Lines; stdout carries only protocol lines, the deployment's own prints
 go to stderr):
 
-    out  {"type": "hello", "runner": "3", "python": "3.11.2", "fingerprint": {...}}
+    out  {"type": "hello", "runner": "4", "python": "3.11.2", "fingerprint": {...}}
     in   {"type": "load", "seed": 1729}
                                    (sent once the host has checked the fingerprint:
                                     no deployment code or model runs before that; the
@@ -28,8 +28,8 @@ answers. How, fastest first:
   random numbers as if the process had just been seeded with seeds[i] (for example
   from `random.Random(seeds[i])`);
 - a `predict_batch(rows)` is called once, seeded; if it drew no random number (the
-  random, numpy and torch generators are where they were) its answers stand, else the
-  batch is answered again row by row;
+  global generators of random, numpy and torch, the ones the runner seeds, are where
+  they were) its answers stand, else the batch is answered again row by row;
 - otherwise `predict` row by row, reseeded before each row.
 
 Each request is seeded before the deployment's code runs (`random`, and numpy or torch
@@ -213,7 +213,7 @@ class Deployment:
         else:
             before = random_states()
             outputs = list(self.predict_batch(rows))
-            if len(rows) > 1 and random_states() != before:
+            if random_states() != before:
                 return self.row_by_row(rows, seeds)  # it drew: each row needs its own seed
         if len(outputs) != len(rows):
             raise ValueError(f"predict_batch answered {len(outputs)} of {len(rows)} rows")

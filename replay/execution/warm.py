@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from replay.errors import BadInput, IntegrityError, ReplayError
+from replay.errors import BadInput, IntegrityError
 from replay.execution.predictor import PredictionError, Predictor, Row
 from replay.execution.recovery import RecoveredImage, recover_image
-from replay.images.container import RunnerContainer, RunnerFailed, Sandbox
+from replay.images.container import OldRunner, RunnerContainer, RunnerFailed, Sandbox
 from replay.images.engine import docker_client
 from replay.manifests.canonical import document_id
 from replay.manifests.manifest import Manifest
@@ -89,7 +89,7 @@ class WarmDeployment(Predictor):
             self._all.remove(runner)
             self._idle.put(self._start())  # keep the pool whole for the next caller
             raise
-        except ReplayError:  # refused before it was sent: the runner is fine
+        except OldRunner:  # refused before it was sent: the runner is fine
             self._idle.put(runner)
             raise
         self._idle.put(runner)

@@ -28,7 +28,7 @@ from replay.execution.predictor import Predictor, Row
 from replay.execution.warm import WarmDeployment
 from replay.manifests.schema import Feature, Schema
 from replay.questions.asking import asking
-from replay.questions.draws import draw_blocks
+from replay.questions.draws import draw_keeps
 from replay.settings import Settings
 
 REFERENCE_ROWS = 300  # rows of the reference sample that set each feature's scale
@@ -60,7 +60,7 @@ class CounterfactualSet:
     options: list[Counterfactual]
     evaluated: int  # variants the container scored during the search
     mutable: list[str]  # the inputs the search could change
-    blocked_by_draw: bool  # under this seed a random draw keeps every variant from target
+    blocked_by_draw: bool  # the seed's draw keeps every reference row from target too
 
     @property
     def none_found(self) -> str | None:
@@ -68,8 +68,8 @@ class CounterfactualSet:
         if self.options:
             return None
         why = (
-            f": under this decision's seed a random draw keeps every variant from "
-            f"{self.target} (with other seeds some reach it)"
+            f": under this decision's seed a random draw keeps every reference row from "
+            f"{self.target} too (with other seeds some reach it)"
             if self.blocked_by_draw
             else ""
         )
@@ -331,7 +331,11 @@ def counterfactuals_of(
         seen.add(frozenset(edits))
         covered |= set(edits)
     goal = target if target is not None else f"not {outcome}"
-    blocked = not options and draw_blocks(schema, predictor, reference, decision.seed, goal)
+    blocked = (
+        not options
+        and target is not None
+        and draw_keeps(schema, predictor, reference, seed, target, reached=False)
+    )
     return CounterfactualSet(
         decision.txn_id,
         decision.manifest_id,

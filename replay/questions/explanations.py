@@ -15,10 +15,11 @@ reference sample's.
 
 Reasons are mutable features whose contribution to the decision is not negligible, in
 the decision's direction; immutable (protected) features are never reasons, and are
-listed apart, for a compliance reviewer, when they contributed. When no input accounts
-for the decision, the same inputs are run with other seeds: if the decision then
-changes, a seeded random draw decided; if not, a rule (or the model's overall level)
-did.
+listed apart, for a compliance reviewer, when they contributed. The applicant's own
+inputs are also run with other seeds. When no input accounts for the decision, a seeded
+random draw decided if the decision changes with the seed, or if the seed's draw keeps
+every reference row on the decision's side while other seeds do not; else a rule (or
+the model's overall level) did.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from replay.execution.predictor import Predictor, Row
 from replay.execution.warm import WarmDeployment
 from replay.manifests.schema import Schema
 from replay.questions.asking import asking
-from replay.questions.draws import draw_blocks
+from replay.questions.draws import draw_keeps
 from replay.settings import Settings
 
 EXACT_UP_TO = 10
@@ -108,10 +109,12 @@ class Explanation:
                 f"same inputs with {OTHER_SEEDS} other seeds give {others}."
             )
         if self.decided_by == "random draw":
+            keeps = "brings" if self.favourable else "keeps"
+            where = "to" if self.favourable else "from"
             return (
-                f"Under seed {self.seed} a seeded random draw keeps every mix of these inputs "
-                f"with typical values from {self.favourable_value}, so no input is a reason "
-                f"under it; with {OTHER_SEEDS} other seeds these inputs give {others}."
+                f"Under seed {self.seed} a seeded random draw {keeps} every mix of these "
+                f"inputs with typical values {where} {self.favourable_value}, so no input is "
+                f"a reason under it; with {OTHER_SEEDS} other seeds these inputs give {others}."
             )
         if self.decided_by == "rule":
             return (
@@ -250,8 +253,13 @@ def explanation_of(
     )
     if any(not c.negligible for c in contributions):
         decided_by = "inputs"
-    elif set(others) - {str(logged)} or draw_blocks(
-        schema, predictor, reference, decision.seed, output.favourable
+    elif set(others) - {str(logged)} or draw_keeps(
+        schema,
+        predictor,
+        reference,
+        decision.seed,
+        output.favourable,
+        reached=logged == output.favourable,
     ):
         decided_by = "random draw"
     else:

@@ -18,6 +18,7 @@ from replay.errors import BadInput
 from replay.execution.decision import Decision
 from replay.execution.predictor import InProcessPredictor, PredictionError
 from replay.questions.counterfactuals import counterfactuals_of
+from replay.questions.draws import draw_keeps
 from replay.questions.explanations import explanation_of
 from replay.questions.sweeps import Range, sweep_of
 from replay.questions.what_if import whatif_of
@@ -360,13 +361,21 @@ def test_when_nothing_reaches_the_target_it_says_why_in_one_line(claims):
 
 
 def test_when_the_seed_draws_every_approval_into_review_the_search_says_so(claims):
-    denied = decided(claims, CLAIM, seed=14)  # seed 14 draws 0.06: approvals go to review
+    denied = decided(claims, CLAIM, seed=14)  # seed 14 draws 0.107: approvals go to review
     found = counterfactuals_of(CLAIMS, denied, claims, claim_reference())
     assert found.options == [] and found.blocked_by_draw
     assert found.none_found.endswith(
-        "under this decision's seed a random draw keeps every variant from approve "
-        "(with other seeds some reach it)"
+        "under this decision's seed a random draw keeps every reference row from approve "
+        "too (with other seeds some reach it)"
     )
+
+
+def test_only_the_decisions_own_seed_can_be_the_draw_that_keeps_it(claims):
+    rows = claim_reference()
+    assert draw_keeps(CLAIMS, claims, rows, 14, "approve", reached=False)  # draws 0.107
+    # seed 11 draws 0.45: approvals stay approvals, though seed 14 is among the next five
+    assert not draw_keeps(CLAIMS, claims, rows, 11, "approve", reached=False)
+    assert not draw_keeps(CLAIMS, claims, rows, 14, "deny", reached=False)  # some deny
 
 
 def test_a_deployment_error_is_a_prediction_error_naming_it(claims):
@@ -388,7 +397,7 @@ def test_a_referral_by_rule_is_explained_without_a_score(claims):
 
 def test_a_review_sent_by_the_draw_is_explained_as_the_draw_with_no_reason(claims):
     small = {**CLAIM, "claim_amount": 1_000.0}
-    sent = decided(claims, small, seed=14)  # seed 14 draws 0.06: approvals go to review
+    sent = decided(claims, small, seed=14)  # seed 14 draws 0.107: approvals go to review
     assert sent.outputs["decision"] == "review" and sent.outputs["score"] > 0.8
     result = explanation_of(CLAIMS, sent, claims, claim_reference())
     assert result.decided_by == "random draw" and result.reasons == [] and result.protected == []
