@@ -14,9 +14,21 @@ if TYPE_CHECKING:
 
 
 def sweep_figure(sweep: Sweep) -> Figure:
-    """Score against the swept feature(s), where the decision changes, and the original."""
-    frame, score = sweep.frame, sweep.score_field
+    """Score against the swept feature(s), where the decision changes, and the original.
+    Null or non-numeric scores are gaps; with no numeric score at all, whether the
+    favourable decision was reached (1) or not (0) is drawn instead."""
+    import pandas as pd  # already loaded by the sweep that is drawn
+
+    frame = sweep.frame
     favourable = frame[sweep.decision_field] == sweep.favourable
+    values = pd.to_numeric(frame[sweep.score_field], errors="coerce")
+    score = sweep.score_field
+    logged = pd.to_numeric(pd.Series([sweep.original_outputs.get(score)]), errors="coerce")[0]
+    if values.isna().all():
+        values = favourable.astype(float)
+        score = f"{sweep.decision_field} = {sweep.favourable}"
+        logged = float(sweep.original_outputs[sweep.decision_field] == sweep.favourable)
+    frame = frame.assign(**{score: values})
     figure = Figure(figsize=(8, 5), dpi=110)
     axes = figure.subplots()
     if len(sweep.features) == 1:
@@ -34,7 +46,7 @@ def sweep_figure(sweep: Sweep) -> Figure:
                 linewidth=1,
                 label="decision changes" if number == 0 else None,
             )
-        _mark_decision(axes, sweep.original_inputs[feature], sweep.original_outputs[score])
+        _mark_decision(axes, sweep.original_inputs[feature], logged)
         axes.set_xlabel(feature)
         axes.set_ylabel(score)
     else:

@@ -436,3 +436,17 @@ def test_a_sweep_with_null_scores_is_valid_json(claims):
 def test_in_process_answers_come_back_as_a_container_sends_them():
     predictor = InProcessPredictor(lambda row: {"decision": "ok", "pair": (1, 2.5)})
     assert predictor.predict({}, 0) == {"decision": "ok", "pair": [1, 2.5]}
+
+
+@pytest.mark.parametrize("score", ["as decided", "n/a"])
+@pytest.mark.parametrize("features", [1, 2])
+def test_sweep_plots_draw_null_or_non_numeric_scores(claims, tmp_path, score, features):
+    predictor = (
+        claims
+        if score == "as decided"
+        else InProcessPredictor(lambda row: {**triage(row), "score": "n/a"})
+    )
+    referred = decided(predictor, {**CLAIM, "claim_amount": 60_000.0}, seed=11)
+    ranges = [Range("claim_amount", 0, 60_000, 13), Range("age", 18, 80, 4)][:features]
+    path = sweep_of(CLAIMS, referred, ranges, predictor).plot(tmp_path / "sweep.png")
+    assert path.read_bytes().startswith(b"\x89PNG")
