@@ -112,8 +112,41 @@ def fingerprint_id(fingerprint: dict[str, Any]) -> str:
     return document_id(fingerprint)
 
 
+def fingerprint_difference(recorded: dict[str, Any], found: dict[str, Any]) -> str:
+    """Where an image's fingerprint differs from the recorded one, naming a file where
+    one is known: an installed file that no longer matches its RECORD hash, else the
+    first differing entry (a model, source or unrecorded file by its path)."""
+    modified = found.get("environment", {}).get("modified")
+    if modified and modified != recorded.get("environment", {}).get("modified"):
+        return f"{modified[0]} differs from its distribution's RECORD hash"
+    return _first_difference(recorded, found)
+
+
+def _first_difference(expected: dict[str, Any], found: dict[str, Any], prefix: str = "") -> str:
+    for key in sorted(set(expected) | set(found)):
+        left, right = expected.get(key), found.get(key)
+        if isinstance(left, dict) and isinstance(right, dict):
+            if left != right:
+                return _first_difference(left, right, f"{prefix}{key}: ")
+        elif left != right:
+            return f"{prefix}{key}: recorded {_short(left)}, found {_short(right)}"
+    return "no difference"
+
+
+def _short(value: Any) -> str:
+    """A sha256 cut to 12 digits; anything else as it is."""
+    if isinstance(value, str) and len(value) == 64:
+        return value[:12]
+    return "nothing" if value is None else repr(value)
+
+
 def check_fingerprint(manifest: Manifest, fingerprint: dict[str, Any]) -> None:
     """Refuse an image whose contents differ from what the manifest promises."""
+    modified = fingerprint.get("environment", {}).get("modified")
+    if modified:
+        raise IntegrityError(
+            f"image file {modified[0]} differs from the hash its distribution's RECORD gives"
+        )
     expected_models = {item.path: item.sha256 for item in manifest.model_files}
     for path in sorted(set(expected_models) | set(fingerprint["model_files"])):
         found, digest = fingerprint["model_files"].get(path), expected_models.get(path)

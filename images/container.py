@@ -23,10 +23,11 @@ if TYPE_CHECKING:
 _STDOUT, _STDERR = 1, 2
 # Runner protocol versions this host speaks. 1 (a batch as a list of row objects) never
 # left development; 2 sends batches by column; 3 also seeds `load()`; 4 answers every row
-# of a batch as that row alone. Images with runner 2 or 3 stay replayable, one decision at
-# a time (their decisions were made that way), but their batches drew random numbers in
-# sequence across rows, so questions that send batches are refused (OldRunner).
-PROTOCOLS = {"2", "3", "4"}
+# of a batch as that row alone; 5 fingerprints every file of the source and environment.
+# Images with runner 2 or 3 stay replayable, one decision at a time (their decisions were
+# made that way), but their batches drew random numbers in sequence across rows, so
+# questions that send batches are refused (OldRunner).
+PROTOCOLS = {"2", "3", "4", "5"}
 PER_ROW_SEEDS = 4
 
 

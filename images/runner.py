@@ -6,7 +6,7 @@ deployment's locked packages: it must import nothing from the replay project.
 Protocol (JSON Lines; stdout carries only protocol lines, the deployment's own prints
 go to stderr):
 
-    out  {"type": "hello", "runner": "4", "python": "3.11.2", "fingerprint": {...}}
+    out  {"type": "hello", "runner": "5", "python": "3.11.2", "fingerprint": {...}}
     in   {"type": "load", "seed": 1729}
                                    (sent once the host has checked the fingerprint:
                                     no deployment code or model runs before that; the
@@ -40,13 +40,16 @@ Python's shortest round-trip repr. A failing request answers with an error and t
 loop goes on.
 
 Versions: 2 sent batches by column; 3 adds the seed to `load`; 4 seeds every row of a
-batch (before, a batch was seeded once and its random draws ran on from row to row).
+batch (before, a batch was seeded once and its random draws ran on from row to row); 5
+fingerprints content: every file of the source and of the installed environment.
 
     python runner.py --fingerprint   print only the fingerprint, as one JSON line
 """
 
 from __future__ import annotations
 
+import base64
+import csv
 import hashlib
 import importlib
 import inspect
@@ -61,7 +64,7 @@ if TYPE_CHECKING:  # annotations only: the runner must start on any Python from 
     from collections.abc import Callable
     from typing import TextIO
 
-RUNNER_VERSION = "4"
+RUNNER_VERSION = "5"
 
 
 def deployment_dir() -> str:
@@ -73,6 +76,11 @@ def model_dir() -> str:
     return os.path.join(deployment_dir(), "model")
 
 
+def environment_dir() -> str:
+    """The installed environment (the image's venv: the Python running this)."""
+    return os.environ.get("REPLAY_ENVIRONMENT_DIR", sys.prefix)
+
+
 def _sha256(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -81,16 +89,67 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def fingerprint() -> dict[str, Any]:
-    """What this image really contains: Python, installed distributions, model bytes."""
-    from importlib import metadata  # only the fingerprint needs it: hosts import this too
-
-    models = model_dir()
-    model_files = {}
-    for folder, _, names in os.walk(models):
+def _tree(root: str, skip: str | None = None) -> dict[str, str]:
+    """Every file under `root` (but the `skip` folder) by relative path: its sha256, or
+    where a symbolic link points (a link is not followed out of the tree)."""
+    files = {}
+    for folder, folders, names in os.walk(root):
+        folders[:] = [f for f in folders if os.path.join(folder, f) != skip]
         for name in names:
             path = os.path.join(folder, name)
-            model_files[os.path.relpath(path, models)] = _sha256(path)
+            relative = os.path.relpath(path, root)
+            files[relative] = "link:" + os.readlink(path) if os.path.islink(path) else _sha256(path)
+    return files
+
+
+def _record_sha256(text: str) -> str | None:
+    """A RECORD hash (`sha256=` urlsafe base64 without padding) as hex; None if absent."""
+    algorithm, _, value = text.partition("=")
+    if algorithm != "sha256" or not value:
+        return None
+    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).hex()
+
+
+def environment_content(root: str) -> dict[str, Any]:
+    """Every installed file, checked against its distribution's RECORD: one digest per
+    distribution (over its files' paths and contents, RECORD included), the files no
+    RECORD lists with their sha256, and the files that differ from their RECORD hash."""
+    files = _tree(root)
+    owner: dict[str, str] = {}
+    expected: dict[str, str | None] = {}
+    for relative in sorted(files):
+        folder, name = os.path.split(relative)
+        if name != "RECORD" or not folder.endswith(".dist-info"):
+            continue
+        distribution = os.path.basename(folder).split("-")[0].lower().replace("_", "-")
+        site = os.path.dirname(folder)
+        with open(os.path.join(root, relative), newline="", encoding="utf-8") as handle:
+            for row in csv.reader(handle):
+                if row:
+                    listed = os.path.normpath(os.path.join(site, row[0]))
+                    owner[listed] = distribution
+                    expected[listed] = _record_sha256(row[1]) if len(row) > 1 else None
+    digests: dict[str, Any] = {}
+    for path in sorted(owner):
+        digest = digests.setdefault(owner[path], hashlib.sha256())
+        digest.update(f"{path}\0{files.get(path, 'missing')}\n".encode())
+    modified = [
+        path for path, sha in expected.items() if sha is not None and files.get(path) != sha
+    ]
+    return {
+        "distributions": {name: digest.hexdigest() for name, digest in sorted(digests.items())},
+        "unrecorded": {path: sha for path, sha in sorted(files.items()) if path not in owner},
+        "modified": sorted(modified),
+    }
+
+
+def fingerprint() -> dict[str, Any]:
+    """What this image really contains: Python, installed distributions and every file
+    of them, the deployment's source and model bytes, the runner."""
+    from importlib import metadata  # only the fingerprint needs it: hosts import this too
+
+    model_files = _tree(model_dir())
+    source_files = _tree(deployment_dir(), skip=model_dir())
     distributions = {}
     for dist in metadata.distributions():
         name = dist.metadata["Name"]
@@ -104,6 +163,8 @@ def fingerprint() -> dict[str, Any]:
         "machine": platform.machine(),
         "distributions": dict(sorted(distributions.items())),
         "model_files": dict(sorted(model_files.items())),
+        "source_files": dict(sorted(source_files.items())),
+        "environment": environment_content(environment_dir()),
     }
 
 

@@ -115,13 +115,22 @@ def build(manifest_id: str, *, settings: Settings | None = None) -> BuildResult:
             image_id, reused = image_build.build_image(client, manifest, context, progress), False
     fingerprint = image_build.image_fingerprint(client, image_id)
     fingerprint_id = image_build.fingerprint_id(fingerprint)
+    recorded = store.build_record(manifest.manifest_id)
     try:
         image_build.check_fingerprint(manifest, fingerprint)
-        recorded = store.build_record(manifest.manifest_id)
         if recorded is not None and recorded.fingerprint_id != fingerprint_id:
+            difference = image_build.fingerprint_difference(recorded.fingerprint, fingerprint)
             raise IntegrityError(
                 f"image {image_id[:19]} differs from the fingerprint recorded for manifest "
-                f"{manifest.short_id} ({_first_difference(recorded.fingerprint, fingerprint)})"
+                f"{manifest.short_id} ({difference})"
+            )
+        if reused and recorded is not None and not recorded.proves(image_id):
+            # Its fingerprint may even match (a change outside the files it covers): an
+            # image found under the manifest's label is trusted only if it was proven.
+            raise IntegrityError(
+                f"local image {image_id[:19]} carries manifest {manifest.short_id}'s label "
+                f"but is not an image built for it (recorded: {recorded.image_id[:19]}): it "
+                "was changed or replaced; remove it (docker rmi) to recover the recorded one"
             )
         if not reused:
             _prove_it_answers(client, manifest, image_id, store)
@@ -154,14 +163,3 @@ def _prove_it_answers(client: Any, manifest: Manifest, image_id: str, store: Man
         manifest.schema.output.check(answer["outputs"])
     except BadInput as problem:
         raise DeploymentFailed(f"the deployment's outputs break its schema: {problem}") from None
-
-
-def _first_difference(expected: dict[str, Any], found: dict[str, Any], prefix: str = "") -> str:
-    for key in sorted(set(expected) | set(found)):
-        left, right = expected.get(key), found.get(key)
-        if isinstance(left, dict) and isinstance(right, dict):
-            if left != right:
-                return _first_difference(left, right, f"{prefix}{key}.")
-        elif left != right:
-            return f"{prefix}{key}: recorded {left!r}, found {right!r}"
-    return "no difference"

@@ -17,6 +17,7 @@ from typing import Any
 from replay.errors import BadInput, IntegrityError
 from replay.execution.predictor import PredictionError, Predictor, Row
 from replay.execution.recovery import RecoveredImage, recover_image
+from replay.images.build import fingerprint_difference
 from replay.images.container import OldRunner, RunnerContainer, RunnerFailed, Sandbox
 from replay.images.engine import docker_client
 from replay.manifests.canonical import document_id
@@ -49,6 +50,7 @@ class WarmDeployment(Predictor):
         record = self.store.build_record(self.manifest.manifest_id)
         if record is None:  # recovery builds and records when nothing was recorded
             raise IntegrityError(f"manifest {self.manifest.short_id} has no recorded fingerprint")
+        self.record = record
         self.fingerprint_id = record.fingerprint_id
         self._idle: queue.Queue[RunnerContainer] = queue.Queue()
         self._all: list[RunnerContainer] = []
@@ -69,14 +71,21 @@ class WarmDeployment(Predictor):
         )
         self._all.append(runner)
         found = document_id(runner.fingerprint)
+        image = f"image {self.recovered.image_id[:19]} ({self.recovered.path})"
         if found != self.fingerprint_id:
             runner.close()
             if self.recovered.path != "local":
                 self.client.images.remove(self.recovered.image_id, force=True)
+            difference = fingerprint_difference(self.record.fingerprint, runner.fingerprint)
             raise IntegrityError(
-                f"image {self.recovered.image_id[:19]} ({self.recovered.path}) has fingerprint "
-                f"{found[:12]}, not the {self.fingerprint_id[:12]} recorded for manifest "
-                f"{self.manifest.short_id}; refused"
+                f"{image} differs from the fingerprint recorded for manifest "
+                f"{self.manifest.short_id} ({difference}); refused"
+            )
+        if not self.record.proves(self.recovered.image_id):
+            runner.close()
+            raise IntegrityError(
+                f"{image} is not an image built for manifest {self.manifest.short_id} "
+                f"(recorded: {self.record.image_id[:19]}): it was changed or replaced; refused"
             )
         runner.load(self.manifest.runtime.seed)
         return runner

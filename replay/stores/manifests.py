@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 
 TAG_ID = "replay.manifest_id"
 TAG_BASE = "replay.base_image"
-TAG_IMAGE = "replay.image_id"
+TAG_IMAGE = "replay.image_id"  # the latest proven image
+TAG_IMAGES = "replay.image_ids"  # every proven image (space-separated): builds on any engine
 TAG_FINGERPRINT = "replay.fingerprint"
 TAG_REPO_DIGEST = "replay.repo_digest"
 TAG_ARCHIVE = "replay.archive_sha256"
@@ -68,6 +69,11 @@ class BuildRecord:
     fingerprint_id: str
     repo_digest: str | None = None
     archive_sha256: str | None = None
+    image_ids: list[str] = field(default_factory=list)  # every image proven for it
+
+    def proves(self, image_id: str) -> bool:
+        """Whether `image_id` is an image built and proven for this manifest."""
+        return image_id == self.image_id or image_id in self.image_ids
 
 
 def _check_id(manifest_id: str) -> None:
@@ -271,6 +277,8 @@ class ManifestStore:
             path = Path(scratch) / FINGERPRINT_FILE
             path.write_text(json.dumps(fingerprint, indent=2, sort_keys=True))
             self.client.log_artifact(run_id, str(path))
+        earlier = self._run_for(manifest_id).data.tags.get(TAG_IMAGES, "").split()
+        self.client.set_tag(run_id, TAG_IMAGES, " ".join(dict.fromkeys([*earlier, image_id])))
         self.client.set_tag(run_id, TAG_IMAGE, image_id)
         self.client.set_tag(run_id, TAG_FINGERPRINT, fingerprint_id)
         return self._recorded_build(manifest_id)
@@ -311,6 +319,7 @@ class ManifestStore:
             fingerprint_id=tags[TAG_FINGERPRINT],
             repo_digest=tags.get(TAG_REPO_DIGEST),
             archive_sha256=tags.get(TAG_ARCHIVE),
+            image_ids=tags.get(TAG_IMAGES, tags[TAG_IMAGE]).split(),
         )
         self._cache(tags[TAG_ID], "build.json", json.dumps(record.__dict__).encode())
         return record

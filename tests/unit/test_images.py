@@ -2,7 +2,7 @@ import copy
 
 import pytest
 from replay.images.base import repository_of
-from replay.images.build import check_fingerprint, render_dockerfile
+from replay.images.build import check_fingerprint, fingerprint_difference, render_dockerfile
 from replay.manifests.manifest import Manifest
 
 from replay.errors import IntegrityError
@@ -50,6 +50,10 @@ def test_matching_fingerprint_passes(manifest, fingerprint):
         (lambda f: f["distributions"].pop("joblib"), "joblib"),
         (lambda f: f.update(python="3.12.1"), "Python"),
         (lambda f: f.update(runner_sha256="8" * 64), "runner"),
+        (
+            lambda f: f.update(environment={"modified": ["lib/site-packages/numpy/core.py"]}),
+            "lib/site-packages/numpy/core.py differs from the hash its distribution's RECORD",
+        ),
     ],
 )
 def test_a_differing_image_is_refused(manifest, fingerprint, change, message):
@@ -57,6 +61,25 @@ def test_a_differing_image_is_refused(manifest, fingerprint, change, message):
     change(changed)
     with pytest.raises(IntegrityError, match=message):
         check_fingerprint(manifest, changed)
+
+
+def test_a_fingerprint_difference_names_the_file(fingerprint):
+    recorded = {
+        **fingerprint,
+        "source_files": {"src/app.py": "1" * 64},
+        "environment": {"distributions": {"numpy": "3" * 64}, "modified": []},
+    }
+    changed = copy.deepcopy(recorded)
+    changed["source_files"]["src/app.py"] = "4" * 64
+    assert fingerprint_difference(recorded, changed) == (
+        "source_files: src/app.py: recorded 111111111111, found 444444444444"
+    )
+    changed = copy.deepcopy(recorded)
+    changed["environment"] = {"distributions": {"numpy": "5" * 64}, "modified": ["numpy/a.py"]}
+    assert fingerprint_difference(recorded, changed) == (
+        "numpy/a.py differs from its distribution's RECORD hash"
+    )
+    assert fingerprint_difference(recorded, recorded) == "no difference"
 
 
 def test_dockerfile_pins_base_by_digest_and_labels_the_manifest(manifest):

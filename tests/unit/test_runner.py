@@ -18,6 +18,8 @@ def deployment(tmp_path, monkeypatch):
     """Write a deployment module and return its entrypoint."""
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("REPLAY_DEPLOYMENT_DIR", str(tmp_path))
+    (tmp_path / "venv").mkdir()  # the fingerprint hashes every installed file: none here
+    monkeypatch.setenv("REPLAY_ENVIRONMENT_DIR", str(tmp_path / "venv"))
 
     def make(source: str) -> str:
         name = f"deployment_{next(_names)}"
@@ -212,3 +214,42 @@ def test_load_is_seeded_with_the_seed_of_the_load_message(deployment, tmp_path):
 
     assert offset(1729) == offset(1729) == random.Random(1729).random()
     assert offset(1730) != offset(1729)
+
+
+def _record_line(root, path: str) -> str:
+    import base64
+    import hashlib
+
+    digest = hashlib.sha256((root / path).read_bytes()).digest()
+    return f"{path},sha256={base64.urlsafe_b64encode(digest).rstrip(b'=').decode()},1"
+
+
+def test_the_environment_fingerprint_checks_every_installed_file_against_its_record(tmp_path):
+    site = tmp_path / "lib" / "python3.11" / "site-packages"
+    (site / "pkg").mkdir(parents=True)
+    (site / "pkg" / "core.py").write_text("ANSWER = 42\n")
+    (site / "pkg-1.0.dist-info").mkdir()
+    lines = [_record_line(site, "pkg/core.py"), "pkg-1.0.dist-info/RECORD,,"]
+    (site / "pkg-1.0.dist-info" / "RECORD").write_text("\n".join(lines) + "\n")
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "tool").write_text("#!/bin/sh\n")
+    clean = runner.environment_content(str(tmp_path))
+    assert clean["modified"] == [] and list(clean["distributions"]) == ["pkg"]
+    assert list(clean["unrecorded"]) == ["bin/tool"]
+
+    (site / "pkg" / "core.py").write_text("ANSWER = 41\n")  # a forged library file
+    forged = runner.environment_content(str(tmp_path))
+    assert forged["modified"] == ["lib/python3.11/site-packages/pkg/core.py"]
+    assert forged["distributions"] != clean["distributions"]
+
+    # RECORD forged to match: no longer "modified", but the distribution's digest says it
+    lines[0] = _record_line(site, "pkg/core.py")
+    (site / "pkg-1.0.dist-info" / "RECORD").write_text("\n".join(lines) + "\n")
+    covered = runner.environment_content(str(tmp_path))
+    assert covered["modified"] == [] and covered["distributions"] != clean["distributions"]
+
+    (site / "pkg" / "extra.py").write_text("import os\n")  # a file no RECORD lists
+    assert (
+        "lib/python3.11/site-packages/pkg/extra.py"
+        in (runner.environment_content(str(tmp_path))["unrecorded"])
+    )
