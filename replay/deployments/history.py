@@ -68,10 +68,11 @@ class ManifestVerification:
 
 
 def verify_manifest(manifest_id: str, *, settings: Settings | None = None) -> ManifestVerification:
-    """Recompute every hash the manifest records: lock, source archive, reference, models."""
+    """Recompute every hash the manifest records: lock, source archive, reference, models;
+    everything read from the stores again, never from this machine's cache."""
     settings = settings or load_settings()
     store = manifest_store(settings)
-    manifest = store.load(manifest_id)
+    manifest = store.load(manifest_id, fresh=True)
     checks = [Check("manifest.json", manifest.manifest_id, manifest.manifest_id)]
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)

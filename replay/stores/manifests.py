@@ -211,9 +211,10 @@ class ManifestStore:
         ]
         return found[0] if len(found) == 1 else None
 
-    def load(self, manifest_id: str) -> Manifest:
-        """The manifest, checked to hash to its id."""
-        cached = self._cached(manifest_id)
+    def load(self, manifest_id: str, *, fresh: bool = False) -> Manifest:
+        """The manifest, checked to hash to its id: from this machine's cache, or with
+        `fresh` (as verification needs) from the tracking store itself."""
+        cached = None if fresh else self._cached(manifest_id)
         if cached is not None:
             data = (cached / MANIFEST_FILE).read_bytes()
             return Manifest.from_json(data, expected_id=cached.name)

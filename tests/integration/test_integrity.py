@@ -5,6 +5,7 @@ the fingerprint covers) the image itself, which is not one built for the manifes
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 import docker
 import pytest
@@ -82,3 +83,25 @@ def test_a_change_outside_the_fingerprinted_files_is_refused_by_image_id(forgeab
     error = refused("replay", txn)
     assert forged[:19] in error and "not an image built for manifest" in error
     assert "not an image built for" in refused("build", manifest.manifest_id)
+
+
+def test_manifest_verify_reads_the_store_not_its_own_cache(registry, claims_workspace):
+    """The manifest as MLflow keeps it is edited while this machine holds a good copy in
+    its cache: verify must read the store and fail."""
+    from replay.manifests.canonical import sha256_file
+
+    import replay
+    from replay.settings import load_settings
+
+    manifest = replay.capture(claims_workspace)
+    assert replay.verify_manifest(manifest.manifest_id).ok  # the cache now holds it
+    artifacts = Path(load_settings().home) / "mlartifacts"
+    (stored,) = [
+        path
+        for path in artifacts.rglob("manifest.json")
+        if sha256_file(path) == manifest.manifest_id
+    ]
+    stored.write_text(stored.read_text().replace('"version":"1.0"', '"version":"1.1"'))
+    assert sha256_file(stored) != manifest.manifest_id
+    error = refused("manifest", "verify", manifest.manifest_id)
+    assert manifest.manifest_id[:12] in error
