@@ -12,6 +12,7 @@ from replay.cli.params import Moment
 import replay
 from replay.ledger import open_ledger
 from replay.ledger.chain import KINDS, LedgerEntry, LedgerVerification
+from replay.ledger.checkpoints import Checkpoint
 
 ledger = click.Group("ledger", help="The decision ledger.")
 
@@ -80,12 +81,31 @@ def _show_entries(entries: list[LedgerEntry]) -> None:
 @ledger.command("verify")
 @json_option
 def ledger_verify(as_json: bool) -> None:
-    """Walk the hash chain; exit 4 naming the first entry that does not hold."""
+    """Walk the hash chain and check it against every signed checkpoint; exit 4 naming
+    the first entry that does not hold (changed, cut off or rewritten)."""
     report = replay.verify_ledger()
 
     def show(result: LedgerVerification) -> None:
         if result.ok:
-            click.echo(f"ok: {result.entries} entries, chain intact")
+            click.echo(
+                f"ok: {result.entries} entries, chain intact, "
+                f"{result.checkpoints} signed checkpoint(s) hold"
+            )
 
     emit(report, as_json, show)
     report.raise_for_mismatch()
+
+
+@ledger.command("checkpoint")
+@json_option
+def ledger_checkpoint(as_json: bool) -> None:
+    """Sign the ledger's head (count, hash, time) and keep it in the checkpoint store."""
+    checkpoint = replay.checkpoint_ledger()
+
+    def show(result: Checkpoint | None) -> None:
+        if result is None:
+            click.echo("the ledger is empty: nothing to checkpoint")
+        else:
+            click.echo(f"checkpoint: {result.count} entries, head {result.head_hash[:16]}")
+
+    emit(checkpoint, as_json, show)

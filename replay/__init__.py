@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time, __getattr_
     from replay.execution.reexecution import replay, replay_many
     from replay.execution.warm import WarmDeployment
     from replay.ledger.decisions import (
+        checkpoint_ledger,
         list_transactions,
         record_decision,
         show_transaction,
@@ -48,6 +49,7 @@ _PUBLIC = {
     "show_transaction": "replay.ledger.decisions",
     "list_transactions": "replay.ledger.decisions",
     "verify_ledger": "replay.ledger.decisions",
+    "checkpoint_ledger": "replay.ledger.decisions",
     "whatif": "replay.questions.what_if",
     "sweep": "replay.questions.sweeps",
     "Range": "replay.questions.sweeps",
@@ -61,6 +63,7 @@ __all__ = [
     "WarmDeployment",
     "build",
     "capture",
+    "checkpoint_ledger",
     "counterfactual",
     "explain",
     "list_deployments",

@@ -36,6 +36,17 @@ class Settings:
     docker_host: str | None  # None: the local socket, and `replay up` may start an engine
     user: str  # who runs replays, as recorded in the ledger
     subject_key: bytes | None = field(default=None, repr=False)  # None: a key kept in home
+    keys: Path | None = None  # the key folder (signing key); None: home/keys
+    checkpoints: str | None = None  # signed ledger checkpoints; None: beside the blobs
+    checkpoint_every: float = 300.0  # seconds between a server's checkpoints
+
+    @property
+    def key_folder(self) -> Path:
+        return self.keys or self.home / "keys"
+
+    @property
+    def checkpoint_location(self) -> str:
+        return self.checkpoints or f"{self.blobs.rstrip('/')}/checkpoints"
 
     @property
     def default_base_repository(self) -> str:
@@ -86,4 +97,7 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = N
         docker_host=env.get("DOCKER_HOST") or None,
         user=env.get("REPLAY_USER") or getpass.getuser(),
         subject_key=key.encode() if key else None,
+        keys=Path(env["REPLAY_KEYS"]).absolute() if env.get("REPLAY_KEYS") else None,
+        checkpoints=_location(env["REPLAY_CHECKPOINTS"]) if env.get("REPLAY_CHECKPOINTS") else None,
+        checkpoint_every=float(env.get("REPLAY_CHECKPOINT_EVERY") or 300),
     )

@@ -156,6 +156,7 @@ class LedgerVerification:
     entries: int
     first_bad: int | None = None
     reason: str = ""
+    checkpoints: int = 0  # signed checkpoints the chain was checked against
 
     @property
     def ok(self) -> bool:
@@ -246,6 +247,16 @@ class Ledger(ABC):
         )
         for row in cursor:
             yield LedgerEntry(*row)
+
+    def head(self) -> LedgerEntry | None:
+        """The last entry, or None when the ledger is empty."""
+        return next(self._rows("ORDER BY seq DESC LIMIT 1"), None)
+
+    def at(self, seq: int) -> LedgerEntry:
+        found = list(self._rows(f"WHERE seq = {self.placeholder}", [seq]))
+        if not found:
+            raise BadInput(f"no entry {seq} in the ledger {self}")
+        return found[0]
 
     def get(self, txn_id: str) -> LedgerEntry:
         found = list(self._rows(f"WHERE txn_id = {self.placeholder}", [txn_id]))

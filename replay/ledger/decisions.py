@@ -1,4 +1,5 @@
-"""Decisions in the ledger: record them, look them up, verify the chain.
+"""Decisions in the ledger: record them, look them up, verify the chain (against its
+signed checkpoints), checkpoint its head.
 
 `record_decision` is for services that keep their own serving stack: they decide,
 then hand replay the inputs, outputs and seed. `replay serve` uses the same path.
@@ -6,16 +7,20 @@ then hand replay the inputs, outputs and seed. `replay serve` uses the same path
 
 from __future__ import annotations
 
-import contextlib
-import os
 import secrets
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from replay.ledger import open_ledger
 from replay.ledger.chain import LedgerEntry, LedgerVerification, NewEntry, pseudonym
+from replay.ledger.checkpoints import (
+    Checkpoint,
+    check_checkpoints,
+    open_checkpoint_store,
+    write_checkpoint,
+)
 from replay.settings import Settings, load_settings
+from replay.stores.keys import create_private, signing_key, verifying_key
 from replay.stores.manifests import manifest_store
 
 
@@ -25,13 +30,7 @@ def subject_key(settings: Settings) -> bytes:
         return settings.subject_key
     path = settings.home / "subject.key"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = Path(f"{path}.{os.getpid()}.partial")
-        partial.write_text(secrets.token_hex(32))
-        partial.chmod(0o600)
-        with contextlib.suppress(FileExistsError):
-            os.link(partial, path)  # the first writer wins; the others read its key
-        partial.unlink()
+        create_private(path, secrets.token_hex(32).encode())
     return path.read_text().strip().encode()
 
 
@@ -90,4 +89,19 @@ def list_transactions(
 
 
 def verify_ledger(*, settings: Settings | None = None) -> LedgerVerification:
-    return open_ledger(settings).verify()
+    """Walk the chain, then check it against every signed checkpoint of its head."""
+    settings = settings or load_settings()
+    ledger = open_ledger(settings)
+    walked = ledger.verify()
+    if not walked.ok:
+        return walked
+    store = open_checkpoint_store(settings.checkpoint_location, ledger)
+    return check_checkpoints(ledger, store, verifying_key(settings), walked)
+
+
+def checkpoint_ledger(*, settings: Settings | None = None) -> Checkpoint | None:
+    """Sign the ledger's head now and keep it in the checkpoint store (None if empty)."""
+    settings = settings or load_settings()
+    ledger = open_ledger(settings)
+    store = open_checkpoint_store(settings.checkpoint_location, ledger)
+    return write_checkpoint(ledger, store, signing_key(settings))

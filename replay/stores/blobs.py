@@ -106,45 +106,44 @@ class S3BlobStore(BlobStore):
     def key(self, digest: str) -> str:
         return f"{self.prefix}sha256/{digest[:2]}/{digest}"
 
-    @contextlib.contextmanager
-    def _reaching(self) -> Iterator[None]:
-        """Turn botocore's failures into one line naming the store."""
-        from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
-
-        try:
-            yield
-        except EndpointConnectionError as error:
-            endpoint = urlsplit(error.kwargs.get("endpoint_url", "")).netloc or "(unknown)"
-            raise EnvironmentProblem(
-                f"blob store {self}: cannot reach the S3 endpoint {endpoint}"
-            ) from None
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "")
-            message = error.response.get("Error", {}).get("Message") or code
-            raise EnvironmentProblem(f"blob store {self}: {code}: {message}") from None
-        except BotoCoreError as error:
-            raise EnvironmentProblem(f"blob store {self}: {error}") from None
-
     def has(self, digest: str) -> bool:
         # A listing rather than HEAD: HEAD answers a bare 404 for a missing bucket too,
         # which would read as "blob absent" instead of "store misconfigured".
         key = self.key(digest)
-        with self._reaching():
+        with reaching_s3(f"blob store {self}"):
             listing = self.client.list_objects_v2(Bucket=self.bucket, Prefix=key, MaxKeys=1)
         return any(item["Key"] == key for item in listing.get("Contents", []))
 
     def put(self, path: Path) -> str:
         digest = sha256_file(path)
         if not self.has(digest):
-            with self._reaching():
+            with reaching_s3(f"blob store {self}"):
                 self.client.upload_file(str(path), self.bucket, self.key(digest))
         return digest
 
     def _fetch(self, digest: str, destination: Path) -> None:
         if not self.has(digest):
             raise IntegrityError(f"blob {digest} is missing from {self}")
-        with self._reaching():
+        with reaching_s3(f"blob store {self}"):
             self.client.download_file(self.bucket, self.key(digest), str(destination))
+
+
+@contextlib.contextmanager
+def reaching_s3(where: str) -> Iterator[None]:
+    """Turn botocore's failures into one line naming `where` (a store)."""
+    from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+    try:
+        yield
+    except EndpointConnectionError as error:
+        endpoint = urlsplit(error.kwargs.get("endpoint_url", "")).netloc or "(unknown)"
+        raise EnvironmentProblem(f"{where}: cannot reach the S3 endpoint {endpoint}") from None
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        message = error.response.get("Error", {}).get("Message") or code
+        raise EnvironmentProblem(f"{where}: {code}: {message}") from None
+    except BotoCoreError as error:
+        raise EnvironmentProblem(f"{where}: {error}") from None
 
 
 def open_blob_store(location: str) -> BlobStore:

@@ -13,7 +13,8 @@ from replay.errors import BadInput
 from replay.execution.warm import WarmDeployment
 from replay.ledger import open_ledger
 from replay.ledger.chain import NewEntry, pseudonym
-from replay.ledger.decisions import new_seed, subject_key
+from replay.ledger.checkpoints import Checkpointer
+from replay.ledger.decisions import checkpoint_ledger, new_seed, subject_key
 from replay.manifests.manifest import is_id_prefix
 from replay.settings import Settings, load_settings
 from replay.stores.manifests import manifest_store
@@ -118,4 +119,6 @@ def serve(
                 f"serving {manifest.name} (manifest {manifest.short_id}, image: "
                 f"{warm.recovered.path}) on http://{host}:{port}"
             )
-        uvicorn.run(create_app(warm, settings), host=host, port=port, log_level="warning")
+        app = create_app(warm, settings)
+        with Checkpointer(lambda: checkpoint_ledger(settings=settings), settings.checkpoint_every):
+            uvicorn.run(app, host=host, port=port, log_level="warning")
