@@ -28,6 +28,7 @@ COMMANDS = [
     questions.counterfactual,
     questions.explain,
     web.serve,
+    web.tokens,
 ]
 for command in COMMANDS:
     cli.add_command(command)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time, __getattr_
     from replay.questions.explanations import explain
     from replay.questions.sweeps import Range, sweep
     from replay.questions.what_if import whatif
+    from replay.web.access import add_token, list_tokens, revoke_token
     from replay.web.serving import serve
 
 __version__ = "0.1.0"
@@ -56,22 +57,28 @@ _PUBLIC = {
     "counterfactual": "replay.questions.counterfactuals",
     "explain": "replay.questions.explanations",
     "serve": "replay.web.serving",
+    "add_token": "replay.web.access",
+    "list_tokens": "replay.web.access",
+    "revoke_token": "replay.web.access",
 }
 
 __all__ = [
     "Range",
     "WarmDeployment",
+    "add_token",
     "build",
     "capture",
     "checkpoint_ledger",
     "counterfactual",
     "explain",
     "list_deployments",
+    "list_tokens",
     "list_transactions",
     "publish",
     "record_decision",
     "replay",
     "replay_many",
+    "revoke_token",
     "serve",
     "show_manifest",
     "show_transaction",

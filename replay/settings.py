@@ -16,7 +16,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from replay.manifests.source import STATE_FOLDER
 
@@ -53,14 +53,27 @@ class Settings:
         return f"{self.registry}/replay/python"
 
 
+# Query parameters whose values are secrets, by a word in their name (any case).
+SECRET_WORDS = ("password", "passwd", "pwd", "secret", "token", "key", "signature", "credential")
+
+
 def without_password(url: str) -> str:
-    """A store's URL fit for a message: any password in it left out."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    """A store's URL fit for a message: a password in its userinfo left out, and the
+    value of any secret-looking query parameter (`?password=…`, `sslkey`, …) masked."""
+    parts = original = urlsplit(url)
+    if parts.password is not None:
+        host = parts.hostname or ""
+        netloc = f"{parts.username}@{host}" + (f":{parts.port}" if parts.port else "")
+        parts = parts._replace(netloc=netloc)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if any(word in name.lower() for name, _ in pairs for word in SECRET_WORDS):
+        masked = [
+            (name, "***" if any(word in name.lower() for word in SECRET_WORDS) else value)
+            for name, value in pairs
+        ]
+        parts = parts._replace(query=urlencode(masked, safe="*/"))
+    # rebuilt only when something was left out: urlunsplit would shorten sqlite:////path
+    return url if parts == original else urlunsplit(parts)
 
 
 def _location(location: str) -> str:

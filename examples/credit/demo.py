@@ -6,6 +6,7 @@ local remote, all under .replay/ in the working directory.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
@@ -17,12 +18,12 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 from workspace import make_workspace, read_new_cases
 
 import replay
-from replay.errors import ReplayError
+from replay.errors import BadInput, ReplayError
 
 
 def main() -> int:
     home = Path(".replay")
-    home.mkdir(exist_ok=True)  # replay finds its state here, as git finds .git
+    home.mkdir(mode=0o700, exist_ok=True)  # replay finds its state here, as git finds .git
     print("1. the credit-approval deployment: train, track the model with DVC, commit")
     workspace = make_workspace("credit", home / "demo" / "credit-approval", home / "dvc-remote")
     print(f"   {workspace}")
@@ -64,6 +65,10 @@ def free_port() -> int:
 def serve_applicants(deployment: str, workspace: Path) -> list[dict]:
     import httpx
 
+    # the API needs a token: one for this run, revoked when it ends
+    with contextlib.suppress(BadInput):
+        replay.revoke_token("demo")
+    token = replay.add_token("demo", "decide").token
     port = free_port()
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "replay"), "serve", deployment, "--port", str(port)],
@@ -83,7 +88,8 @@ def serve_applicants(deployment: str, workspace: Path) -> list[dict]:
                     raise SystemExit("replay serve did not start within 120 s") from None
                 time.sleep(0.3)
         answers = []
-        with httpx.Client(base_url=url, timeout=60) as client:
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=url, timeout=60, headers=headers) as client:
             for number, inputs in enumerate(read_new_cases(workspace, "credit")):
                 response = client.post(
                     "/decisions", json={"inputs": inputs, "subject": f"applicant-{number:04d}"}
@@ -94,6 +100,7 @@ def serve_applicants(deployment: str, workspace: Path) -> list[dict]:
     finally:
         server.terminate()
         server.wait(30)
+        replay.revoke_token("demo")
 
 
 if __name__ == "__main__":

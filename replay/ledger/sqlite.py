@@ -6,6 +6,8 @@ DELETE through the database (the chain catches edits made with other tools).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
 import sqlite3
 import threading
@@ -16,6 +18,7 @@ from typing import Any
 
 from replay.errors import EnvironmentProblem
 from replay.ledger.chain import Ledger, table_sql
+from replay.stores.keys import private_folder
 
 _SCHEMA = (
     table_sql("INTEGER")
@@ -35,7 +38,12 @@ class SQLiteLedger(Ledger):
         self.path = Path(path)
         self.busy_timeout = busy_timeout
         self._local = threading.local()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.parent.exists():
+            private_folder(self.path.parent)
+        if not self.path.exists():  # personal data: only its owner may read it (SQLite
+            # gives its -wal and -shm files the database file's mode)
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         self._initialise()
 
     def __str__(self) -> str:

@@ -23,6 +23,7 @@ from replay.errors import BadInput, EnvironmentProblem, IntegrityError, one_line
 from replay.manifests.canonical import sha256_file
 from replay.manifests.manifest import MIN_ID_PREFIX, Manifest, is_id_prefix
 from replay.settings import Settings, without_password
+from replay.stores.keys import private_folder
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -328,4 +329,6 @@ class ManifestStore:
 
 def manifest_store(settings: Settings) -> ManifestStore:
     """The manifest store the settings name (MLflow tracking, and the cache in home)."""
+    if not settings.home.exists():
+        private_folder(settings.home)  # the state folder holds personal data and keys
     return ManifestStore(settings.tracking_uri, settings.artifact_root, settings.home / "manifests")

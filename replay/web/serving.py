@@ -18,6 +18,7 @@ from replay.ledger.decisions import checkpoint_ledger, new_seed, subject_key
 from replay.manifests.manifest import is_id_prefix
 from replay.settings import Settings, load_settings
 from replay.stores.manifests import manifest_store
+from replay.web.access import require, token_store
 
 
 def resolve_target(target: str, settings: Settings) -> str:
@@ -37,7 +38,16 @@ def create_app(warm: WarmDeployment, settings: Settings) -> Any:
     ledger = open_ledger(settings)
     key = subject_key(settings)
     output = manifest.schema.output
-    app = FastAPI(title=f"replay: {manifest.name}", version=manifest.short_id)
+    tokens = token_store(settings)
+    # No /docs or /openapi.json: every route but /health needs a token, and those pages
+    # would describe the API to anyone.
+    app = FastAPI(
+        title=f"replay: {manifest.name}",
+        version=manifest.short_id,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -48,7 +58,7 @@ def create_app(warm: WarmDeployment, settings: Settings) -> Any:
             "image_recovery": warm.recovered.path,
         }
 
-    @app.post("/decisions")
+    @app.post("/decisions", dependencies=[require("decide", tokens)])
     def decide(
         inputs: dict[str, Any] = Body(..., embed=True),  # noqa: B008 - FastAPI idiom
         subject: str | None = Body(None, embed=True),
@@ -83,7 +93,7 @@ def create_app(warm: WarmDeployment, settings: Settings) -> Any:
             "manifest_id": manifest.manifest_id,
         }
 
-    @app.get("/decisions/{txn_id}")
+    @app.get("/decisions/{txn_id}", dependencies=[require("read", tokens)])
     def show(txn_id: str) -> dict[str, Any]:
         try:
             return ledger.get(txn_id).to_dict()

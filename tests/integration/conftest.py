@@ -217,7 +217,18 @@ def postgres(postgres_server) -> str:
 
 
 @pytest.fixture(scope="session")
-def server(built, captured, tmp_path_factory):
+def tokens(replay_env) -> dict[str, dict[str, str]]:
+    """Authorization headers of one token per scope, by scope."""
+    import replay
+
+    return {
+        scope: {"Authorization": f"Bearer {replay.add_token(f'tests-{scope}', scope).token}"}
+        for scope in ("decide", "read")
+    }
+
+
+@pytest.fixture(scope="session")
+def server(built, captured, tokens, tmp_path_factory):
     """`replay serve` on a free loopback port, as a user starts it."""
     import time
 
@@ -262,7 +273,7 @@ def server(built, captured, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def served(server, workspace):
+def served(server, workspace, tokens):
     """60 applicants decided through the server, 8 at a time; their answers."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -274,6 +285,7 @@ def served(server, workspace):
         index, inputs = item
         response = httpx.post(
             f"{server}/decisions",
+            headers=tokens["decide"],
             timeout=60,
             json={"inputs": inputs, "subject": f"applicant-{index}"},
         )

@@ -32,11 +32,13 @@ def test_served_decisions_are_logged_with_their_inputs(served, captured, workspa
     assert replay.verify_ledger().ok
 
 
-def test_bad_applications_are_refused_and_not_logged(server):
+def test_bad_applications_are_refused_and_not_logged(server, tokens):
     import replay
 
     before = len(replay.list_transactions())
-    response = httpx.post(f"{server}/decisions", json={"inputs": {"income": "lots"}})
+    response = httpx.post(
+        f"{server}/decisions", headers=tokens["decide"], json={"inputs": {"income": "lots"}}
+    )
     assert response.status_code == 422
     assert len(replay.list_transactions()) == before
 

@@ -88,7 +88,7 @@ def test_a_broken_deployment_fails_at_build_as_the_users_error(
 
 
 def test_outputs_that_break_the_schema_are_refused_at_serve_and_fail_a_replay(
-    registry, tmp_path_factory
+    registry, tmp_path_factory, tokens
 ):
     from fastapi.testclient import TestClient
 
@@ -104,10 +104,11 @@ def test_outputs_that_break_the_schema_are_refused_at_serve_and_fail_a_replay(
     replay.build(manifest.manifest_id)  # the reference row it is proven on has x = 1.5
     ledger = open_ledger()
     before = len(ledger.list(kind=None))
+    decide = tokens["decide"]
     with WarmDeployment(manifest.manifest_id) as warm:
         client = TestClient(create_app(warm, load_settings()))
-        good = client.post("/decisions", json={"inputs": {"x": 1.0, "group": "a"}})
-        bad = client.post("/decisions", json={"inputs": {"x": 9.0, "group": "a"}})
+        good = client.post("/decisions", headers=decide, json={"inputs": {"x": 1.0, "group": "a"}})
+        bad = client.post("/decisions", headers=decide, json={"inputs": {"x": 9.0, "group": "a"}})
         outputs = warm.predict({"x": 9.0, "group": "b"}, 3)
     assert good.status_code == 200
     assert bad.status_code == 502

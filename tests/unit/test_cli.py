@@ -25,6 +25,7 @@ EXPECTED_COMMANDS = {
     "replay",
     "serve",
     "sweep",
+    "tokens",
     "up",
     "whatif",
 }

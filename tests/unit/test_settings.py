@@ -54,3 +54,10 @@ def test_urls_in_messages_leave_the_password_out():
         "postgresql://ledger@db:5432/replay"
     )
     assert without_password("sqlite:////srv/mlflow.db") == "sqlite:////srv/mlflow.db"
+    # libpq also takes the password as a query parameter, and other secrets beside it
+    assert without_password(
+        "postgresql://ledger@db/replay?password=s3cret&sslmode=require&sslkey=/k/x.key"
+    ) == ("postgresql://ledger@db/replay?password=***&sslmode=require&sslkey=***")
+    assert (
+        without_password("http://u:p@mlflow:5000/?token=abc") == "http://u@mlflow:5000/?token=***"
+    )
