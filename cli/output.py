@@ -7,6 +7,7 @@ code; with `--json` a command prints its result as data, else a human rendering.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import math
 import sys
@@ -53,6 +54,11 @@ class ReplayGroup(click.Group):
             fail(error.format_message(), error.exit_code)
         except (KeyboardInterrupt, click.Abort):
             fail("interrupted", INTERRUPTED)
+        except OSError as error:  # the machine, not the user: a full disk, a lost mount
+            where = f" ({error.filename})" if error.filename else ""
+            if error.errno == errno.ENOSPC:
+                fail(f"disk full{where}: nothing was kept half-written; free space, retry", 3)
+            fail(f"{error.strerror or error}{where}", 3)
 
 
 def _warn_in_one_line(

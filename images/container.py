@@ -176,7 +176,13 @@ class RunnerContainer:
             raise RunnerFailed(f"the runner exited: {self.stderr_tail()}") from None
         line = bytes(self._pending[:end])
         del self._pending[: end + 1]
-        document: dict[str, Any] = json.loads(line)
+        try:
+            document = json.loads(line)
+        except ValueError:
+            document = None
+        if not isinstance(document, dict):  # the stream cannot be trusted any more
+            self.close()
+            raise RunnerFailed(f"the runner wrote a line that is not the protocol's: {line[:80]!r}")
         return document
 
     def stderr_tail(self) -> str:

@@ -37,6 +37,20 @@ def parse_boolean(text: str) -> bool:
     raise ValueError(f"{text!r} is not true or false")
 
 
+MAX_INTEGER = 2**63  # beyond a 64-bit integer, a number is an attack or a mistake
+
+
+def _finite(value: Any) -> bool:
+    """No NaN or infinity anywhere in `value` (lists and objects included)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list | tuple):
+        return all(_finite(item) for item in value)
+    if isinstance(value, Mapping):
+        return all(_finite(item) for item in value.values())
+    return True
+
+
 @dataclass(frozen=True)
 class Feature:
     """One input or output field and what values it may take."""
@@ -131,6 +145,8 @@ class Feature:
             return value
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise BadInput(f"{name} must be a {self.type}, not {value!r}")
+        if isinstance(value, int) and abs(value) > MAX_INTEGER:
+            raise BadInput(f"{name} is too large a number ({len(str(value))} digits)")
         if not math.isfinite(value):
             raise BadInput(f"{name} must be finite, not {value!r}")
         number: int | float
@@ -175,6 +191,9 @@ class OutputSpec:
         missing = [name for name in self.fields if name not in outputs]
         if missing:
             raise BadInput(f"output field {missing[0]!r} is missing")
+        for name, value in outputs.items():
+            if not _finite(value):  # NaN and infinities have no JSON, and no meaning
+                raise BadInput(f"output field {name!r} holds a non-finite number")
         return {
             name: self.fields[name].check(value) if name in self.fields else value
             for name, value in outputs.items()

@@ -39,6 +39,9 @@ class Settings:
     keys: Path | None = None  # the key folder (signing key); None: home/keys
     checkpoints: str | None = None  # signed ledger checkpoints; None: beside the blobs
     checkpoint_every: float = 300.0  # seconds between a server's checkpoints
+    max_body: int = 1_048_576  # bytes a server reads of one request
+    max_output: int = 65_536  # bytes of one decision's outputs a server logs
+    request_timeout: float = 60.0  # seconds a request may wait for, and take in, a container
 
     @property
     def key_folder(self) -> Path:
@@ -113,4 +116,7 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = N
         keys=Path(env["REPLAY_KEYS"]).absolute() if env.get("REPLAY_KEYS") else None,
         checkpoints=_location(env["REPLAY_CHECKPOINTS"]) if env.get("REPLAY_CHECKPOINTS") else None,
         checkpoint_every=float(env.get("REPLAY_CHECKPOINT_EVERY") or 300),
+        max_body=int(env.get("REPLAY_MAX_BODY") or 1_048_576),
+        max_output=int(env.get("REPLAY_MAX_OUTPUT") or 65_536),
+        request_timeout=float(env.get("REPLAY_REQUEST_TIMEOUT") or 60),
     )

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import queue
 import random
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from replay.errors import BadInput, IntegrityError
+from replay.errors import BadInput, EnvironmentProblem, IntegrityError, one_line
 from replay.execution.predictor import PredictionError, Predictor, Row
 from replay.execution.recovery import RecoveredImage, recover_image
 from replay.images.build import fingerprint_difference
@@ -24,6 +26,13 @@ from replay.manifests.canonical import document_id
 from replay.manifests.manifest import Manifest
 from replay.settings import Settings, load_settings
 from replay.stores.manifests import ManifestStore, manifest_store
+
+RESTART_FIRST_DELAY = 0.5  # seconds before a failed replacement is tried again
+RESTART_MAX_DELAY = 30.0
+
+
+class Unavailable(EnvironmentProblem):
+    """No container could answer in time (the pool is short or busy)."""
 
 
 class WarmDeployment(Predictor):
@@ -43,7 +52,10 @@ class WarmDeployment(Predictor):
         self.manifest: Manifest = self.store.load(manifest_id)
         self.client = docker_client(self.settings.docker_host)
         # As many CPUs as the threads the deployment declared, so it runs as it was captured.
-        self.sandbox = sandbox or Sandbox(cpus=float(self.manifest.runtime.threads))
+        self.sandbox = sandbox or Sandbox(
+            cpus=float(self.manifest.runtime.threads),
+            request_timeout=self.settings.request_timeout,
+        )
         self.recovered: RecoveredImage = recover_image(
             self.client, self.manifest, self.store, self.settings
         )
@@ -52,8 +64,13 @@ class WarmDeployment(Predictor):
             raise IntegrityError(f"manifest {self.manifest.short_id} has no recorded fingerprint")
         self.record = record
         self.fingerprint_id = record.fingerprint_id
+        self.size = containers
+        self.last_failure: str | None = None  # why the pool is short, while it is
         self._idle: queue.Queue[RunnerContainer] = queue.Queue()
         self._all: list[RunnerContainer] = []
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._restoring: threading.Thread | None = None
         try:
             for _ in range(containers):
                 self._idle.put(self._start())
@@ -69,11 +86,24 @@ class WarmDeployment(Predictor):
             self.sandbox,
             labels={"replay.manifest_id": self.manifest.manifest_id},
         )
-        self._all.append(runner)
+        try:
+            self._prove(runner)
+            runner.load(self.manifest.runtime.seed)
+        except BaseException:
+            runner.close()
+            raise
+        with self._lock:
+            if self._closed.is_set():  # closed while this one was starting
+                runner.close()
+                raise Unavailable(f"the containers of {self.manifest.short_id} are closed")
+            self._all.append(runner)
+        return runner
+
+    def _prove(self, runner: RunnerContainer) -> None:
+        """Refuse a runner whose image is not the one recorded (before anything loads)."""
         found = document_id(runner.fingerprint)
         image = f"image {self.recovered.image_id[:19]} ({self.recovered.path})"
         if found != self.fingerprint_id:
-            runner.close()
             if self.recovered.path != "local":
                 self.client.images.remove(self.recovered.image_id, force=True)
             difference = fingerprint_difference(self.record.fingerprint, runner.fingerprint)
@@ -82,21 +112,34 @@ class WarmDeployment(Predictor):
                 f"{self.manifest.short_id} ({difference}); refused"
             )
         if not self.record.proves(self.recovered.image_id):
-            runner.close()
             raise IntegrityError(
                 f"{image} is not an image built for manifest {self.manifest.short_id} "
                 f"(recorded: {self.record.image_id[:19]}): it was changed or replaced; refused"
             )
-        runner.load(self.manifest.runtime.seed)
-        return runner
+
+    @property
+    def running(self) -> int:
+        return len(self._all)
 
     def answer(self, request: dict[str, Any]) -> dict[str, Any]:
-        runner = self._idle.get()
+        """The runner's answer within the request timeout, waiting for a free container
+        included (then a 503-worthy Unavailable, never a wait without end)."""
+        wait = self.sandbox.request_timeout
+        deadline = time.monotonic() + wait
         try:
-            answer = runner.request(request)
+            runner = self._idle.get(timeout=wait)
+        except queue.Empty:
+            why = f"; last failure: {self.last_failure}" if self.last_failure else ""
+            raise Unavailable(
+                f"no container of {self.manifest.short_id} was free within {wait:.0f} s "
+                f"({self.running} of {self.size} running{why})"
+            ) from None
+        try:
+            answer = runner.request(request, timeout=max(deadline - time.monotonic(), 0.5))
         except RunnerFailed:
-            self._all.remove(runner)
-            self._idle.put(self._start())  # keep the pool whole for the next caller
+            with self._lock:
+                self._all.remove(runner)
+            self._restore_in_background()  # this caller gets the error, not a wait
             raise
         except OldRunner:  # refused before it was sent: the runner is fine
             self._idle.put(runner)
@@ -112,10 +155,33 @@ class WarmDeployment(Predictor):
         rows = self.manifest.schema.read_rows(self.store.reference_sample(self.manifest))
         return random.Random(0).sample(rows, min(limit, len(rows)))
 
+    def _restore_in_background(self) -> None:
+        with self._lock:
+            if self._restoring is None or not self._restoring.is_alive():
+                self._restoring = threading.Thread(target=self._restore, daemon=True)
+                self._restoring.start()
+
+    def _restore(self) -> None:
+        """Start replacements until the pool is whole again, backing off between failed
+        attempts (the engine may be restarting, the machine short of memory)."""
+        delay = RESTART_FIRST_DELAY
+        while not self._closed.is_set() and self.running < self.size:
+            try:
+                self._idle.put(self._start())
+                self.last_failure = None
+                delay = RESTART_FIRST_DELAY
+            except Exception as error:  # a background thread must not die: it retries
+                self.last_failure = one_line(error)
+                if self._closed.wait(delay):
+                    return
+                delay = min(delay * 2, RESTART_MAX_DELAY)
+
     def close(self) -> None:
-        for runner in self._all:
+        with self._lock:
+            self._closed.set()
+            runners, self._all = self._all, []
+        for runner in runners:
             runner.close()
-        self._all.clear()
 
     def __enter__(self) -> WarmDeployment:
         return self

@@ -100,9 +100,11 @@ class SQLiteLedger(Ledger):
             result = work(connection)
             connection.execute("COMMIT")
             return result
-        except BaseException:
+        except BaseException as error:
             if connection.in_transaction:
-                connection.execute("ROLLBACK")
+                connection.execute("ROLLBACK")  # nothing of this append is kept
+            if isinstance(error, sqlite3.OperationalError):  # disk full, I/O error, ...
+                raise EnvironmentProblem(f"ledger {self.path}: {error}") from None
             raise
 
     def _is_duplicate(self, error: Exception) -> bool:

@@ -3,22 +3,27 @@ container and written to the ledger before it is answered."""
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
 from replay.deployments.history import list_deployments
-from replay.errors import BadInput
+from replay.errors import BadInput, EnvironmentProblem, IntegrityError, one_line
 from replay.execution.warm import WarmDeployment
 from replay.ledger import open_ledger
 from replay.ledger.chain import NewEntry, pseudonym
 from replay.ledger.checkpoints import Checkpointer
 from replay.ledger.decisions import checkpoint_ledger, new_seed, subject_key
+from replay.manifests.canonical import canonical_json
 from replay.manifests.manifest import is_id_prefix
 from replay.settings import Settings, load_settings
 from replay.stores.manifests import manifest_store
 from replay.web.access import require, token_store
+
+STOP_WITHIN = 20.0  # seconds from SIGTERM to the end of the process, whatever happens
 
 
 def resolve_target(target: str, settings: Settings) -> str:
@@ -32,7 +37,9 @@ def resolve_target(target: str, settings: Settings) -> str:
 
 
 def create_app(warm: WarmDeployment, settings: Settings) -> Any:
-    from fastapi import Body, FastAPI, HTTPException  # about 0.3 s: only servers pay it
+    # FastAPI and Starlette: about 0.3 s, only servers pay it
+    from fastapi import Body, FastAPI, HTTPException, Request
+    from fastapi.responses import JSONResponse
 
     manifest = warm.manifest
     ledger = open_ledger(settings)
@@ -49,6 +56,32 @@ def create_app(warm: WarmDeployment, settings: Settings) -> Any:
         openapi_url=None,
     )
 
+    # Every failure is an answer with a message: the caller's mistakes 4xx, the
+    # deployment's or the machine's 503, never a bare 500 nor a hanging request.
+    def failure(status: int) -> Any:
+        return lambda _request, error: JSONResponse({"detail": one_line(error, 500)}, status)
+
+    app.add_exception_handler(BadInput, failure(422))
+    app.add_exception_handler(EnvironmentProblem, failure(503))
+    app.add_exception_handler(IntegrityError, failure(503))
+    app.add_exception_handler(
+        Exception,
+        lambda _request, error: JSONResponse(
+            {"detail": f"internal error: {type(error).__name__}"}, 500
+        ),
+    )
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next: Any) -> Any:
+        if request.method in {"POST", "PUT", "PATCH"}:
+            length = request.headers.get("content-length")
+            if length is None:
+                return JSONResponse({"detail": "send the body with a Content-Length"}, 411)
+            if not length.isdigit() or int(length) > settings.max_body:
+                limit = f"{settings.max_body:,} bytes (REPLAY_MAX_BODY)"
+                return JSONResponse({"detail": f"the request body is over {limit}"}, 413)
+        return await call_next(request)
+
     @app.get("/health")
     def health() -> dict[str, Any]:
         return {
@@ -56,6 +89,8 @@ def create_app(warm: WarmDeployment, settings: Settings) -> Any:
             "manifest_id": manifest.manifest_id,
             "fingerprint": warm.fingerprint_id,
             "image_recovery": warm.recovered.path,
+            "containers": {"running": warm.running, "of": warm.size},
+            "last_failure": warm.last_failure,
         }
 
     @app.post("/decisions", dependencies=[require("decide", tokens)])
@@ -63,14 +98,16 @@ def create_app(warm: WarmDeployment, settings: Settings) -> Any:
         inputs: dict[str, Any] = Body(..., embed=True),  # noqa: B008 - FastAPI idiom
         subject: str | None = Body(None, embed=True),
     ) -> dict[str, Any]:
-        try:
-            checked = manifest.schema.check(inputs)
-            seed = new_seed()
-            outputs = warm.predict(checked, seed)
-        except BadInput as error:
-            raise HTTPException(status_code=422, detail=str(error)) from None
+        if subject is not None and not _fit_subject(subject):
+            raise BadInput("subject must be UTF-8 text of at most 256 characters")
+        checked = manifest.schema.check(inputs)  # before the model runs
+        seed = new_seed()
+        outputs = warm.predict(checked, seed)
         try:
             output.check(outputs)
+            size = len(canonical_json(outputs))
+            if size > settings.max_output:
+                raise BadInput(f"{size:,} bytes, over {settings.max_output:,} (REPLAY_MAX_OUTPUT)")
         except BadInput as error:  # the deployment's fault, not the caller's: not logged
             detail = f"the deployment's outputs break its schema: {error}"
             raise HTTPException(status_code=502, detail=detail) from None
@@ -97,10 +134,18 @@ def create_app(warm: WarmDeployment, settings: Settings) -> Any:
     def show(txn_id: str) -> dict[str, Any]:
         try:
             return ledger.get(txn_id).to_dict()
-        except BadInput as error:
-            raise HTTPException(status_code=404, detail=str(error)) from None
+        except BadInput:
+            raise HTTPException(status_code=404, detail=f"no transaction {txn_id}") from None
 
     return app
+
+
+def _fit_subject(subject: str) -> bool:
+    try:
+        subject.encode("utf-8")  # a lone surrogate cannot be: refused before the model runs
+    except UnicodeEncodeError:
+        return False
+    return 0 < len(subject) <= 256
 
 
 def serve(
@@ -116,9 +161,16 @@ def serve(
     is served where once the containers are up."""
     import uvicorn  # with FastAPI: only servers pay for it
 
-    # uvicorn re-raises SIGTERM once it has shut down; make that a normal exit so the
-    # warm containers are closed on the way out.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # uvicorn re-raises SIGTERM once it has shut down (its graceful wait is bounded);
+    # make that a normal exit so the warm containers are closed on the way out, and end
+    # the process regardless if closing them takes longer than STOP_WITHIN.
+    def stop(*_: object) -> None:
+        watchdog = threading.Timer(STOP_WITHIN, os._exit, args=(0,))
+        watchdog.daemon = True
+        watchdog.start()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
     settings = settings or load_settings()
     with WarmDeployment(
         resolve_target(target, settings), settings=settings, containers=containers
@@ -131,4 +183,10 @@ def serve(
             )
         app = create_app(warm, settings)
         with Checkpointer(lambda: checkpoint_ledger(settings=settings), settings.checkpoint_every):
-            uvicorn.run(app, host=host, port=port, log_level="warning")
+            uvicorn.run(
+                app,
+                host=host,
+                port=port,
+                log_level="warning",
+                timeout_graceful_shutdown=int(STOP_WITHIN / 2),
+            )
