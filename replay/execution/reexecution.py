@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, TypeGuard
 
-from replay.errors import BadInput, ReplayError
+from replay.errors import BadInput, EnvironmentProblem, IntegrityError, ReplayError
 from replay.execution.decision import Decision
 from replay.execution.predictor import PredictionError
 from replay.execution.warm import WarmDeployment
@@ -123,6 +123,12 @@ def _replay_with(warm: WarmDeployment, entry: LedgerEntry) -> ReplayResult:
     )
 
 
+def _failed(entry: LedgerEntry, error: str) -> ReplayResult:
+    return ReplayResult(
+        entry.txn_id, entry.manifest_id, FAILED, "none", entry.outputs, None, error=error
+    )
+
+
 def _record(
     results: list[ReplayResult], entries: dict[str, LedgerEntry], settings: Settings
 ) -> list[ReplayResult]:
@@ -205,24 +211,17 @@ def replay_many(
         try:
             with WarmDeployment(manifest_id, settings=settings) as warm:
                 for entry in group:
-                    results.append(_replay_with(warm, entry))
+                    try:
+                        results.append(_replay_with(warm, entry))
+                    except (EnvironmentProblem, IntegrityError):
+                        raise  # the container, not the entry: the group's rest fails below
+                    except Exception as problem:  # this entry broke: say so, go on
+                        results.append(_failed(entry, f"{type(problem).__name__}: {problem}"))
                     if progress:
                         progress(len(results), len(entries))
         except ReplayError as problem:  # e.g. the image was refused: the group failed
             done = {result.txn_id for result in results}
-            for entry in group:
-                if entry.txn_id not in done:
-                    results.append(
-                        ReplayResult(
-                            entry.txn_id,
-                            manifest_id,
-                            FAILED,
-                            "none",
-                            entry.outputs,
-                            None,
-                            error=str(problem),
-                        )
-                    )
+            results += [_failed(entry, str(problem)) for entry in group if entry.txn_id not in done]
             if progress:
                 progress(len(results), len(entries))
     if record and results:

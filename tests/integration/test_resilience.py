@@ -215,3 +215,35 @@ def test_a_full_disk_is_one_line_exit_3_and_nothing_half_written(served, tiny_di
     filler.unlink()
     assert [e.txn_id for e in ledger.list(kind=None)] == [entry.txn_id]  # nothing half-written
     assert ledger.verify().ok
+
+
+def test_a_batch_replay_records_the_entry_that_broke_and_goes_on(served, tmp_path):
+    import replay
+    from replay.ledger import SQLiteLedger
+    from replay.ledger.chain import NewEntry
+    from replay.settings import load_settings
+
+    settings = load_settings({**os.environ, "REPLAY_LEDGER": str(tmp_path / "ledger.db")})
+    ledger = SQLiteLedger(settings.ledger)
+    good = replay.show_transaction(served[0]["transaction_id"])
+    copy = dict(
+        manifest_id=good.manifest_id,
+        deployment=good.deployment,
+        inputs=good.inputs,
+        seed=good.seed,
+        fingerprint=good.fingerprint,
+    )
+    first, broken, last = ledger.append(
+        [
+            NewEntry(outputs=good.outputs, **copy),
+            NewEntry(outputs=["not", "an", "object"], **copy),  # written by some other tool
+            NewEntry(outputs=good.outputs, **copy),
+        ]
+    )
+    summary = replay.replay_many(
+        txn_ids=[first.txn_id, broken.txn_id, last.txn_id], settings=settings
+    )
+    assert [r.verdict for r in summary.results] == ["reproduced", "failed", "reproduced"]
+    assert "AttributeError" in summary.results[1].error
+    recorded = ledger.list(kind="replay")
+    assert [entry.refers_to for entry in recorded] == [first.txn_id, broken.txn_id, last.txn_id]
