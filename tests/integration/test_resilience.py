@@ -247,3 +247,34 @@ def test_a_batch_replay_records_the_entry_that_broke_and_goes_on(served, tmp_pat
     assert "AttributeError" in summary.results[1].error
     recorded = ledger.list(kind="replay")
     assert [entry.refers_to for entry in recorded] == [first.txn_id, broken.txn_id, last.txn_id]
+
+
+def test_a_kill_loop_never_leaves_a_request_waiting_and_the_pool_recovers(
+    hostile_server, hostile, tokens, engine
+):
+    """Runner containers killed every second for 12 s, replacements included, while
+    requests keep coming: each is answered within its timeout (200 or 503)."""
+    url, process = hostile_server
+    label = f"replay.manifest_id={hostile.manifest_id}"
+    stop = threading.Event()
+
+    def kill_loop() -> None:
+        while not stop.wait(1.0):
+            for container in engine.containers.list(filters={"label": label}):
+                with contextlib.suppress(Exception):
+                    container.kill()
+
+    killer = threading.Thread(target=kill_loop, daemon=True)
+    killer.start()
+    statuses, slowest = [], 0.0
+    ends = time.monotonic() + 12
+    while time.monotonic() < ends:
+        started = time.monotonic()
+        statuses.append(ask(url, tokens, "ok").status_code)
+        slowest = max(slowest, time.monotonic() - started)
+    stop.set()
+    killer.join()
+    assert set(statuses) <= {200, 503} and slowest < TIMEOUT + 1
+    assert answers(url) and process.poll() is None
+    whole_again(url)
+    assert ask(url, tokens, "ok").status_code == 200
