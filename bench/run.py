@@ -17,6 +17,10 @@
 4. The claims example: counterfactuals for 50 denied or referred claims (validity,
    changed features), and a 2,050-variant sweep of a deployment whose batch draws random
    numbers, so the runner answers it row by row, against one in-process `predict_batch`.
+5. `replay serve` under 16 concurrent callers with its runner containers killed every
+   second for 30 s, against the same load undisturbed: throughput ratio, the slowest
+   answer (goal: within the request timeout), how long the pool takes to be whole again,
+   and acknowledged decisions missing from the ledger (goal: none).
 
 Results go to bench/results/<time>.json with a description of the machine.
 """
@@ -27,6 +31,7 @@ import json
 import multiprocessing
 import os
 import platform
+import socket
 import statistics
 import subprocess
 import sys
@@ -443,6 +448,135 @@ def counterfactual_dice(rejected: list, workspace: Path, manifest, in_process) -
     }
 
 
+def serve_load(url: str, headers: dict, people: list, seconds: float, clients: int) -> dict:
+    """`clients` callers deciding `people` in turn for `seconds`: every answer's status
+    and latency, and the transaction ids acknowledged (200)."""
+    import threading
+
+    import httpx
+
+    stop = time.monotonic() + seconds
+    latencies, statuses, acknowledged = [], [], []
+    lock = threading.Lock()
+
+    def caller(offset: int) -> None:
+        with httpx.Client(base_url=url, headers=headers, timeout=120) as client:
+            turn = offset
+            while time.monotonic() < stop:
+                started = time.perf_counter()
+                try:
+                    response = client.post(
+                        "/decisions", json={"inputs": people[turn % len(people)]}
+                    )
+                    status = response.status_code
+                except httpx.HTTPError:
+                    status = 0  # no answer at all
+                with lock:
+                    latencies.append(time.perf_counter() - started)
+                    statuses.append(status)
+                    if status == 200:
+                        acknowledged.append(response.json()["transaction_id"])
+                turn += clients
+
+    threads = [threading.Thread(target=caller, args=(k,)) for k in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ordered = sorted(latencies)
+    return {
+        "requests": len(statuses),
+        "per_second": len(statuses) / seconds,
+        "statuses": {str(code): statuses.count(code) for code in sorted(set(statuses))},
+        "latency_p50_s": ordered[len(ordered) // 2],
+        "latency_p99_s": ordered[int(len(ordered) * 0.99)],
+        "latency_max_s": ordered[-1],
+        "acknowledged": acknowledged,
+    }
+
+
+def serve_under_kills(workspace: Path, manifest, seconds: float = 30, clients: int = 16) -> dict:
+    """`replay serve` with 16 concurrent callers, first undisturbed (the baseline), then
+    with its runner containers killed every second: the slowest answer against the
+    request timeout, the pool's recovery and acknowledged decisions missing from the
+    ledger (goal: none)."""
+    import threading
+
+    import docker
+    import httpx
+    from replay.images.engine import docker_client
+    from workspace import read_new_cases
+
+    import replay
+    from replay.settings import load_settings
+
+    timeout = 10
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    token = replay.add_token("bench", "decide").token
+    env = {**os.environ, "REPLAY_REQUEST_TIMEOUT": str(timeout)}
+    server = subprocess.Popen(
+        [REPLAY, "serve", manifest.manifest_id, "--port", str(port), "--containers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {token}"}
+    people = read_new_cases(workspace, "credit")
+    try:
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        calm = serve_load(url, headers, people, 10, clients)
+        engine = docker_client(load_settings().docker_host)
+        stop = threading.Event()
+        label = f"replay.manifest_id={manifest.manifest_id}"
+        kills = []
+
+        def kill_loop() -> None:
+            while not stop.wait(1.0):
+                for container in engine.containers.list(filters={"label": label}):
+                    try:
+                        container.kill()
+                        kills.append(container.id)
+                    except docker.errors.DockerException:
+                        pass  # gone already
+
+        killer = threading.Thread(target=kill_loop)
+        killer.start()
+        stormy = serve_load(url, headers, people, seconds, clients)
+        stop.set()
+        killer.join()
+        started = time.monotonic()
+        while True:
+            health = httpx.get(f"{url}/health", timeout=5).json()
+            if health["containers"]["running"] == health["containers"]["of"]:
+                break
+            time.sleep(0.2)
+        recovered_s = time.monotonic() - started
+    finally:
+        server.terminate()
+        server.wait(60)
+    logged = {entry.txn_id for entry in replay.list_transactions(deployment=manifest.name)}
+    acknowledged = calm.pop("acknowledged") + stormy.pop("acknowledged")
+    return {
+        "clients": clients,
+        "request_timeout_s": timeout,
+        "undisturbed": calm,
+        "runners_killed_every_second": {**stormy, "kills": len(kills), "seconds": seconds},
+        "throughput_ratio": stormy["per_second"] / calm["per_second"],
+        "pool_whole_again_s": recovered_s,
+        "acknowledged": len(acknowledged),
+        "acknowledged_missing_from_ledger": len(set(acknowledged) - logged),
+        "met": stormy["latency_max_s"] < timeout + 1 and not set(acknowledged) - logged,
+    }
+
+
 def main() -> int:
     with tempfile.TemporaryDirectory() as home:
         os.environ["REPLAY_HOME"] = home
@@ -454,6 +588,7 @@ def main() -> int:
             "ledger_append": ledger_benchmark(total=16_000),
             "questions": questions_benchmark(workspace, manifest, built),
             "claims": claims_benchmark(),
+            "serve_under_kills": serve_under_kills(workspace, manifest),
         }
     folder = ROOT / "bench" / "results"
     folder.mkdir(exist_ok=True)
@@ -512,6 +647,16 @@ def main() -> int:
         f"claims sweep of {rows['variants']:,} (its batch draws: answered row by row): "
         f"container {rows['container_s']:.2f} s vs one predict_batch in-process "
         f"{rows['in_process_batch_s'] * 1000:.0f} ms -> ratio {rows['throughput_ratio']:.3f}"
+    )
+    kills = results["serve_under_kills"]
+    storm = kills["runners_killed_every_second"]
+    print(
+        f"serve, {kills['clients']} callers, runners killed every second for "
+        f"{storm['seconds']:.0f} s ({storm['kills']} kills): {storm['per_second']:.0f} answers/s "
+        f"({kills['throughput_ratio']:.2f}x undisturbed), statuses {storm['statuses']}, slowest "
+        f"{storm['latency_max_s']:.1f} s (timeout {kills['request_timeout_s']} s), pool whole "
+        f"{kills['pool_whole_again_s']:.1f} s after, {kills['acknowledged_missing_from_ledger']} "
+        f"of {kills['acknowledged']} acknowledged decisions missing from the ledger"
     )
     print(f"written to {out.relative_to(ROOT)}")
     return 0
