@@ -178,7 +178,7 @@ class RunnerContainer:
         del self._pending[: end + 1]
         try:
             document = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # garbage, or nesting deep enough to recurse
             document = None
         if not isinstance(document, dict):  # the stream cannot be trusted any more
             self.close()

@@ -136,13 +136,18 @@ class WarmDeployment(Predictor):
             ) from None
         try:
             answer = runner.request(request, timeout=max(deadline - time.monotonic(), 0.5))
-        except RunnerFailed:
-            with self._lock:
-                self._all.remove(runner)
-            self._restore_in_background()  # this caller gets the error, not a wait
-            raise
+            expected = "columns" if "columns" in request else "outputs"
+            if "error" not in answer and not isinstance(answer.get(expected), dict):
+                raise RunnerFailed(f"the runner's answer has no {expected}")
         except OldRunner:  # refused before it was sent: the runner is fine
             self._idle.put(runner)
+            raise
+        except BaseException:  # the runner is in an unknown state: replace it
+            runner.close()
+            with self._lock:
+                if runner in self._all:
+                    self._all.remove(runner)
+            self._restore_in_background()  # this caller gets the error, not a wait
             raise
         self._idle.put(runner)
         if "error" in answer:
@@ -157,7 +162,7 @@ class WarmDeployment(Predictor):
 
     def _restore_in_background(self) -> None:
         with self._lock:
-            if self._restoring is None or not self._restoring.is_alive():
+            if self._restoring is None:
                 self._restoring = threading.Thread(target=self._restore, daemon=True)
                 self._restoring.start()
 
@@ -165,7 +170,11 @@ class WarmDeployment(Predictor):
         """Start replacements until the pool is whole again, backing off between failed
         attempts (the engine may be restarting, the machine short of memory)."""
         delay = RESTART_FIRST_DELAY
-        while not self._closed.is_set() and self.running < self.size:
+        while True:
+            with self._lock:  # decided under the lock: a failure now starts a new thread
+                if self._closed.is_set() or len(self._all) >= self.size:
+                    self._restoring = None
+                    return
             try:
                 self._idle.put(self._start())
                 self.last_failure = None

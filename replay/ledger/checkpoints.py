@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from replay.errors import BadInput, IntegrityError, ReplayError, ReplayWarning, one_line
+from replay.errors import BadInput, IntegrityError, ReplayWarning, one_line
 from replay.ledger.chain import Ledger, LedgerVerification
 from replay.manifests.canonical import canonical_json
 from replay.stores.blobs import reaching_s3
@@ -172,7 +172,10 @@ def check_checkpoints(
             "put the signing key's .pub file in the key folder"
         )
     for name in names:
-        checkpoint = Checkpoint(**json.loads(store.read(name)))
+        try:
+            checkpoint = Checkpoint(**json.loads(store.read(name)))
+        except (ValueError, TypeError):
+            raise IntegrityError(f"checkpoint {name} in {store} is not a checkpoint") from None
         assert key is not None
         try:
             key.verify(bytes.fromhex(checkpoint.signature), checkpoint.statement())
@@ -182,6 +185,12 @@ def check_checkpoints(
                 first_bad=checkpoint.count,
                 reason=f"has a checkpoint ({name}) "
                 "whose signature does not hold: it was forged or damaged",
+            )
+        if name != checkpoint.name:  # signed content filed under another name
+            return replace(
+                walked,
+                first_bad=checkpoint.count,
+                reason=f"has a checkpoint filed as {name} that covers {checkpoint.count} entries",
             )
         signed = f"a checkpoint signed at {checkpoint.time}"
         if checkpoint.count > walked.entries:
@@ -213,7 +222,7 @@ class Checkpointer:
     def _write(self) -> None:
         try:
             self.write()
-        except (ReplayError, OSError) as error:
+        except Exception as error:  # any: this thread must outlive one failed checkpoint
             warnings.warn(
                 f"ledger checkpoint failed: {one_line(error)}", ReplayWarning, stacklevel=2
             )

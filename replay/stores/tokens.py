@@ -7,10 +7,13 @@ shown once, when it is made, and never written anywhere.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import secrets
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,27 +54,41 @@ class TokenStore:
             json.dump([asdict(token) for token in tokens], handle, indent=2)
         partial.replace(self.path)
 
+    @contextlib.contextmanager
+    def _changing(self) -> Iterator[list[Token]]:
+        """The tokens, to change in place and save, one writer at a time."""
+        private_folder(self.path.parent)
+        lock_path = self.path.with_name(f".{self.path.name}.lock")
+        lock = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            tokens = self.tokens()
+            yield tokens
+            self._save(tokens)
+        finally:
+            os.close(lock)
+
     def add(self, name: str, scope: str) -> tuple[Token, str]:
         """A new token named `name`: its record and the token itself (shown once)."""
         if scope not in SCOPES:
             raise BadInput(f"a token's scope is one of {', '.join(SCOPES)}, not {scope!r}")
         if not name or not name.replace("-", "").replace("_", "").isalnum():
             raise BadInput(f"a token's name is letters, digits, - and _, not {name!r}")
-        tokens = self.tokens()
-        if any(token.name == name for token in tokens):
-            raise BadInput(f"a token named {name!r} exists: revoke it first")
         secret = PREFIX + secrets.token_urlsafe(32)
         created = datetime.now(UTC).isoformat(timespec="seconds")
         token = Token(name, scope, token_sha256(secret), created)
-        self._save([*tokens, token])
+        with self._changing() as tokens:
+            if any(existing.name == name for existing in tokens):
+                raise BadInput(f"a token named {name!r} exists: revoke it first")
+            tokens.append(token)
         return token, secret
 
     def revoke(self, name: str) -> Token:
-        tokens = self.tokens()
-        found = [token for token in tokens if token.name == name]
-        if not found:
-            raise BadInput(f"no token named {name!r}")
-        self._save([token for token in tokens if token.name != name])
+        with self._changing() as tokens:
+            found = [token for token in tokens if token.name == name]
+            if not found:
+                raise BadInput(f"no token named {name!r}")
+            tokens.remove(found[0])
         return found[0]
 
     def find(self, secret: str) -> Token | None:

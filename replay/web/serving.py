@@ -23,7 +23,10 @@ from replay.settings import Settings, load_settings
 from replay.stores.manifests import manifest_store
 from replay.web.access import require, token_store
 
-STOP_WITHIN = 20.0  # seconds from SIGTERM to the end of the process, whatever happens
+# Seconds from SIGTERM to the end of the process, whatever happens: uvicorn's graceful
+# wait for requests in flight, then closing the containers within STOP_WITHIN.
+GRACEFUL_WAIT = 5
+STOP_WITHIN = 15.0
 
 
 def resolve_target(target: str, settings: Settings) -> str:
@@ -75,7 +78,9 @@ def create_app(warm: WarmDeployment, settings: Settings) -> Any:
     async def limit_body(request: Request, call_next: Any) -> Any:
         if request.method in {"POST", "PUT", "PATCH"}:
             length = request.headers.get("content-length")
-            if length is None:
+            # A chunked body would be read whole (before the token is even checked),
+            # whatever Content-Length claims: only bodies of a stated length are read.
+            if length is None or "transfer-encoding" in request.headers:
                 return JSONResponse({"detail": "send the body with a Content-Length"}, 411)
             if not length.isdigit() or int(length) > settings.max_body:
                 limit = f"{settings.max_body:,} bytes (REPLAY_MAX_BODY)"
@@ -89,8 +94,9 @@ def create_app(warm: WarmDeployment, settings: Settings) -> Any:
             "manifest_id": manifest.manifest_id,
             "fingerprint": warm.fingerprint_id,
             "image_recovery": warm.recovered.path,
+            # how many, not why: a failure's text (the model's own message, paths) is
+            # for token holders, in the 503 it causes
             "containers": {"running": warm.running, "of": warm.size},
-            "last_failure": warm.last_failure,
         }
 
     @app.post("/decisions", dependencies=[require("decide", tokens)])
@@ -188,5 +194,5 @@ def serve(
                 host=host,
                 port=port,
                 log_level="warning",
-                timeout_graceful_shutdown=int(STOP_WITHIN / 2),
+                timeout_graceful_shutdown=GRACEFUL_WAIT,
             )

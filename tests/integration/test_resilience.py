@@ -71,7 +71,11 @@ def whole_again(url: str, within: float = 90) -> dict:
 
 @pytest.mark.parametrize(
     ("action", "reason"),
-    [("garbage", "not the protocol's"), ("die", "the runner exited")],
+    [
+        ("garbage", "not the protocol's"),
+        ("deep", "not the protocol's"),
+        ("die", "the runner exited"),
+    ],
 )
 def test_a_broken_runner_is_a_503_and_the_pool_comes_back(hostile_server, tokens, action, reason):
     url, _ = hostile_server
@@ -278,3 +282,16 @@ def test_a_kill_loop_never_leaves_a_request_waiting_and_the_pool_recovers(
     assert answers(url) and process.poll() is None
     whole_again(url)
     assert ask(url, tokens, "ok").status_code == 200
+
+
+def test_a_chunked_body_is_refused_before_it_is_read(server):
+    """No token needed to try: a body of no stated length (or one that contradicts its
+    Content-Length with chunks) is never read into memory."""
+
+    def chunks():
+        yield b'{"inputs": {"debt": "'
+        yield b"x" * 1_000_000
+        yield b'"}}'
+
+    refused = httpx.post(f"{server}/decisions", content=chunks(), timeout=60)
+    assert refused.status_code == 411 and "Content-Length" in refused.json()["detail"]

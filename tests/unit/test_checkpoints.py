@@ -130,3 +130,17 @@ def test_a_server_checkpoints_on_a_schedule_and_on_the_way_out(ledger, settings)
         time.sleep(0.3)
     assert len(written) >= 3 and written[-1].count == 201
     assert verify_ledger(settings=settings).checkpoints == 2  # one file per head
+
+
+def test_a_junk_or_misfiled_checkpoint_is_named(ledger, settings):
+    checkpoint = checkpoint_ledger(settings=settings)
+    folder = next(settings.home.rglob(checkpoint.name)).parent
+    (folder / "000000000150-0000000000000000.json").write_bytes(
+        (folder / checkpoint.name).read_bytes()  # genuine, but filed as entry 150's
+    )
+    report = verify_ledger(settings=settings)
+    assert report.first_bad == 200 and "filed as 000000000150" in report.reason
+    (folder / "000000000150-0000000000000000.json").unlink()
+    (folder / "000000000001-junk.json").write_text("not json")
+    with pytest.raises(IntegrityError, match=r"000000000001-junk\.json .* is not a checkpoint"):
+        verify_ledger(settings=settings)
