@@ -167,22 +167,31 @@ class WarmDeployment(Predictor):
                 self._restoring.start()
 
     def _restore(self) -> None:
-        """Start replacements until the pool is whole again, backing off between failed
-        attempts (the engine may be restarting, the machine short of memory)."""
+        """Start the missing runners, all at once, until the pool is whole again, backing
+        off between failed rounds (the engine may be restarting, memory short)."""
+        from concurrent.futures import ThreadPoolExecutor
+
         delay = RESTART_FIRST_DELAY
         while True:
             with self._lock:  # decided under the lock: a failure now starts a new thread
-                if self._closed.is_set() or len(self._all) >= self.size:
+                missing = 0 if self._closed.is_set() else self.size - len(self._all)
+                if missing <= 0:
                     self._restoring = None
                     return
-            try:
-                self._idle.put(self._start())
-                self.last_failure = None
+            with ThreadPoolExecutor(missing) as starting:
+                attempts = [starting.submit(self._start) for _ in range(missing)]
+            failures = []
+            for attempt in attempts:
+                try:
+                    self._idle.put(attempt.result())
+                except Exception as error:  # a background thread must not die: it retries
+                    failures.append(one_line(error))
+            self.last_failure = failures[0] if failures else None
+            if not failures:
                 delay = RESTART_FIRST_DELAY
-            except Exception as error:  # a background thread must not die: it retries
-                self.last_failure = one_line(error)
-                if self._closed.wait(delay):
-                    return
+            elif self._closed.wait(delay):
+                return
+            else:
                 delay = min(delay * 2, RESTART_MAX_DELAY)
 
     def close(self) -> None:
