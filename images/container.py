@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import select
+import socket
 import struct
 import time
 from dataclasses import dataclass
@@ -184,6 +186,21 @@ class RunnerContainer:
             self.close()
             raise RunnerFailed(f"the runner wrote a line that is not the protocol's: {line[:80]!r}")
         return document
+
+    def alive(self) -> bool:
+        """Whether the runner's stream is still open: an idle runner says nothing, so a
+        readable socket that yields no byte means its container is gone."""
+        try:
+            readable, _, _ = select.select([self._raw], [], [], 0)
+            if not readable:
+                return True
+            self._raw.settimeout(0)
+            peeked: bytes = self._raw.recv(1, socket.MSG_PEEK)
+            return peeked != b""
+        except BlockingIOError:  # nothing to read after all
+            return True
+        except (OSError, ValueError):  # closed already
+            return False
 
     def stderr_tail(self) -> str:
         lines = self._stderr.decode(errors="replace").strip().splitlines()

@@ -128,6 +128,9 @@ class WarmDeployment(Predictor):
         deadline = time.monotonic() + wait
         try:
             runner = self._idle.get(timeout=wait)
+            while not runner.alive():  # killed while idle: replace it, take the next
+                self._retire(runner)
+                runner = self._idle.get(timeout=max(deadline - time.monotonic(), 0))
         except queue.Empty:
             why = f"; last failure: {self.last_failure}" if self.last_failure else ""
             raise Unavailable(
@@ -143,11 +146,7 @@ class WarmDeployment(Predictor):
             self._idle.put(runner)
             raise
         except BaseException:  # the runner is in an unknown state: replace it
-            runner.close()
-            with self._lock:
-                if runner in self._all:
-                    self._all.remove(runner)
-            self._restore_in_background()  # this caller gets the error, not a wait
+            self._retire(runner)  # this caller gets the error, not a wait
             raise
         self._idle.put(runner)
         if "error" in answer:
@@ -159,6 +158,15 @@ class WarmDeployment(Predictor):
         """Up to `limit` rows of the manifest's reference sample (a fixed random choice)."""
         rows = self.manifest.schema.read_rows(self.store.reference_sample(self.manifest))
         return random.Random(0).sample(rows, min(limit, len(rows)))
+
+    def _retire(self, runner: RunnerContainer) -> None:
+        """Take a failed runner out of the pool and start its replacement."""
+        # closing waits for the engine to remove the container: not on a request's time
+        threading.Thread(target=runner.close, daemon=True).start()
+        with self._lock:
+            if runner in self._all:
+                self._all.remove(runner)
+        self._restore_in_background()
 
     def _restore_in_background(self) -> None:
         with self._lock:
