@@ -35,21 +35,13 @@ class Settings:
     ledger: str  # a SQLite file or postgresql:// URL
     docker_host: str | None  # None: the local socket, and `replay up` may start an engine
     user: str  # who runs replays, as recorded in the ledger
+    key_folder: Path  # private keys (the ledger's signing key)
+    checkpoint_location: str  # signed ledger checkpoints: a folder or s3://bucket/prefix
+    checkpoint_every: float  # seconds between a server's checkpoints
+    max_body: int  # bytes a server reads of one request
+    max_output: int  # bytes of one decision's outputs a server logs
+    request_timeout: float  # seconds a request may take, waiting for a container included
     subject_key: bytes | None = field(default=None, repr=False)  # None: a key kept in home
-    keys: Path | None = None  # the key folder (signing key); None: home/keys
-    checkpoints: str | None = None  # signed ledger checkpoints; None: beside the blobs
-    checkpoint_every: float = 300.0  # seconds between a server's checkpoints
-    max_body: int = 1_048_576  # bytes a server reads of one request
-    max_output: int = 65_536  # bytes of one decision's outputs a server logs
-    request_timeout: float = 60.0  # seconds a request may wait for, and take in, a container
-
-    @property
-    def key_folder(self) -> Path:
-        return self.keys or self.home / "keys"
-
-    @property
-    def checkpoint_location(self) -> str:
-        return self.checkpoints or f"{self.blobs.rstrip('/')}/checkpoints"
 
     @property
     def default_base_repository(self) -> str:
@@ -101,6 +93,7 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = N
     home = find_home(env, (cwd or Path.cwd()).absolute())
     cache = Path(env.get("REPLAY_CACHE", Path.home() / ".cache" / "replay")).absolute()
     key = env.get("REPLAY_SUBJECT_KEY")
+    blobs = _location(env.get("REPLAY_BLOBS") or str(home / "blobs"))
     return Settings(
         home=home,
         cache=cache,
@@ -108,15 +101,17 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = N
         registry=env.get("REPLAY_REGISTRY", DEFAULT_REGISTRY),
         base_image=env.get("REPLAY_BASE_IMAGE") or None,
         artifact_root=env.get("REPLAY_ARTIFACT_ROOT") or (home / "mlartifacts").as_uri(),
-        blobs=_location(env.get("REPLAY_BLOBS") or str(home / "blobs")),
+        blobs=blobs,
         ledger=_location(env.get("REPLAY_LEDGER") or str(home / "ledger.db")),
         docker_host=env.get("DOCKER_HOST") or None,
         user=env.get("REPLAY_USER") or getpass.getuser(),
-        subject_key=key.encode() if key else None,
-        keys=Path(env["REPLAY_KEYS"]).absolute() if env.get("REPLAY_KEYS") else None,
-        checkpoints=_location(env["REPLAY_CHECKPOINTS"]) if env.get("REPLAY_CHECKPOINTS") else None,
+        key_folder=Path(env.get("REPLAY_KEYS") or home / "keys").absolute(),
+        checkpoint_location=_location(
+            env.get("REPLAY_CHECKPOINTS") or f"{blobs.rstrip('/')}/checkpoints"
+        ),
         checkpoint_every=float(env.get("REPLAY_CHECKPOINT_EVERY") or 300),
         max_body=int(env.get("REPLAY_MAX_BODY") or 1_048_576),
         max_output=int(env.get("REPLAY_MAX_OUTPUT") or 65_536),
         request_timeout=float(env.get("REPLAY_REQUEST_TIMEOUT") or 60),
+        subject_key=key.encode() if key else None,
     )
