@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 import warnings
 from abc import ABC, abstractmethod
@@ -29,6 +28,7 @@ from replay.errors import BadInput, IntegrityError, ReplayWarning, one_line
 from replay.ledger.chain import Ledger, LedgerVerification
 from replay.manifests.canonical import canonical_json
 from replay.stores.blobs import reaching_s3
+from replay.stores.keys import write_once
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -77,15 +77,7 @@ class LocalCheckpointStore(CheckpointStore):
 
     def write(self, name: str, data: bytes) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        partial = self.root / f".{name}.{os.getpid()}.partial"
-        partial.write_bytes(data)
-        partial.chmod(0o444)
-        try:
-            os.link(partial, self.root / name)  # never replaces an existing checkpoint
-        except FileExistsError:
-            pass  # the same head, checkpointed already
-        finally:
-            partial.unlink()
+        write_once(self.root / name, data, 0o444)  # the same head checkpointed: kept as is
 
     def names(self) -> list[str]:
         if not self.root.is_dir():

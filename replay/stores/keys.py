@@ -33,17 +33,25 @@ def private_folder(path: Path) -> Path:
     return path
 
 
+def write_once(path: Path, data: bytes, mode: int) -> None:
+    """Create `path` holding `data` with `mode`, whole or not at all, never replacing
+    an existing file (when several writers race, the first wins)."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+        with contextlib.suppress(FileExistsError):
+            os.link(partial, path)
+    finally:
+        partial.unlink()
+
+
 def create_private(path: Path, data: bytes) -> bytes:
     """Write `data` to a new file readable by its owner only, unless the file exists;
     the bytes the file holds (the first writer wins when several race)."""
     private_folder(path.parent)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(data)
-    with contextlib.suppress(FileExistsError):
-        os.link(partial, path)
-    partial.unlink()
+    write_once(path, data, 0o600)
     return path.read_bytes()
 
 
