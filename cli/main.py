@@ -4,7 +4,7 @@ call of the public function with its name (`replay.whatif`, `replay.build`, ...)
 from __future__ import annotations
 
 import click
-from replay.cli import deployments, ledger, questions, web
+from replay.cli import deployments, ledger, questions, subjects, web
 from replay.cli.output import ReplayGroup
 
 
@@ -22,6 +22,7 @@ COMMANDS = [
     deployments.deployments,
     deployments.manifest,
     ledger.ledger,
+    subjects.subject,
     questions.replay_command,
     questions.whatif,
     questions.sweep,

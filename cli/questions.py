@@ -99,6 +99,7 @@ def _show_summary(summary: ReplaySummary) -> None:
     click.echo(
         f"{len(summary.results)} replayed: {counts['reproduced']} reproduced, "
         f"{counts['diverged']} diverged, {counts['failed']} failed"
+        + (f"; {summary.erased} erased decisions left out" if summary.erased else "")
     )
 
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time, __getattr_
         show_transaction,
         verify_ledger,
     )
+    from replay.ledger.subjects import erase_subject, export_subject
     from replay.questions.counterfactuals import counterfactual
     from replay.questions.explanations import explain
     from replay.questions.sweeps import Range, sweep
@@ -51,6 +52,8 @@ _PUBLIC = {
     "list_transactions": "replay.ledger.decisions",
     "verify_ledger": "replay.ledger.decisions",
     "checkpoint_ledger": "replay.ledger.decisions",
+    "export_subject": "replay.ledger.subjects",
+    "erase_subject": "replay.ledger.subjects",
     "whatif": "replay.questions.what_if",
     "sweep": "replay.questions.sweeps",
     "Range": "replay.questions.sweeps",
@@ -70,7 +73,9 @@ __all__ = [
     "capture",
     "checkpoint_ledger",
     "counterfactual",
+    "erase_subject",
     "explain",
+    "export_subject",
     "list_deployments",
     "list_tokens",
     "list_transactions",

@@ -45,6 +45,12 @@ class IntegrityError(ReplayError):
     exit_code = 4
 
 
+class Erased(ReplayError):
+    """The data asked about belonged to a subject whose data was erased on request."""
+
+    exit_code = 5
+
+
 def one_line(problem: BaseException | str, limit: int = 160) -> str:
     """The first line of a message (an error's, or its type's name when it has none),
     cut to `limit` characters, for embedding in a one-line error."""

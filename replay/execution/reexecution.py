@@ -139,6 +139,7 @@ def _record(
             manifest_id=result.manifest_id,
             deployment=entries[result.txn_id].deployment,
             inputs=entries[result.txn_id].inputs,
+            subject=entries[result.txn_id].subject,  # found, sealed and erased with the decision
             kind="replay",
             refers_to=result.txn_id,
             seed=result.seed,
@@ -162,7 +163,7 @@ def replay(txn_id: str, *, record: bool = True, settings: Settings | None = None
     """Re-execute one logged decision in its original container; compare bit for bit."""
     settings = settings or load_settings()
     started = time.perf_counter()
-    entry = open_ledger(settings).get(txn_id)
+    entry = open_ledger(settings).get(txn_id).readable()  # erased: said before starting
     with WarmDeployment(entry.manifest_id, settings=settings) as warm:
         result = _replay_with(warm, entry)
     result = ReplayResult(**{**result.__dict__, "seconds": time.perf_counter() - started})
@@ -172,6 +173,7 @@ def replay(txn_id: str, *, record: bool = True, settings: Settings | None = None
 @dataclass(frozen=True)
 class ReplaySummary:
     results: list[ReplayResult]
+    erased: int = 0  # decisions left out because their subject's data was erased
 
     @property
     def counts(self) -> dict[str, int]:
@@ -183,7 +185,11 @@ class ReplaySummary:
         return all(result.reproduced for result in self.results)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"counts": self.counts, "results": [result.to_dict() for result in self.results]}
+        return {
+            "counts": self.counts,
+            "erased": self.erased,
+            "results": [result.to_dict() for result in self.results],
+        }
 
 
 def replay_many(
@@ -203,6 +209,8 @@ def replay_many(
         if txn_ids is not None
         else ledger.list(deployment=deployment, since=since)
     )
+    erased = [entry for entry in entries if entry.erased_on is not None]
+    entries = [entry for entry in entries if entry.erased_on is None]
     by_manifest: dict[str, list[LedgerEntry]] = {}
     for entry in entries:
         by_manifest.setdefault(entry.manifest_id, []).append(entry)
@@ -226,4 +234,4 @@ def replay_many(
                 progress(len(results), len(entries))
     if record and results:
         results = _record(results, {entry.txn_id: entry for entry in entries}, settings)
-    return ReplaySummary(results)
+    return ReplaySummary(results, erased=len(erased))

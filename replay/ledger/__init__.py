@@ -1,8 +1,10 @@
 """The decision ledger: the chain (`chain`), one module per backend (`sqlite`,
-`postgres`), and the decisions recorded in it (`decisions`).
+`postgres`), personal data sealed per subject (`sealing`), signed checkpoints
+(`checkpoints`), the decisions recorded in it (`decisions`) and data subjects' rights
+(`subjects`).
 
-`open_ledger` opens the backend the settings name: a SQLite file by default, or a
-`postgresql://` URL.
+`open_ledger` opens the backend the settings name (a SQLite file by default, or a
+`postgresql://` URL) with the subject key store kept in the key folder.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from replay.ledger.chain import (
     pseudonym,
 )
 from replay.ledger.postgres import PostgresLedger
+from replay.ledger.sealing import LocalSubjectKeys, SubjectKeyStore
 from replay.ledger.sqlite import SQLiteLedger
 from replay.settings import Settings, load_settings
 
@@ -25,6 +28,7 @@ __all__ = [
     "Ledger",
     "LedgerEntry",
     "LedgerVerification",
+    "LocalSubjectKeys",
     "NewEntry",
     "PostgresLedger",
     "SQLiteLedger",
@@ -32,17 +36,25 @@ __all__ = [
     "open_ledger",
     "open_ledger_at",
     "pseudonym",
+    "subject_keys",
 ]
 
 
-def open_ledger_at(location: str | Path) -> Ledger:
-    """A `postgresql://` URL, or the path of a SQLite file."""
+def open_ledger_at(location: str | Path, keys: SubjectKeyStore | None = None) -> Ledger:
+    """A `postgresql://` URL, or the path of a SQLite file; without `keys`, entries
+    with a subject can be neither written nor read (the chain still verifies)."""
     location = str(location)
     if location.startswith(("postgresql://", "postgres://")):
-        return PostgresLedger(location)
-    return SQLiteLedger(location)
+        return PostgresLedger(location, keys=keys)
+    return SQLiteLedger(location, keys=keys)
+
+
+def subject_keys(settings: Settings) -> SubjectKeyStore:
+    """The subjects' keys: files in the key folder (`REPLAY_KEYS`), apart from the ledger."""
+    return LocalSubjectKeys(settings.key_folder / "subjects")
 
 
 def open_ledger(settings: Settings | None = None) -> Ledger:
-    """The ledger the settings name (`REPLAY_LEDGER`)."""
-    return open_ledger_at((settings or load_settings()).ledger)
+    """The ledger the settings name (`REPLAY_LEDGER`), able to seal and open entries."""
+    settings = settings or load_settings()
+    return open_ledger_at(settings.ledger, subject_keys(settings))

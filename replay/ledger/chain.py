@@ -11,6 +11,11 @@ Many writers (threads or processes) may append at once: each append takes the
 database's write lock, reads the head and links to it inside that lock, and
 `prev_hash` is UNIQUE, so the chain can never fork. `Ledger` holds all of that; a
 backend only says how to connect, lock and create its table.
+
+Entries have a format version. Format 1 (no `format` column) held inputs and outputs
+in clear. Format 2 seals them per subject (`replay.ledger.sealing`) when the entry has
+one, and hashes the ciphertext; both formats verify, so ledgers written before sealing
+keep their proof.
 """
 
 from __future__ import annotations
@@ -21,15 +26,21 @@ import secrets
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, astuple, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from replay.errors import BadInput, IntegrityError, one_line
+from replay.errors import BadInput, EnvironmentProblem, Erased, IntegrityError, one_line
+from replay.ledger.sealing import SubjectKeyStore, key_id_of, seal, unseal
 from replay.manifests.canonical import canonical_json, sha256_bytes
 
 GENESIS = "0" * 64
-KINDS = ("decision", "replay", "review")
+FORMAT = 2  # the entry format this version writes
+KINDS = ("decision", "replay", "review", "access", "erasure")
+# Kinds whose inputs and outputs are a person's data, sealed when the entry has a
+# subject. An access (someone read a person's entries) or an erasure says nothing
+# about the person and stays readable after the erasure, as evidence.
+SEALED_KINDS = ("decision", "replay", "review")
 
 
 def table_sql(integer: str) -> str:
@@ -49,7 +60,9 @@ CREATE TABLE IF NOT EXISTS entries (
     fingerprint TEXT,
     refers_to TEXT,
     prev_hash TEXT NOT NULL UNIQUE,
-    hash TEXT NOT NULL UNIQUE
+    hash TEXT NOT NULL UNIQUE,
+    format {integer},
+    sealed {integer}
 );
 CREATE INDEX IF NOT EXISTS entries_deployment_time ON entries (deployment, time);
 CREATE INDEX IF NOT EXISTS entries_subject ON entries (subject);
@@ -72,7 +85,11 @@ _COLUMNS = (
     "refers_to",
     "prev_hash",
     "hash",
+    "format",
+    "sealed",
 )
+# Added by format 2: a ledger made before it gets them as NULL (format 1) columns.
+FORMAT_2_COLUMNS = ("format", "sealed")
 
 
 @dataclass(frozen=True)
@@ -84,7 +101,7 @@ class NewEntry:
     inputs: dict[str, Any]
     outputs: dict[str, Any]
     seed: int | None = None
-    subject: str | None = None  # already pseudonymous (see `pseudonym`)
+    subject: str | None = None  # already pseudonymous (see `pseudonym`); seals the data
     fingerprint: str | None = None
     kind: str = "decision"
     refers_to: str | None = None
@@ -100,37 +117,94 @@ class LedgerEntry:
     deployment: str
     time: str
     subject: str | None
-    inputs_json: str  # canonical JSON, exactly as stored and hashed
+    inputs_json: str  # exactly as stored and hashed: canonical JSON, or sealed
     outputs_json: str
     seed: int | None
     fingerprint: str | None
     refers_to: str | None
     prev_hash: str
     hash: str
+    format: int | None  # None: format 1, written before entries had one
+    sealed: int | None  # 1: inputs and outputs are sealed under the subject's key
+    # Not stored: a sealed entry's inputs and outputs JSON when its key was found, or
+    # the day its subject was erased.
+    opened: tuple[str, str] | None = field(default=None, repr=False, compare=False)
+    erased_on: str | None = None
+
+    @property
+    def plain(self) -> tuple[str, str]:
+        """The inputs' and outputs' canonical JSON, in clear."""
+        if not self.sealed:
+            return self.inputs_json, self.outputs_json
+        if self.opened is not None:
+            return self.opened
+        if self.erased_on is not None:
+            raise Erased(
+                f"transaction {self.txn_id}: its subject's data was erased on {self.erased_on[:10]}"
+            )
+        raise EnvironmentProblem(
+            f"transaction {self.txn_id} is sealed and its subject's key is not in the key "
+            "store (restore the key folder, REPLAY_KEYS)"
+        )
+
+    def readable(self) -> LedgerEntry:
+        """This entry, if its data can be read: else `Erased` (or EnvironmentProblem for
+        a key that is missing without an erasure), raised before any work starts."""
+        self.plain  # noqa: B018 - raises if it cannot be read
+        return self
 
     @property
     def inputs(self) -> dict[str, Any]:
-        inputs: dict[str, Any] = json.loads(self.inputs_json)
+        inputs: dict[str, Any] = json.loads(self.plain[0])
         return inputs
 
     @property
     def outputs(self) -> dict[str, Any]:
-        outputs: dict[str, Any] = json.loads(self.outputs_json)
+        outputs: dict[str, Any] = json.loads(self.plain[1])
         return outputs
 
     @property
     def outcome(self) -> str:
         """A replay's verdict, a decision's `decision` field, else its outputs cut short."""
+        if self.sealed and self.opened is None:
+            return "erased" if self.erased_on else "sealed"
         outputs = self.outputs
         found = outputs.get("verdict") or outputs.get("decision")
-        return str(found) if found is not None else one_line(self.outputs_json, 40)
+        return str(found) if found is not None else one_line(self.plain[1], 40)
 
     def columns(self) -> dict[str, Any]:
         """The entry as the table stores it (column name: value)."""
-        return dict(zip(_COLUMNS, astuple(self), strict=True))
+        stored = (getattr(self, name) for name in _FIELDS)
+        return dict(zip(_COLUMNS, stored, strict=True))
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.columns(), "inputs": self.inputs, "outputs": self.outputs}
+        """The entry in clear; an erased entry's inputs and outputs are None."""
+        inputs: dict[str, Any] | None
+        outputs: dict[str, Any] | None
+        try:
+            inputs, outputs = self.inputs, self.outputs
+        except Erased:
+            inputs = outputs = None
+        return {**self.columns(), "inputs": inputs, "outputs": outputs, "erased_on": self.erased_on}
+
+
+_FIELDS = tuple(
+    {"inputs": "inputs_json", "outputs": "outputs_json"}.get(name, name) for name in _COLUMNS
+)
+
+
+def access_entry(subject: str, by: str, action: str, **details: Any) -> NewEntry:
+    """The record that someone (`by`) read a person's data: reading is an entry too."""
+    refers_to = details.pop("refers_to", None)
+    return NewEntry(
+        manifest_id="",
+        deployment="",
+        kind="access",
+        subject=subject,
+        inputs={},
+        outputs={"action": action, "by": by, **details},
+        refers_to=refers_to,
+    )
 
 
 def entry_hash(prev_hash: str, body: dict[str, Any]) -> str:
@@ -138,7 +212,10 @@ def entry_hash(prev_hash: str, body: dict[str, Any]) -> str:
 
 
 def _body(entry: dict[str, Any]) -> dict[str, Any]:
-    return {key: entry[key] for key in _COLUMNS if key not in ("prev_hash", "hash")}
+    """What an entry's hash covers: every column but the links, and in format 1 none
+    of the columns format 2 added."""
+    left_out = {"prev_hash", "hash"} | (set() if entry["format"] else set(FORMAT_2_COLUMNS))
+    return {key: entry[key] for key in _COLUMNS if key not in left_out}
 
 
 def new_transaction_id() -> str:
@@ -171,9 +248,12 @@ class LedgerVerification:
 
 
 class Ledger(ABC):
-    """The chain, over any SQL database a backend connects to."""
+    """The chain, over any SQL database a backend connects to. `keys` seals and opens
+    entries that have a subject; without it such entries can be neither written nor read
+    (verification never needs it)."""
 
     placeholder = "?"  # the driver's parameter marker
+    keys: SubjectKeyStore | None = None
 
     @abstractmethod
     def __str__(self) -> str:
@@ -191,12 +271,44 @@ class Ledger(ABC):
     def _is_duplicate(self, error: Exception) -> bool:
         """Whether `error` is the database refusing a duplicate (txn id, link)."""
 
+    def _prepare(self, entry: NewEntry) -> tuple[dict[str, Any], tuple[str, str] | None]:
+        """An entry's columns but its place in the chain, sealed when it has a subject
+        (done before the write lock is taken); and its plain JSON if sealed."""
+        if entry.kind not in KINDS:
+            raise BadInput(f"ledger entry kind must be one of {', '.join(KINDS)}")
+        txn_id = entry.txn_id or new_transaction_id()
+        inputs = canonical_json(entry.inputs).decode()
+        outputs = canonical_json(entry.outputs).decode()
+        plain = None
+        if entry.subject is not None and entry.kind in SEALED_KINDS:
+            if self.keys is None:
+                raise BadInput("an entry with a subject needs the subject key store to seal it")
+            key, plain = self.keys.current(entry.subject), (inputs, outputs)
+            inputs = seal(key, inputs.encode(), f"{txn_id}/inputs")
+            outputs = seal(key, outputs.encode(), f"{txn_id}/outputs")
+        row = {
+            "txn_id": txn_id,
+            "kind": entry.kind,
+            "manifest_id": entry.manifest_id,
+            "deployment": entry.deployment,
+            "subject": entry.subject,
+            "inputs": inputs,
+            "outputs": outputs,
+            "seed": entry.seed,
+            "fingerprint": entry.fingerprint,
+            "refers_to": entry.refers_to,
+            "format": FORMAT,
+            "sealed": int(plain is not None),
+        }
+        return row, plain
+
     def append(self, entries: Iterable[NewEntry]) -> list[LedgerEntry]:
         """Append entries in order, in one transaction; return them as stored."""
-        pending = list(entries)
-        for entry in pending:
-            if entry.kind not in KINDS:
-                raise BadInput(f"ledger entry kind must be one of {', '.join(KINDS)}")
+        pending = [self._prepare(entry) for entry in entries]
+        insert = (
+            f"INSERT INTO entries ({', '.join(_COLUMNS)}) "
+            f"VALUES ({', '.join(self.placeholder for _ in _COLUMNS)})"
+        )
 
         def work(connection: Any) -> list[LedgerEntry]:
             head = connection.execute(
@@ -204,30 +316,18 @@ class Ledger(ABC):
             ).fetchone()
             seq, prev_hash = head if head else (0, GENESIS)
             stored = []
-            for entry in pending:
+            for prepared, plain in pending:
                 seq += 1
                 row: dict[str, Any] = {
+                    **prepared,
                     "seq": seq,
-                    "txn_id": entry.txn_id or new_transaction_id(),
-                    "kind": entry.kind,
-                    "manifest_id": entry.manifest_id,
-                    "deployment": entry.deployment,
                     "time": datetime.now(UTC).isoformat(timespec="microseconds"),
-                    "subject": entry.subject,
-                    "inputs": canonical_json(entry.inputs).decode(),
-                    "outputs": canonical_json(entry.outputs).decode(),
-                    "seed": entry.seed,
-                    "fingerprint": entry.fingerprint,
-                    "refers_to": entry.refers_to,
                     "prev_hash": prev_hash,
                 }
                 row["hash"] = entry_hash(prev_hash, _body(row))
-                connection.execute(
-                    f"INSERT INTO entries ({', '.join(_COLUMNS)}) "
-                    f"VALUES ({', '.join(self.placeholder for _ in _COLUMNS)})",
-                    [row[key] for key in _COLUMNS],
-                )
-                stored.append(LedgerEntry(*(row[key] for key in _COLUMNS)))
+                connection.execute(insert, [row[key] for key in _COLUMNS])
+                columns = {name: row[key] for name, key in zip(_FIELDS, _COLUMNS, strict=True)}
+                stored.append(LedgerEntry(**columns, opened=plain))
                 prev_hash = row["hash"]
             return stored
 
@@ -253,6 +353,7 @@ class Ledger(ABC):
         return next(self._rows("ORDER BY seq DESC LIMIT 1"), None)
 
     def at(self, seq: int) -> LedgerEntry:
+        """The entry as stored (sealed data left sealed)."""
         found = list(self._rows(f"WHERE seq = {self.placeholder}", [seq]))
         if not found:
             raise BadInput(f"no entry {seq} in the ledger {self}")
@@ -262,7 +363,35 @@ class Ledger(ABC):
         found = list(self._rows(f"WHERE txn_id = {self.placeholder}", [txn_id]))
         if not found:
             raise BadInput(f"no transaction {txn_id} in the ledger {self}")
-        return found[0]
+        return self._open(found)[0]
+
+    def erasures(self, subject: str) -> list[LedgerEntry]:
+        """The erasures of one subject's data, oldest first."""
+        return list(
+            self._rows(
+                f"WHERE subject = {self.placeholder} AND kind = 'erasure' ORDER BY seq", [subject]
+            )
+        )
+
+    def _open(self, entries: list[LedgerEntry]) -> list[LedgerEntry]:
+        """Sealed entries opened with their subject's key, or, where the key was
+        destroyed, dated by the erasure that destroyed it."""
+        erasures: dict[str, list[LedgerEntry]] = {}
+        opened = []
+        for entry in entries:
+            if not entry.sealed or self.keys is None or entry.subject is None:
+                opened.append(entry)
+                continue
+            secret = self.keys.find(entry.subject, key_id_of(entry.inputs_json))
+            if secret is not None:
+                inputs = unseal(secret, entry.inputs_json, f"{entry.txn_id}/inputs")
+                outputs = unseal(secret, entry.outputs_json, f"{entry.txn_id}/outputs")
+                opened.append(replace(entry, opened=(inputs.decode(), outputs.decode())))
+                continue
+            if entry.subject not in erasures:
+                erasures[entry.subject] = self.erasures(entry.subject)
+            opened.append(replace(entry, erased_on=_erased_on(entry, erasures[entry.subject])))
+        return opened
 
     def list(
         self,
@@ -290,7 +419,7 @@ class Ledger(ABC):
             parameters.append(_stored_time(since))
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         tail = f" LIMIT {int(limit)}" if limit else ""
-        return list(self._rows(f"{where} ORDER BY seq{tail}", parameters))
+        return self._open(list(self._rows(f"{where} ORDER BY seq{tail}", parameters)))
 
     def verify(self) -> LedgerVerification:
         """Walk the chain from the start; name the first entry that does not hold."""
@@ -305,6 +434,14 @@ class Ledger(ABC):
                 return LedgerVerification(count, entry.seq, "was changed after it was written")
             expected_prev, expected_seq = entry.hash, entry.seq + 1
         return LedgerVerification(count)
+
+
+def _erased_on(entry: LedgerEntry, erasures: list[LedgerEntry]) -> str | None:
+    """When the key `entry` was sealed under was destroyed: by the first erasure after
+    it, or (sealed while an erasure was under way) by the last one."""
+    after = [erasure for erasure in erasures if erasure.seq > entry.seq]
+    found = after[0] if after else (erasures[-1] if erasures else None)
+    return found.time if found is not None else None
 
 
 def _stored_time(moment: datetime) -> str:

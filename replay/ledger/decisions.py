@@ -12,7 +12,13 @@ from datetime import datetime
 from typing import Any
 
 from replay.ledger import open_ledger
-from replay.ledger.chain import LedgerEntry, LedgerVerification, NewEntry, pseudonym
+from replay.ledger.chain import (
+    LedgerEntry,
+    LedgerVerification,
+    NewEntry,
+    access_entry,
+    pseudonym,
+)
 from replay.ledger.checkpoints import (
     Checkpoint,
     check_checkpoints,
@@ -67,8 +73,17 @@ def record_decision(
     )
 
 
-def show_transaction(txn_id: str, *, settings: Settings | None = None) -> LedgerEntry:
-    return open_ledger(settings).get(txn_id)
+def show_transaction(
+    txn_id: str, *, by: str | None = None, settings: Settings | None = None
+) -> LedgerEntry:
+    """One entry, in clear where it can be; showing a person's data is recorded as an
+    `access` entry by `by` (default: the user running replay)."""
+    settings = settings or load_settings()
+    ledger = open_ledger(settings)
+    entry = ledger.get(txn_id)
+    if entry.subject is not None and entry.opened is not None:
+        ledger.record(access_entry(entry.subject, by or settings.user, "show", refers_to=txn_id))
+    return entry
 
 
 def list_transactions(

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from replay.errors import EnvironmentProblem
 from replay.ledger.chain import Ledger, table_sql
+from replay.ledger.sealing import SubjectKeyStore
 from replay.settings import without_password
 
 if TYPE_CHECKING:
@@ -26,6 +27,9 @@ _SCHEMA_LOCK = 0x7265706C6179  # "replay"
 _SCHEMA = (
     table_sql("BIGINT")
     + """
+-- a ledger made before entry formats: its entries stay format 1 (NULL)
+ALTER TABLE entries ADD COLUMN IF NOT EXISTS format BIGINT;
+ALTER TABLE entries ADD COLUMN IF NOT EXISTS sealed BIGINT;
 CREATE OR REPLACE FUNCTION replay_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN RAISE EXCEPTION 'the ledger is append-only'; END $$;
 CREATE OR REPLACE TRIGGER entries_no_change BEFORE UPDATE OR DELETE ON entries
@@ -39,9 +43,12 @@ CREATE OR REPLACE TRIGGER entries_no_truncate BEFORE TRUNCATE ON entries
 class PostgresLedger(Ledger):
     placeholder = "%s"
 
-    def __init__(self, url: str, connect_timeout: int = 10) -> None:
+    def __init__(
+        self, url: str, connect_timeout: int = 10, keys: SubjectKeyStore | None = None
+    ) -> None:
         self.url = url
         self.connect_timeout = connect_timeout
+        self.keys = keys
         self._local = threading.local()
         self._initialise()
 

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from replay.errors import EnvironmentProblem
-from replay.ledger.chain import Ledger, table_sql
+from replay.ledger.chain import FORMAT_2_COLUMNS, Ledger, table_sql
+from replay.ledger.sealing import SubjectKeyStore
 from replay.stores.keys import private_folder
 
 _SCHEMA = (
@@ -34,9 +35,12 @@ CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
 class SQLiteLedger(Ledger):
     """One file in WAL mode; `BEGIN IMMEDIATE` serialises writers across processes."""
 
-    def __init__(self, path: Path | str, busy_timeout: float = 60.0) -> None:
+    def __init__(
+        self, path: Path | str, busy_timeout: float = 60.0, keys: SubjectKeyStore | None = None
+    ) -> None:
         self.path = Path(path)
         self.busy_timeout = busy_timeout
+        self.keys = keys
         self._local = threading.local()
         if not self.path.parent.exists():
             private_folder(self.path.parent)
@@ -88,10 +92,22 @@ class SQLiteLedger(Ledger):
                 "SELECT 1 FROM sqlite_master WHERE name = 'entries'"
             ).fetchone()
         )
-        if exists:
-            return
-        self._retry(lambda: connection.execute("PRAGMA journal_mode=WAL"))
-        self._retry(lambda: connection.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;"))
+        if not exists:
+            self._retry(lambda: connection.execute("PRAGMA journal_mode=WAL"))
+            self._retry(lambda: connection.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;"))
+        elif self._missing_columns(connection):
+            self._write(self._add_columns)
+
+    @staticmethod
+    def _missing_columns(connection: sqlite3.Connection) -> list[str]:
+        present = {row[1] for row in connection.execute("PRAGMA table_info(entries)")}
+        return [name for name in FORMAT_2_COLUMNS if name not in present]
+
+    def _add_columns(self, connection: sqlite3.Connection) -> None:
+        """A ledger made before entry formats gets their columns (its entries, NULL in
+        them, stay format 1 and verify as they did)."""
+        for name in self._missing_columns(connection):  # again, now holding the lock
+            connection.execute(f"ALTER TABLE entries ADD COLUMN {name} INTEGER")
 
     def _write(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
         connection = self._connection()

@@ -18,6 +18,6 @@ def asking(
     """The decision `txn_id` and its original container (the caller's `warm`, checked to
     be the decision's manifest, or one started and closed around the block)."""
     settings = settings or load_settings()
-    entry = open_ledger(settings).get(txn_id)
+    entry = open_ledger(settings).get(txn_id).readable()  # erased: said before starting
     with warm_for(entry.manifest_id, warm, settings) as running:
         yield Decision.from_entry(entry, running.manifest), running

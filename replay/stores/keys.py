@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,16 +36,29 @@ def private_folder(path: Path) -> Path:
 
 def write_once(path: Path, data: bytes, mode: int) -> None:
     """Create `path` holding `data` with `mode`, whole or not at all, never replacing
-    an existing file (when several writers race, the first wins)."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    an existing file (when several writers race, the first wins), and on disk before
+    this returns."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
     descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
         with contextlib.suppress(FileExistsError):
             os.link(partial, path)
     finally:
         partial.unlink()
+    sync_folder(path.parent)  # the new name, too
+
+
+def sync_folder(path: Path) -> None:
+    """Make the names created or removed in a folder survive a crash."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def create_private(path: Path, data: bytes) -> bytes:

@@ -14,13 +14,14 @@ from replay.deployments.history import list_deployments
 from replay.errors import BadInput, EnvironmentProblem, IntegrityError, one_line
 from replay.execution.warm import WarmDeployment
 from replay.ledger import open_ledger
-from replay.ledger.chain import NewEntry, pseudonym
+from replay.ledger.chain import NewEntry, access_entry, pseudonym
 from replay.ledger.checkpoints import Checkpointer
 from replay.ledger.decisions import checkpoint_ledger, new_seed, subject_key
 from replay.manifests.canonical import canonical_json
 from replay.manifests.manifest import is_id_prefix
 from replay.settings import Settings, load_settings
 from replay.stores.manifests import manifest_store
+from replay.stores.tokens import Token
 from replay.web.access import require, token_store
 
 # Seconds from SIGTERM to the end of the process, whatever happens: uvicorn's graceful
@@ -136,12 +137,16 @@ def create_app(warm: WarmDeployment, settings: Settings) -> Any:
             "manifest_id": manifest.manifest_id,
         }
 
-    @app.get("/decisions/{txn_id}", dependencies=[require("read", tokens)])
-    def show(txn_id: str) -> dict[str, Any]:
+    @app.get("/decisions/{txn_id}")
+    def show(txn_id: str, caller: Token = require("read", tokens)) -> dict[str, Any]:  # noqa: B008
         try:
-            return ledger.get(txn_id).to_dict()
+            entry = ledger.get(txn_id)
         except BadInput:
             raise HTTPException(status_code=404, detail=f"no transaction {txn_id}") from None
+        if entry.subject is not None and entry.opened is not None:  # a person's data, read
+            by = f"token {caller.name}"
+            ledger.record(access_entry(entry.subject, by, "show", refers_to=txn_id))
+        return entry.to_dict()
 
     return app
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import multiprocessing
 from datetime import datetime
+from pathlib import Path
 
 import psycopg
 import pytest
 
-from replay.errors import BadInput, EnvironmentProblem
-from replay.ledger import open_ledger_at
-from replay.ledger.chain import GENESIS
+from replay.errors import BadInput, EnvironmentProblem, Erased
+from replay.ledger import LocalSubjectKeys, open_ledger_at
+from replay.ledger.chain import GENESIS, NewEntry
 from replay.ledger.postgres import PostgresLedger
 from tests.factories import ledger_decision, write_decisions
 from tests.integration.conftest import free_port, run_cli
@@ -20,8 +21,8 @@ from tests.integration.conftest import free_port, run_cli
 pytestmark = pytest.mark.integration
 
 
-def test_the_chain_lookups_and_filters_hold(postgres):
-    ledger = open_ledger_at(postgres)
+def test_the_chain_lookups_and_filters_hold(postgres, tmp_path):
+    ledger = open_ledger_at(postgres, LocalSubjectKeys(tmp_path / "keys"))
     assert isinstance(ledger, PostgresLedger)
     first, second = ledger.append(
         [ledger_decision(1, subject="s_1"), ledger_decision(2, deployment="b")]
@@ -43,6 +44,44 @@ def test_the_chain_lookups_and_filters_hold(postgres):
         ledger.record(ledger_decision(4, txn_id=first.txn_id))
     report = ledger.verify()
     assert (report.ok, report.entries) == (True, 3)
+
+
+def test_a_format_1_ledger_upgrades_seals_and_erases(postgres, tmp_path):
+    """The entries a SQLite ledger held before entry formats, copied into a table of
+    that time: they verify, and sealed entries join them and can be erased."""
+    dump = (Path(__file__).parent.parent / "fixtures" / "ledger-format-1.sql").read_text()
+    table = dump[dump.index("CREATE TABLE") : dump.index(");", dump.index("CREATE TABLE")) + 2]
+    rows = [line for line in dump.splitlines() if line.startswith("INSERT INTO")]
+    with psycopg.connect(postgres, autocommit=True) as connection:
+        connection.execute(table)
+        for row in rows:
+            connection.execute(row)
+    keys = LocalSubjectKeys(tmp_path / "keys")
+    ledger = open_ledger_at(postgres, keys)
+    assert ledger.verify().entries == 3
+    sealed = ledger.record(ledger_decision(4, subject="s_" + "cd" * 16))
+    with psycopg.connect(postgres) as connection:
+        stored = connection.execute(
+            "SELECT inputs, format, sealed FROM entries WHERE seq = 4"
+        ).fetchone()
+    assert stored[0].startswith("aes-256-gcm:") and stored[1:] == (2, 1)
+    assert ledger.get(sealed.txn_id).inputs["name"] == "Zoë"
+    ledger.record(
+        NewEntry(
+            manifest_id="",
+            deployment="",
+            kind="erasure",
+            subject=sealed.subject,
+            inputs={},
+            outputs={"entries": 1},
+        )
+    )
+    keys.destroy(sealed.subject)
+    with pytest.raises(Erased):
+        ledger.get(sealed.txn_id).readable()
+    assert ledger.get(sealed.txn_id).erased_on is not None
+    report = ledger.verify()
+    assert report.ok and report.entries == 5
 
 
 def test_updates_deletes_and_truncation_are_refused(postgres):

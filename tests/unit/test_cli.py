@@ -10,7 +10,7 @@ from replay.cli.main import cli
 from replay.cli.output import ReplayGroup, jsonable
 from replay.cli.params import Assignment, GridRange, Moment
 
-from replay.errors import BadInput, EnvironmentProblem, IntegrityError, VerificationFailed
+from replay.errors import BadInput, EnvironmentProblem, Erased, IntegrityError, VerificationFailed
 from replay.questions.sweeps import Range
 
 EXPECTED_COMMANDS = {
@@ -24,6 +24,7 @@ EXPECTED_COMMANDS = {
     "publish",
     "replay",
     "serve",
+    "subject",
     "sweep",
     "tokens",
     "up",
@@ -33,7 +34,13 @@ EXPECTED_COMMANDS = {
 
 @pytest.mark.parametrize(
     ("error", "code"),
-    [(VerificationFailed, 1), (BadInput, 2), (EnvironmentProblem, 3), (IntegrityError, 4)],
+    [
+        (VerificationFailed, 1),
+        (BadInput, 2),
+        (EnvironmentProblem, 3),
+        (IntegrityError, 4),
+        (Erased, 5),
+    ],
 )
 def test_errors_in_a_nested_command_become_one_line_and_their_exit_code(error, code):
     @click.group(cls=ReplayGroup)

@@ -5,14 +5,14 @@ from datetime import UTC, datetime
 import pytest
 
 from replay.errors import BadInput, IntegrityError
-from replay.ledger import SQLiteLedger, pseudonym
+from replay.ledger import LocalSubjectKeys, SQLiteLedger, pseudonym
 from replay.ledger.chain import GENESIS
 from tests.factories import ledger_decision, write_decisions
 
 
 @pytest.fixture
 def ledger(tmp_path):
-    return SQLiteLedger(tmp_path / "ledger.db")
+    return SQLiteLedger(tmp_path / "ledger.db", keys=LocalSubjectKeys(tmp_path / "keys"))
 
 
 def test_entries_chain_from_genesis(ledger):

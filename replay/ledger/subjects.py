@@ -1,0 +1,133 @@
+"""Data subjects' rights: everything the ledger holds about one person, exported as
+JSON, and erasure of their data without breaking the chain.
+
+A person is named by their identifier and found by its keyed pseudonym, the only form
+the ledger keeps. Their decisions, the replays and reviews of those decisions and every
+access to them carry that pseudonym; entries written before replays carried one are
+found by the decision they refer to. Erasing destroys the subject's key
+(`replay.ledger.sealing`): their sealed entries stay in the chain, unreadable, and the
+erasure is an entry of its own. Decisions logged without a subject cannot be found
+this way: they are readable by transaction id only.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from replay.errors import BadInput
+from replay.ledger import open_ledger, subject_keys
+from replay.ledger.chain import Ledger, LedgerEntry, NewEntry, access_entry, pseudonym
+from replay.ledger.decisions import subject_key
+from replay.settings import Settings, load_settings
+from replay.stores.keys import write_once
+
+
+@dataclass(frozen=True)
+class Erasure:
+    subject: str  # the pseudonym
+    erased_on: str  # when (the erasure entry's time)
+    entries: int  # sealed entries made unreadable
+    txn_id: str  # the erasure's own entry
+    already: bool = False  # erased before; nothing was done now
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SubjectExport:
+    subject: str  # the pseudonym
+    exported_at: str
+    exported_by: str
+    entries: list[dict[str, Any]]  # oldest first, in clear where not erased
+    access_txn: str  # the entry recording this export
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _entries_of(ledger: Ledger, subject: str) -> list[LedgerEntry]:
+    """Every entry about `subject` (a pseudonym), oldest first, with the replays and
+    reviews of their decisions logged before those carried the subject."""
+    own = ledger.list(subject=subject, kind=None)
+    seen = {entry.txn_id for entry in own}
+    referring = [
+        entry
+        for decision in own
+        if decision.kind == "decision"
+        for entry in ledger.list(refers_to=decision.txn_id, kind=None)
+        if entry.txn_id not in seen
+    ]
+    return sorted(own + referring, key=lambda entry: entry.seq)
+
+
+def _known(ledger: Ledger, subject: str, identifier: str) -> list[LedgerEntry]:
+    entries = _entries_of(ledger, subject)
+    if not entries:
+        raise BadInput(f"the ledger {ledger} holds nothing about subject {identifier!r}")
+    return entries
+
+
+def export_subject(
+    subject: str, *, out: Path | None = None, settings: Settings | None = None
+) -> SubjectExport:
+    """Everything the ledger holds about one person, in clear where not erased; the
+    export is itself recorded (an `access` entry). With `out`, also written there as
+    JSON, private to its owner and whole or not at all."""
+    settings = settings or load_settings()
+    ledger = open_ledger(settings)
+    pseudonymous = pseudonym(subject, subject_key(settings))
+    entries = _known(ledger, pseudonymous, subject)
+    if out is not None and out.exists():
+        raise BadInput(f"{out} exists; name a new file")
+    access = ledger.record(
+        access_entry(pseudonymous, settings.user, "export", entries=len(entries))
+    )
+    export = SubjectExport(
+        subject=pseudonymous,
+        exported_at=access.time,
+        exported_by=settings.user,
+        entries=[entry.to_dict() for entry in [*entries, access]],
+        access_txn=access.txn_id,
+    )
+    if out is not None:
+        document = json.dumps(export.to_dict(), indent=2, ensure_ascii=False) + "\n"
+        try:
+            write_once(out, document.encode(), 0o600)  # a person's data: theirs and ours only
+        except FileNotFoundError:
+            raise BadInput(f"no folder {out.parent} to write {out.name} in") from None
+    return export
+
+
+def erase_subject(subject: str, *, settings: Settings | None = None) -> Erasure:
+    """Make one person's data unreadable: their key is destroyed, every entry sealed
+    under it stays in the chain (which still verifies) and reads as erased, and the
+    erasure is recorded. Running it again finishes an erasure that was interrupted."""
+    settings = settings or load_settings()
+    ledger = open_ledger(settings)
+    keys = subject_keys(settings)
+    pseudonymous = pseudonym(subject, subject_key(settings))
+    entries = _known(ledger, pseudonymous, subject)
+    readable = [entry for entry in entries if entry.sealed and entry.opened is not None]
+    last = next((entry for entry in reversed(entries) if entry.kind == "erasure"), None)
+    if last is not None and all(entry.seq < last.seq for entry in readable):
+        keys.destroy(pseudonymous)  # finishes an erasure that stopped before this step
+        erased = int(last.outputs["entries"])
+        return Erasure(pseudonymous, last.time, erased, last.txn_id, already=not readable)
+    # The record comes first: a destroyed key with no erasure entry would read as a
+    # lost key, not an erasure.
+    record = ledger.record(
+        NewEntry(
+            manifest_id="",
+            deployment="",
+            kind="erasure",
+            subject=pseudonymous,
+            inputs={},
+            outputs={"by": settings.user, "entries": len(readable)},
+        )
+    )
+    keys.destroy(pseudonymous)
+    return Erasure(pseudonymous, record.time, len(readable), record.txn_id)
