@@ -1,11 +1,21 @@
 """Each question asked of the original container and of the same deployment loaded in
 this process (`InProcessPredictor`) gives the same answer: the algorithms are the same
-code, and only the predictor differs."""
+code, and only the predictor differs.
+
+Same answer means equal decisions, text and structure, and numbers equal to within a
+few ULPs: the same wheels computing a scikit-learn Pipeline's score one row at a time
+were seen to differ in the last bit between this process and the image (on an AVX-512
+machine, 122 of 840 scores by 1 ULP), while a whole batch agreed bit for bit.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import sys
+from typing import Any
 
+import pandas as pd
 import pytest
 
 from replay.execution.decision import Decision
@@ -63,9 +73,22 @@ def example(request):
             del sys.modules[name]
 
 
+def same(mine: Any, theirs: Any) -> bool:
+    """Equal but for the last bits of floats."""
+    if dataclasses.is_dataclass(mine) and type(mine) is type(theirs):
+        return same(dataclasses.astuple(mine), dataclasses.astuple(theirs))
+    if isinstance(mine, float) and isinstance(theirs, float):
+        return math.isclose(mine, theirs, rel_tol=1e-12, abs_tol=1e-12)
+    if isinstance(mine, list | tuple) and isinstance(theirs, list | tuple):
+        return len(mine) == len(theirs) and all(map(same, mine, theirs))
+    if isinstance(mine, dict) and isinstance(theirs, dict):
+        return mine.keys() == theirs.keys() and all(same(mine[k], theirs[k]) for k in mine)
+    return bool(mine == theirs)
+
+
 def test_the_decision_itself(example):
     _, decision, warm, in_process = example
-    assert in_process.predict(decision.inputs, decision.seed) == decision.outputs
+    assert same(in_process.predict(decision.inputs, decision.seed), decision.outputs)
     assert warm.predict(decision.inputs, decision.seed) == decision.outputs
 
 
@@ -73,14 +96,15 @@ def test_what_if(example):
     name, decision, warm, in_process = example
     schema, changes = warm.manifest.schema, EXAMPLES[name][0]
     container = whatif_of(schema, decision, changes, warm)
-    assert whatif_of(schema, decision, changes, in_process) == container
+    assert same(whatif_of(schema, decision, changes, in_process), container)
 
 
 def test_sweep(example):
     name, decision, warm, in_process = example
     schema, ranges = warm.manifest.schema, EXAMPLES[name][1]
-    container = sweep_of(schema, decision, ranges, warm)
-    assert sweep_of(schema, decision, ranges, in_process).frame.equals(container.frame)
+    container = sweep_of(schema, decision, ranges, warm).frame
+    mine = sweep_of(schema, decision, ranges, in_process).frame
+    pd.testing.assert_frame_equal(mine, container, check_exact=False, rtol=1e-12, atol=1e-12)
 
 
 def test_counterfactuals(example):
@@ -88,11 +112,11 @@ def test_counterfactuals(example):
     schema, reference = warm.manifest.schema, warm.reference_rows(300)
     container = counterfactuals_of(schema, decision, warm, reference, n=3)
     assert container.options
-    assert counterfactuals_of(schema, decision, in_process, reference, n=3) == container
+    assert same(counterfactuals_of(schema, decision, in_process, reference, n=3), container)
 
 
 def test_explanation(example):
     _, decision, warm, in_process = example
     schema, reference = warm.manifest.schema, warm.reference_rows(30)
     container = explanation_of(schema, decision, warm, reference)
-    assert explanation_of(schema, decision, in_process, reference) == container
+    assert same(explanation_of(schema, decision, in_process, reference), container)
