@@ -27,10 +27,13 @@ def _reject_non_finite(value: Any) -> None:
 
 def canonical_json(document: Any) -> bytes:
     """The canonical UTF-8 bytes of a JSON-compatible document."""
-    _reject_non_finite(document)
-    text = json.dumps(
-        document, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False
-    )
+    try:
+        text = json.dumps(
+            document, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+        )
+    except ValueError:  # json's message does not say which value: find it
+        _reject_non_finite(document)
+        raise
     return text.encode("utf-8")
 
 

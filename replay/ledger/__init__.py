@@ -51,7 +51,7 @@ def open_ledger_at(location: str | Path, keys: SubjectKeyStore | None = None) ->
 
 def subject_keys(settings: Settings) -> SubjectKeyStore:
     """The subjects' keys: files in the key folder (`REPLAY_KEYS`), apart from the ledger."""
-    return LocalSubjectKeys(settings.key_folder / "subjects")
+    return LocalSubjectKeys(settings.key_folder / "subjects.db")
 
 
 def open_ledger(settings: Settings | None = None) -> Ledger:

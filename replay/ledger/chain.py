@@ -60,7 +60,7 @@ CREATE TABLE IF NOT EXISTS entries (
     fingerprint TEXT,
     refers_to TEXT,
     prev_hash TEXT NOT NULL UNIQUE,
-    hash TEXT NOT NULL UNIQUE,
+    hash TEXT NOT NULL,  -- no index needed: prev_hash UNIQUE already stops a fork
     format {integer},
     sealed {integer}
 );
@@ -106,6 +106,14 @@ class NewEntry:
     kind: str = "decision"
     refers_to: str | None = None
     txn_id: str | None = None
+
+
+@dataclass(frozen=True)
+class PreparedEntry:
+    """An entry sealed and ready to commit."""
+
+    columns: dict[str, Any]  # all but seq, time and the links
+    plain: tuple[str, str] | None  # a sealed entry's inputs and outputs JSON
 
 
 @dataclass(frozen=True)
@@ -264,47 +272,61 @@ class Ledger(ABC):
         """This thread's connection: `execute(sql, parameters)` returns a cursor."""
 
     @abstractmethod
-    def _write(self, work: Callable[[Any], Any]) -> Any:
-        """Run `work(connection)` in one transaction holding the ledger's write lock."""
+    def _write(self, work: Callable[[Any], Any], durable: bool = True) -> Any:
+        """Run `work(connection)` in one transaction holding the ledger's write lock;
+        return once it is committed and, if `durable`, on disk."""
+
+    @abstractmethod
+    def flush(self) -> None:
+        """Put every commit this process made on disk (after `append(durable=False)`)."""
 
     @abstractmethod
     def _is_duplicate(self, error: Exception) -> bool:
         """Whether `error` is the database refusing a duplicate (txn id, link)."""
 
-    def _prepare(self, entry: NewEntry) -> tuple[dict[str, Any], tuple[str, str] | None]:
-        """An entry's columns but its place in the chain, sealed when it has a subject
-        (done before the write lock is taken); and its plain JSON if sealed."""
-        if entry.kind not in KINDS:
-            raise BadInput(f"ledger entry kind must be one of {', '.join(KINDS)}")
-        txn_id = entry.txn_id or new_transaction_id()
-        inputs = canonical_json(entry.inputs).decode()
-        outputs = canonical_json(entry.outputs).decode()
-        plain = None
-        if entry.subject is not None and entry.kind in SEALED_KINDS:
-            if self.keys is None:
-                raise BadInput("an entry with a subject needs the subject key store to seal it")
-            key, plain = self.keys.current(entry.subject), (inputs, outputs)
-            inputs = seal(key, inputs.encode(), f"{txn_id}/inputs")
-            outputs = seal(key, outputs.encode(), f"{txn_id}/outputs")
-        row = {
-            "txn_id": txn_id,
-            "kind": entry.kind,
-            "manifest_id": entry.manifest_id,
-            "deployment": entry.deployment,
-            "subject": entry.subject,
-            "inputs": inputs,
-            "outputs": outputs,
-            "seed": entry.seed,
-            "fingerprint": entry.fingerprint,
-            "refers_to": entry.refers_to,
-            "format": FORMAT,
-            "sealed": int(plain is not None),
-        }
-        return row, plain
+    def _prepare(self, entries: list[NewEntry]) -> list[PreparedEntry]:
+        """Entries ready to commit: every column but their place in the chain, sealed
+        where they have a subject (new subjects' keys made in one go). Done before the
+        write lock is taken."""
+        for entry in entries:
+            if entry.kind not in KINDS:
+                raise BadInput(f"ledger entry kind must be one of {', '.join(KINDS)}")
+        subjects = {e.subject for e in entries if e.subject is not None and e.kind in SEALED_KINDS}
+        if subjects and self.keys is None:
+            raise BadInput("an entry with a subject needs the subject key store to seal it")
+        keys = self.keys.current_many(sorted(subjects)) if self.keys and subjects else {}
+        prepared = []
+        for entry in entries:
+            txn_id = entry.txn_id or new_transaction_id()
+            inputs = canonical_json(entry.inputs).decode()
+            outputs = canonical_json(entry.outputs).decode()
+            plain = None
+            key = keys.get(entry.subject) if entry.subject and entry.kind in SEALED_KINDS else None
+            if key is not None:
+                plain = (inputs, outputs)
+                inputs = seal(key, inputs.encode(), f"{txn_id}/inputs")
+                outputs = seal(key, outputs.encode(), f"{txn_id}/outputs")
+            row = {
+                "txn_id": txn_id,
+                "kind": entry.kind,
+                "manifest_id": entry.manifest_id,
+                "deployment": entry.deployment,
+                "subject": entry.subject,
+                "inputs": inputs,
+                "outputs": outputs,
+                "seed": entry.seed,
+                "fingerprint": entry.fingerprint,
+                "refers_to": entry.refers_to,
+                "format": FORMAT,
+                "sealed": int(plain is not None),
+            }
+            prepared.append(PreparedEntry(row, plain))
+        return prepared
 
-    def append(self, entries: Iterable[NewEntry]) -> list[LedgerEntry]:
-        """Append entries in order, in one transaction; return them as stored."""
-        pending = [self._prepare(entry) for entry in entries]
+    def append(self, entries: Iterable[NewEntry], durable: bool = True) -> list[LedgerEntry]:
+        """Append entries in order, in one transaction; return them as stored, once they
+        are on disk (or, not `durable`, once committed: `flush` then puts them there)."""
+        pending = self._prepare(list(entries))
         insert = (
             f"INSERT INTO entries ({', '.join(_COLUMNS)}) "
             f"VALUES ({', '.join(self.placeholder for _ in _COLUMNS)})"
@@ -315,24 +337,25 @@ class Ledger(ABC):
                 "SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1"
             ).fetchone()
             seq, prev_hash = head if head else (0, GENESIS)
-            stored = []
-            for prepared, plain in pending:
+            stored, rows = [], []
+            for prepared in pending:
                 seq += 1
                 row: dict[str, Any] = {
-                    **prepared,
+                    **prepared.columns,
                     "seq": seq,
                     "time": datetime.now(UTC).isoformat(timespec="microseconds"),
                     "prev_hash": prev_hash,
                 }
                 row["hash"] = entry_hash(prev_hash, _body(row))
-                connection.execute(insert, [row[key] for key in _COLUMNS])
-                columns = {name: row[key] for name, key in zip(_FIELDS, _COLUMNS, strict=True)}
-                stored.append(LedgerEntry(**columns, opened=plain))
+                rows.append([row[key] for key in _COLUMNS])
+                columns = dict(zip(_FIELDS, rows[-1], strict=True))
+                stored.append(LedgerEntry(**columns, opened=prepared.plain))
                 prev_hash = row["hash"]
+            connection.executemany(insert, rows)
             return stored
 
         try:
-            return self._write(work)
+            return self._write(work, durable)
         except Exception as error:
             if self._is_duplicate(error):
                 raise BadInput(f"ledger refused the entry: {error}") from None

@@ -76,11 +76,15 @@ class PostgresLedger(Ledger):
             connection.execute("SELECT pg_advisory_xact_lock(%s)", [_SCHEMA_LOCK])
             connection.execute(_SCHEMA)
 
-    def _write(self, work: Callable[[psycopg.Connection], Any]) -> Any:
+    def _write(self, work: Callable[[psycopg.Connection], Any], durable: bool = True) -> Any:
+        # PostgreSQL's commit is on disk when it returns (synchronous_commit, its default)
         connection = self._connection()
         with connection.transaction():
             connection.execute("LOCK TABLE entries IN SHARE ROW EXCLUSIVE MODE")
             return work(connection)
+
+    def flush(self) -> None:
+        """Nothing to do: each commit was on disk when it returned."""
 
     def _is_duplicate(self, error: Exception) -> bool:
         import psycopg

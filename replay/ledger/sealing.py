@@ -6,7 +6,7 @@ ciphertext under a key that belongs to its subject alone, and the chain hashes t
 ciphertext. Destroying the key (`replay subject erase`) makes every entry sealed under
 it unreadable while each hash, and so `ledger verify`, stays as it was.
 
-Keys live in a `SubjectKeyStore`: files in the key folder by default
+Keys live in a `SubjectKeyStore`: a private SQLite file in the key folder by default
 (`LocalSubjectKeys`); a KMS can stand behind the same three methods. A sealed field
 names the key it was sealed under, so a subject who returns after an erasure gets a
 new key and the old entries stay erased.
@@ -15,15 +15,16 @@ new key and the old entries stay erased.
 from __future__ import annotations
 
 import base64
-import contextlib
 import os
 import secrets
+import sqlite3
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from replay.errors import IntegrityError
-from replay.stores.keys import private_folder, sync_folder, write_once
+from replay.stores.sqlite_file import SQLiteFile
 
 CIPHER = "aes-256-gcm"
 
@@ -43,6 +44,10 @@ class SubjectKeyStore(ABC):
         """The key new entries of `subject` are sealed under, made on first use and
         durable before it is returned."""
 
+    def current_many(self, subjects: list[str]) -> dict[str, SubjectKey]:
+        """`current` for several subjects (a store may make the new keys in one go)."""
+        return {subject: self.current(subject) for subject in subjects}
+
     @abstractmethod
     def find(self, subject: str, key_id: str) -> bytes | None:
         """The secret of `key_id`, or None once it was destroyed (or never existed)."""
@@ -53,57 +58,76 @@ class SubjectKeyStore(ABC):
 
 
 class LocalSubjectKeys(SubjectKeyStore):
-    """One 0600 file per subject, `<folder>/<2 hex>/<pseudonym>`, holding its key id and
-    secret. Destroying overwrites the file, then unlinks it. On a copy-on-write or
-    wear-levelled disk old blocks may survive that: where erasure must hold against
-    forensic recovery, keep this folder on an encrypted filesystem or use a KMS."""
+    """Subjects' keys in one private SQLite file (by default `<key folder>/subjects.db`),
+    apart from the ledger. Destroying a key deletes its row with `secure_delete` (the
+    page is overwritten) and then empties the WAL, which held the page too. The disk
+    itself may keep old blocks (copy-on-write, wear levelling) and backups keep what
+    they copied: where erasure must hold against that, keep this file on an encrypted
+    filesystem and out of backups that outlive an erasure, or use a KMS."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
+    def __init__(self, path: Path) -> None:
+        self.file = SQLiteFile(path, "subject key store", pragmas=("secure_delete=ON",))
+        self.file.create("subject_keys", _KEYS_SCHEMA)
 
-    def _path(self, subject: str) -> Path:
-        if not subject.isascii() or "/" in subject or subject.startswith("."):
-            raise ValueError(f"not a subject pseudonym: {subject!r}")
-        return self.folder / subject[-2:] / subject
-
-    def _read(self, path: Path) -> SubjectKey | None:
-        try:
-            key_id, secret = path.read_text().split()
-        except FileNotFoundError:
-            return None
-        return SubjectKey(key_id, bytes.fromhex(secret))
+    def _read(self, subjects: list[str]) -> dict[str, SubjectKey]:
+        found = {}
+        for start in range(0, len(subjects), 500):  # under SQLite's limit on parameters
+            chunk = subjects[start : start + 500]
+            rows = self.file.connection().execute(
+                "SELECT subject, key_id, secret FROM subject_keys "
+                f"WHERE subject IN ({', '.join('?' for _ in chunk)})",
+                chunk,
+            )
+            found.update({subject: SubjectKey(key_id, secret) for subject, key_id, secret in rows})
+        return found
 
     def current(self, subject: str) -> SubjectKey:
-        path = self._path(subject)
-        found = self._read(path)
-        if found is None:
-            private_folder(path.parent)
-            made = f"{secrets.token_hex(8)} {secrets.token_hex(32)}\n".encode()
-            write_once(path, made, 0o600)  # when two race, both use the winner's key
-            found = self._read(path)
-        if found is None:  # destroyed between the write and the read
-            return self.current(subject)
+        return self.current_many([subject])[subject]
+
+    def current_many(self, subjects: list[str]) -> dict[str, SubjectKey]:
+        found = self._read(subjects)
+        missing = [subject for subject in subjects if subject not in found]
+        while missing:  # writers may race (all use the key kept) or an erasure intervene
+            made = {
+                subject: SubjectKey(secrets.token_hex(8), secrets.token_bytes(32))
+                for subject in missing
+            }
+            if self.file.write(partial(_insert_keys, keys=made)) == len(made):
+                found.update(made)  # every one kept: no need to read them back
+            else:
+                found.update(self._read(missing))
+            missing = [subject for subject in subjects if subject not in found]
         return found
 
     def find(self, subject: str, key_id: str) -> bytes | None:
-        found = self._read(self._path(subject))
+        found = self._read([subject]).get(subject)
         return found.secret if found is not None and found.key_id == key_id else None
 
     def destroy(self, subject: str) -> bool:
-        path = self._path(subject)
-        try:
-            with path.open("r+b") as handle:
-                size = handle.seek(0, os.SEEK_END)
-                handle.seek(0)
-                handle.write(secrets.token_bytes(size))
-                handle.flush()
-                os.fsync(handle.fileno())
-        except FileNotFoundError:
-            return False
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        sync_folder(path.parent)
-        return True
+        deleted = self.file.write(
+            lambda connection: (
+                connection.execute("DELETE FROM subject_keys WHERE subject = ?", [subject]).rowcount
+            )
+        )
+        self.file.empty_wal()
+        return deleted > 0
+
+
+def _insert_keys(connection: sqlite3.Connection, keys: dict[str, SubjectKey]) -> int:
+    """Keep the keys of subjects that have none yet; how many were kept."""
+    return connection.executemany(
+        "INSERT OR IGNORE INTO subject_keys VALUES (?, ?, ?)",
+        [(subject, key.key_id, key.secret) for subject, key in keys.items()],
+    ).rowcount
+
+
+_KEYS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS subject_keys (
+    subject TEXT PRIMARY KEY,
+    key_id TEXT NOT NULL,
+    secret BLOB NOT NULL
+) WITHOUT ROWID;
+"""
 
 
 def seal(key: SubjectKey, plain: bytes, context: str) -> str:

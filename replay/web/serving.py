@@ -17,6 +17,7 @@ from replay.ledger import open_ledger
 from replay.ledger.chain import NewEntry, access_entry, pseudonym
 from replay.ledger.checkpoints import Checkpointer
 from replay.ledger.decisions import checkpoint_ledger, new_seed, subject_key
+from replay.ledger.group_commit import GroupCommit
 from replay.manifests.canonical import canonical_json
 from replay.manifests.manifest import is_id_prefix
 from replay.settings import Settings, load_settings
@@ -47,6 +48,9 @@ def create_app(warm: WarmDeployment, settings: Settings) -> Any:
 
     manifest = warm.manifest
     ledger = open_ledger(settings)
+    # Request threads' entries share transactions and disk flushes; each answer waits
+    # for the commit that holds its decision.
+    group = GroupCommit(ledger)
     key = subject_key(settings)
     output = manifest.schema.output
     tokens = token_store(settings)
@@ -118,8 +122,8 @@ def create_app(warm: WarmDeployment, settings: Settings) -> Any:
         except BadInput as error:  # the deployment's fault, not the caller's: not logged
             detail = f"the deployment's outputs break its schema: {error}"
             raise HTTPException(status_code=502, detail=detail) from None
-        entry = ledger.record(
-            NewEntry(  # logged before the answer leaves
+        entry = group.record(
+            NewEntry(  # logged, and on disk, before the answer leaves
                 manifest_id=manifest.manifest_id,
                 deployment=manifest.name,
                 inputs=checked,
@@ -145,7 +149,7 @@ def create_app(warm: WarmDeployment, settings: Settings) -> Any:
             raise HTTPException(status_code=404, detail=f"no transaction {txn_id}") from None
         if entry.subject is not None and entry.opened is not None:  # a person's data, read
             by = f"token {caller.name}"
-            ledger.record(access_entry(entry.subject, by, "show", refers_to=txn_id))
+            group.record(access_entry(entry.subject, by, "show", refers_to=txn_id))
         return entry.to_dict()
 
     return app

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_the_chain_lookups_and_filters_hold(postgres, tmp_path):
-    ledger = open_ledger_at(postgres, LocalSubjectKeys(tmp_path / "keys"))
+    ledger = open_ledger_at(postgres, LocalSubjectKeys(tmp_path / "keys" / "subjects.db"))
     assert isinstance(ledger, PostgresLedger)
     first, second = ledger.append(
         [ledger_decision(1, subject="s_1"), ledger_decision(2, deployment="b")]
@@ -56,7 +56,7 @@ def test_a_format_1_ledger_upgrades_seals_and_erases(postgres, tmp_path):
         connection.execute(table)
         for row in rows:
             connection.execute(row)
-    keys = LocalSubjectKeys(tmp_path / "keys")
+    keys = LocalSubjectKeys(tmp_path / "keys" / "subjects.db")
     ledger = open_ledger_at(postgres, keys)
     assert ledger.verify().entries == 3
     sealed = ledger.record(ledger_decision(4, subject="s_" + "cd" * 16))

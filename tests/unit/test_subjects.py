@@ -74,8 +74,9 @@ def test_a_subjects_data_is_ciphertext_at_rest_and_clear_to_replay(settings):
     assert again.inputs == {"income": 1001.0, "name": "Zoë"}
     assert again.outputs["score"].hex() == (1 / 7).hex()
     assert verify_ledger(settings=settings).ok
-    key_file = next((settings.key_folder / "subjects").rglob("s_*"))
-    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    keys = settings.key_folder / "subjects.db"
+    assert stat.S_IMODE(keys.stat().st_mode) == 0o600
+    assert entry.subject.encode() in keys.read_bytes() + Path(f"{keys}-wal").read_bytes()
 
 
 def test_decisions_without_a_subject_stay_in_clear(settings):
@@ -131,6 +132,17 @@ def test_an_interrupted_erasure_is_finished_by_running_it_again(settings, monkey
     assert open_ledger(settings).get(entry.txn_id).erased_on == finished.erased_on
     kinds = [e.kind for e in list_transactions(subject="ana", kind=None, settings=settings)]
     assert kinds == ["decision", "erasure"]  # one erasure, recorded once
+
+
+def test_an_erased_key_is_gone_from_the_key_files(settings):
+    entry = decide(settings, 1, "ana")
+    secret = subject_keys(settings).current(entry.subject).secret
+    keys = settings.key_folder / "subjects.db"
+    held = keys.read_bytes() + Path(f"{keys}-wal").read_bytes()
+    assert secret in held
+    erase_subject("ana", settings=settings)
+    wal = Path(f"{keys}-wal")
+    assert secret not in keys.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
 
 
 def test_a_subject_who_returns_gets_a_new_key(settings):

@@ -1,0 +1,96 @@
+"""Group commit: appends from many threads of one process (`replay serve`'s request
+threads) committed together, many entries in one transaction and one disk flush.
+
+A caller that finds no commit under way commits everything waiting: its own entry and
+those that queued during the previous commit (new subjects' keys made in one go, too).
+Once its transaction is committed it hands the turn to the first caller that queued
+meanwhile, and flushes to disk while that one commits the next batch. Every caller
+returns only once its entry is on disk, so an answer is never sent for a decision the
+ledger could still lose. Each caller is woken once, to lead or because it is done.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from replay.ledger.chain import Ledger, LedgerEntry, NewEntry
+
+
+@dataclass
+class _Waiting:
+    entry: NewEntry
+    stored: LedgerEntry | None = None  # committed
+    error: BaseException | None = None
+    woken: threading.Event = field(default_factory=threading.Event)
+
+    def result(self) -> LedgerEntry:
+        if self.error is not None:
+            raise self.error
+        assert self.stored is not None
+        return self.stored
+
+
+class GroupCommit:
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self._lock = threading.Lock()
+        self._queue: list[_Waiting] = []
+        self._committing = False
+
+    def record(self, entry: NewEntry) -> LedgerEntry:
+        """Append `entry`; return it as stored once its transaction is on disk."""
+        waiting = _Waiting(entry)
+        with self._lock:
+            self._queue.append(waiting)
+            leads = not self._committing
+            self._committing = True
+        if not leads:
+            waiting.woken.wait()
+            if waiting.stored is not None or waiting.error is not None:
+                return waiting.result()  # done; else woken to lead
+        with self._lock:
+            batch, self._queue = self._queue, []
+        try:
+            self._commit(batch)
+        except BaseException:  # interrupted: every caller of the batch has its error
+            for other in batch:
+                other.woken.set()
+            raise
+        finally:
+            with self._lock:  # the next batch is committed while this one is flushed
+                if self._queue:
+                    self._queue[0].woken.set()
+                else:
+                    self._committing = False
+        committed = [other for other in batch if other.error is None]
+        try:
+            if committed:
+                self.ledger.flush()
+        except BaseException as error:
+            for other in committed:
+                other.error = error
+            raise
+        finally:
+            for other in batch:
+                if other is not waiting:
+                    other.woken.set()
+        return waiting.result()
+
+    def _commit(self, batch: list[_Waiting]) -> None:
+        """Commit `batch` in one transaction, without waiting for the disk."""
+        try:
+            stored = self.ledger.append([each.entry for each in batch], durable=False)
+        except Exception as error:
+            if len(batch) == 1:
+                batch[0].error = error
+                return
+            for each in batch:  # one bad entry fails its own caller, not the others
+                self._commit([each])
+            return
+        except BaseException as error:  # interrupted: nobody may wait for this batch
+            for each in batch:
+                each.error = error
+            raise
+        for each, entry in zip(batch, stored, strict=True):
+            each.stored = entry
