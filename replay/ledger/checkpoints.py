@@ -89,7 +89,12 @@ class LocalCheckpointStore(CheckpointStore):
 
 
 class S3CheckpointStore(CheckpointStore):
-    """A bucket and prefix; endpoint and credentials from boto3's usual chain."""
+    """A bucket and prefix; endpoint and credentials from boto3's usual chain.
+
+    A checkpoint is written only if its name is free (`If-None-Match`). Read back, a
+    checkpoint is its first version: in a versioned bucket (as Object Lock requires) a
+    checkpoint overwritten or deleted afterwards is still found, and checked as first
+    written."""
 
     def __init__(self, bucket: str, prefix: str) -> None:
         import boto3  # about 0.5 s: only S3 users pay it
@@ -101,23 +106,40 @@ class S3CheckpointStore(CheckpointStore):
         return f"s3://{self.bucket}/{self.prefix}"
 
     def write(self, name: str, data: bytes) -> None:
-        with reaching_s3(f"checkpoint store {self}"):
-            self.client.put_object(Bucket=self.bucket, Key=self.prefix + name, Body=data)
+        from botocore.exceptions import ClientError
 
-    def names(self) -> list[str]:
-        found: list[str] = []
         with reaching_s3(f"checkpoint store {self}"):
-            pages = self.client.get_paginator("list_objects_v2").paginate(
+            try:
+                self.client.put_object(
+                    Bucket=self.bucket, Key=self.prefix + name, Body=data, IfNoneMatch="*"
+                )
+            except ClientError as error:  # the same head checkpointed before: kept as is
+                if error.response.get("Error", {}).get("Code") != "PreconditionFailed":
+                    raise
+
+    def _first_versions(self) -> dict[str, str]:
+        """Each checkpoint's first version id, by name (deleted ones included)."""
+        first: dict[str, str] = {}
+        with reaching_s3(f"checkpoint store {self}"):
+            pages = self.client.get_paginator("list_object_versions").paginate(
                 Bucket=self.bucket, Prefix=self.prefix
             )
             for page in pages:
-                found += [item["Key"][len(self.prefix) :] for item in page.get("Contents", [])]
-        return sorted(name for name in found if name.endswith(".json"))
+                # a key's versions are listed newest first: the last one seen is the first
+                for version in page.get("Versions", []):
+                    first[version["Key"][len(self.prefix) :]] = version["VersionId"]
+        return {name: version for name, version in first.items() if name.endswith(".json")}
+
+    def names(self) -> list[str]:
+        self._versions = self._first_versions()  # read() then needs no second listing
+        return sorted(self._versions)
 
     def read(self, name: str) -> bytes:
+        version = (getattr(self, "_versions", None) or self._first_versions()).get(name)
         with reaching_s3(f"checkpoint store {self}"):
-            body = self.client.get_object(Bucket=self.bucket, Key=self.prefix + name)["Body"]
-            data: bytes = body.read()
+            extra = {"VersionId": version} if version and version != "null" else {}
+            found = self.client.get_object(Bucket=self.bucket, Key=self.prefix + name, **extra)
+            data: bytes = found["Body"].read()
         return data
 
 
