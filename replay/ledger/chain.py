@@ -351,7 +351,7 @@ class Ledger(ABC):
                 columns = dict(zip(_FIELDS, rows[-1], strict=True))
                 stored.append(LedgerEntry(**columns, opened=prepared.plain))
                 prev_hash = row["hash"]
-            connection.executemany(insert, rows)
+            connection.cursor().executemany(insert, rows)  # psycopg has it on cursors only
             return stored
 
         try:
