@@ -44,5 +44,11 @@ def subject_erase(subject_id: str, as_json: bool) -> None:
             click.echo(f"already erased on {day}: {result.entries} sealed entries unreadable")
         else:
             click.echo(f"erased on {day}: {result.entries} sealed entries are now unreadable")
+        if result.in_clear:
+            click.echo(
+                f"warning: {len(result.in_clear)} entries written before sealing hold this "
+                f"person's data in clear and stay readable: {', '.join(result.in_clear)}",
+                err=True,
+            )
 
     emit(replay.erase_subject(subject_id), as_json, show)

@@ -30,7 +30,14 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from replay.errors import BadInput, EnvironmentProblem, Erased, IntegrityError, one_line
+from replay.errors import (
+    BadInput,
+    EnvironmentProblem,
+    Erased,
+    IntegrityError,
+    ReplayError,
+    one_line,
+)
 from replay.ledger.sealing import SubjectKeyStore, key_id_of, seal, unseal
 from replay.manifests.canonical import canonical_json, sha256_bytes
 
@@ -134,15 +141,21 @@ class LedgerEntry:
     hash: str
     format: int | None  # None: format 1, written before entries had one
     sealed: int | None  # 1: inputs and outputs are sealed under the subject's key
-    # Not stored: a sealed entry's inputs and outputs JSON when its key was found, or
-    # the day its subject was erased.
+    # Not stored: a sealed entry's inputs and outputs JSON when its key was found, the
+    # day its subject was erased, or why it cannot be opened.
     opened: tuple[str, str] | None = field(default=None, repr=False, compare=False)
     erased_on: str | None = None
+    unreadable: ReplayError | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def is_sealed(self) -> bool:
+        """Inputs and outputs are ciphertext (only format 2 and later seal)."""
+        return bool(self.format and self.sealed)
 
     @property
     def plain(self) -> tuple[str, str]:
         """The inputs' and outputs' canonical JSON, in clear."""
-        if not self.sealed:
+        if not self.is_sealed:
             return self.inputs_json, self.outputs_json
         if self.opened is not None:
             return self.opened
@@ -150,10 +163,10 @@ class LedgerEntry:
             raise Erased(
                 f"transaction {self.txn_id}: its subject's data was erased on {self.erased_on[:10]}"
             )
-        raise EnvironmentProblem(
-            f"transaction {self.txn_id} is sealed and its subject's key is not in the key "
-            "store (restore the key folder, REPLAY_KEYS)"
+        problem = self.unreadable or EnvironmentProblem(
+            f"transaction {self.txn_id} is sealed and was read without the subject key store"
         )
+        raise type(problem)(str(problem))
 
     def readable(self) -> LedgerEntry:
         """This entry, if its data can be read: else `Erased` (or EnvironmentProblem for
@@ -174,8 +187,8 @@ class LedgerEntry:
     @property
     def outcome(self) -> str:
         """A replay's verdict, a decision's `decision` field, else its outputs cut short."""
-        if self.sealed and self.opened is None:
-            return "erased" if self.erased_on else "sealed"
+        if self.is_sealed and self.opened is None:
+            return "erased" if self.erased_on else "unreadable"
         outputs = self.outputs
         found = outputs.get("verdict") or outputs.get("decision")
         return str(found) if found is not None else one_line(self.plain[1], 40)
@@ -186,7 +199,8 @@ class LedgerEntry:
         return dict(zip(_COLUMNS, stored, strict=True))
 
     def to_dict(self) -> dict[str, Any]:
-        """The entry in clear; an erased entry's inputs and outputs are None."""
+        """The entry in clear; an erased entry's inputs and outputs are None (an entry
+        that cannot be opened otherwise raises)."""
         inputs: dict[str, Any] | None
         outputs: dict[str, Any] | None
         try:
@@ -397,24 +411,44 @@ class Ledger(ABC):
         )
 
     def _open(self, entries: list[LedgerEntry]) -> list[LedgerEntry]:
-        """Sealed entries opened with their subject's key, or, where the key was
-        destroyed, dated by the erasure that destroyed it."""
-        erasures: dict[str, list[LedgerEntry]] = {}
+        """Sealed entries opened with their subject's key; where the key was destroyed,
+        dated by the erasure that names it; else marked unreadable, with the reason."""
+        erased: dict[str, dict[str, str]] = {}  # subject: {key id: erasure time}
         opened = []
         for entry in entries:
-            if not entry.sealed or self.keys is None or entry.subject is None:
+            if not entry.is_sealed or self.keys is None:
                 opened.append(entry)
                 continue
-            secret = self.keys.find(entry.subject, key_id_of(entry.inputs_json))
-            if secret is not None:
-                inputs = unseal(secret, entry.inputs_json, f"{entry.txn_id}/inputs")
-                outputs = unseal(secret, entry.outputs_json, f"{entry.txn_id}/outputs")
-                opened.append(replace(entry, opened=(inputs.decode(), outputs.decode())))
-                continue
-            if entry.subject not in erasures:
-                erasures[entry.subject] = self.erasures(entry.subject)
-            opened.append(replace(entry, erased_on=_erased_on(entry, erasures[entry.subject])))
+            try:
+                opened.append(self._open_one(entry, erased))
+            except IntegrityError as damaged:  # this entry, not the others
+                opened.append(replace(entry, unreadable=damaged))
         return opened
+
+    def _open_one(self, entry: LedgerEntry, erased: dict[str, dict[str, str]]) -> LedgerEntry:
+        assert self.keys is not None
+        if entry.subject is None:
+            raise IntegrityError(f"transaction {entry.txn_id} is sealed but names no subject")
+        key_id = key_id_of(entry.inputs_json)
+        secret = self.keys.find(entry.subject, key_id)
+        if secret is not None:
+            inputs = unseal(secret, entry.inputs_json, f"{entry.txn_id}/inputs")
+            outputs = unseal(secret, entry.outputs_json, f"{entry.txn_id}/outputs")
+            return replace(entry, opened=(inputs.decode(), outputs.decode()))
+        if entry.subject not in erased:
+            erased[entry.subject] = {
+                destroyed: erasure.time
+                for erasure in self.erasures(entry.subject)
+                for destroyed in erasure.outputs.get("key_ids", [])
+            }
+        if key_id in erased[entry.subject]:
+            return replace(entry, erased_on=erased[entry.subject][key_id])
+        missing = EnvironmentProblem(
+            f"transaction {entry.txn_id} is sealed under a key of its subject that is not "
+            "in the key store and that no erasure names: restore the key store, or finish "
+            "an interrupted erasure with `replay subject erase`"
+        )
+        return replace(entry, unreadable=missing)
 
     def list(
         self,
@@ -453,18 +487,12 @@ class Ledger(ABC):
                 return LedgerVerification(count, expected_seq, "is missing")
             if entry.prev_hash != expected_prev:
                 return LedgerVerification(count, entry.seq, "does not link to the one before it")
-            if entry_hash(entry.prev_hash, _body(entry.columns())) != entry.hash:
+            # format 1 hashes neither `format` nor `sealed`: it must have neither
+            changed = entry.format is None and entry.sealed is not None
+            if changed or entry_hash(entry.prev_hash, _body(entry.columns())) != entry.hash:
                 return LedgerVerification(count, entry.seq, "was changed after it was written")
             expected_prev, expected_seq = entry.hash, entry.seq + 1
         return LedgerVerification(count)
-
-
-def _erased_on(entry: LedgerEntry, erasures: list[LedgerEntry]) -> str | None:
-    """When the key `entry` was sealed under was destroyed: by the first erasure after
-    it, or (sealed while an erasure was under way) by the last one."""
-    after = [erasure for erasure in erasures if erasure.seq > entry.seq]
-    found = after[0] if after else (erasures[-1] if erasures else None)
-    return found.time if found is not None else None
 
 
 def _stored_time(moment: datetime) -> str:

@@ -135,9 +135,11 @@ class S3CheckpointStore(CheckpointStore):
         return sorted(self._versions)
 
     def read(self, name: str) -> bytes:
-        version = (getattr(self, "_versions", None) or self._first_versions()).get(name)
+        versions = getattr(self, "_versions", {})
+        version = (versions if name in versions else self._first_versions()).get(name)
         with reaching_s3(f"checkpoint store {self}"):
-            extra = {"VersionId": version} if version and version != "null" else {}
+            # "null" too: the version an object had before versioning was turned on
+            extra = {"VersionId": version} if version else {}
             found = self.client.get_object(Bucket=self.bucket, Key=self.prefix + name, **extra)
             data: bytes = found["Body"].read()
         return data

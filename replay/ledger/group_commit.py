@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+from replay.errors import BadInput
 from replay.ledger.chain import Ledger, LedgerEntry, NewEntry
 
 
@@ -53,8 +54,9 @@ class GroupCommit:
             batch, self._queue = self._queue, []
         try:
             self._commit(batch)
-        except BaseException:  # interrupted: every caller of the batch has its error
-            for other in batch:
+        except BaseException as error:  # interrupted: every caller of the batch fails
+            for other in batch:  # (committed ones too: they were never flushed)
+                other.error = other.error or error
                 other.woken.set()
             raise
         finally:
@@ -81,16 +83,16 @@ class GroupCommit:
         """Commit `batch` in one transaction, without waiting for the disk."""
         try:
             stored = self.ledger.append([each.entry for each in batch], durable=False)
-        except Exception as error:
+        except BadInput as error:  # refused: one bad entry fails its own caller only
             if len(batch) == 1:
                 batch[0].error = error
                 return
-            for each in batch:  # one bad entry fails its own caller, not the others
+            for each in batch:
                 self._commit([each])
             return
-        except BaseException as error:  # interrupted: nobody may wait for this batch
+        except Exception as error:  # the ledger itself failed: the same for them all
             for each in batch:
                 each.error = error
-            raise
+            return
         for each, entry in zip(batch, stored, strict=True):
             each.stored = entry

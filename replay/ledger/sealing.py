@@ -18,12 +18,13 @@ import base64
 import os
 import secrets
 import sqlite3
+import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from replay.errors import IntegrityError
+from replay.errors import IntegrityError, ReplayWarning
 from replay.stores.sqlite_file import SQLiteFile
 
 CIPHER = "aes-256-gcm"
@@ -53,8 +54,9 @@ class SubjectKeyStore(ABC):
         """The secret of `key_id`, or None once it was destroyed (or never existed)."""
 
     @abstractmethod
-    def destroy(self, subject: str) -> bool:
-        """Destroy the subject's key for good; whether there was one."""
+    def destroy(self, subject: str) -> str | None:
+        """Destroy the subject's key for good; the id of the key destroyed (None if the
+        subject had none)."""
 
 
 class LocalSubjectKeys(SubjectKeyStore):
@@ -86,6 +88,8 @@ class LocalSubjectKeys(SubjectKeyStore):
 
     def current_many(self, subjects: list[str]) -> dict[str, SubjectKey]:
         found = self._read(subjects)
+        if found:  # another writer may have made them and not yet flushed them
+            self.file.flush()
         missing = [subject for subject in subjects if subject not in found]
         while missing:  # writers may race (all use the key kept) or an erasure intervene
             made = {
@@ -103,14 +107,24 @@ class LocalSubjectKeys(SubjectKeyStore):
         found = self._read([subject]).get(subject)
         return found.secret if found is not None and found.key_id == key_id else None
 
-    def destroy(self, subject: str) -> bool:
-        deleted = self.file.write(
-            lambda connection: (
-                connection.execute("DELETE FROM subject_keys WHERE subject = ?", [subject]).rowcount
+    def destroy(self, subject: str) -> str | None:
+        deleted = self.file.write(partial(_delete_key, subject=subject))
+        if not self.file.empty_wal():
+            warnings.warn(
+                f"{self.file}: readers kept its WAL from being emptied; the destroyed key "
+                "stays in it until the next checkpoint",
+                ReplayWarning,
+                stacklevel=2,
             )
-        )
-        self.file.empty_wal()
-        return deleted > 0
+        return deleted
+
+
+def _delete_key(connection: sqlite3.Connection, subject: str) -> str | None:
+    found = connection.execute(
+        "SELECT key_id FROM subject_keys WHERE subject = ?", [subject]
+    ).fetchone()
+    connection.execute("DELETE FROM subject_keys WHERE subject = ?", [subject])
+    return str(found[0]) if found else None
 
 
 def _insert_keys(connection: sqlite3.Connection, keys: dict[str, SubjectKey]) -> int:
@@ -141,9 +155,10 @@ def seal(key: SubjectKey, plain: bytes, context: str) -> str:
 
 
 def key_id_of(sealed: str) -> str:
-    cipher, key_id, _ = sealed.split(":", 2)
-    if cipher != CIPHER:
-        raise IntegrityError(f"sealed with {cipher!r}, which this version cannot open")
+    cipher, _, rest = sealed.partition(":")
+    key_id, _, data = rest.partition(":")
+    if cipher != CIPHER or not key_id or not data:
+        raise IntegrityError(f"sealed data that is not {CIPHER}:<key id>:<data>")
     return key_id
 
 
@@ -151,8 +166,8 @@ def unseal(secret: bytes, sealed: str, context: str) -> bytes:
     from cryptography.exceptions import InvalidTag
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-    data = base64.b64decode(sealed.split(":", 2)[2])
     try:
+        data = base64.b64decode(sealed.split(":", 2)[2], validate=True)
         return AESGCM(secret).decrypt(data[:12], data[12:], context.encode())
-    except InvalidTag:
+    except (InvalidTag, ValueError, IndexError):  # binascii.Error is a ValueError
         raise IntegrityError(f"sealed data for {context} does not open with its key") from None

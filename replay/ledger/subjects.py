@@ -13,14 +13,22 @@ this way: they are readable by transaction id only.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from replay.errors import BadInput
 from replay.ledger import open_ledger, subject_keys
-from replay.ledger.chain import Ledger, LedgerEntry, NewEntry, access_entry, pseudonym
+from replay.ledger.chain import (
+    SEALED_KINDS,
+    Ledger,
+    LedgerEntry,
+    NewEntry,
+    access_entry,
+    pseudonym,
+)
 from replay.ledger.decisions import subject_key
+from replay.ledger.sealing import key_id_of
 from replay.settings import Settings, load_settings
 from replay.stores.keys import write_once
 
@@ -32,6 +40,7 @@ class Erasure:
     entries: int  # sealed entries made unreadable
     txn_id: str  # the erasure's own entry
     already: bool = False  # erased before; nothing was done now
+    in_clear: list[str] = field(default_factory=list)  # written before sealing: still readable
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,20 +114,29 @@ def export_subject(
 def erase_subject(subject: str, *, settings: Settings | None = None) -> Erasure:
     """Make one person's data unreadable: their key is destroyed, every entry sealed
     under it stays in the chain (which still verifies) and reads as erased, and the
-    erasure is recorded. Running it again finishes an erasure that was interrupted."""
+    erasure is recorded, naming the key. Running it again finishes an erasure that was
+    interrupted. Entries written before sealing hold the data in clear: they cannot be
+    erased without breaking the chain, and are named in `in_clear`."""
     settings = settings or load_settings()
     ledger = open_ledger(settings)
-    keys = subject_keys(settings)
     pseudonymous = pseudonym(subject, subject_key(settings))
     entries = _known(ledger, pseudonymous, subject)
-    readable = [entry for entry in entries if entry.sealed and entry.opened is not None]
-    last = next((entry for entry in reversed(entries) if entry.kind == "erasure"), None)
-    if last is not None and all(entry.seq < last.seq for entry in readable):
-        keys.destroy(pseudonymous)  # finishes an erasure that stopped before this step
-        erased = int(last.outputs["entries"])
-        return Erasure(pseudonymous, last.time, erased, last.txn_id, already=not readable)
-    # The record comes first: a destroyed key with no erasure entry would read as a
-    # lost key, not an erasure.
+    sealed = [entry for entry in entries if entry.is_sealed and entry.erased_on is None]
+    in_clear = [
+        entry.txn_id
+        for entry in entries
+        if entry.kind in SEALED_KINDS and not entry.is_sealed and entry.inputs_json != "{}"
+    ]
+    if not sealed:
+        last = next((entry for entry in reversed(entries) if entry.kind == "erasure"), None)
+        if last is not None:
+            count = int(last.outputs["entries"])
+            return Erasure(pseudonymous, last.time, count, last.txn_id, True, in_clear)
+    # The key goes first, then the record names it (with the keys of entries whose key
+    # is already gone: an erasure interrupted before its record). An entry sealed under
+    # the key while this runs reads as erased by this record too.
+    destroyed = subject_keys(settings).destroy(pseudonymous)
+    key_ids = {key_id_of(entry.inputs_json) for entry in sealed} | {destroyed} - {None}
     record = ledger.record(
         NewEntry(
             manifest_id="",
@@ -126,8 +144,7 @@ def erase_subject(subject: str, *, settings: Settings | None = None) -> Erasure:
             kind="erasure",
             subject=pseudonymous,
             inputs={},
-            outputs={"by": settings.user, "entries": len(readable)},
+            outputs={"by": settings.user, "entries": len(sealed), "key_ids": sorted(key_ids)},
         )
     )
-    keys.destroy(pseudonymous)
-    return Erasure(pseudonymous, record.time, len(readable), record.txn_id)
+    return Erasure(pseudonymous, record.time, len(sealed), record.txn_id, False, in_clear)

@@ -55,6 +55,7 @@ class SQLiteFile:
         self.busy_timeout = busy_timeout
         self.pragmas = ("synchronous=NORMAL", *pragmas)
         self._local = threading.local()
+        self._flush_failed = ""
         if not path.parent.exists():
             private_folder(path.parent)
         if not path.exists():  # SQLite gives its -wal and -shm files this file's mode
@@ -111,6 +112,9 @@ class SQLiteFile:
     def write(self, work: Callable[[sqlite3.Connection], T], flush: bool = True) -> T:
         """Run `work(connection)` in one transaction holding the write lock; return once
         it is committed and, with `flush`, on disk. Nothing of it is kept if it fails."""
+        if self._flush_failed:  # the kernel may have dropped those pages: a later flush
+            # could succeed without them, so nothing more is acknowledged
+            raise EnvironmentProblem(f"{self}: {self._flush_failed}; restart to recover")
         connection = self.connection()
         with self._writers_lock():
             self.retry(lambda: connection.execute("BEGIN IMMEDIATE"))
@@ -130,19 +134,20 @@ class SQLiteFile:
     @contextlib.contextmanager
     def _writers_lock(self) -> Iterator[None]:
         """This file's writers, threads and processes, one at a time (an flock is held
-        by an open file, so each thread opens its own)."""
-        descriptor = getattr(self._local, "lock", None)
-        if descriptor is None:
+        by an open file, so each thread opens its own; file objects, so that they are
+        closed with the thread's connection when this file or the thread goes away)."""
+        lock = getattr(self._local, "lock", None)
+        if lock is None:
             try:
                 descriptor = os.open(f"{self.path}-lock", os.O_RDWR | os.O_CREAT, 0o600)
             except OSError as error:
                 raise EnvironmentProblem(f"{self}: no lock file beside it: {error}") from None
-            self._local.lock = descriptor
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
+            lock = self._local.lock = os.fdopen(descriptor, "rb")
+        fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(descriptor, fcntl.LOCK_UN)
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
     def flush(self) -> None:
         """Put every commit written so far on disk (see the module's note)."""
@@ -152,14 +157,15 @@ class SQLiteFile:
         except FileNotFoundError:  # checkpointed and removed: the database file was synced
             return
         held = getattr(self._local, "wal", None)
-        if held is None or held[1] != inode:
+        if held is None or os.fstat(held.fileno()).st_ino != inode:
             if held is not None:
-                os.close(held[0])
-            held = self._local.wal = (os.open(wal, os.O_RDONLY), inode)
+                held.close()
+            held = self._local.wal = wal.open("rb")
         try:
-            os.fsync(held[0])
+            os.fsync(held.fileno())
         except OSError as error:
-            raise EnvironmentProblem(f"{self}: the disk refused to flush: {error}") from None
+            self._flush_failed = f"the disk refused to flush: {error}"
+            raise EnvironmentProblem(f"{self}: {self._flush_failed}") from None
 
     def empty_wal(self, within: float = 5.0) -> bool:
         """Move the WAL into the database file and truncate it (so that what a commit

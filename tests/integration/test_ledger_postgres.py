@@ -66,6 +66,7 @@ def test_a_format_1_ledger_upgrades_seals_and_erases(postgres, tmp_path):
         ).fetchone()
     assert stored[0].startswith("aes-256-gcm:") and stored[1:] == (2, 1)
     assert ledger.get(sealed.txn_id).inputs["name"] == "Zoë"
+    destroyed = keys.destroy(sealed.subject)  # as `replay subject erase` does
     ledger.record(
         NewEntry(
             manifest_id="",
@@ -73,10 +74,9 @@ def test_a_format_1_ledger_upgrades_seals_and_erases(postgres, tmp_path):
             kind="erasure",
             subject=sealed.subject,
             inputs={},
-            outputs={"entries": 1},
+            outputs={"entries": 1, "key_ids": [destroyed]},
         )
     )
-    keys.destroy(sealed.subject)
     with pytest.raises(Erased):
         ledger.get(sealed.txn_id).readable()
     assert ledger.get(sealed.txn_id).erased_on is not None

@@ -1,6 +1,7 @@
 import multiprocessing
 import os
 import sqlite3
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -128,13 +129,16 @@ def test_a_commit_is_flushed_to_disk_before_append_returns(ledger, monkeypatch):
     flushed = []
     real_fsync = os.fsync
 
-    def fsync(descriptor):
-        flushed.append(os.fstat(descriptor).st_ino)
+    def fsync(descriptor):  # what the flushed file held when it was flushed
+        flushed.append(
+            (os.fstat(descriptor).st_ino, Path(f"/proc/self/fd/{descriptor}").read_bytes())
+        )
         real_fsync(descriptor)
 
     monkeypatch.setattr(os, "fsync", fsync)
-    ledger.record(ledger_decision(1))
-    assert Path(f"{ledger.path}-wal").stat().st_ino in flushed
+    entry = ledger.record(ledger_decision(1))
+    wal = Path(f"{ledger.path}-wal").stat().st_ino
+    assert any(inode == wal and entry.txn_id.encode() in held for inode, held in flushed)
 
 
 def test_group_commit_shares_transactions_and_loses_nothing(ledger):
@@ -161,12 +165,29 @@ def test_group_commit_shares_transactions_and_loses_nothing(ledger):
 
 
 def test_one_bad_entry_in_a_group_fails_only_its_caller(ledger):
+    """The first commit is held until nine more callers queue, so the bad entry is in a
+    batch of nine that the ledger refuses as a whole."""
     taken = ledger.record(ledger_decision(0)).txn_id
     group = GroupCommit(ledger)
+    batches = []
+    append = ledger.append
+
+    def gated(entries, **options):
+        if not batches:
+            while len(group._queue) < 9:
+                time.sleep(0.001)
+        batches.append(len(entries))
+        return append(entries, **options)
+
+    ledger.append = gated
     entries = [ledger_decision(i, txn_id=taken if i == 5 else None) for i in range(1, 11)]
     with ThreadPoolExecutor(10) as pool:
-        futures = [pool.submit(group.record, entry) for entry in entries]
-    outcomes = [future.exception() for future in futures]
+        first = pool.submit(group.record, entries[0])
+        while not batches and not group._committing:
+            time.sleep(0.001)
+        futures = [first] + [pool.submit(group.record, entry) for entry in entries[1:]]
+        outcomes = [future.exception() for future in futures]
+    assert batches[:2] == [1, 9]  # the nine refused together, then one by one
     assert isinstance(outcomes[4], BadInput)
     assert [o for i, o in enumerate(outcomes) if i != 4] == [None] * 9
     assert ledger.verify().entries == 10

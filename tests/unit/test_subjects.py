@@ -16,7 +16,7 @@ from replay.cli.main import cli
 
 from replay.errors import BadInput, EnvironmentProblem, Erased, IntegrityError
 from replay.ledger import open_ledger, subject_keys
-from replay.ledger.chain import FORMAT, NewEntry, pseudonym
+from replay.ledger.chain import FORMAT, Ledger, NewEntry, pseudonym
 from replay.ledger.decisions import (
     checkpoint_ledger,
     list_transactions,
@@ -115,18 +115,22 @@ def test_erasure_keeps_the_chain_valid_and_reads_as_erased(settings):
 
 
 def test_an_interrupted_erasure_is_finished_by_running_it_again(settings, monkeypatch):
+    """The key destroyed, then the machine stops before the erasure is recorded: the
+    entries read as a missing key (not as erased) until erase runs again."""
     entry = decide(settings, 1, "ana")
-    keys = type(subject_keys(settings))
-    destroy = keys.destroy
+    record = Ledger.record
 
-    def fail(*_):
-        raise OSError("the key folder went away")
+    def stops_at_the_record(ledger, new):
+        if new.kind == "erasure":
+            raise OSError("the machine stopped")
+        return record(ledger, new)
 
-    monkeypatch.setattr(keys, "destroy", fail)
+    monkeypatch.setattr(Ledger, "record", stops_at_the_record)
     with pytest.raises(OSError):
         erase_subject("ana", settings=settings)
-    assert open_ledger(settings).get(entry.txn_id).inputs["income"] == 1001.0  # not yet
-    monkeypatch.setattr(keys, "destroy", destroy)
+    monkeypatch.setattr(Ledger, "record", record)
+    with pytest.raises(EnvironmentProblem, match="finish an interrupted erasure"):
+        open_ledger(settings).get(entry.txn_id).readable()
     finished = erase_subject("ana", settings=settings)
     assert finished.entries == 1 and not finished.already
     assert open_ledger(settings).get(entry.txn_id).erased_on == finished.erased_on
@@ -158,7 +162,7 @@ def test_a_subject_who_returns_gets_a_new_key(settings):
 def test_a_lost_key_is_not_mistaken_for_an_erasure(settings):
     entry = decide(settings, 1, "ana")
     subject_keys(settings).destroy(entry.subject)  # no erasure recorded
-    with pytest.raises(EnvironmentProblem, match="key is not in the key store"):
+    with pytest.raises(EnvironmentProblem, match="not in the key store and that no erasure"):
         open_ledger(settings).get(entry.txn_id).readable()
 
 
@@ -171,8 +175,10 @@ def test_sealed_data_moved_to_another_entry_does_not_open(settings):
         [first.seq, second.seq],
     )
     connection.commit()
+    moved = open_ledger(settings).get(second.txn_id)  # read, and named when used
     with pytest.raises(IntegrityError, match=f"{second.txn_id}/inputs"):
-        open_ledger(settings).get(second.txn_id)
+        moved.readable()
+    assert open_ledger(settings).get(first.txn_id).inputs["income"] == 1001.0
     assert verify_ledger(settings=settings).first_bad == second.seq
 
 
@@ -243,3 +249,55 @@ def test_the_cli_erases_and_answers_erased_with_exit_5(settings, monkeypatch):
     assert asked.exit_code == 5 and "erased on" in asked.output
     exported = runner.invoke(cli, ["subject", "export", "ana"])
     assert exported.exit_code == 0 and json.loads(exported.output)["entries"][0]["inputs"] is None
+
+
+def test_an_entry_sealed_while_its_key_was_destroyed_reads_as_that_erasure(settings):
+    """An append that fetched the key just before an erasure destroyed it: the entry is
+    erased by that erasure, and keeps that date when the subject returns and is erased
+    again."""
+    decide(settings, 1, "ana")
+    subject = pseudonym("ana", subject_key(settings))
+    stale = subject_keys(settings).current(subject)
+    first = erase_subject("ana", settings=settings)
+    ledger = open_ledger(settings)
+    ledger.keys.current_many = lambda subjects: {subject: stale}  # fetched before
+    raced = ledger.record(ledger_decision(2, subject=subject))
+    decide(settings, 3, "ana")  # back, with a new key
+    second = erase_subject("ana", settings=settings)
+    assert second.erased_on != first.erased_on
+    assert open_ledger(settings).get(raced.txn_id).erased_on == first.erased_on
+
+
+def test_erasure_names_entries_written_in_clear_before_sealing(settings):
+    decision = decide(settings, 1, "ana")
+    legacy = replay_of(settings, decision, carries_subject=False)  # copies the inputs
+    erasure = erase_subject("ana", settings=settings)
+    assert erasure.in_clear == [legacy.txn_id]
+    assert open_ledger(settings).get(legacy.txn_id).inputs["name"] == "Zoë"
+
+
+def test_one_damaged_sealed_entry_does_not_stop_the_others_being_read(settings):
+    first, second = decide(settings, 1, "ana"), decide(settings, 2, "bo")
+    connection = sqlite3.connect(settings.ledger)
+    connection.execute("DROP TRIGGER entries_no_update")
+    cipher, key_id, _ = first.inputs_json.split(":", 2)
+    damaged = f"{cipher}:{key_id}:not base64!"
+    connection.execute("UPDATE entries SET inputs = ? WHERE seq = ?", [damaged, first.seq])
+    connection.commit()
+    entries = open_ledger(settings).list()
+    assert [entry.outcome for entry in entries] == ["unreadable", "approved"]
+    with pytest.raises(IntegrityError, match="does not open"):
+        entries[0].readable()
+    assert entries[1].inputs["income"] == 1002.0 and second.seq == 2
+
+
+def test_a_format_1_entry_given_format_2_columns_is_named(settings):
+    settings.home.mkdir(parents=True)
+    sqlite3.connect(settings.ledger).executescript((FIXTURES / "ledger-format-1.sql").read_text())
+    open_ledger(settings)
+    connection = sqlite3.connect(settings.ledger)
+    connection.execute("DROP TRIGGER entries_no_update")
+    connection.execute("UPDATE entries SET sealed = 1 WHERE seq = 2")
+    connection.commit()
+    report = verify_ledger(settings=settings)
+    assert report.first_bad == 2 and report.reason == "was changed after it was written"
