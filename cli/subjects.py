@@ -33,10 +33,13 @@ def subject_export(subject_id: str, out: Path | None) -> None:
 
 @subject.command("erase")
 @click.argument("subject_id")
+@click.option("--yes", is_flag=True, help="Do not ask before erasing.")
 @json_option
-def subject_erase(subject_id: str, as_json: bool) -> None:
+def subject_erase(subject_id: str, yes: bool, as_json: bool) -> None:
     """Destroy one person's key: their entries stay in the chain (which still verifies)
     and read as erased; the erasure is recorded. Reading them afterwards exits 5."""
+    if not yes:
+        click.confirm("Erase this person's data for good? It cannot be undone", abort=True)
 
     def show(result: Erasure) -> None:
         day = result.erased_on[:10]

@@ -36,6 +36,7 @@ class Settings:
     docker_host: str | None  # None: the local socket, and `replay up` may start an engine
     user: str  # who runs replays, as recorded in the ledger
     key_folder: Path  # private keys (the ledger's signing key)
+    subject_keys: str  # the subjects' key store: a SQLite file or postgresql:// URL
     checkpoint_location: str  # signed ledger checkpoints: a folder or s3://bucket/prefix
     checkpoint_every: float  # seconds between a server's checkpoints
     max_body: int  # bytes a server reads of one request
@@ -94,6 +95,7 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = N
     cache = Path(env.get("REPLAY_CACHE", Path.home() / ".cache" / "replay")).absolute()
     key = env.get("REPLAY_SUBJECT_KEY")
     blobs = _location(env.get("REPLAY_BLOBS") or str(home / "blobs"))
+    key_folder = Path(env.get("REPLAY_KEYS") or home / "keys").absolute()
     return Settings(
         home=home,
         cache=cache,
@@ -105,7 +107,8 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = N
         ledger=_location(env.get("REPLAY_LEDGER") or str(home / "ledger.db")),
         docker_host=env.get("DOCKER_HOST") or None,
         user=env.get("REPLAY_USER") or getpass.getuser(),
-        key_folder=Path(env.get("REPLAY_KEYS") or home / "keys").absolute(),
+        key_folder=key_folder,
+        subject_keys=_location(env.get("REPLAY_SUBJECT_KEYS") or str(key_folder / "subjects.db")),
         checkpoint_location=_location(
             env.get("REPLAY_CHECKPOINTS") or f"{blobs.rstrip('/')}/checkpoints"
         ),

@@ -20,9 +20,9 @@ from replay.ledger.chain import (
     pseudonym,
 )
 from replay.ledger.postgres import PostgresLedger
-from replay.ledger.sealing import LocalSubjectKeys, SubjectKeyStore
 from replay.ledger.sqlite import SQLiteLedger
 from replay.settings import Settings, load_settings
+from replay.stores.subject_keys import LocalSubjectKeys, SubjectKeyStore, open_subject_keys
 
 __all__ = [
     "Ledger",
@@ -50,8 +50,8 @@ def open_ledger_at(location: str | Path, keys: SubjectKeyStore | None = None) ->
 
 
 def subject_keys(settings: Settings) -> SubjectKeyStore:
-    """The subjects' keys: files in the key folder (`REPLAY_KEYS`), apart from the ledger."""
-    return LocalSubjectKeys(settings.key_folder / "subjects.db")
+    """The subjects' key store (`REPLAY_SUBJECT_KEYS`), apart from the ledger."""
+    return open_subject_keys(settings.subject_keys)
 
 
 def open_ledger(settings: Settings | None = None) -> Ledger:

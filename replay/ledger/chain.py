@@ -38,8 +38,9 @@ from replay.errors import (
     ReplayError,
     one_line,
 )
-from replay.ledger.sealing import SubjectKeyStore, key_id_of, seal, unseal
+from replay.ledger.sealing import key_id_of, seal, unseal
 from replay.manifests.canonical import canonical_json, sha256_bytes
+from replay.stores.subject_keys import SubjectKeyStore
 
 GENESIS = "0" * 64
 FORMAT = 2  # the entry format this version writes

@@ -8,6 +8,7 @@ then hand replay the inputs, outputs and seed. `replay serve` uses the same path
 from __future__ import annotations
 
 import secrets
+from collections import Counter
 from datetime import datetime
 from typing import Any
 
@@ -95,12 +96,21 @@ def list_transactions(
     limit: int | None = None,
     settings: Settings | None = None,
 ) -> list[LedgerEntry]:
-    """Ledger entries oldest first; `subject` is the plain identifier (pseudonymised here)."""
+    """Ledger entries oldest first; `subject` is the plain identifier (pseudonymised here).
+    Opening people's sealed entries is recorded: one `access` entry per person."""
     settings = settings or load_settings()
     pseudonymous = pseudonym(subject, subject_key(settings)) if subject else None
-    return open_ledger(settings).list(
+    ledger = open_ledger(settings)
+    entries = ledger.list(
         deployment=deployment, since=since, subject=pseudonymous, kind=kind, limit=limit
     )
+    opened = Counter(entry.subject for entry in entries if entry.subject and entry.opened)
+    if opened:
+        ledger.append(
+            access_entry(person, settings.user, "list", entries=count)
+            for person, count in opened.items()
+        )
+    return entries
 
 
 def verify_ledger(*, settings: Settings | None = None) -> LedgerVerification:

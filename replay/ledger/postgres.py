@@ -12,10 +12,10 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from replay.errors import EnvironmentProblem
 from replay.ledger.chain import Ledger, table_sql
-from replay.ledger.sealing import SubjectKeyStore
 from replay.settings import without_password
+from replay.stores.postgres import connect
+from replay.stores.subject_keys import SubjectKeyStore
 
 if TYPE_CHECKING:
     import psycopg
@@ -56,17 +56,9 @@ class PostgresLedger(Ledger):
         return without_password(self.url)
 
     def _connection(self) -> psycopg.Connection:
-        import psycopg  # only PostgreSQL users need the driver loaded
-
         connection = getattr(self._local, "connection", None)
         if connection is None or connection.closed:
-            try:
-                connection = psycopg.connect(
-                    self.url, autocommit=True, connect_timeout=self.connect_timeout
-                )
-            except psycopg.Error as error:
-                reason = str(error).strip().splitlines()[-1] if str(error).strip() else ""
-                raise EnvironmentProblem(f"ledger {self} cannot be reached: {reason}") from None
+            connection = connect(self.url, self.connect_timeout, f"ledger {self}")
             self._local.connection = connection
         return connection
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from replay.ledger.chain import FORMAT_2_COLUMNS, Ledger, table_sql
-from replay.ledger.sealing import SubjectKeyStore
 from replay.stores.sqlite_file import SQLiteFile
+from replay.stores.subject_keys import SubjectKeyStore
 
 _SCHEMA = (
     table_sql("INTEGER")

@@ -147,3 +147,36 @@ def test_an_unreachable_server_is_one_line_exit_3(postgres_server):
     assert result.returncode == 3
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: ledger postgresql://replay@127.0.0.1:")
+
+
+def test_machines_sharing_a_postgres_key_store_seal_alike_and_erase_everywhere(
+    postgres, postgres_server, tmp_path
+):
+    """Two machines writing one PostgreSQL ledger, each with its own connection to one
+    PostgreSQL key store (another database): both seal a subject under the same key,
+    each reads what the other wrote, and one erasure holds for both."""
+    from replay.stores.subject_keys import PostgresSubjectKeys, open_subject_keys
+
+    keys_url = postgres_server()
+    first, second = (open_ledger_at(postgres, open_subject_keys(keys_url)) for _ in range(2))
+    assert isinstance(first.keys, PostgresSubjectKeys)
+    subject = "s_" + "ef" * 16
+    mine = first.record(ledger_decision(1, subject=subject))
+    theirs = second.record(ledger_decision(2, subject=subject))
+    assert second.get(mine.txn_id).inputs["income"] == 1001.0
+    assert first.get(theirs.txn_id).inputs["income"] == 1002.0
+    destroyed = second.keys.destroy(subject)
+    assert destroyed and first.keys.find(subject, destroyed) is None
+    first.record(
+        NewEntry(
+            manifest_id="",
+            deployment="",
+            kind="erasure",
+            subject=subject,
+            inputs={},
+            outputs={"entries": 2, "key_ids": [destroyed]},
+        )
+    )
+    for ledger in (first, second):
+        assert all(ledger.get(e.txn_id).erased_on for e in (mine, theirs))
+    assert first.verify().entries == 3

@@ -61,7 +61,7 @@ def test_a_persons_decision_from_serve_is_exported_then_erased(
     assert entries[1]["outputs"]["by"] == "token tests-read"
     assert entries[2]["outputs"]["verdict"] == "reproduced"
 
-    erased = run_cli("subject", "erase", PERSON, "--json")
+    erased = run_cli("subject", "erase", PERSON, "--yes", "--json")
     assert erased.returncode == 0, erased.stderr
     assert json.loads(erased.stdout)["entries"] == 2  # the decision and its replay
     assert run_cli("ledger", "verify").returncode == 0
