@@ -1,4 +1,4 @@
-"""`replay ledger show|list|verify`."""
+"""`replay ledger show|list|verify|checkpoint`, and `replay review`."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from replay.cli.output import emit, json_option, table
 from replay.cli.params import Moment
 
 import replay
+from replay.errors import Erased
 from replay.ledger import open_ledger
 from replay.ledger.chain import KINDS, LedgerEntry, LedgerVerification
 from replay.ledger.checkpoints import Checkpoint
+from replay.ledger.reviews import OUTCOMES, Review
 
 ledger = click.Group("ledger", help="The decision ledger.")
 
@@ -25,8 +27,16 @@ def ledger_show(txn_id: str, as_json: bool) -> None:
 
     def show(entry: LedgerEntry) -> None:
         for key, value in entry.to_dict().items():
+            if key == "reviews":
+                continue
             text = json.dumps(value, sort_keys=True) if isinstance(value, dict) else value
             click.echo(f"{key:12} {text}")
+        for review in entry.reviews:
+            try:
+                said = Review.from_entry(review)
+                click.echo(f"{'review':12} {said.summary} ({said.by}): {said.note}")
+            except Erased:
+                click.echo(f"{'review':12} reviewed by a person on {review.time[:10]} (erased)")
 
     emit(replay.show_transaction(txn_id), as_json, show)
 
@@ -109,3 +119,18 @@ def ledger_checkpoint(as_json: bool) -> None:
             click.echo(f"checkpoint: {result.count} entries, head {result.head_hash[:16]}")
 
     emit(checkpoint, as_json, show)
+
+
+@click.command("review")
+@click.argument("txn_id")
+@click.option("--outcome", type=click.Choice(OUTCOMES), required=True)
+@click.option("--decision", help="The decision that replaces it (with --outcome overturned).")
+@click.option("--note", required=True, help="The reviewer's reasons.")
+@json_option
+def review(txn_id: str, outcome: str, decision: str | None, note: str, as_json: bool) -> None:
+    """Record a person's review of a decision, beside it in the ledger."""
+
+    def show(result: Review) -> None:
+        click.echo(f"{result.summary} (recorded as {result.txn_id})")
+
+    emit(replay.review_decision(txn_id, outcome, note, decision=decision), as_json, show)

@@ -22,6 +22,7 @@ COMMANDS = [
     deployments.deployments,
     deployments.manifest,
     ledger.ledger,
+    ledger.review,
     subjects.subject,
     questions.replay_command,
     questions.whatif,

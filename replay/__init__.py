@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time, __getattr_
         show_transaction,
         verify_ledger,
     )
+    from replay.ledger.reviews import review_decision
     from replay.ledger.subjects import erase_subject, export_subject
     from replay.questions.counterfactuals import counterfactual
     from replay.questions.explanations import explain
@@ -53,6 +54,7 @@ _PUBLIC = {
     "verify_ledger": "replay.ledger.decisions",
     "checkpoint_ledger": "replay.ledger.decisions",
     "export_subject": "replay.ledger.subjects",
+    "review_decision": "replay.ledger.reviews",
     "erase_subject": "replay.ledger.subjects",
     "whatif": "replay.questions.what_if",
     "sweep": "replay.questions.sweeps",
@@ -83,6 +85,7 @@ __all__ = [
     "record_decision",
     "replay",
     "replay_many",
+    "review_decision",
     "revoke_token",
     "serve",
     "show_manifest",

@@ -147,6 +147,8 @@ class LedgerEntry:
     opened: tuple[str, str] | None = field(default=None, repr=False, compare=False)
     erased_on: str | None = None
     unreadable: ReplayError | None = field(default=None, repr=False, compare=False)
+    # A decision's reviews, when it is shown (`show_transaction`).
+    reviews: tuple[LedgerEntry, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def is_sealed(self) -> bool:
@@ -208,7 +210,10 @@ class LedgerEntry:
             inputs, outputs = self.inputs, self.outputs
         except Erased:
             inputs = outputs = None
-        return {**self.columns(), "inputs": inputs, "outputs": outputs, "erased_on": self.erased_on}
+        shown: dict[str, Any] = {"inputs": inputs, "outputs": outputs, "erased_on": self.erased_on}
+        if self.reviews:
+            shown["reviews"] = [review.to_dict() for review in self.reviews]
+        return {**self.columns(), **shown}
 
 
 _FIELDS = tuple(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -84,6 +85,8 @@ def show_transaction(
     entry = ledger.get(txn_id)
     if entry.subject is not None and entry.opened is not None:
         ledger.record(access_entry(entry.subject, by or settings.user, "show", refers_to=txn_id))
+    if entry.kind == "decision":
+        entry = replace(entry, reviews=tuple(ledger.list(kind="review", refers_to=txn_id)))
     return entry
 
 

@@ -23,6 +23,7 @@ EXPECTED_COMMANDS = {
     "manifest",
     "publish",
     "replay",
+    "review",
     "serve",
     "subject",
     "sweep",
