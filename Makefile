@@ -5,11 +5,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum requirements/dev.lock pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: env up demo test unit integration bench lint typecheck lock clean
+.PHONY: env system up demo test unit integration bench lint typecheck lock clean
+
+# Debian packages the Python environment cannot bring: Pango and fonts for WeasyPrint
+# (PDF reports), poppler-utils for the report tests' PDF pages as PNG.
+SYSTEM_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core poppler-utils
+system:
+	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES); }
 
 # The project's Python environment, installed from the committed hashed lock:
 # pip resolves nothing, it only checks hashes.
-env: $(STAMP)
+env: system $(STAMP)
 $(STAMP): requirements/dev.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "replay needs Python 3.11, found " + sys.version.split()[0]'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

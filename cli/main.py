@@ -4,7 +4,7 @@ call of the public function with its name (`replay.whatif`, `replay.build`, ...)
 from __future__ import annotations
 
 import click
-from replay.cli import deployments, ledger, questions, subjects, web
+from replay.cli import deployments, ledger, questions, reports, subjects, web
 from replay.cli.output import ReplayGroup
 
 
@@ -29,6 +29,7 @@ COMMANDS = [
     questions.sweep,
     questions.counterfactual,
     questions.explain,
+    reports.report,
     web.serve,
     web.tokens,
 ]

@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time, __getattr_
     from replay.questions.explanations import explain
     from replay.questions.sweeps import Range, sweep
     from replay.questions.what_if import whatif
+    from replay.reports.reporting import report, report_subject
     from replay.web.access import add_token, list_tokens, revoke_token
     from replay.web.serving import serve
 
@@ -62,6 +63,8 @@ _PUBLIC = {
     "counterfactual": "replay.questions.counterfactuals",
     "explain": "replay.questions.explanations",
     "serve": "replay.web.serving",
+    "report": "replay.reports.reporting",
+    "report_subject": "replay.reports.reporting",
     "add_token": "replay.web.access",
     "list_tokens": "replay.web.access",
     "revoke_token": "replay.web.access",
@@ -85,6 +88,8 @@ __all__ = [
     "record_decision",
     "replay",
     "replay_many",
+    "report",
+    "report_subject",
     "review_decision",
     "revoke_token",
     "serve",

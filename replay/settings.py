@@ -42,6 +42,8 @@ class Settings:
     max_body: int  # bytes a server reads of one request
     max_output: int  # bytes of one decision's outputs a server logs
     request_timeout: float  # seconds a request may take, waiting for a container included
+    report_organisation: Path  # who decides and whom to contact, for reports (YAML)
+    report_templates: Path | None  # templates replacing the shipped ones, by file name
     subject_key: bytes | None = field(default=None, repr=False)  # None: a key kept in home
 
     @property
@@ -96,6 +98,7 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = N
     key = env.get("REPLAY_SUBJECT_KEY")
     blobs = _location(env.get("REPLAY_BLOBS") or str(home / "blobs"))
     key_folder = Path(env.get("REPLAY_KEYS") or home / "keys").absolute()
+    templates = env.get("REPLAY_REPORT_TEMPLATES")
     return Settings(
         home=home,
         cache=cache,
@@ -116,5 +119,9 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = N
         max_body=int(env.get("REPLAY_MAX_BODY") or 1_048_576),
         max_output=int(env.get("REPLAY_MAX_OUTPUT") or 65_536),
         request_timeout=float(env.get("REPLAY_REQUEST_TIMEOUT") or 60),
+        report_organisation=Path(
+            env.get("REPLAY_REPORT_ORGANISATION") or home.parent / "report.yaml"
+        ).absolute(),
+        report_templates=Path(templates).absolute() if templates else None,
         subject_key=key.encode() if key else None,
     )

@@ -49,6 +49,13 @@ def main() -> int:
     command = [str(Path(sys.executable).parent / "replay"), "replay", rejected[0]["transaction_id"]]
     print(f"   $ replay replay {rejected[0]['transaction_id']}")
     verdict = subprocess.run(command)
+    print("7. the report the applicant is sent: reasons, data used, options, rights, evidence")
+    reports = home / "demo" / "reports"
+    reports.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for old in reports.glob(f"report-{rejected[0]['transaction_id']}.*"):
+        old.unlink()  # made again on every run
+    made = replay.report(rejected[0]["transaction_id"], out=reports)
+    print(f"   {made.files['pdf']}")
     print()
     print(f"manifest id: {manifest.manifest_id}")
     print(f"image:       {built.tag}")

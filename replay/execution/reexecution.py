@@ -18,7 +18,7 @@ from typing import Any, TypeGuard
 from replay.errors import BadInput, EnvironmentProblem, IntegrityError, ReplayError
 from replay.execution.decision import Decision
 from replay.execution.predictor import PredictionError
-from replay.execution.warm import WarmDeployment
+from replay.execution.warm import WarmDeployment, warm_for
 from replay.images.container import RunnerFailed
 from replay.ledger import open_ledger
 from replay.ledger.chain import LedgerEntry, NewEntry
@@ -159,13 +159,20 @@ def _record(
     ]
 
 
-def replay(txn_id: str, *, record: bool = True, settings: Settings | None = None) -> ReplayResult:
-    """Re-execute one logged decision in its original container; compare bit for bit."""
+def replay(
+    txn_id: str,
+    *,
+    record: bool = True,
+    warm: WarmDeployment | None = None,
+    settings: Settings | None = None,
+) -> ReplayResult:
+    """Re-execute one logged decision in its original container (the caller's `warm`,
+    checked to be the decision's manifest, or one started for it); compare bit for bit."""
     settings = settings or load_settings()
     started = time.perf_counter()
     entry = open_ledger(settings).get(txn_id).readable()  # erased: said before starting
-    with WarmDeployment(entry.manifest_id, settings=settings) as warm:
-        result = _replay_with(warm, entry)
+    with warm_for(entry.manifest_id, warm, settings) as running:
+        result = _replay_with(running, entry)
     result = ReplayResult(**{**result.__dict__, "seconds": time.perf_counter() - started})
     return _record([result], {txn_id: entry}, settings)[0] if record else result
 

@@ -23,6 +23,7 @@ EXPECTED_COMMANDS = {
     "manifest",
     "publish",
     "replay",
+    "report",
     "review",
     "serve",
     "subject",

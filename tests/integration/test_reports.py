@@ -1,0 +1,171 @@
+"""The decision report of a served credit decision: every section in the PDF's text, the
+reasons and a verified counterfactual, the evidence, the organisation's settings and
+rights wording, a review beside it, a report entry holding the PDF's sha256, and a
+decision that no longer reproduces said so at the top. The first page is kept as a PNG
+(build/artifacts) for a person to look at."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from tests.integration.conftest import ROOT, run_cli
+
+pytestmark = pytest.mark.integration
+
+SECTIONS = (
+    "1. The decision",
+    "2. Who decided and whom to contact",
+    "3. The principal reasons",
+    "4. The personal data used",
+    "5. How the decision was made",
+    "6. What would have changed it",
+    "7. Your rights",
+    "8. Evidence (for an auditor)",
+)
+
+
+def pdf_text(path: str) -> str:
+    return " ".join(page.extract_text() for page in PdfReader(path).pages).replace("\n", " ")
+
+
+def rejected(served, n):
+    return [a["transaction_id"] for a in served if a["decision"] == "rejected"][n]
+
+
+@pytest.fixture(scope="module")
+def organisation(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("organisation")
+    (folder / "report.yaml").write_text(
+        "name: Example Lending Ltd\naddress: 1 High Street, Exampleton\n"
+        "contact: decisions@example.org\nsupervisory_authority: Example Financial Authority\n"
+    )
+    (folder / "templates").mkdir()
+    (folder / "templates" / "rights.html").write_text("<p>Our own wording of your rights.</p>")
+    return {
+        "REPLAY_REPORT_ORGANISATION": str(folder / "report.yaml"),
+        "REPLAY_REPORT_TEMPLATES": str(folder / "templates"),
+    }
+
+
+def test_a_report_holds_every_section_and_its_evidence(served, captured, organisation, tmp_path):
+    import replay
+    from replay.ledger import open_ledger
+
+    txn = rejected(served, 2)
+    reviewed = run_cli(
+        "review", txn, "--outcome", "upheld", "--note", "checked with the applicant"
+    )  # fmt: skip
+    assert reviewed.returncode == 0, reviewed.stderr
+    made = run_cli("report", txn, "--out", str(tmp_path), "--json", env=organisation)
+    assert made.returncode == 0, made.stderr
+    [report] = json.loads(made.stdout)
+    pdf, html = report["files"]["pdf"], report["files"]["html"]
+    text = pdf_text(pdf)
+
+    positions = [text.index(section) for section in SECTIONS]
+    assert positions == sorted(positions)  # every section, in order
+    assert 1 <= len(report["reasons"]) <= 4
+    for reason in report["reasons"]:
+        assert reason.split(" ")[0] in text  # each reason names a feature it was given
+    assert report["options"] and report["options"][0].split(" (")[0] in text
+    assert "Example Lending Ltd" in text and "Example Financial Authority" in text
+    assert "Our own wording of your rights." in text and "default wording" not in text
+    assert "reviewed by a person on" in text and ": upheld" in text
+    assert captured.manifest_id in text.replace(" ", "")
+    assert "verified:" in text and "reproduced" in text
+
+    digest = hashlib.sha256(Path(pdf).read_bytes()).hexdigest()
+    entry = open_ledger().get(report["record_txn"])
+    assert (entry.kind, entry.refers_to) == ("report", txn)
+    assert entry.outputs["sha256"]["pdf"] == digest
+    assert entry.outputs["sha256"]["html"] == hashlib.sha256(Path(html).read_bytes()).hexdigest()
+    assert stat.S_IMODE(Path(pdf).stat().st_mode) == 0o600
+    assert replay.verify_ledger().ok
+
+    artifacts = ROOT / "build" / "artifacts"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    shutil.copy(pdf, artifacts / "report.pdf")
+    subprocess.run(
+        ["pdftoppm", "-png", "-r", "80", "-f", "1", "-l", "1", pdf, str(artifacts / "report")],
+        check=True,
+    )
+    assert (artifacts / "report-1.png").stat().st_size > 10_000
+
+
+def test_a_report_without_settings_says_they_are_unset(served, tmp_path):
+    made = run_cli("report", rejected(served, 3), "--out", str(tmp_path), "--format", "pdf")
+    assert made.returncode == 0, made.stderr
+    text = pdf_text(made.stdout.strip())
+    assert "made without the organisation's settings" in text
+    assert "This is replay's default wording" in text
+    assert not list(tmp_path.glob("*.html"))
+
+
+def test_a_decision_that_no_longer_reproduces_gets_a_report_that_says_so(served, tmp_path):
+    from replay.ledger import open_ledger
+    from replay.ledger.chain import NewEntry
+
+    entry = open_ledger().get(rejected(served, 4))
+    forged = open_ledger().record(
+        NewEntry(
+            manifest_id=entry.manifest_id,
+            deployment=entry.deployment,
+            inputs=entry.inputs,
+            outputs={**entry.outputs, "score": entry.outputs["score"] + 1e-9},
+            seed=entry.seed,
+            fingerprint=entry.fingerprint,
+        )
+    )
+    made = run_cli("report", forged.txn_id, "--out", str(tmp_path), "--json")
+    assert made.returncode == 0, made.stderr
+    [report] = json.loads(made.stdout)
+    assert report["replay"]["verdict"] == "diverged" and not report["reproduced"]
+    text = pdf_text(report["files"]["pdf"])
+    assert text.index("did not reproduce it (diverged)") < text.index("1. The decision")
+    assert "score: logged" in text
+    html = Path(report["files"]["html"]).read_text()
+    assert 'id="replay-warning"' in html and "#b00020" in html  # red, at the top
+
+
+def test_report_refusals_are_one_line(served, tmp_path):
+    existing = tmp_path / f"report-{rejected(served, 5)}.pdf"
+    existing.write_text("already here")
+    cases = [
+        (["report"], 2, "name a transaction, or a person with --subject"),
+        (["report", "txn_nope", "--out", str(tmp_path)], 2, "no transaction txn_nope"),
+        (["report", rejected(served, 5), "--out", str(tmp_path)], 2, "exists"),
+        (["report", "--subject", "nobody-at-all", "--out", str(tmp_path)], 2, "no decisions"),
+    ]
+    for arguments, code, message in cases:
+        result = run_cli(*arguments)
+        assert result.returncode == code and message in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert existing.read_text() == "already here"
+
+
+@pytest.mark.parametrize("decided", ["refer", "review"])
+def test_a_claims_report_for_a_rule_or_a_draw(claims_decided, claims_warm, decided, tmp_path):
+    """A deployment unlike credit: categories, a rule that refers with no score, and a
+    seeded draw that sends claims to review. Reports made with the running container."""
+    import replay
+
+    entry = claims_decided[decided][0]
+    [made] = [replay.report(entry.txn_id, out=tmp_path, warm=claims_warm)]
+    content = made.content
+    text = pdf_text(made.files["pdf"])
+    assert content.decision == decided and content.reproduced
+    assert all(section in text for section in SECTIONS)
+    if decided == "refer":
+        assert content.score is None and "none (no score was given)" in text
+    assert "region" not in " ".join(content.reasons)  # immutable: never a reason to change
+    assert content.options or content.no_options
+    for row in content.inputs:
+        assert row.value in text
