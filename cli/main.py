@@ -32,6 +32,7 @@ COMMANDS = [
     reports.report,
     web.serve,
     web.tokens,
+    web.users,
 ]
 for command in COMMANDS:
     cli.add_command(command)

@@ -1,6 +1,9 @@
-"""`replay serve` (the decision API) and `replay tokens` (who may use it)."""
+"""`replay serve` (the decision API), `replay tokens` (who may use it) and `replay
+users` (who may use the console)."""
 
 from __future__ import annotations
+
+import sys
 
 import click
 from replay.cli.output import emit, json_option, table
@@ -8,6 +11,7 @@ from replay.cli.params import count_option
 
 import replay
 from replay.stores.tokens import SCOPES
+from replay.stores.users import ROLES
 
 
 @click.command()
@@ -71,3 +75,50 @@ def tokens_revoke(name: str) -> None:
     """Revoke the token NAME: it is refused from the next request on."""
     revoked = replay.revoke_token(name)
     click.echo(f"revoked {revoked.name} ({revoked.scope})")
+
+
+users = click.Group("users", help="The console's users and their roles (passwords hashed).")
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice(ROLES), help="What they may see and do.")
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from standard input (scripts)."
+)
+@json_option
+def users_add(name: str, role: str, password_stdin: bool, as_json: bool) -> None:
+    """Add user NAME; their password is asked for (twice) and kept only as a hash."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    user = replay.add_user(name, role, password)
+    emit(
+        {"name": user.name, "role": user.role, "created": user.created},
+        as_json,
+        lambda row: click.echo(f"user {row['name']} ({row['role']}) added"),
+    )
+
+
+@users.command("list")
+@json_option
+def users_list(as_json: bool) -> None:
+    """The users: name, role and when each was added (never a password or its hash)."""
+    emit(
+        [{"name": u.name, "role": u.role, "created": u.created} for u in replay.list_users()],
+        as_json,
+        lambda rows: (
+            table(("name", "role", "created"), ((r["name"], r["role"], r["created"]) for r in rows))
+            if rows
+            else click.echo("no users: add one with `replay users add NAME --role ROLE`")
+        ),
+    )
+
+
+@users.command("remove")
+@click.argument("name")
+def users_remove(name: str) -> None:
+    """Remove user NAME: they cannot sign in any more."""
+    removed = replay.remove_user(name)
+    click.echo(f"removed {removed.name} ({removed.role})")

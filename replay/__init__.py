@@ -33,7 +33,14 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time, __getattr_
     from replay.questions.sweeps import Range, sweep
     from replay.questions.what_if import whatif
     from replay.reports.reporting import report, report_subject
-    from replay.web.access import add_token, list_tokens, revoke_token
+    from replay.web.access import (
+        add_token,
+        add_user,
+        list_tokens,
+        list_users,
+        remove_user,
+        revoke_token,
+    )
     from replay.web.serving import serve
 
 __version__ = "0.1.0"
@@ -68,12 +75,16 @@ _PUBLIC = {
     "add_token": "replay.web.access",
     "list_tokens": "replay.web.access",
     "revoke_token": "replay.web.access",
+    "add_user": "replay.web.access",
+    "list_users": "replay.web.access",
+    "remove_user": "replay.web.access",
 }
 
 __all__ = [
     "Range",
     "WarmDeployment",
     "add_token",
+    "add_user",
     "build",
     "capture",
     "checkpoint_ledger",
@@ -84,8 +95,10 @@ __all__ = [
     "list_deployments",
     "list_tokens",
     "list_transactions",
+    "list_users",
     "publish",
     "record_decision",
+    "remove_user",
     "replay",
     "replay_many",
     "report",

@@ -1,8 +1,11 @@
-"""Who may use the HTTP API: bearer tokens with a scope (`decide`, `read`).
+"""Who may use the HTTP API and the console.
 
-`add_token`, `list_tokens` and `revoke_token` manage them (`replay tokens ...`);
-`require` is the FastAPI dependency every route but `/health` uses: no or an unknown
-token is 401, a token without the route's scope 403.
+The API takes bearer tokens with a scope (`decide`, `read`): `add_token`, `list_tokens`
+and `revoke_token` manage them (`replay tokens ...`); `require` is the FastAPI
+dependency every route but `/health` uses: no or an unknown token is 401, a token
+without the route's scope 403. The console's people sign in as users with a role
+(`support`, `compliance`, `admin`): `add_user`, `list_users`, `remove_user`
+(`replay users ...`).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any
 
 from replay.settings import Settings, load_settings
 from replay.stores.tokens import Token, TokenStore
+from replay.stores.users import User, UserStore
 
 
 def token_store(settings: Settings) -> TokenStore:
@@ -37,6 +41,23 @@ def list_tokens(*, settings: Settings | None = None) -> list[Token]:
 
 def revoke_token(name: str, *, settings: Settings | None = None) -> Token:
     return token_store(settings or load_settings()).revoke(name)
+
+
+def user_store(settings: Settings) -> UserStore:
+    return UserStore(settings.home / "users.json")
+
+
+def add_user(name: str, role: str, password: str, *, settings: Settings | None = None) -> User:
+    """A console user; only the password's Argon2id hash is kept."""
+    return user_store(settings or load_settings()).add(name, role, password)
+
+
+def list_users(*, settings: Settings | None = None) -> list[User]:
+    return user_store(settings or load_settings()).users()
+
+
+def remove_user(name: str, *, settings: Settings | None = None) -> User:
+    return user_store(settings or load_settings()).remove(name)
 
 
 def require(scope: str, store: TokenStore) -> Any:

@@ -30,6 +30,7 @@ EXPECTED_COMMANDS = {
     "sweep",
     "tokens",
     "up",
+    "users",
     "whatif",
 }
 
