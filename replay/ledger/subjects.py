@@ -13,6 +13,7 @@ this way: they are readable by transaction id only.
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,9 @@ from replay.ledger.chain import (
     pseudonym,
 )
 from replay.ledger.decisions import subject_key
-from replay.ledger.sealing import key_id_of
+from replay.ledger.sealing import key_id_of, seal, unseal
 from replay.settings import Settings, load_settings
+from replay.stores.blobs import open_blob_store
 from replay.stores.keys import write_once
 
 
@@ -53,9 +55,46 @@ class SubjectExport:
     exported_by: str
     entries: list[dict[str, Any]]  # oldest first, in clear where not erased
     access_txn: str  # the entry recording this export
+    reports: list[dict[str, Any]] = field(default_factory=list)  # PDFs written beside
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def keep_sealed(data: bytes, subject: str, txn_id: str, settings: Settings) -> str:
+    """Keep a file made for a person (a report's PDF) in the blob store, sealed under
+    their key, so that their export can include it and their erasure reaches it; the
+    blob's name."""
+    key = subject_keys(settings).current(subject)
+    sealed = seal(key, data, f"{txn_id}/report").encode()
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "sealed"
+        path.write_bytes(sealed)
+        return open_blob_store(settings.blobs).put(path)
+
+
+def _kept_reports(
+    entries: list[LedgerEntry], out: Path, settings: Settings
+) -> list[dict[str, Any]]:
+    """The report PDFs kept for these entries, opened and written beside `out`."""
+    found = []
+    keys, blobs = subject_keys(settings), open_blob_store(settings.blobs)
+    for entry in entries:
+        if entry.kind != "report" or "sealed_pdf" not in entry.outputs:
+            continue
+        decision = entry.refers_to or ""
+        item: dict[str, Any] = {"report": entry.txn_id, "decision": decision, "file": None}
+        with tempfile.TemporaryDirectory() as scratch:
+            sealed = blobs.get(entry.outputs["sealed_pdf"], Path(scratch) / "pdf").read_text()
+        secret = keys.find(entry.subject or "", key_id_of(sealed))
+        if secret is None:
+            item["erased"] = True  # the key went with an erasure
+        else:
+            path = out.with_name(f"{out.stem}-report-{decision}.pdf")
+            write_once(path, unseal(secret, sealed, f"{decision}/report"), 0o600)
+            item["file"] = str(path)
+        found.append(item)
+    return found
 
 
 def _entries_of(ledger: Ledger, subject: str) -> list[LedgerEntry]:
@@ -101,6 +140,7 @@ def export_subject(
         exported_by=settings.user,
         entries=[entry.to_dict() for entry in [*entries, access]],
         access_txn=access.txn_id,
+        reports=_kept_reports(entries, out, settings) if out is not None else [],
     )
     if out is not None:
         document = json.dumps(export.to_dict(), indent=2, ensure_ascii=False) + "\n"

@@ -15,6 +15,7 @@ from replay.execution.warm import WarmDeployment, warm_for
 from replay.ledger import open_ledger
 from replay.ledger.chain import LedgerEntry, NewEntry, pseudonym
 from replay.ledger.decisions import subject_key, verify_ledger
+from replay.ledger.subjects import keep_sealed
 from replay.manifests.canonical import sha256_bytes
 from replay.questions.counterfactuals import CounterfactualSet, counterfactual
 from replay.questions.explanations import explain
@@ -71,6 +72,9 @@ def report(
     for kind, path in targets.items():
         write_once(path, data[kind], 0o600)
     digests = {kind: sha256_bytes(data[kind]) for kind in formats}
+    made: dict[str, Any] = {"by": settings.user, "sha256": digests}
+    if entry.subject is not None and "pdf" in data:  # kept for the person's export
+        made["sealed_pdf"] = keep_sealed(data["pdf"], entry.subject, txn_id, settings)
     recorded = ledger.record(
         NewEntry(
             manifest_id=entry.manifest_id,
@@ -79,7 +83,7 @@ def report(
             refers_to=txn_id,
             subject=entry.subject,  # found in the person's export; not their data itself
             inputs={},
-            outputs={"by": settings.user, "sha256": digests, "replay": content.replay["verdict"]},
+            outputs={**made, "replay": content.replay["verdict"]},
         )
     )
     written = {kind: str(path) for kind, path in targets.items()}

@@ -90,6 +90,15 @@ def test_a_report_holds_every_section_and_its_evidence(served, captured, organis
     assert stat.S_IMODE(Path(pdf).stat().st_mode) == 0o600
     assert replay.verify_ledger().ok
 
+    # the person's export holds the report as sent (kept sealed under their key)
+    person = f"applicant-{next(i for i, a in enumerate(served) if a['transaction_id'] == txn)}"
+    out = tmp_path / "export" / "person.json"
+    out.parent.mkdir()
+    assert run_cli("subject", "export", person, "--out", str(out)).returncode == 0
+    [kept] = [r for r in json.loads(out.read_text())["reports"] if r["decision"] == txn]
+    assert hashlib.sha256(Path(kept["file"]).read_bytes()).hexdigest() == digest
+    assert stat.S_IMODE(Path(kept["file"]).stat().st_mode) == 0o600
+
     artifacts = ROOT / "build" / "artifacts"
     artifacts.mkdir(parents=True, exist_ok=True)
     shutil.copy(pdf, artifacts / "report.pdf")
@@ -169,3 +178,24 @@ def test_a_claims_report_for_a_rule_or_a_draw(claims_decided, claims_warm, decid
     assert content.options or content.no_options
     for row in content.inputs:
         assert row.value in text
+
+
+def test_an_erased_persons_kept_report_is_erased_too(server, tokens, workspace, tmp_path):
+    import httpx
+
+    from tests.integration.conftest import read_new_cases
+
+    answer = httpx.post(
+        f"{server}/decisions",
+        headers=tokens["decide"],
+        timeout=60,
+        json={"inputs": read_new_cases(workspace, "credit")[72], "subject": "report-erased-3"},
+    ).json()
+    made = run_cli("report", answer["transaction_id"], "--out", str(tmp_path), "--format", "pdf")
+    assert made.returncode == 0, made.stderr
+    assert run_cli("subject", "erase", "report-erased-3", "--yes").returncode == 0
+    out = tmp_path / "person.json"
+    assert run_cli("subject", "export", "report-erased-3", "--out", str(out)).returncode == 0
+    [kept] = json.loads(out.read_text())["reports"]
+    assert kept["erased"] is True and kept["file"] is None
+    assert not list(tmp_path.glob("person-report-*.pdf"))
