@@ -176,7 +176,9 @@ def erase_subject(subject: str, *, settings: Settings | None = None) -> Erasure:
     # is already gone: an erasure interrupted before its record). An entry sealed under
     # the key while this runs reads as erased by this record too.
     destroyed = subject_keys(settings).destroy(pseudonymous)
-    key_ids = {key_id_of(entry.inputs_json) for entry in sealed} | {destroyed} - {None}
+    key_ids = {key_id_of(entry.inputs_json) for entry in sealed}
+    if destroyed is not None:
+        key_ids.add(destroyed)
     record = ledger.record(
         NewEntry(
             manifest_id="",

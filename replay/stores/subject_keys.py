@@ -55,7 +55,42 @@ class SubjectKeyStore(ABC):
         subject had none)."""
 
 
-class LocalSubjectKeys(SubjectKeyStore):
+class TableKeys(SubjectKeyStore):
+    """A store keeping one row per subject (key id, secret) in a database table: it
+    reads and keeps rows; making, racing and matching keys is the same for all."""
+
+    @abstractmethod
+    def _read(self, subjects: list[str]) -> dict[str, SubjectKey]:
+        """The keys these subjects have, durable before they are used."""
+
+    @abstractmethod
+    def _keep(self, keys: dict[str, SubjectKey]) -> int:
+        """Keep the keys of subjects that have none yet; how many were kept."""
+
+    def current(self, subject: str) -> SubjectKey:
+        return self.current_many([subject])[subject]
+
+    def current_many(self, subjects: list[str]) -> dict[str, SubjectKey]:
+        found = self._read(subjects)
+        missing = [subject for subject in subjects if subject not in found]
+        while missing:  # writers may race (all use the key kept) or an erasure intervene
+            made = {
+                subject: SubjectKey(secrets.token_hex(8), secrets.token_bytes(32))
+                for subject in missing
+            }
+            if self._keep(made) == len(made):
+                found.update(made)  # every one kept: no need to read them back
+            else:
+                found.update(self._read(missing))
+            missing = [subject for subject in subjects if subject not in found]
+        return found
+
+    def find(self, subject: str, key_id: str) -> bytes | None:
+        found = self._read([subject]).get(subject)
+        return found.secret if found is not None and found.key_id == key_id else None
+
+
+class LocalSubjectKeys(TableKeys):
     """Subjects' keys in one private SQLite file, apart from the ledger. Destroying a
     key deletes its row with `secure_delete` (the page is overwritten) and then empties
     the WAL, which held the page too. The disk itself may keep old blocks (copy-on-write,
@@ -78,31 +113,13 @@ class LocalSubjectKeys(SubjectKeyStore):
                 chunk,
             )
             found.update({subject: SubjectKey(key_id, secret) for subject, key_id, secret in rows})
-        return found
-
-    def current(self, subject: str) -> SubjectKey:
-        return self.current_many([subject])[subject]
-
-    def current_many(self, subjects: list[str]) -> dict[str, SubjectKey]:
-        found = self._read(subjects)
         if found:  # another writer may have made them and not yet flushed them
             self.file.flush()
-        missing = [subject for subject in subjects if subject not in found]
-        while missing:  # writers may race (all use the key kept) or an erasure intervene
-            made = {
-                subject: SubjectKey(secrets.token_hex(8), secrets.token_bytes(32))
-                for subject in missing
-            }
-            if self.file.write(partial(_insert_keys, keys=made)) == len(made):
-                found.update(made)  # every one kept: no need to read them back
-            else:
-                found.update(self._read(missing))
-            missing = [subject for subject in subjects if subject not in found]
         return found
 
-    def find(self, subject: str, key_id: str) -> bytes | None:
-        found = self._read([subject]).get(subject)
-        return found.secret if found is not None and found.key_id == key_id else None
+    def _keep(self, keys: dict[str, SubjectKey]) -> int:
+        kept: int = self.file.write(partial(_insert_keys, keys=keys))
+        return kept
 
     def destroy(self, subject: str) -> str | None:
         deleted = self.file.write(partial(_delete_key, subject=subject))
@@ -141,7 +158,7 @@ CREATE TABLE IF NOT EXISTS subject_keys (
 """
 
 
-class PostgresSubjectKeys(SubjectKeyStore):
+class PostgresSubjectKeys(TableKeys):
     """Subjects' keys in a PostgreSQL database that every machine writing the ledger
     reaches. Keep it apart from the ledger's own database (another database, other
     credentials). Destroying deletes the row, then VACUUMs the table so that its space
@@ -170,25 +187,14 @@ class PostgresSubjectKeys(SubjectKeyStore):
         )
         return {subject: SubjectKey(key_id, bytes(secret)) for subject, key_id, secret in rows}
 
-    def current(self, subject: str) -> SubjectKey:
-        return self.current_many([subject])[subject]
-
-    def current_many(self, subjects: list[str]) -> dict[str, SubjectKey]:
-        found = self._read(subjects)
-        missing = [subject for subject in subjects if subject not in found]
-        while missing:  # writers may race: all use the key kept
-            with self._connection().cursor() as cursor:
-                cursor.executemany(
-                    "INSERT INTO subject_keys VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-                    [(s, secrets.token_hex(8), secrets.token_bytes(32)) for s in missing],
-                )
-            found.update(self._read(missing))
-            missing = [subject for subject in subjects if subject not in found]
-        return found
-
-    def find(self, subject: str, key_id: str) -> bytes | None:
-        found = self._read([subject]).get(subject)
-        return found.secret if found is not None and found.key_id == key_id else None
+    def _keep(self, keys: dict[str, SubjectKey]) -> int:
+        with self._connection().cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO subject_keys VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                [(subject, key.key_id, key.secret) for subject, key in keys.items()],
+            )
+            kept: int = cursor.rowcount
+        return kept
 
     def destroy(self, subject: str) -> str | None:
         connection = self._connection()
