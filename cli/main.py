@@ -31,6 +31,7 @@ COMMANDS = [
     questions.explain,
     reports.report,
     web.serve,
+    web.console,
     web.tokens,
     web.users,
 ]

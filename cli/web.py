@@ -1,5 +1,5 @@
-"""`replay serve` (the decision API), `replay tokens` (who may use it) and `replay
-users` (who may use the console)."""
+"""`replay serve` (the decision API), `replay tokens` (who may use it), `replay
+console` (web pages for support and compliance) and `replay users` (who may use them)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,14 @@ def serve(target: str, host: str, port: int, containers: int) -> None:
         containers=containers,
         ready=lambda line: click.echo(line, err=True),
     )
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8100, show_default=True, type=click.IntRange(1, 65535))
+def console(host: str, port: int) -> None:
+    """Serve the console: find a person's decisions, ask what-if, sweep, options, reports."""
+    replay.console(host=host, port=port, ready=lambda line: click.echo(line, err=True))
 
 
 tokens = click.Group("tokens", help="API tokens for `replay serve` (hashed at rest).")

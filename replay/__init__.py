@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time, __getattr_
         remove_user,
         revoke_token,
     )
+    from replay.web.console import console
     from replay.web.serving import serve
 
 __version__ = "0.1.0"
@@ -70,6 +71,7 @@ _PUBLIC = {
     "counterfactual": "replay.questions.counterfactuals",
     "explain": "replay.questions.explanations",
     "serve": "replay.web.serving",
+    "console": "replay.web.console",
     "report": "replay.reports.reporting",
     "report_subject": "replay.reports.reporting",
     "add_token": "replay.web.access",
@@ -88,6 +90,7 @@ __all__ = [
     "build",
     "capture",
     "checkpoint_ledger",
+    "console",
     "counterfactual",
     "erase_subject",
     "explain",

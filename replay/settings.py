@@ -44,6 +44,8 @@ class Settings:
     request_timeout: float  # seconds a request may take, waiting for a container included
     report_organisation: Path  # who decides and whom to contact, for reports (YAML)
     report_templates: Path | None  # templates replacing the shipped ones, by file name
+    console_idle: float = 1800.0  # seconds without a request before a console session ends
+    console_warm: float = 600.0  # seconds a deployment's container stays up unused by the console
     subject_key: bytes | None = field(default=None, repr=False)  # None: a key kept in home
 
     @property
@@ -123,5 +125,7 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = N
             env.get("REPLAY_REPORT_ORGANISATION") or home.parent / "report.yaml"
         ).absolute(),
         report_templates=Path(templates).absolute() if templates else None,
+        console_idle=float(env.get("REPLAY_CONSOLE_IDLE") or 1800),
+        console_warm=float(env.get("REPLAY_CONSOLE_WARM") or 600),
         subject_key=key.encode() if key else None,
     )

@@ -150,6 +150,13 @@ class Explanation:
             f"{direction} {self.favourable_value} ({c.decision:+.2f}{score})"
         )
 
+    def svg(self) -> str:
+        """A bar chart of the contributions to the decision (SVG markup, for a page)."""
+        from replay.questions.plots import contributions_figure, svg  # matplotlib: 0.5 s
+
+        drawn = [asdict(c) for c in self.contributions]
+        return svg(contributions_figure(drawn, self.favourable_value))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             **asdict(self),

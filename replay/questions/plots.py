@@ -3,6 +3,8 @@ pyplot's global state or backend, so a notebook's own plotting is left alone."""
 
 from __future__ import annotations
 
+import io
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,6 +81,29 @@ def sweep_figure(sweep: Sweep) -> Figure:
 def _mark_decision(axes: Axes, x: Any, y: Any) -> None:
     """A star where the logged decision sits."""
     axes.scatter([x], [y], marker="*", s=240, color="black", zorder=3, label="logged decision")
+
+
+def contributions_figure(contributions: Sequence[dict[str, Any]], favourable: Any) -> Figure:
+    """A bar chart of what moved the decision, strongest first, from contributions as
+    `Explanation.to_dict` gives them."""
+    shown = list(contributions)[:8][::-1]
+    figure = Figure(figsize=(6, 0.5 + 0.4 * max(len(shown), 1)), dpi=100)
+    axes = figure.subplots()
+    effects = [item["decision"] for item in shown]
+    colours = ["tab:green" if effect > 0 else "tab:red" for effect in effects]
+    axes.barh([item["feature"] for item in shown], effects, color=colours)
+    axes.axvline(0, color="0.3", linewidth=0.8)
+    axes.set_xlabel(f"effect on reaching {favourable}")
+    figure.tight_layout()
+    return figure
+
+
+def svg(figure: Figure) -> str:
+    """A figure as SVG markup to sit inside HTML (no XML prologue)."""
+    out = io.StringIO()
+    figure.savefig(out, format="svg")
+    markup = out.getvalue()
+    return markup[markup.index("<svg") :]
 
 
 def save_sweep_plot(sweep: Sweep, path: Path) -> Path:

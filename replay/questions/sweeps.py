@@ -90,6 +90,12 @@ class Sweep:
 
         return save_sweep_plot(self, Path(path))
 
+    def svg(self) -> str:
+        """The same picture as SVG markup, for a web page."""
+        from replay.questions.plots import svg, sweep_figure
+
+        return svg(sweep_figure(self))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "txn_id": self.txn_id,

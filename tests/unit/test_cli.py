@@ -16,6 +16,7 @@ from replay.questions.sweeps import Range
 EXPECTED_COMMANDS = {
     "build",
     "capture",
+    "console",
     "counterfactual",
     "deployments",
     "explain",
