@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed-$(shell sha256sum requirements/dev.lock pyproject.to
 .PHONY: env system up demo test unit integration bench lint typecheck lock clean
 
 # Debian packages the Python environment cannot bring: Pango and fonts for WeasyPrint
-# (PDF reports), poppler-utils for the report tests' PDF pages as PNG.
+# (PDF reports), poppler-utils for the report tests' PDF pages as PNG, Chromium and its
+# driver for the console's browser tests (Selenium).
 SYSTEM_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core poppler-utils chromium chromium-driver
 system:
 	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || { apt-get update -qq && \

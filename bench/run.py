@@ -273,6 +273,12 @@ def ledger_benchmark(total: int) -> dict:
     }
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def median_seconds(work, repeat: int) -> float:
     times = []
     for _ in range(repeat):
@@ -633,9 +639,7 @@ def serve_under_kills(workspace: Path, manifest, seconds: float = 30, clients: i
     from replay.settings import load_settings
 
     timeout = 10
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     token = replay.add_token("bench", "decide").token
     env = {**os.environ, "REPLAY_REQUEST_TIMEOUT": str(timeout)}
     server = subprocess.Popen(
@@ -699,6 +703,80 @@ def serve_under_kills(workspace: Path, manifest, seconds: float = 30, clients: i
     }
 
 
+def console_benchmark(workspace: Path, manifest, library_ms: float) -> dict:
+    """What-if through `replay console` as a browser asks it (an HTTP POST of the form,
+    signed in, CSRF token sent, an access entry written per answer), its container warm;
+    against `replay.whatif` called in-process with a warm container (`library_ms`)."""
+    import re
+
+    import httpx
+    from workspace import read_new_cases
+
+    import replay
+    from replay.execution.warm import WarmDeployment
+    from replay.ledger.decisions import record_decision
+
+    person = read_new_cases(workspace, "credit")[3]
+    with WarmDeployment(manifest.manifest_id) as warm:
+        outputs = warm.predict(person, seed=9)
+    entry = record_decision(manifest.manifest_id, person, outputs, seed=9, subject="bench-1")
+    replay.add_user("bench", "support", "bench-password-1")
+    port = free_port()
+    console = subprocess.Popen(
+        [REPLAY, "console", "--port", str(port)],
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=url, timeout=120) as client:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    page = client.get("/login")
+                    break
+                except httpx.HTTPError:
+                    if time.monotonic() > deadline:
+                        raise SystemExit("replay console did not start within 60 s") from None
+                    time.sleep(0.2)
+            token = re.search(r'name="csrf" value="([^"]+)"', page.text)[1]
+            signed = client.post(
+                "/login", data={"csrf": token, "name": "bench", "password": "bench-password-1"}
+            )
+            page = client.get(signed.headers["location"])
+            token = re.search(r'name="csrf" value="([^"]+)"', page.text)[1]
+            form = client.get(f"/decisions/{entry.txn_id}/what-if").text
+            fields = dict(re.findall(r'<input name="([a-z_]+)" value="([^"]*)"', form))
+            incomes = iter(range(30_000, 10_000_000, 41))
+
+            def ask() -> None:
+                answer = client.post(
+                    f"/decisions/{entry.txn_id}/what-if",
+                    data={**fields, "csrf": token, "income": str(next(incomes))},
+                    headers={"HX-Request": "true"},
+                )
+                assert answer.status_code == 200 and 'id="flip"' in answer.text, answer.text
+
+            for _ in range(5):  # the first waits for the container the page started
+                ask()
+            latencies = []
+            for _ in range(200):
+                started = time.perf_counter()
+                ask()
+                latencies.append(time.perf_counter() - started)
+    finally:
+        console.terminate()
+        console.wait(30)
+    median_ms = statistics.median(latencies) * 1000
+    return {
+        "median_ms": median_ms,
+        "p95_ms": sorted(latencies)[int(0.95 * len(latencies))] * 1000,
+        "library_whatif_median_ms": library_ms,
+        "ratio_to_library": median_ms / library_ms,
+        "goal_median_ms_at_most": 50,
+        "met": median_ms <= 50,
+    }
+
+
 def main() -> int:
     with tempfile.TemporaryDirectory() as home:
         os.environ["REPLAY_HOME"] = home
@@ -709,6 +787,11 @@ def main() -> int:
             "replay_one_decision": replay_benchmark(manifest, built, runs=9),
             "ledger_append": ledger_benchmark(total=16_000),
             "questions": questions_benchmark(workspace, manifest, built),
+        }
+        results["console_whatif"] = console_benchmark(
+            workspace, manifest, results["questions"]["whatif"]["median_ms"]
+        )
+        results |= {
             "claims": claims_benchmark(),
             "serve_under_kills": serve_under_kills(workspace, manifest),
         }
@@ -739,6 +822,12 @@ def main() -> int:
     ours = questions["counterfactuals_50"]["replay"]
     theirs = questions["counterfactuals_50"]["dice_random"]
     print(f"what-if, warm container: median {whatif['median_ms']:.1f} ms (goal <= 50)")
+    console = results["console_whatif"]
+    print(
+        f"what-if through the console (HTTP, signed in, access entry written): median "
+        f"{console['median_ms']:.1f} ms (goal <= 50), {console['ratio_to_library']:.1f}x the "
+        f"library's {console['library_whatif_median_ms']:.1f} ms"
+    )
     made = questions["report"]
     print(
         f"report (re-execution, reasons, options, HTML and PDF): warm {made['warm_median_s']:.2f} s"

@@ -7,6 +7,8 @@ local remote, all under .replay/ in the working directory.
 from __future__ import annotations
 
 import contextlib
+import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -56,11 +58,35 @@ def main() -> int:
         old.unlink()  # made again on every run
     made = replay.report(rejected[0]["transaction_id"], out=reports)
     print(f"   {made.files['pdf']}")
+    print("8. the console for support and compliance staff: two demo users")
+    passwords = demo_users(home / "demo" / "console-users.txt")
+    subject = f"applicant-{answers.index(rejected[0]):04d}"
     print()
     print(f"manifest id: {manifest.manifest_id}")
     print(f"image:       {built.tag}")
     print(f"try:         .venv/bin/replay ledger show {rejected[0]['transaction_id']}")
+    print("console:     .venv/bin/replay console, then open http://127.0.0.1:8100 and sign in")
+    print(f"             as demo-support or demo-compliance (passwords in {passwords});")
+    print(f"             find subject {subject}, the rejected applicant above")
     return verdict.returncode
+
+
+def demo_users(passwords: Path) -> Path:
+    """A support and a compliance user with new random passwords, kept in a private file
+    (never printed: a terminal's scrollback is a log)."""
+    lines = []
+    for role in ("support", "compliance"):
+        name = f"demo-{role}"
+        with contextlib.suppress(BadInput):
+            replay.remove_user(name)
+        password = secrets.token_urlsafe(12)
+        replay.add_user(name, role, password)
+        lines.append(f"{name} {password}\n")
+    passwords.unlink(missing_ok=True)
+    descriptor = os.open(passwords, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.writelines(lines)
+    return passwords
 
 
 def free_port() -> int:

@@ -430,3 +430,31 @@ def test_the_console_refuses_other_addresses_without_users(tmp_path):
         refused.stderr
     )
     assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_pages_are_private_and_forms_need_the_sessions_token(console, served):
+    import re
+
+    _, txn = a_rejected(served, 0)
+    with httpx.Client(base_url=console, timeout=60) as client:
+        page = client.get("/login")
+        assert page.headers["cache-control"] == "no-store"
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        cookie = page.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie
+        token = re.search(r'name="csrf" value="([^"]+)"', page.text)[1]
+        refused = client.post("/login", data={"name": "tess", "password": PASSWORDS["tess"]})
+        assert refused.status_code == 403  # no token: not even a sign-in is taken
+        signed = client.post(
+            "/login", data={"csrf": token, "name": "tess", "password": PASSWORDS["tess"]}
+        )
+        assert signed.status_code == 303
+        before = ledger_size()
+        stale = client.post(
+            f"/decisions/{txn}/what-if", data={"csrf": token, "income": "99999"}
+        )  # the token from before signing in: a new session has a new one
+        assert stale.status_code == 403 and "reload the page" in stale.text
+        assert ledger_size() == before
+        assert client.get("/decisions/txn_unknown").status_code == 404
+        assert ledger_size() == before
