@@ -14,11 +14,8 @@ imported by `replay console` (FastAPI and Starlette load at the top, about 0.3 s
 from __future__ import annotations
 
 import ipaddress
-import os
-import signal
-import sys
+import logging
 import tempfile
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,6 +27,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 import replay
@@ -42,7 +40,7 @@ from replay.errors import (
     one_line,
 )
 from replay.execution.warm import WarmDeployment
-from replay.ledger import open_ledger
+from replay.ledger import Ledger, open_ledger
 from replay.ledger.chain import LedgerEntry, access_entry
 from replay.ledger.group_commit import GroupCommit
 from replay.ledger.reviews import OUTCOMES, Review, review_decision
@@ -51,6 +49,7 @@ from replay.stores.manifests import manifest_store
 from replay.stores.users import ROLES
 from replay.web.access import add_user, remove_user, user_store
 from replay.web.forms import input_fields, shown, sweep_choices, sweep_ranges, whatif_changes
+from replay.web.running import end_on_sigterm, limit_body, run
 from replay.web.sessions import (
     ROLE_HOME,
     SESSION_COOKIE,
@@ -64,7 +63,7 @@ from replay.web.sessions import (
 )
 from replay.web.warm_pool import WarmPool
 
-STOP_WITHIN = 15.0  # seconds from SIGTERM to the end of the process, containers closed
+log = logging.getLogger(__name__)
 
 # No inline script, no other origin: htmx and the stylesheet are served from here.
 # Inline styles are allowed for matplotlib's SVG charts.
@@ -85,12 +84,14 @@ class Missing(BadInput):
 
 @dataclass(frozen=True)
 class Console:
-    """What the pages share: settings, the ledger, users and sessions, warm containers."""
+    """What the pages share: settings, the ledger (opened once), users and sessions,
+    warm containers."""
 
     settings: Settings
     sessions: Sessions
     pool: WarmPool
-    group: GroupCommit
+    ledger: Ledger
+    group: GroupCommit  # access entries of concurrent pages share commits
 
     def as_user(self, user: ConsoleUser) -> Settings:
         """Settings whose `user` is the console user: replay, review and report entries
@@ -100,7 +101,7 @@ class Console:
     def decision(self, txn_id: str) -> LedgerEntry:
         """The decision `txn_id` in clear (Erased when its subject's data was erased)."""
         try:
-            entry = open_ledger(self.settings).get(txn_id)
+            entry = self.ledger.get(txn_id)
         except BadInput:
             raise Missing(f"no transaction {txn_id}") from None
         if entry.kind != "decision":
@@ -112,6 +113,14 @@ class Console:
         with self.pool.using(entry.manifest_id) as warm:
             return question(entry.txn_id, *args, warm=warm, settings=self.settings, **kw)
 
+    def reviews(self, txn_id: str) -> list[Review]:
+        return [Review.from_entry(e) for e in self.ledger.list(kind="review", refers_to=txn_id)]
+
+    def decision_value(self, entry: LedgerEntry) -> Any:
+        """The decision an entry logged, under its own manifest's output name."""
+        output = manifest_store(self.settings).load(entry.manifest_id).schema.output
+        return entry.outputs.get(output.decision)
+
     def seen(self, entry: LedgerEntry, user: ConsoleUser, page: str) -> None:
         """Record that `user` was shown this decision's data on `page` (people only)."""
         if entry.subject is not None:
@@ -120,12 +129,16 @@ class Console:
             )
 
 
-def create_console(settings: Settings, pool: WarmPool) -> Any:
-    console = Console(
+def create_console(settings: Settings, pool: WarmPool, *, secure_cookies: bool = False) -> Any:
+    """The console's app. `secure_cookies`: its session cookie is only sent over HTTPS
+    (a console reached over a network sits behind a TLS proxy)."""
+    ledger = open_ledger(settings)
+    state = Console(
         settings,
         Sessions(user_store(settings), settings.console_idle),
         pool,
-        GroupCommit(open_ledger(settings)),
+        ledger,
+        GroupCommit(ledger),
     )
     environment = Environment(
         loader=PackageLoader("replay.web", "templates"), autoescape=select_autoescape(["html"])
@@ -138,8 +151,12 @@ def create_console(settings: Settings, pool: WarmPool) -> Any:
         secret_key=console_secret(settings),
         session_cookie=SESSION_COOKIE,
         max_age=SESSION_MAX,
-        same_site="strict",
+        # Lax, not Strict: a link from a ticket or an email keeps the session; a form
+        # posted from another site carries no cookie (and no CSRF token) either way.
+        same_site="lax",
+        https_only=secure_cookies,
     )
+    limit_body(app, settings.max_body)
     app.mount("/static", StaticFiles(packages=[("replay.web", "static")]), name="static")
 
     @app.middleware("http")
@@ -159,13 +176,14 @@ def create_console(settings: Settings, pool: WarmPool) -> Any:
         code: int = 200,
         **context: Any,
     ) -> Any:
-        flash = request.session.pop("flash", None)
+        # a fragment has nowhere to show a message: it waits for the next page
+        flash = None if partial(request) else request.session.pop("flash", None)
         return templates.TemplateResponse(
             request,
             template,
             {
                 "user": user,
-                "csrf": console.sessions.csrf(request.session),
+                "csrf": state.sessions.csrf(request.session),
                 "flash": flash,
                 **context,
             },
@@ -178,7 +196,7 @@ def create_console(settings: Settings, pool: WarmPool) -> Any:
             return templates.TemplateResponse(
                 request, "_message.html", {"text": text, "status": status}, status_code=status
             )
-        user = request.session.get("user") and getattr(request.state, "user", None)
+        user = getattr(request.state, "user", None)
         return page(request, "message.html", user, status, text=text, status=status)
 
     def to_sign_in(request: Request, text: str) -> Any:
@@ -195,9 +213,18 @@ def create_console(settings: Settings, pool: WarmPool) -> Any:
     app.add_exception_handler(BadInput, lambda r, e: message(r, 422, one_line(e, 300)))
     for problem in (EnvironmentProblem, IntegrityError, ReplayError):
         app.add_exception_handler(problem, lambda r, e: message(r, 503, one_line(e, 300)))
+    app.add_exception_handler(  # no such page (404), a GET where a form posts (405), ...
+        StarletteHTTPException, lambda r, e: message(r, e.status_code, str(e.detail).lower())
+    )
+
+    def unexpected(request: Request, error: Exception) -> Any:
+        log.exception("console: %s %s failed", request.method, request.url.path)
+        return message(request, 500, f"internal error: {type(error).__name__}")
+
+    app.add_exception_handler(Exception, unexpected)
 
     def signed_in(request: Request) -> ConsoleUser:
-        user = console.sessions.current(request.session, SESSION_COOKIE in request.cookies)
+        user = state.sessions.current(request.session, SESSION_COOKIE in request.cookies)
         request.state.user = user
         return user
 
@@ -205,7 +232,7 @@ def create_console(settings: Settings, pool: WarmPool) -> Any:
         """The posted form as text fields, refused without this session's CSRF token."""
         form = await request.form()
         fields = {key: value for key, value in form.items() if isinstance(value, str)}
-        console.sessions.check_form(
+        state.sessions.check_form(
             request.session, fields.get("csrf") or request.headers.get("X-CSRF-Token")
         )
         return fields
@@ -223,7 +250,7 @@ def create_console(settings: Settings, pool: WarmPool) -> Any:
         fields = await form_of(request)
         try:
             user = await run_in_threadpool(
-                console.sessions.sign_in,
+                state.sessions.sign_in,
                 request.session,
                 fields.get("name", "").strip(),
                 fields.get("password", ""),
@@ -255,30 +282,37 @@ def create_console(settings: Settings, pool: WarmPool) -> Any:
         txn_id = fields.get("txn", "").strip()
         subject = fields.get("subject", "").strip()
         if txn_id:
-            await run_in_threadpool(console.decision, txn_id)
+            await run_in_threadpool(state.decision, txn_id)
             return RedirectResponse(f"/decisions/{txn_id}", status_code=303)
         if not subject:
             raise BadInput("give a subject identifier or a transaction id")
-        decisions = await run_in_threadpool(
-            replay.list_transactions, subject=subject, settings=console.as_user(user)
-        )
+
+        def look_up() -> list[tuple[LedgerEntry, Any]]:
+            found = replay.list_transactions(subject=subject, settings=state.as_user(user))
+            return [(e, None if e.erased_on else state.decision_value(e)) for e in found]
+
+        decisions = await run_in_threadpool(look_up)
         return page(request, "find.html", user, decisions=decisions)
 
     # -- one decision --------------------------------------------------------------------
 
-    def decision_context(txn_id: str, user: ConsoleUser, page_name: str) -> dict[str, Any]:
-        user.require(page_name)
-        entry = console.decision(txn_id)
+    def decision_context(
+        txn_id: str, user: ConsoleUser, right: str, seen_on: str | None = None
+    ) -> dict[str, Any]:
+        """A decision's page (`seen_on` None) or a fragment of it, shown to `user` if
+        their role has `right`, and recorded as an access entry naming the page."""
+        user.require(right)
+        entry = state.decision(txn_id)
         manifest = manifest_store(settings).load(entry.manifest_id)
-        console.seen(entry, user, page_name)
-        console.pool.warm_up(entry.manifest_id)  # the page's questions will need it
+        state.seen(entry, user, seen_on or right)
+        if seen_on is None:
+            state.pool.warm_up(entry.manifest_id)  # the page's questions will need it
         return {"entry": entry, "manifest": manifest, "output": manifest.schema.output}
 
     @app.get("/decisions/{txn_id}", response_class=HTMLResponse)
     def decision_page(request: Request, txn_id: str, user: ConsoleUser = signed) -> Any:
         context = decision_context(txn_id, user, "decision")
-        ledger = open_ledger(settings)
-        reviews = [Review.from_entry(e) for e in ledger.list(kind="review", refers_to=txn_id)]
+        reviews = state.reviews(txn_id)
         schema = context["manifest"].schema
         return page(
             request,
@@ -292,17 +326,19 @@ def create_console(settings: Settings, pool: WarmPool) -> Any:
 
     @app.get("/decisions/{txn_id}/reasons", response_class=HTMLResponse)
     def reasons(request: Request, txn_id: str, user: ConsoleUser = signed) -> Any:
-        context = decision_context(txn_id, user, "decision")
-        explanation = console.ask(replay.explain, context["entry"])
+        context = decision_context(txn_id, user, "decision", seen_on="decision: reasons")
+        explanation = state.ask(replay.explain, context["entry"])
         return page(request, "_reasons.html", user, explanation=explanation)
 
     @app.post("/decisions/{txn_id}/replay", response_class=HTMLResponse)
     async def reexecute(request: Request, txn_id: str, user: ConsoleUser = signed) -> Any:
         await form_of(request)
         user.require("decision")
-        entry = await run_in_threadpool(console.decision, txn_id)
-        with_user = replace(console, settings=console.as_user(user))  # the replay entry names them
-        result = await run_in_threadpool(with_user.ask, replay.replay, entry)
+        context = await run_in_threadpool(
+            decision_context, txn_id, user, "decision", "decision: re-execute"
+        )
+        with_user = replace(state, settings=state.as_user(user))  # the replay entry names them
+        result = await run_in_threadpool(with_user.ask, replay.replay, context["entry"])
         return page(request, "_verdict.html", user, result=result)
 
     @app.post("/decisions/{txn_id}/review")
@@ -336,11 +372,11 @@ def create_console(settings: Settings, pool: WarmPool) -> Any:
         user.require("what-if")
 
         def run() -> Any:
-            entry = console.decision(txn_id)
+            entry = state.decision(txn_id)
             schema = manifest_store(settings).load(entry.manifest_id).schema
             changes = whatif_changes(schema, entry.inputs, fields)  # refused: nothing written
-            answer = console.ask(replay.whatif, entry, changes)
-            console.seen(entry, user, "what-if")
+            answer = state.ask(replay.whatif, entry, changes)
+            state.seen(entry, user, "what-if")
             return answer
 
         answer = await run_in_threadpool(run)
@@ -358,11 +394,11 @@ def create_console(settings: Settings, pool: WarmPool) -> Any:
         user.require("sweep")
 
         def run() -> tuple[Any, str]:
-            entry = console.decision(txn_id)
+            entry = state.decision(txn_id)
             schema = manifest_store(settings).load(entry.manifest_id).schema
             ranges = sweep_ranges(schema, entry.inputs, fields)
-            answer = console.ask(replay.sweep, entry, ranges)
-            console.seen(entry, user, "sweep")
+            answer = state.ask(replay.sweep, entry, ranges)
+            state.seen(entry, user, "sweep")
             return answer, answer.svg()
 
         answer, plot = await run_in_threadpool(run)
@@ -374,20 +410,26 @@ def create_console(settings: Settings, pool: WarmPool) -> Any:
 
     @app.get("/decisions/{txn_id}/options/list", response_class=HTMLResponse)
     def options(request: Request, txn_id: str, user: ConsoleUser = signed) -> Any:
-        context = decision_context(txn_id, user, "options")
-        found = console.ask(replay.counterfactual, context["entry"], n=3)
+        context = decision_context(txn_id, user, "options", seen_on="options: search")
+        found = state.ask(replay.counterfactual, context["entry"], n=3)
         return page(request, "_options.html", user, found=found)
 
     # -- compliance --------------------------------------------------------------------
 
-    @app.get("/decisions/{txn_id}/report.pdf")
-    def report_pdf(txn_id: str, user: ConsoleUser = signed) -> Any:
+    # A POST: making a report is a ledger entry, which a link from elsewhere must not make.
+    @app.post("/decisions/{txn_id}/report")
+    async def report_pdf(request: Request, txn_id: str, user: ConsoleUser = signed) -> Any:
+        await form_of(request)
         user.require("report")
-        entry = console.decision(txn_id)
-        with_user = replace(console, settings=console.as_user(user))  # the report entry names them
-        with tempfile.TemporaryDirectory() as folder:
-            made = with_user.ask(replay.report, entry, out=Path(folder), formats=("pdf",))
-            data = Path(made.files["pdf"]).read_bytes()
+        entry = await run_in_threadpool(state.decision, txn_id)
+        with_user = replace(state, settings=state.as_user(user))  # the report entry names them
+
+        def make() -> bytes:
+            with tempfile.TemporaryDirectory() as folder:
+                made = with_user.ask(replay.report, entry, out=Path(folder), formats=("pdf",))
+                return Path(made.files["pdf"]).read_bytes()
+
+        data = await run_in_threadpool(make)
         return Response(
             data,
             media_type="application/pdf",
@@ -446,33 +488,26 @@ def console(
     ready: Callable[[str], None] | None = None,
 ) -> None:
     """Serve the console until interrupted. It shows personal data: on an address other
-    than loopback it refuses to start until users exist (`replay users add`)."""
-    import uvicorn
-
+    than loopback it refuses to start until users exist (`replay users add`), and its
+    session cookie is then sent over HTTPS only."""
     settings = settings or load_settings()
     users = user_store(settings).users()
-    if not _loopback(host) and not users:
+    local = _loopback(host)
+    if not local and not users:
         raise BadInput(
             f"the console shows personal data: add a user (replay users add NAME --role ROLE) "
             f"before listening on {host}"
         )
-
-    def stop(*_: object) -> None:
-        watchdog = threading.Timer(STOP_WITHIN, os._exit, args=(0,))
-        watchdog.daemon = True
-        watchdog.start()
-        sys.exit(0)
-
-    signal.signal(signal.SIGTERM, stop)
+    end_on_sigterm()
     pool = WarmPool(
         lambda manifest_id: WarmDeployment(manifest_id, settings=settings),
         idle=settings.console_warm,
     )
     try:
-        app = create_console(settings, pool)
+        app = create_console(settings, pool, secure_cookies=not local)
         if ready is not None:
             hint = "" if users else " (no users yet: add one with `replay users add`)"
             ready(f"console on http://{host}:{port}{hint}")
-        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+        run(app, host, port)
     finally:
         pool.close()

@@ -61,6 +61,8 @@ def as_text(value: Any) -> str:
 
 def shown(value: Any) -> str:
     """A value for people to read: numbers with thousands separators."""
+    if hasattr(value, "item") and not isinstance(value, str):  # a numpy scalar (a sweep's)
+        value = value.item()
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -148,7 +150,7 @@ def sweep_choices(schema: Schema, inputs: Mapping[str, Any]) -> list[SweepChoice
 
 
 def _number(form: Mapping[str, str], key: str, label: str, default: float) -> float:
-    text = form.get(key, "").strip().replace("_", "").replace(",", "")
+    text = form.get(key, "").strip().replace("_", "")  # as Feature.parse reads numbers
     if not text:
         return default
     try:

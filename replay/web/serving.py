@@ -3,10 +3,6 @@ container and written to the ledger before it is answered."""
 
 from __future__ import annotations
 
-import os
-import signal
-import sys
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -24,11 +20,7 @@ from replay.settings import Settings, load_settings
 from replay.stores.manifests import manifest_store
 from replay.stores.tokens import Token
 from replay.web.access import require, token_store
-
-# Seconds from SIGTERM to the end of the process, whatever happens: uvicorn's graceful
-# wait for requests in flight, then closing the containers within STOP_WITHIN.
-GRACEFUL_WAIT = 5
-STOP_WITHIN = 15.0
+from replay.web.running import end_on_sigterm, limit_body, run
 
 
 def resolve_target(target: str, settings: Settings) -> str:
@@ -43,7 +35,7 @@ def resolve_target(target: str, settings: Settings) -> str:
 
 def create_app(warm: WarmDeployment, settings: Settings) -> Any:
     # FastAPI and Starlette: about 0.3 s, only servers pay it
-    from fastapi import Body, FastAPI, HTTPException, Request
+    from fastapi import Body, FastAPI, HTTPException
     from fastapi.responses import JSONResponse
 
     manifest = warm.manifest
@@ -79,18 +71,7 @@ def create_app(warm: WarmDeployment, settings: Settings) -> Any:
         ),
     )
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next: Any) -> Any:
-        if request.method in {"POST", "PUT", "PATCH"}:
-            length = request.headers.get("content-length")
-            # A chunked body would be read whole (before the token is even checked),
-            # whatever Content-Length claims: only bodies of a stated length are read.
-            if length is None or "transfer-encoding" in request.headers:
-                return JSONResponse({"detail": "send the body with a Content-Length"}, 411)
-            if not length.isdigit() or int(length) > settings.max_body:
-                limit = f"{settings.max_body:,} bytes (REPLAY_MAX_BODY)"
-                return JSONResponse({"detail": f"the request body is over {limit}"}, 413)
-        return await call_next(request)
+    limit_body(app, settings.max_body)
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -174,18 +155,7 @@ def serve(
 ) -> None:
     """Serve decisions over HTTP until interrupted; `ready` is told, in one line, what
     is served where once the containers are up."""
-    import uvicorn  # with FastAPI: only servers pay for it
-
-    # uvicorn re-raises SIGTERM once it has shut down (its graceful wait is bounded);
-    # make that a normal exit so the warm containers are closed on the way out, and end
-    # the process regardless if closing them takes longer than STOP_WITHIN.
-    def stop(*_: object) -> None:
-        watchdog = threading.Timer(STOP_WITHIN, os._exit, args=(0,))
-        watchdog.daemon = True
-        watchdog.start()
-        sys.exit(0)
-
-    signal.signal(signal.SIGTERM, stop)
+    end_on_sigterm()
     settings = settings or load_settings()
     with WarmDeployment(
         resolve_target(target, settings), settings=settings, containers=containers
@@ -198,10 +168,4 @@ def serve(
             )
         app = create_app(warm, settings)
         with Checkpointer(lambda: checkpoint_ledger(settings=settings), settings.checkpoint_every):
-            uvicorn.run(
-                app,
-                host=host,
-                port=port,
-                log_level="warning",
-                timeout_graceful_shutdown=GRACEFUL_WAIT,
-            )
+            run(app, host, port)

@@ -1,15 +1,18 @@
 """Who is using the console and what their role lets them open.
 
 A session is a cookie signed with itsdangerous (Starlette's `SessionMiddleware`) by a
-key kept private in the key folder; it holds the user's name, when it was last used
-and a CSRF token, never a password. The user's role is read from the user store on
-every request, so removing a user or changing their role takes effect at once.
+key kept private in the key folder; it holds the user's name, which account it was
+(a digest of its salted password hash), when it began and was last used, and a CSRF token, never a
+password. The user's role is read from the user store on every request, so removing a
+user, or removing and adding them again (a new password), ends their sessions at once.
 Everything here works on the session as a plain dict, so it is tested without a server.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
+import threading
 import time
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
@@ -18,13 +21,15 @@ from typing import Any
 from replay.errors import BadInput
 from replay.settings import Settings
 from replay.stores.keys import create_private
-from replay.stores.users import UserStore
+from replay.stores.users import User, UserStore
 
 SESSION_COOKIE = "replay_console"
-SESSION_MAX = 12 * 3600  # seconds a signed cookie is accepted at all, used or not
+SESSION_MAX = 12 * 3600  # seconds from signing in after which a session ends, used or not
+SIGN_INS_AT_ONCE = 2  # Argon2 checks in parallel: each takes 64 MiB and a core's time
 
 _SUPPORT = frozenset({"find", "decision", "what-if", "sweep", "options"})
-ROLE_PAGES: dict[str, frozenset[str]] = {
+# What each role may open or do: pages, and the actions `review` and `verify`.
+ROLE_RIGHTS: dict[str, frozenset[str]] = {
     "support": _SUPPORT,
     "compliance": _SUPPORT | {"report", "verify", "review"},
     # Admins manage accounts; they see no one's data unless also given a data role.
@@ -49,7 +54,6 @@ class StaleForm(BadInput):
 class ConsoleUser:
     name: str
     role: str
-    csrf: str
 
     @property
     def by(self) -> str:
@@ -57,7 +61,7 @@ class ConsoleUser:
         return f"{self.name} (console)"
 
     def may(self, page: str) -> bool:
-        return page in ROLE_PAGES[self.role]
+        return page in ROLE_RIGHTS[self.role]
 
     def require(self, page: str) -> None:
         if not self.may(page):
@@ -68,13 +72,21 @@ class ConsoleUser:
 
 
 def _role_with(page: str) -> str:
-    return next(role for role, pages in ROLE_PAGES.items() if page in pages)
+    return next(role for role, pages in ROLE_RIGHTS.items() if page in pages)
+
+
+def _account(user: User) -> str:
+    """Which account a session belongs to: a user removed and added again (a new salted
+    password hash) is another account. A digest, so the cookie does not carry the hash."""
+    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
 
 
 def _duration(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:g} seconds"
-    return f"{seconds / 60:g} minutes"
+    if seconds < 7200:
+        return f"{seconds / 60:g} minutes"
+    return f"{seconds / 3600:g} hours"
 
 
 def console_secret(settings: Settings) -> str:
@@ -89,9 +101,13 @@ class Sessions:
     def __init__(
         self, users: UserStore, idle: float, clock: Callable[[], float] = time.time
     ) -> None:
+        if idle <= 0:
+            raise BadInput(f"a console session's idle time must be positive, not {idle:g}")
         self.users = users
         self.idle = idle
         self._clock = clock
+        # Sign-in is open to anyone who reaches the page: bound what guessing can cost.
+        self._checking = threading.BoundedSemaphore(SIGN_INS_AT_ONCE)
 
     def csrf(self, session: MutableMapping[str, Any]) -> str:
         """This session's CSRF token (made on its first page, the sign-in page included)."""
@@ -108,12 +124,15 @@ class Sessions:
             )
 
     def sign_in(self, session: MutableMapping[str, Any], name: str, password: str) -> ConsoleUser:
-        user = self.users.check(name, password)
+        with self._checking:
+            user = self.users.check(name, password)
         if user is None:
             raise BadInput("wrong user name or password")
         session.clear()  # a new session: nothing carried over from before signing in
-        session.update(user=user.name, seen=int(self._clock()))
-        return ConsoleUser(user.name, user.role, self.csrf(session))
+        now = int(self._clock())
+        session.update(user=user.name, account=_account(user), since=now, seen=now)
+        self.csrf(session)
+        return ConsoleUser(user.name, user.role)
 
     def current(self, session: MutableMapping[str, Any], had_cookie: bool) -> ConsoleUser:
         """The signed-in user, the session's last use moved to now; SignInNeeded with the
@@ -132,9 +151,14 @@ class Sessions:
             raise SignInNeeded(
                 f"your session expired after {_duration(self.idle)} without use: sign in again"
             )
-        user = next((u for u in self.users.users() if u.name == name), None)
-        if user is None:
+        if now - int(session.get("since", 0)) > SESSION_MAX:
             session.clear()
-            raise SignInNeeded(f"user {name} no longer exists")
+            raise SignInNeeded(
+                f"sessions end {_duration(SESSION_MAX)} after signing in: sign in again"
+            )
+        user = next((u for u in self.users.users() if u.name == name), None)
+        if user is None or _account(user) != session.get("account"):
+            session.clear()  # removed, or removed and added again since this sign-in
+            raise SignInNeeded(f"user {name} no longer exists, or was changed: sign in again")
         session["seen"] = now
-        return ConsoleUser(user.name, user.role, self.csrf(session))
+        return ConsoleUser(user.name, user.role)

@@ -8,21 +8,25 @@ never while a request holds it.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
-from replay.execution.warm import WarmDeployment
+from replay.errors import BadInput
+from replay.execution.warm import Unavailable, WarmDeployment
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class _Slot:
+    last_used: float
     starting: threading.Lock = field(default_factory=threading.Lock)
     warm: WarmDeployment | None = None
     users: int = 0  # requests holding it now
-    last_used: float = field(default_factory=time.monotonic)
 
 
 class WarmPool:
@@ -33,6 +37,8 @@ class WarmPool:
         idle: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if idle <= 0:
+            raise BadInput(f"the console's warm time must be positive, not {idle:g}")
         self._start = start
         self.idle = idle
         self._clock = clock
@@ -46,13 +52,23 @@ class WarmPool:
     def using(self, manifest_id: str) -> Iterator[WarmDeployment]:
         """The manifest's running deployment, started if none is; held for the block."""
         with self._lock:
-            slot = self._slots.setdefault(manifest_id, _Slot())
+            if self._closed.is_set():  # a request still running as the console stops
+                raise Unavailable("the console is stopping")
+            slot = self._slots.setdefault(manifest_id, _Slot(self._clock()))
             slot.users += 1
         try:
             with slot.starting:  # one start per manifest; others wait for it
-                if slot.warm is None:
-                    slot.warm = self._start(manifest_id)
-            yield slot.warm
+                warm = slot.warm
+                if warm is None:
+                    warm = self._start(manifest_id)
+                    with self._lock:
+                        closed = self._closed.is_set()
+                        if not closed:
+                            slot.warm = warm
+                    if closed:  # closed while this one started: nobody else would close it
+                        _close(warm)
+                        raise Unavailable("the console is stopping")
+            yield warm
         finally:
             with self._lock:
                 slot.users -= 1
@@ -82,7 +98,7 @@ class WarmPool:
                     if slot.warm is not None:
                         closing.append(slot.warm)
         for warm in closing:
-            warm.close()
+            _close(warm)
         return [warm.manifest.manifest_id for warm in closing]
 
     def _reap_forever(self) -> None:
@@ -95,4 +111,13 @@ class WarmPool:
             slots, self._slots = list(self._slots.values()), {}
         for slot in slots:
             if slot.warm is not None:
-                slot.warm.close()
+                _close(slot.warm)
+
+
+def _close(warm: WarmDeployment) -> None:
+    """Close one deployment's containers; a failure is logged and the others still close
+    (the reaper thread must not die of it)."""
+    try:
+        warm.close()
+    except Exception:
+        log.exception("closing the containers of %s failed", warm.manifest.manifest_id[:12])

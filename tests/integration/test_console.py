@@ -240,6 +240,10 @@ def test_support_finds_asks_and_sees_the_decision_flip(console, served, browser)
         "arguments[0].scrollIntoView()", browser.find_element("id", "sweep-form")
     )
     shot(browser, "sweep")
+    Select(browser.find_element("name", "feature2")).select_by_value("debt")
+    click(browser, "#run-sweep")  # two features: a map with the decision's border on it
+    wait_for(browser, "#sweep-summary", "combinations of income and debt")
+    assert browser.find_element("css selector", "#sweep-plot svg")
 
     browser.find_element("link text", "Options").click()
     options = wait_for(browser, "#option-list", "verified")
@@ -247,7 +251,13 @@ def test_support_finds_asks_and_sees_the_decision_flip(console, served, browser)
     shot(browser, "options")
 
     assert not browser.find_elements("id", "report-link")  # not offered to support...
-    browser.get(f"{console}/decisions/{txn}/report.pdf")  # ...nor given when asked
+    browser.execute_script(  # ...nor made when the form is posted all the same
+        "const form = document.createElement('form');"
+        "form.method = 'post'; form.action = arguments[0];"
+        "form.appendChild(document.querySelector('input[name=csrf]').cloneNode());"
+        "document.body.appendChild(form); form.submit();",
+        f"/decisions/{txn}/report",
+    )
     refused = wait_for(browser, ".error", "your role (support) does not include report")
     assert refused.get_attribute("data-status") == "403"
 
@@ -442,7 +452,8 @@ def test_pages_are_private_and_forms_need_the_sessions_token(console, served):
         assert "script-src 'self'" in page.headers["content-security-policy"]
         assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
         cookie = page.headers["set-cookie"].lower()
-        assert "httponly" in cookie and "samesite=strict" in cookie
+        assert "httponly" in cookie and "samesite=lax" in cookie
+        assert "secure" not in cookie  # on loopback; beyond it, HTTPS only
         token = re.search(r'name="csrf" value="([^"]+)"', page.text)[1]
         refused = client.post("/login", data={"name": "tess", "password": PASSWORDS["tess"]})
         assert refused.status_code == 403  # no token: not even a sign-in is taken
@@ -457,4 +468,27 @@ def test_pages_are_private_and_forms_need_the_sessions_token(console, served):
         assert stale.status_code == 403 and "reload the page" in stale.text
         assert ledger_size() == before
         assert client.get("/decisions/txn_unknown").status_code == 404
+        assert client.get("/no-such-page").status_code == 404
+        assert ledger_size() == before
+
+        # Each role is refused what it does not hold, before anything is read or written.
+        page = client.get(f"/decisions/{txn}/what-if")
+        token = re.search(r'name="csrf" value="([^"]+)"', page.text)[1]
+        before = ledger_size()
+        for method, path in (
+            ("post", f"/decisions/{txn}/report"),
+            ("post", f"/decisions/{txn}/review"),
+            ("get", "/verify"),
+            ("get", "/users"),
+            ("post", "/users"),
+        ):
+            data = {"csrf": token} if method == "post" else None
+            refused = client.request(method, path, data=data)
+            assert refused.status_code == 403 and "your role (support)" in refused.text, path
+        assert ledger_size() == before
+
+        # A fragment asked for after the session ended sends the whole page to sign in.
+        client.cookies.clear()
+        fragment = client.get(f"/decisions/{txn}/reasons", headers={"HX-Request": "true"})
+        assert fragment.headers.get("HX-Redirect") == "/login"
         assert ledger_size() == before

@@ -11,17 +11,20 @@ from types import SimpleNamespace
 import pytest
 
 from replay.errors import BadInput
+from replay.execution.warm import Unavailable
 from replay.stores.users import UserStore
 from replay.web.forms import (
     MAX_POINTS_1D,
     as_text,
     input_fields,
+    shown,
     sweep_choices,
     sweep_ranges,
     whatif_changes,
 )
 from replay.web.sessions import (
-    ROLE_PAGES,
+    ROLE_RIGHTS,
+    SESSION_MAX,
     ConsoleUser,
     Forbidden,
     Sessions,
@@ -54,8 +57,9 @@ def test_signing_in_starts_a_new_session_with_a_new_csrf_token(sessions):
     manager, _ = sessions
     session: dict = {"csrf": "from-before", "flash": "old"}
     user = manager.sign_in(session, "sue", PASSWORD)
-    assert user == ConsoleUser("sue", "support", session["csrf"])
+    assert user == ConsoleUser("sue", "support")
     assert session["csrf"] != "from-before" and "flash" not in session
+    assert PASSWORD not in str(session) and "argon2" not in str(session)
     with pytest.raises(BadInput, match="wrong user name or password"):
         manager.sign_in({}, "sue", PASSWORD + "x")
     with pytest.raises(BadInput, match="wrong user name or password"):
@@ -93,6 +97,28 @@ def test_a_removed_user_is_signed_out_at_their_next_request(sessions):
         manager.current(session, had_cookie=True)
 
 
+def test_a_user_added_again_with_a_new_password_ends_the_old_sessions(sessions):
+    manager, _ = sessions
+    old: dict = {}
+    manager.sign_in(old, "sue", PASSWORD)
+    manager.users.remove("sue")
+    manager.users.add("sue", "support", PASSWORD + " changed")
+    with pytest.raises(SignInNeeded, match="no longer exists, or was changed"):
+        manager.current(old, had_cookie=True)
+
+
+def test_a_session_used_all_day_still_ends(sessions):
+    manager, clock = sessions
+    session: dict = {}
+    manager.sign_in(session, "sue", PASSWORD)
+    for _ in range(SESSION_MAX // 50):
+        clock.now += 50
+        manager.current(session, had_cookie=True)
+    clock.now += 50
+    with pytest.raises(SignInNeeded, match="end 12 hours after signing in"):
+        manager.current(session, had_cookie=True)
+
+
 def test_a_form_needs_this_sessions_csrf_token(sessions):
     manager, _ = sessions
     session: dict = {}
@@ -107,10 +133,10 @@ def test_a_form_needs_this_sessions_csrf_token(sessions):
 
 
 def test_roles_open_their_pages_only():
-    support = ConsoleUser("s", "support", "t")
-    compliance = ConsoleUser("c", "compliance", "t")
-    admin = ConsoleUser("a", "admin", "t")
-    assert ROLE_PAGES["support"] < ROLE_PAGES["compliance"]
+    support = ConsoleUser("s", "support")
+    compliance = ConsoleUser("c", "compliance")
+    admin = ConsoleUser("a", "admin")
+    assert ROLE_RIGHTS["support"] < ROLE_RIGHTS["compliance"]
     with pytest.raises(Forbidden, match=r"your role \(support\) does not include report"):
         support.require("report")
     compliance.require("report")
@@ -224,6 +250,24 @@ class FakeWarm:
         self.closed = True
 
 
+def test_numbers_are_shown_with_separators_numpy_scalars_too():
+    import numpy as np
+
+    assert [shown(v) for v in (1234567, 2000.0, 0.25, True, None, "a")] == [
+        "1,234,567",
+        "2,000",
+        "0.25",
+        "true",
+        "null",
+        "a",
+    ]
+    assert [shown(v) for v in (np.int64(1234), np.bool_(False), np.float64(1.5))] == [
+        "1,234",
+        "false",
+        "1.5",
+    ]
+
+
 def test_the_pool_starts_a_deployment_once_and_closes_it_when_idle():
     FakeWarm.started = 0
     clock = Clock()
@@ -251,6 +295,28 @@ def test_the_pool_starts_a_deployment_once_and_closes_it_when_idle():
         assert again is not got[0]
     pool.close()
     assert again.closed
+    with pytest.raises(Unavailable, match="stopping"), pool.using("m1"):
+        pass  # a request still running as the console stops starts nothing
+
+
+def test_a_failing_close_does_not_stop_the_others():
+    clock = Clock()
+    pool = WarmPool(FakeWarm, idle=60, clock=clock)  # type: ignore[arg-type]
+    held = {}
+    for name in ("a", "b"):
+        with pool.using(name) as warm:
+            held[name] = warm
+    held["a"].close = lambda: (_ for _ in ()).throw(TimeoutError("wait timed out"))
+    clock.now += 61
+    assert sorted(pool.reap()) == ["a", "b"] and held["b"].closed
+    pool.close()
+
+
+def test_pool_and_sessions_refuse_times_that_are_not_positive(tmp_path):
+    with pytest.raises(BadInput, match="warm time must be positive"):
+        WarmPool(FakeWarm, idle=0)  # type: ignore[arg-type]
+    with pytest.raises(BadInput, match="idle time must be positive"):
+        Sessions(UserStore(tmp_path / "users.json"), idle=-1)
 
 
 def test_a_failed_start_is_tried_again_by_the_next_request():
