@@ -1,9 +1,10 @@
-"""`replay ledger show|list|verify|checkpoint`, and `replay review`."""
+"""`replay ledger show|list|export|verify|checkpoint`, and `replay review`."""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
+from pathlib import Path
 
 import click
 from replay.cli.output import emit, json_option, table
@@ -11,6 +12,7 @@ from replay.cli.params import Moment
 
 import replay
 from replay.errors import Erased
+from replay.history.export import FORMATS
 from replay.ledger import open_ledger
 from replay.ledger.chain import KINDS, LedgerEntry, LedgerVerification
 from replay.ledger.checkpoints import Checkpoint
@@ -85,6 +87,40 @@ def _show_entries(entries: list[LedgerEntry]) -> None:
             for entry in entries
         ),
         whole=("transaction",),
+    )
+
+
+@ledger.command("export")
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--format", "format_", type=click.Choice(FORMATS), default="parquet", show_default=True
+)
+@click.option("--deployment")
+@click.option("--since", type=Moment(), help="ISO date or time, inclusive.")
+@click.option("--until", type=Moment(), help="ISO date or time, exclusive.")
+@json_option
+def ledger_export(
+    out: Path,
+    format_: str,
+    deployment: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    as_json: bool,
+) -> None:
+    """Write the logged decisions to OUT (Parquet or CSV), inputs and outputs as typed
+    columns, subjects as pseudonyms; read in chunks, so any size fits in memory."""
+    made = replay.export_ledger(
+        out, format=format_, deployment=deployment, since=since, until=until
+    )
+    emit(
+        made,
+        as_json,
+        lambda e: click.echo(
+            f"{e.decisions:,} decisions written to {e.path} ({e.format}, "
+            f"{len(e.columns)} columns"
+            + (f"; {e.erased:,} erased, without inputs" if e.erased else "")
+            + ")"
+        ),
     )
 
 

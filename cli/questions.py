@@ -14,7 +14,8 @@ from replay.errors import VerificationFailed
 from replay.execution.inputs import format_value
 
 if TYPE_CHECKING:  # result types; each command loads only the question it asks
-    from replay.execution.reexecution import ReplayResult, ReplaySummary
+    from replay.execution.reexecution import ReplayResult
+    from replay.history.batch_replay import ReplaySummary
     from replay.questions.counterfactuals import CounterfactualSet
     from replay.questions.explanations import Explanation
     from replay.questions.sweeps import Range, Sweep
@@ -29,12 +30,27 @@ MAX_SWEEP_ROWS = 60  # more variants than this are shown thinned out
 @click.option("--all", "replay_all", is_flag=True, help="Replay every decision (filtered).")
 @click.option("--deployment", help="With --all: only this deployment's decisions.")
 @click.option("--since", type=Moment(), help="With --all: only decisions at or after this time.")
+@click.option("--until", type=Moment(), help="With --all: only decisions before this time.")
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="With --all: a Dask scheduler (tcp://HOST:8786); default a local cluster "
+    "(or DASK_SCHEDULER_ADDRESS).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    help="With --all: worker processes of the local cluster (default: one per core).",
+)
 @json_option
 def replay_command(
     txn_id: str | None,
     replay_all: bool,
     deployment: str | None,
     since: datetime | None,
+    until: datetime | None,
+    scheduler: str | None,
+    workers: int | None,
     as_json: bool,
 ) -> None:
     """Re-execute a logged decision in its original container; compare bit for bit.
@@ -42,7 +58,7 @@ def replay_command(
     Exit 0 when reproduced, 1 when diverged or failed.
     """
     if bool(txn_id) == replay_all:
-        raise click.UsageError("give one transaction id, or --all (with --deployment/--since)")
+        raise click.UsageError("give one transaction id, or --all (with its filters)")
     if txn_id:
         result = replay.replay(txn_id)
         emit(result, as_json, _show_replay)
@@ -56,11 +72,15 @@ def replay_command(
         summary = replay.replay_many(
             deployment=deployment,
             since=since,
+            until=until,
+            scheduler=scheduler,
+            workers=workers,
+            keep_reproduced=False,  # only what did not reproduce is shown (and kept)
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     emit(summary, as_json, _show_summary)
     if not summary.all_reproduced:
-        failed = len(summary.results) - summary.counts["reproduced"]
+        failed = summary.total - summary.counts["reproduced"]
         raise VerificationFailed(f"{failed} decisions did not reproduce")
 
 
@@ -97,8 +117,9 @@ def _show_summary(summary: ReplaySummary) -> None:
             _show_replay(result)
     counts = summary.counts
     click.echo(
-        f"{len(summary.results)} replayed: {counts['reproduced']} reproduced, "
-        f"{counts['diverged']} diverged, {counts['failed']} failed"
+        f"{summary.total} replayed on {summary.workers} Dask worker(s): "
+        f"{counts['reproduced']} reproduced, {counts['diverged']} diverged, "
+        f"{counts['failed']} failed"
         + (f"; {summary.erased} erased decisions left out" if summary.erased else "")
     )
 

@@ -25,12 +25,14 @@ if TYPE_CHECKING:
 _STDOUT, _STDERR = 1, 2
 # Runner protocol versions this host speaks. 1 (a batch as a list of row objects) never
 # left development; 2 sends batches by column; 3 also seeds `load()`; 4 answers every row
-# of a batch as that row alone; 5 fingerprints every file of the source and environment.
-# Images with runner 2 or 3 stay replayable, one decision at a time (their decisions were
-# made that way), but their batches drew random numbers in sequence across rows, so
-# questions that send batches are refused (OldRunner).
-PROTOCOLS = {"2", "3", "4", "5"}
+# of a batch as that row alone; 5 fingerprints every file of the source and environment;
+# 6 takes a seed per row of a batch. Images with runner 2 or 3 stay replayable, one
+# decision at a time (their decisions were made that way), but their batches drew random
+# numbers in sequence across rows, so questions that send batches are refused
+# (OldRunner). Before 6, logged decisions are replayed one request each.
+PROTOCOLS = {"2", "3", "4", "5", "6"}
 PER_ROW_SEEDS = 4
+SEEDS_PER_ROW = 6
 
 
 class OldRunner(EnvironmentProblem):
@@ -115,6 +117,11 @@ class RunnerContainer:
                 f"the image's runner speaks protocol {self.hello.get('runner')!r}; "
                 f"this replay speaks {', '.join(sorted(PROTOCOLS))}"
             )
+
+    @property
+    def protocol(self) -> int:
+        """The runner protocol version the image speaks."""
+        return int(self.hello["runner"])
 
     @property
     def fingerprint(self) -> dict[str, Any]:
@@ -208,9 +215,14 @@ class RunnerContainer:
 
     def request(self, payload: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
         """Send one request and return the runner's answer (outputs or error)."""
-        if "columns" in payload and int(self.hello["runner"]) < PER_ROW_SEEDS:
+        if "seeds" in payload and self.protocol < SEEDS_PER_ROW:
             raise OldRunner(
-                f"this image's runner (protocol {self.hello['runner']}) seeds a batch once, "
+                f"this image's runner (protocol {self.protocol}) takes one seed per batch; "
+                "send its logged decisions one request each"
+            )
+        if "columns" in payload and self.protocol < PER_ROW_SEEDS:
+            raise OldRunner(
+                f"this image's runner (protocol {self.protocol}) seeds a batch once, "
                 "so its variants would draw different random numbers; replaying its "
                 "decisions still works, questions need the deployment captured again"
             )

@@ -16,6 +16,8 @@ go to stderr):
     out  {"id": "r1", "outputs": {...}}   or   {"id": "r1", "error": {"type", "message"}}
     in   {"id": "r2", "rows": 3, "columns": {"income": [1, 2, 3]}, "shared": {...}, "seed": 42}
     out  {"id": "r2", "columns": {"score": [...], ...}}
+    in   {"id": "r3", "rows": 2, "columns": {...}, "shared": {...}, "seeds": [42, 7]}
+                                   (a seed per row: logged decisions replayed in one batch)
 
 A batch travels by column: each field that varies is one list, the fields every row
 has in common are sent once in "shared" (a 10,000-point sweep of two features sends
@@ -41,7 +43,9 @@ loop goes on.
 
 Versions: 2 sent batches by column; 3 adds the seed to `load`; 4 seeds every row of a
 batch (before, a batch was seeded once and its random draws ran on from row to row); 5
-fingerprints content: every file of the source and of the installed environment.
+fingerprints content: every file of the source and of the installed environment; 6 takes
+a seed per row of a batch (`seeds`), so decisions made with different seeds are
+replayed in one batch, each row answered as its single request would be.
 
     python runner.py --fingerprint   print only the fingerprint, as one JSON line
 """
@@ -64,7 +68,7 @@ if TYPE_CHECKING:  # annotations only: the runner must start on any Python from 
     from collections.abc import Callable
     from typing import TextIO
 
-RUNNER_VERSION = "5"
+RUNNER_VERSION = "6"
 
 
 def deployment_dir() -> str:
@@ -253,7 +257,13 @@ class Deployment:
             rows = [{**shared, **dict(zip(names, values))} for values in zip(*columns.values())]
         else:
             rows = [dict(shared) for _ in range(count)]
-        outputs = self.batch_outputs(rows, [int(request["seed"])] * count)
+        if "seeds" in request:
+            seeds = [int(seed) for seed in request["seeds"]]
+            if len(seeds) != count:
+                raise ValueError(f"a batch of {count} rows needs {count} seeds, not {len(seeds)}")
+        else:
+            seeds = [int(request["seed"])] * count
+        outputs = self.batch_outputs(rows, seeds)
         if not outputs:
             return {}
         fields = list(outputs[0]) if isinstance(outputs[0], dict) else []

@@ -17,8 +17,10 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time, __getattr_
     from replay.deployments.environment import up
     from replay.deployments.history import list_deployments, show_manifest, verify_manifest
     from replay.deployments.publishing import publish
-    from replay.execution.reexecution import replay, replay_many
+    from replay.execution.reexecution import replay
     from replay.execution.warm import WarmDeployment
+    from replay.history.batch_replay import replay_many
+    from replay.history.export import export_ledger
     from replay.ledger.decisions import (
         checkpoint_ledger,
         list_transactions,
@@ -55,7 +57,8 @@ _PUBLIC = {
     "verify_manifest": "replay.deployments.history",
     "publish": "replay.deployments.publishing",
     "replay": "replay.execution.reexecution",
-    "replay_many": "replay.execution.reexecution",
+    "replay_many": "replay.history.batch_replay",
+    "export_ledger": "replay.history.export",
     "WarmDeployment": "replay.execution.warm",
     "record_decision": "replay.ledger.decisions",
     "show_transaction": "replay.ledger.decisions",
@@ -94,6 +97,7 @@ __all__ = [
     "counterfactual",
     "erase_subject",
     "explain",
+    "export_ledger",
     "export_subject",
     "list_deployments",
     "list_tokens",

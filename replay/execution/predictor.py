@@ -59,14 +59,36 @@ class Predictor(ABC):
         """Many rows in one batch, each answered as alone with `seed`."""
         if not rows:
             return []
-        names = list(rows[0])
-        if any(len(row) != len(names) for row in rows):
-            raise BadInput("every row of a batch must have the same fields")
-        columns = self.predict_columns({name: [row[name] for row in rows] for name in names}, seed)
-        return [
-            dict(zip(columns, values, strict=True))
-            for values in zip(*columns.values(), strict=True)
-        ]
+        return _rows_of(self.predict_columns(_columns_of(rows), seed))
+
+    # Whether one batch may carry a seed per row (runner protocol 6); `WarmDeployment`
+    # says per image.
+    seeds_per_row = True
+
+    def predict_each(self, rows: list[Row], seeds: list[int]) -> list[Row]:
+        """Each row with its own seed (logged decisions), answered as its single request
+        would be: in one batch where the runner takes a seed per row, else one by one."""
+        if len(rows) != len(seeds):
+            raise BadInput(f"{len(rows)} rows need {len(rows)} seeds, not {len(seeds)}")
+        if not rows:
+            return []
+        if not self.seeds_per_row:
+            return [self.predict(row, seed) for row, seed in zip(rows, seeds, strict=True)]
+        request = {"rows": len(rows), "columns": _columns_of(rows), "shared": {}, "seeds": seeds}
+        return _rows_of(self.answer(request)["columns"])
+
+
+def _columns_of(rows: list[Row]) -> dict[str, list[Any]]:
+    names = list(rows[0])
+    if any(row.keys() != rows[0].keys() for row in rows):
+        raise BadInput("every row of a batch must have the same fields")
+    return {name: [row[name] for row in rows] for name in names}
+
+
+def _rows_of(columns: Mapping[str, list[Any]]) -> list[Row]:
+    return [
+        dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)
+    ]
 
 
 class PredictionError(BadInput):

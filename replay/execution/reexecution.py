@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import struct
 import time
-from collections import Counter
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from typing import Any, TypeGuard
 
-from replay.errors import BadInput, EnvironmentProblem, IntegrityError, ReplayError
+from replay.errors import BadInput, EnvironmentProblem, IntegrityError
 from replay.execution.decision import Decision
 from replay.execution.predictor import PredictionError
 from replay.execution.warm import WarmDeployment, warm_for
@@ -92,16 +89,60 @@ class ReplayResult:
 
 def _replay_with(warm: WarmDeployment, entry: LedgerEntry) -> ReplayResult:
     started = time.perf_counter()
-    logged = entry.outputs
     replayed, error = None, None
     seed = Decision.from_entry(entry, warm.manifest).seed
     try:
         replayed = warm.predict(entry.inputs, seed)
-        warm.manifest.schema.output.check(replayed)
     except (PredictionError, RunnerFailed) as problem:
         error = str(problem)
-    except BadInput as problem:  # answered, but not what the manifest declares
-        error = f"the replayed outputs break the schema: {problem}"
+    return _judged(warm, entry, seed, replayed, error, time.perf_counter() - started)
+
+
+def replay_batch(warm: WarmDeployment, entries: list[LedgerEntry]) -> list[ReplayResult]:
+    """Decisions of one manifest replayed in one batch, each row with its own logged seed
+    (as its single request would be answered); a batch the deployment refuses is
+    replayed one decision at a time, so each result names its own error."""
+    started = time.perf_counter()
+    try:
+        seeds = [Decision.from_entry(entry, warm.manifest).seed for entry in entries]
+        answers = warm.predict_each([entry.inputs for entry in entries], seeds)
+    except Exception as problem:
+        machine = isinstance(problem, EnvironmentProblem | IntegrityError)
+        if machine and not isinstance(problem, RunnerFailed):
+            raise  # the container, not an entry: the caller fails the group's rest
+        # a decision refused, broke or killed the runner: find which, one at a time
+        return [_replay_alone(warm, entry) for entry in entries]
+    share = (time.perf_counter() - started) / len(entries)
+    return [
+        _judged(warm, entry, seed, replayed, None, share)
+        for entry, seed, replayed in zip(entries, seeds, answers, strict=True)
+    ]
+
+
+def _replay_alone(warm: WarmDeployment, entry: LedgerEntry) -> ReplayResult:
+    try:
+        return _replay_with(warm, entry)
+    except (EnvironmentProblem, IntegrityError):
+        raise
+    except Exception as problem:  # this entry broke: say so, go on
+        return failed(entry, f"{type(problem).__name__}: {problem}")
+
+
+def _judged(
+    warm: WarmDeployment,
+    entry: LedgerEntry,
+    seed: int,
+    replayed: dict[str, Any] | None,
+    error: str | None,
+    seconds: float,
+) -> ReplayResult:
+    """The verdict on one decision re-run: its outputs against the logged ones."""
+    logged = entry.outputs
+    if replayed is not None and error is None:
+        try:
+            warm.manifest.schema.output.check(replayed)
+        except BadInput as problem:  # answered, but not what the manifest declares
+            error = f"the replayed outputs break the schema: {problem}"
     if entry.fingerprint and entry.fingerprint != warm.fingerprint_id:
         error = (
             f"the decision was made by fingerprint {entry.fingerprint[:12]}, "
@@ -118,18 +159,18 @@ def _replay_with(warm: WarmDeployment, entry: LedgerEntry) -> ReplayResult:
         replayed,
         differences,
         error,
-        time.perf_counter() - started,
+        seconds,
         seed=seed,
     )
 
 
-def _failed(entry: LedgerEntry, error: str) -> ReplayResult:
+def failed(entry: LedgerEntry, error: str) -> ReplayResult:
     return ReplayResult(
         entry.txn_id, entry.manifest_id, FAILED, "none", entry.outputs, None, error=error
     )
 
 
-def _record(
+def record_replays(
     results: list[ReplayResult], entries: dict[str, LedgerEntry], settings: Settings
 ) -> list[ReplayResult]:
     """Write each replay to the ledger (one transaction for the lot)."""
@@ -174,71 +215,4 @@ def replay(
     with warm_for(entry.manifest_id, warm, settings) as running:
         result = _replay_with(running, entry)
     result = ReplayResult(**{**result.__dict__, "seconds": time.perf_counter() - started})
-    return _record([result], {txn_id: entry}, settings)[0] if record else result
-
-
-@dataclass(frozen=True)
-class ReplaySummary:
-    results: list[ReplayResult]
-    erased: int = 0  # decisions left out because their subject's data was erased
-
-    @property
-    def counts(self) -> dict[str, int]:
-        counted = Counter(result.verdict for result in self.results)
-        return {verdict: counted.get(verdict, 0) for verdict in (REPRODUCED, DIVERGED, FAILED)}
-
-    @property
-    def all_reproduced(self) -> bool:
-        return all(result.reproduced for result in self.results)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "counts": self.counts,
-            "erased": self.erased,
-            "results": [result.to_dict() for result in self.results],
-        }
-
-
-def replay_many(
-    *,
-    deployment: str | None = None,
-    since: datetime | None = None,
-    txn_ids: list[str] | None = None,
-    record: bool = True,
-    settings: Settings | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> ReplaySummary:
-    """Replay many decisions, one warm container per manifest; `progress(done, total)`."""
-    settings = settings or load_settings()
-    ledger = open_ledger(settings)
-    entries = (
-        [ledger.get(txn) for txn in txn_ids]
-        if txn_ids is not None
-        else ledger.list(deployment=deployment, since=since)
-    )
-    erased = [entry for entry in entries if entry.erased_on is not None]
-    entries = [entry for entry in entries if entry.erased_on is None]
-    by_manifest: dict[str, list[LedgerEntry]] = {}
-    for entry in entries:
-        by_manifest.setdefault(entry.manifest_id, []).append(entry)
-    results: list[ReplayResult] = []
-    for manifest_id, group in by_manifest.items():
-        try:
-            with WarmDeployment(manifest_id, settings=settings) as warm:
-                for entry in group:
-                    try:
-                        results.append(_replay_with(warm, entry))
-                    except (EnvironmentProblem, IntegrityError):
-                        raise  # the container, not the entry: the group's rest fails below
-                    except Exception as problem:  # this entry broke: say so, go on
-                        results.append(_failed(entry, f"{type(problem).__name__}: {problem}"))
-                    if progress:
-                        progress(len(results), len(entries))
-        except ReplayError as problem:  # e.g. the image was refused: the group failed
-            done = {result.txn_id for result in results}
-            results += [_failed(entry, str(problem)) for entry in group if entry.txn_id not in done]
-            if progress:
-                progress(len(results), len(entries))
-    if record and results:
-        results = _record(results, {entry.txn_id: entry for entry in entries}, settings)
-    return ReplaySummary(results, erased=len(erased))
+    return record_replays([result], {txn_id: entry}, settings)[0] if record else result

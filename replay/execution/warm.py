@@ -20,7 +20,13 @@ from replay.errors import BadInput, EnvironmentProblem, IntegrityError, one_line
 from replay.execution.predictor import PredictionError, Predictor, Row
 from replay.execution.recovery import RecoveredImage, recover_image
 from replay.images.build import fingerprint_difference
-from replay.images.container import OldRunner, RunnerContainer, RunnerFailed, Sandbox
+from replay.images.container import (
+    SEEDS_PER_ROW,
+    OldRunner,
+    RunnerContainer,
+    RunnerFailed,
+    Sandbox,
+)
 from replay.images.engine import docker_client
 from replay.manifests.canonical import document_id
 from replay.manifests.manifest import Manifest
@@ -66,6 +72,7 @@ class WarmDeployment(Predictor):
         self.fingerprint_id = record.fingerprint_id
         self.size = containers
         self.last_failure: str | None = None  # why the pool is short, while it is
+        self._protocol = 0  # the runner's protocol, read from the first one started
         self._idle: queue.Queue[RunnerContainer] = queue.Queue()
         self._all: list[RunnerContainer] = []
         self._lock = threading.Lock()
@@ -88,6 +95,7 @@ class WarmDeployment(Predictor):
         )
         try:
             self._prove(runner)
+            self._protocol = runner.protocol
             runner.load(self.manifest.runtime.seed)
         except BaseException:
             runner.close()
@@ -120,6 +128,11 @@ class WarmDeployment(Predictor):
     @property
     def running(self) -> int:
         return len(self._all)
+
+    @property
+    def seeds_per_row(self) -> bool:  # type: ignore[override]
+        """Whether this image's runner takes a seed per row of a batch (protocol 6)."""
+        return self._protocol >= SEEDS_PER_ROW
 
     def answer(self, request: dict[str, Any]) -> dict[str, Any]:
         """The runner's answer within the request timeout, waiting for a free container

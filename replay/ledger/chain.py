@@ -20,6 +20,7 @@ keep their proof.
 
 from __future__ import annotations
 
+import builtins
 import hmac
 import json
 import secrets
@@ -461,28 +462,80 @@ class Ledger(ABC):
         *,
         deployment: str | None = None,
         since: datetime | None = None,
+        until: datetime | None = None,
         subject: str | None = None,
         kind: str | None = "decision",
         refers_to: str | None = None,
+        after: int | None = None,
         limit: int | None = None,
     ) -> list[LedgerEntry]:
-        """Entries oldest first, filtered; `since` without a time zone is UTC."""
-        clauses, parameters = [], []
-        for column, value in (
-            ("deployment", deployment),
-            ("subject", subject),
-            ("kind", kind),
-            ("refers_to", refers_to),
-        ):
-            if value is not None:
-                clauses.append(f"{column} = {self.placeholder}")
-                parameters.append(value)
-        if since is not None:
-            clauses.append(f"time >= {self.placeholder}")
-            parameters.append(_stored_time(since))
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        """Entries oldest first, filtered: `since` inclusive, `until` exclusive (without
+        a time zone, UTC), `after` a sequence number (the last of the previous chunk)."""
+        where, parameters = self._where(
+            deployment=deployment,
+            since=since,
+            until=until,
+            subject=subject,
+            kind=kind,
+            refers_to=refers_to,
+            after=after,
+        )
         tail = f" LIMIT {int(limit)}" if limit else ""
         return self._open(list(self._rows(f"{where} ORDER BY seq{tail}", parameters)))
+
+    def count(self, **filters: Any) -> int:
+        """How many entries `list` would give with these filters (no `limit`)."""
+        where, parameters = self._where(**filters)
+        (total,) = (
+            self._connection()
+            .execute(f"SELECT COUNT(*) FROM entries {where}", parameters)
+            .fetchone()
+        )
+        return int(total)
+
+    def manifest_ids(self, **filters: Any) -> builtins.list[str]:
+        """The manifests of the entries `list` would give, by first appearance."""
+        where, parameters = self._where(**filters)
+        rows = self._connection().execute(
+            f"SELECT manifest_id, MIN(seq) FROM entries {where} GROUP BY manifest_id "
+            "ORDER BY MIN(seq)",
+            parameters,
+        )
+        return [row[0] for row in rows]
+
+    def chunks(self, size: int, **filters: Any) -> Iterator[builtins.list[LedgerEntry]]:
+        """The entries `list` would give, oldest first, `size` at a time: a history of
+        any length read in bounded memory."""
+        after = filters.pop("after", None)
+        while chunk := self.list(**filters, after=after, limit=size):
+            yield chunk
+            after = chunk[-1].seq
+
+    def _where(
+        self,
+        *,
+        deployment: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        subject: str | None = None,
+        kind: str | None = "decision",
+        refers_to: str | None = None,
+        after: int | None = None,
+    ) -> tuple[str, builtins.list[Any]]:
+        clauses, parameters = [], []
+        for column, operator, value in (
+            ("deployment", "=", deployment),
+            ("subject", "=", subject),
+            ("kind", "=", kind),
+            ("refers_to", "=", refers_to),
+            ("seq", ">", after),
+            ("time", ">=", None if since is None else _stored_time(since)),
+            ("time", "<", None if until is None else _stored_time(until)),
+        ):
+            if value is not None:
+                clauses.append(f"{column} {operator} {self.placeholder}")
+                parameters.append(value)
+        return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), parameters
 
     def verify(self) -> LedgerVerification:
         """Walk the chain from the start; name the first entry that does not hold."""

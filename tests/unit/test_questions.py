@@ -450,3 +450,30 @@ def test_sweep_plots_draw_null_or_non_numeric_scores(claims, tmp_path, score, fe
     ranges = [Range("claim_amount", 0, 60_000, 13), Range("age", 18, 80, 4)][:features]
     path = sweep_of(CLAIMS, referred, ranges, predictor).plot(tmp_path / "sweep.png")
     assert path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_decisions_with_their_own_seeds_are_answered_in_one_batch_as_singly(claims):
+    rows = [
+        {"claim_amount": amount, "region": region, "age": 40}
+        for amount, region in ((1000, "north"), (60_000, "south"), (1000, "north"), (9000, "east"))
+    ]
+    seeds = [4, 5, 6, 4]
+    singles = [claims.predict(row, seed) for row, seed in zip(rows, seeds, strict=True)]
+    assert claims.predict_each(rows, seeds) == singles
+    assert singles[0]["draw"] == singles[3]["draw"] != singles[2]["draw"]  # seeds, not rows
+
+    class OldImage(InProcessPredictor):
+        """An image whose runner predates a seed per batch row: one request per row."""
+
+        seeds_per_row = False
+        requests = 0
+
+        def answer(self, request):
+            OldImage.requests += 1
+            assert "seeds" not in request
+            return super().answer(request)
+
+    assert OldImage(triage).predict_each(rows, seeds) == singles
+    assert OldImage.requests == len(rows)
+    with pytest.raises(BadInput, match="4 rows need 4 seeds, not 3"):
+        claims.predict_each(rows, seeds[:3])

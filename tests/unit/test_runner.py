@@ -109,6 +109,38 @@ def test_every_row_of_a_batch_is_answered_as_that_row_alone(deployment, style, a
     assert len(set(batched["columns"]["draw"])) == 1
 
 
+@pytest.mark.parametrize(
+    ("style", "answered_by"),
+    [
+        ("predict only", "predict"),
+        ("predict_batch(rows)", "predict"),
+        ("predict_batch(rows) with numpy", "predict"),
+        ("predict_batch(rows, seeds)", "batch"),
+    ],
+)
+def test_a_batch_with_a_seed_per_row_answers_each_as_its_single_request(
+    deployment, style, answered_by
+):
+    """Logged decisions, each with its own seed, replayed in one batch (protocol 6)."""
+    entrypoint = deployment(SCORING + BATCH_STYLES[style])
+    rows = [{"a": a, "b": b} for a, b in ((1, 2), (3, 4), (1, 2), (5, 0))]
+    seeds = [11, 12, 13, 11]
+    singles = [
+        {"id": f"s{i}", "inputs": row, "seed": seed}
+        for i, (row, seed) in enumerate(zip(rows, seeds, strict=True))
+    ]
+    columns = {"a": [r["a"] for r in rows], "b": [r["b"] for r in rows]}
+    batch = {"id": "b", "rows": 4, "columns": columns, "seeds": seeds}
+    *answers, batched = talk(entrypoint, *singles, batch)[2:]
+    for field in ("draw", "score"):
+        assert batched["columns"][field] == [a["outputs"][field] for a in answers]
+    assert batched["columns"]["via"] == [answered_by] * 4
+    draws = batched["columns"]["draw"]
+    assert draws[0] == draws[3] != draws[2]  # same seed, same draw; same row, other seed
+    (short,) = talk(entrypoint, {**batch, "seeds": seeds[:3]})[2:]
+    assert "a batch of 4 rows needs 4 seeds, not 3" in short["error"]["message"]
+
+
 def test_a_batch_that_draws_nothing_is_answered_in_one_call(deployment):
     entrypoint = deployment("""
         calls = []

@@ -1,0 +1,162 @@
+"""`replay replay --all`: logged decisions replayed in batches on Dask.
+
+The coordinator reads the ledger in chunks, splits each by manifest into batches and
+hands them to the workers, at most a few per worker at a time; each worker replays a
+batch in its warm container of that manifest (every row with its own logged seed) and
+sends the results back, which are written to the ledger as they arrive. Only the
+decisions that did not reproduce are kept whole, so a history of any length replays in
+bounded memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from replay.execution.reexecution import (
+    DIVERGED,
+    FAILED,
+    REPRODUCED,
+    ReplayResult,
+    failed,
+    record_replays,
+)
+from replay.history.cluster import dask_client
+from replay.ledger import open_ledger
+from replay.ledger.chain import LedgerEntry
+from replay.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from distributed import Client, Future
+
+# Decisions sent to a container in one request: large enough that the model's own batch
+# code does the work, small enough that a refused batch costs little to redo singly.
+BATCH_ROWS = 500
+READ_ROWS = 5_000  # decisions read from the ledger at a time
+IN_FLIGHT_PER_WORKER = 2  # batches queued per worker: it never waits, nothing piles up
+
+
+@dataclass
+class ReplaySummary:
+    counts: dict[str, int] = field(default_factory=lambda: {REPRODUCED: 0, DIVERGED: 0, FAILED: 0})
+    results: list[ReplayResult] = field(default_factory=list)  # kept ones, in ledger order
+    erased: int = 0  # decisions left out because their subject's data was erased
+    workers: int = 0  # Dask workers the replay ran on
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def all_reproduced(self) -> bool:
+        return self.counts[REPRODUCED] == self.total
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "counts": self.counts,
+            "erased": self.erased,
+            "workers": self.workers,
+            "results": [result.to_dict() for result in self.results],
+        }
+
+
+def replay_many(
+    *,
+    deployment: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    txn_ids: list[str] | None = None,
+    record: bool = True,
+    keep_reproduced: bool = True,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    settings: Settings | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ReplaySummary:
+    """Replay many decisions on Dask (a local cluster of `workers` processes, or the
+    scheduler at `scheduler`); `progress(done, total)` as batches come back. Results of
+    reproduced decisions are counted, and kept only with `keep_reproduced`."""
+    settings = settings or load_settings()
+    ledger = open_ledger(settings)
+    filters: dict[str, Any] = {"deployment": deployment, "since": since, "until": until}
+    if txn_ids is not None:
+        chunks: Iterator[list[LedgerEntry]] = iter([[ledger.get(txn) for txn in txn_ids]])
+        total = len(txn_ids)
+    else:
+        chunks = ledger.chunks(READ_ROWS, **filters)
+        total = ledger.count(**filters)
+    summary = ReplaySummary()
+    with dask_client(scheduler, workers) as client:
+        summary.workers = _prepare(client)
+        # Workers need the stores, not the pseudonym key: it never leaves this process.
+        shipped = replace(settings, subject_key=None)
+        kept: list[tuple[int, ReplayResult]] = []  # with the decision's place in the chain
+        for batch_entries, results in _run(client, summary.workers, chunks, shipped, summary):
+            by_txn = {entry.txn_id: entry for entry in batch_entries}
+            if record:
+                results = record_replays(results, by_txn, settings)
+            for result in results:
+                summary.counts[result.verdict] += 1
+                if keep_reproduced or not result.reproduced:
+                    kept.append((by_txn[result.txn_id].seq, result))
+            if progress:
+                progress(summary.total, total - summary.erased)
+    summary.results = [result for _, result in sorted(kept, key=lambda pair: pair[0])]
+    return summary
+
+
+def _prepare(client: Client) -> int:
+    from replay.history.workers import WarmContainers
+
+    client.register_plugin(WarmContainers())
+    return len(client.scheduler_info()["workers"])
+
+
+def _run(
+    client: Client,
+    workers: int,
+    chunks: Iterator[list[LedgerEntry]],
+    settings: Settings,
+    summary: ReplaySummary,
+) -> Iterator[tuple[list[LedgerEntry], list[ReplayResult]]]:
+    """Each batch's entries and results as they come back, a few batches per worker in
+    flight at a time."""
+    from distributed import as_completed
+
+    from replay.history.workers import replay_on_worker
+
+    pending = as_completed()
+    batches: dict[Future, list[LedgerEntry]] = {}
+    limit = max(1, workers) * IN_FLIGHT_PER_WORKER
+
+    def finished() -> tuple[list[LedgerEntry], list[ReplayResult]]:
+        future = next(pending)
+        entries = batches.pop(future)
+        try:
+            return entries, future.result()
+        except Exception as problem:  # the worker died under it: those entries failed
+            reason = f"the Dask worker failed: {type(problem).__name__}: {problem}"
+            return entries, [failed(entry, reason) for entry in entries]
+
+    for chunk in chunks:
+        readable = []
+        for entry in chunk:
+            if entry.erased_on is not None:
+                summary.erased += 1
+            else:
+                readable.append(entry)
+        by_manifest: dict[str, list[LedgerEntry]] = {}
+        for entry in readable:
+            by_manifest.setdefault(entry.manifest_id, []).append(entry)
+        for manifest_id, group in by_manifest.items():
+            for start in range(0, len(group), BATCH_ROWS):
+                batch = group[start : start + BATCH_ROWS]
+                future = client.submit(replay_on_worker, manifest_id, batch, settings, pure=False)
+                batches[future] = batch
+                pending.add(future)
+                while pending.count() >= limit:
+                    yield finished()
+    while pending.count():
+        yield finished()

@@ -1,0 +1,67 @@
+"""Where work over many decisions runs: Dask distributed, on a `LocalCluster` of this
+machine by default, or on any scheduler by address (`--scheduler`, or Dask's own
+`DASK_SCHEDULER_ADDRESS`)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from replay.errors import BadInput, EnvironmentProblem
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+CONNECT_WITHIN = 10  # seconds to reach a scheduler given by address
+
+
+def default_workers() -> int:
+    """Worker processes of a local cluster: one per core, each answering through its
+    own warm containers (one thread each: a container answers one request at a time)."""
+    return max(1, os.cpu_count() or 1)
+
+
+@contextmanager
+def dask_client(scheduler: str | None = None, workers: int | None = None) -> Iterator[Client]:
+    """A client of the scheduler at `scheduler` (or DASK_SCHEDULER_ADDRESS), else of a
+    new `LocalCluster` of `workers` processes, closed with the block."""
+    import dask
+    from distributed import Client, LocalCluster  # about 1 s: only history work pays it
+
+    address = scheduler or dask.config.get("scheduler-address", None)
+    if address:
+        if workers is not None:
+            raise BadInput("--workers sizes a local cluster; a scheduler has its own workers")
+        try:
+            client = Client(address, timeout=CONNECT_WITHIN)
+        except (OSError, TimeoutError):
+            raise EnvironmentProblem(
+                f"no Dask scheduler answers at {address} within {CONNECT_WITHIN} s"
+            ) from None
+        with client:
+            try:  # work sent to a scheduler without workers would wait for ever
+                client.wait_for_workers(1, timeout=CONNECT_WITHIN)
+            except TimeoutError:
+                raise EnvironmentProblem(
+                    f"the Dask scheduler at {address} has no workers (none joined within "
+                    f"{CONNECT_WITHIN} s)"
+                ) from None
+            yield client
+        return
+    count = workers if workers is not None else default_workers()
+    if count < 1:
+        raise BadInput(f"a local cluster needs at least one worker, not {count}")
+    with (
+        LocalCluster(
+            n_workers=count,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
