@@ -36,6 +36,7 @@ import json
 import multiprocessing
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
@@ -777,6 +778,152 @@ def console_benchmark(workspace: Path, manifest, library_ms: float) -> dict:
     }
 
 
+def history_benchmark(workspace: Path, manifest, built, decisions: int = 100_000) -> dict:
+    """`replay.replay_many` over `decisions` logged decisions (recorded in bulk through
+    the Python API, each with its own seed), on 1 and 2 Dask workers, against the same
+    model's single-row `predict` loop in-process with the manifest's thread count."""
+    import random
+
+    from threadpoolctl import threadpool_limits
+    from workspace import read_new_cases
+
+    import replay
+    from replay.execution.warm import WarmDeployment
+    from replay.ledger import NewEntry, open_ledger
+    from replay.settings import load_settings
+
+    sys.path.insert(0, str(workspace))
+    from credit import model as in_process
+
+    in_process.load(str(workspace))
+    people = read_new_cases(workspace, "credit")
+    draw = random.Random(1)
+    rows = [dict(people[i % len(people)]) for i in range(decisions)]
+    for row in rows:  # every decision its own applicant
+        row["income"] = float(round(row["income"] * draw.uniform(0.8, 1.2), 2))
+    seeds = [draw.randrange(2**32) for _ in rows]
+    ledger = open_ledger(load_settings())
+    started = time.perf_counter()
+    with WarmDeployment(manifest.manifest_id) as warm:
+        for start in range(0, decisions, 5_000):
+            part = slice(start, start + 5_000)
+            outputs = warm.predict_each(rows[part], seeds[part])
+            ledger.append(
+                NewEntry(
+                    manifest_id=manifest.manifest_id,
+                    deployment=manifest.name,
+                    inputs=row,
+                    outputs=answer,
+                    seed=seed,
+                    fingerprint=built.fingerprint_id,
+                )
+                for row, answer, seed in zip(rows[part], outputs, seeds[part], strict=True)
+            )
+    recorded_s = time.perf_counter() - started
+    threads = int(manifest.runtime.env["OMP_NUM_THREADS"])
+    sample = rows[:20_000]
+    with threadpool_limits(threads):
+        started = time.perf_counter()
+        for row in sample:
+            in_process.predict(row)
+        loop_per_s = len(sample) / (time.perf_counter() - started)
+    runs = {}
+    for workers in (1, 2):
+        started = time.perf_counter()
+        summary = replay.replay_many(
+            deployment=manifest.name, workers=workers, keep_reproduced=False
+        )
+        seconds = time.perf_counter() - started
+        runs[f"workers_{workers}"] = {
+            "seconds": seconds,
+            "per_second": summary.total / seconds,
+            "ratio_to_in_process_loop": summary.total / seconds / loop_per_s,
+            "counts": summary.counts,
+            "all_reproduced": summary.all_reproduced and summary.total == decisions,
+        }
+    return {
+        "decisions": decisions,
+        "recorded_in_bulk_s": recorded_s,
+        "in_process_single_row_loop_per_s": loop_per_s,
+        "in_process_threads": threads,
+        **runs,
+        "goal_ratio_at_least": 0.5,
+        "met": all(
+            run["all_reproduced"] and run["ratio_to_in_process_loop"] >= 0.5
+            for run in runs.values()
+        ),
+    }
+
+
+def export_peak_mb(out: Path) -> float:
+    """Peak resident memory (MB) of `replay ledger export` writing `out`, run alone."""
+    code = (
+        "import resource, sys\n"
+        "from pathlib import Path\n"
+        "import replay\n"
+        "replay.export_ledger(Path(sys.argv[1]))\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(out)], capture_output=True, text=True, check=True
+    )
+    return int(done.stdout.strip().splitlines()[-1]) / 1024  # Linux reports KiB
+
+
+def export_benchmark(workspace: Path, manifest, total: int = 1_000_000) -> dict:
+    """Peak memory of `replay ledger export` of the decisions logged so far (the history
+    benchmark's), then of `total`, topped up in bulk: memory that stays bounded means
+    the larger export costs about what the smaller one did."""
+    import random
+
+    from workspace import read_new_cases
+
+    from replay.ledger import NewEntry, open_ledger
+    from replay.settings import load_settings
+
+    ledger = open_ledger(load_settings())
+    folder = Path(tempfile.mkdtemp())
+    small = ledger.count(kind="decision")
+    peak_small = export_peak_mb(folder / "small.parquet")
+    people, draw = read_new_cases(workspace, "credit"), random.Random(2)
+    started = time.perf_counter()
+    for start in range(small, total, 20_000):
+        ledger.append(
+            NewEntry(
+                manifest_id=manifest.manifest_id,
+                deployment=manifest.name,
+                inputs={**people[i % len(people)], "income": float(20_000 + i % 150_000)},
+                outputs={
+                    "decision": "approved",
+                    "score": draw.random(),
+                    "reason": "meets approval criteria",
+                    "audit": False,
+                },
+                seed=i,
+            )
+            for i in range(start, min(start + 20_000, total))
+        )
+    topped_up_s = time.perf_counter() - started
+    started = time.perf_counter()
+    peak = export_peak_mb(folder / "large.parquet")
+    export_s = time.perf_counter() - started
+    size_mb = (folder / "large.parquet").stat().st_size / 2**20
+    shutil.rmtree(folder)
+    return {
+        "entries": total,
+        "peak_mb": peak,
+        "smaller_export_entries": small,
+        "smaller_export_peak_mb": peak_small,
+        "peak_ratio_to_smaller": peak / peak_small,
+        "export_s": export_s,
+        "rows_per_s": total / export_s,
+        "file_mb": size_mb,
+        "topped_up_in_bulk_s": topped_up_s,
+        "goal_peak_mb_at_most": 500,
+        "met": peak <= 500,
+    }
+
+
 def main() -> int:
     with tempfile.TemporaryDirectory() as home:
         os.environ["REPLAY_HOME"] = home
@@ -795,6 +942,9 @@ def main() -> int:
             "claims": claims_benchmark(),
             "serve_under_kills": serve_under_kills(workspace, manifest),
         }
+        # last: they fill the ledger with a history
+        results["history_replay"] = history_benchmark(workspace, manifest, built)
+        results["ledger_export"] = export_benchmark(workspace, manifest)
     folder = ROOT / "bench" / "results"
     folder.mkdir(exist_ok=True)
     out = folder / f"{results['when'].replace(':', '')}.json"
@@ -821,6 +971,21 @@ def main() -> int:
     whatif, sweep = questions["whatif"], questions["sweep_10k"]
     ours = questions["counterfactuals_50"]["replay"]
     theirs = questions["counterfactuals_50"]["dice_random"]
+    history = results["history_replay"]
+    for workers in (1, 2):
+        run = history[f"workers_{workers}"]
+        print(
+            f"replay --all of {history['decisions']:,} logged decisions on {workers} Dask "
+            f"worker(s): {run['per_second']:,.0f}/s ({run['counts']}), "
+            f"{run['ratio_to_in_process_loop']:.2f}x the model's single-row loop in-process "
+            f"({history['in_process_single_row_loop_per_s']:,.0f}/s; goal >= 0.5)"
+        )
+    exported = results["ledger_export"]
+    print(
+        f"ledger export of {exported['entries']:,} decisions: peak {exported['peak_mb']:.0f} MB "
+        f"(goal <= 500), {exported['peak_ratio_to_smaller']:.2f}x the peak of exporting "
+        f"{exported['smaller_export_entries']:,}; {exported['rows_per_s']:,.0f} rows/s"
+    )
     print(f"what-if, warm container: median {whatif['median_ms']:.1f} ms (goal <= 50)")
     console = results["console_whatif"]
     print(

@@ -113,10 +113,13 @@ def replay_batch(warm: WarmDeployment, entries: list[LedgerEntry]) -> list[Repla
         # a decision refused, broke or killed the runner: find which, one at a time
         return [_replay_alone(warm, entry) for entry in entries]
     share = (time.perf_counter() - started) / len(entries)
-    return [
-        _judged(warm, entry, seed, replayed, None, share)
-        for entry, seed, replayed in zip(entries, seeds, answers, strict=True)
-    ]
+    results = []
+    for entry, seed, replayed in zip(entries, seeds, answers, strict=True):
+        try:
+            results.append(_judged(warm, entry, seed, replayed, None, share))
+        except Exception as problem:  # this entry broke (a logged row no tool reads)
+            results.append(failed(entry, f"{type(problem).__name__}: {problem}"))
+    return results
 
 
 def _replay_alone(warm: WarmDeployment, entry: LedgerEntry) -> ReplayResult:

@@ -103,6 +103,35 @@ def test_a_scheduler_and_a_worker_started_apart_reached_by_address(claims_decide
         log.close()
 
 
+def test_a_scheduler_without_workers_is_refused(claims_decided, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import replay
+    from replay.errors import EnvironmentProblem
+    from tests.integration.conftest import free_port
+
+    port = free_port()
+    scheduler = subprocess.Popen(
+        [str(Path(sys.executable).parent / "dask"), "scheduler", "--host", "127.0.0.1",
+         "--port", str(port), "--no-dashboard"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        txn = claims_decided["deny"][0].txn_id
+        with pytest.raises(EnvironmentProblem, match="has no workers"):
+            for _ in range(30):  # until the scheduler listens
+                try:
+                    replay.replay_many(txn_ids=[txn], scheduler=f"tcp://127.0.0.1:{port}")
+                except EnvironmentProblem as problem:
+                    if "no Dask scheduler answers" not in str(problem):
+                        raise
+    finally:
+        scheduler.terminate()
+        scheduler.wait(30)
+
+
 def test_an_unreachable_scheduler_is_one_line_and_writes_nothing(claims_decided):
     from replay.ledger import open_ledger
     from replay.settings import load_settings

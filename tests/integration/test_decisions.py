@@ -97,9 +97,11 @@ def test_replay_all_of_a_deployment_summarises(served, captured):
     result = run_cli("replay", "--all", "--deployment", captured.name, "--json")
     report = json.loads(result.stdout)
     served_ids = {answer["transaction_id"] for answer in served}
-    replayed = {item["txn_id"]: item["verdict"] for item in report["results"]}
-    assert served_ids <= set(replayed)
-    assert {replayed[txn] for txn in served_ids} == {"reproduced"}
+    assert report["counts"]["reproduced"] >= len(served_ids)
+    # only what did not reproduce is listed: none of the served decisions
+    not_reproduced = {item["txn_id"] for item in report["results"]}
+    assert all(item["verdict"] != "reproduced" for item in report["results"])
+    assert not served_ids & not_reproduced
     # the one forged entry (see the divergence test) may be among them: exit 1 then
     assert result.returncode == (0 if report["counts"]["diverged"] == 0 else 1)
 
