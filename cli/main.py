@@ -4,7 +4,7 @@ call of the public function with its name (`replay.whatif`, `replay.build`, ...)
 from __future__ import annotations
 
 import click
-from replay.cli import deployments, ledger, questions, reports, subjects, web
+from replay.cli import deployments, history, ledger, questions, reports, subjects, web
 from replay.cli.output import ReplayGroup
 
 
@@ -30,6 +30,7 @@ COMMANDS = [
     questions.counterfactual,
     questions.explain,
     reports.report,
+    history.backtest,
     web.serve,
     web.console,
     web.tokens,

@@ -67,3 +67,16 @@ class Moment(click.ParamType):
             return datetime.fromisoformat(str(value))
         except ValueError:
             self.fail(f"{value!r} is not an ISO date or time (e.g. 2026-05-01)", param, ctx)
+
+
+# Where work over many decisions runs (Dask).
+scheduler_option = click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="A Dask scheduler (tcp://HOST:8786); default a local cluster (or DASK_SCHEDULER_ADDRESS).",
+)
+workers_option = click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    help="Worker processes of the local cluster (default: one per core).",
+)

@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING
 
 import click
 from replay.cli.output import console, emit, json_option, number, table
-from replay.cli.params import Assignment, GridRange, Moment, count_option
+from replay.cli.params import (
+    Assignment,
+    GridRange,
+    Moment,
+    count_option,
+    scheduler_option,
+    workers_option,
+)
 
 import replay
 from replay.errors import VerificationFailed
@@ -31,17 +38,8 @@ MAX_SWEEP_ROWS = 60  # more variants than this are shown thinned out
 @click.option("--deployment", help="With --all: only this deployment's decisions.")
 @click.option("--since", type=Moment(), help="With --all: only decisions at or after this time.")
 @click.option("--until", type=Moment(), help="With --all: only decisions before this time.")
-@click.option(
-    "--scheduler",
-    metavar="ADDRESS",
-    help="With --all: a Dask scheduler (tcp://HOST:8786); default a local cluster "
-    "(or DASK_SCHEDULER_ADDRESS).",
-)
-@click.option(
-    "--workers",
-    type=click.IntRange(1, 256),
-    help="With --all: worker processes of the local cluster (default: one per core).",
-)
+@scheduler_option
+@workers_option
 @json_option
 def replay_command(
     txn_id: str | None,

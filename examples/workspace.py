@@ -70,3 +70,20 @@ def make_workspace(
     _run(destination, "git", "commit", "-q", "-m", f"{example} model v1")
     _run(destination, *dvc, "push", "-q")
     return destination
+
+
+def retrain(workspace: Path, seed: int) -> Path:
+    """The credit workspace's model trained again on other applicants (`seed`),
+    committed and pushed: a challenger of the same deployment."""
+    dvc = [sys.executable, "-m", "dvc"]
+    env = {**os.environ, "CREDIT_TRAINING_SEED": str(seed)}
+    result = subprocess.run(
+        [sys.executable, "train.py"], cwd=workspace, env=env, capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"retraining failed:\n{result.stderr}")
+    _run(workspace, *dvc, "add", "-q", MODEL)
+    _run(workspace, "git", "add", "-A")
+    _run(workspace, "git", "commit", "-q", "-m", f"credit model retrained (seed {seed})")
+    _run(workspace, *dvc, "push", "-q")
+    return workspace

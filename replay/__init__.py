@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time, __getattr_
     from replay.deployments.publishing import publish
     from replay.execution.reexecution import replay
     from replay.execution.warm import WarmDeployment
+    from replay.history.backtest import backtest
     from replay.history.batch_replay import replay_many
     from replay.history.export import export_ledger
     from replay.ledger.decisions import (
@@ -58,6 +59,7 @@ _PUBLIC = {
     "publish": "replay.deployments.publishing",
     "replay": "replay.execution.reexecution",
     "replay_many": "replay.history.batch_replay",
+    "backtest": "replay.history.backtest",
     "export_ledger": "replay.history.export",
     "WarmDeployment": "replay.execution.warm",
     "record_decision": "replay.ledger.decisions",
@@ -90,6 +92,7 @@ __all__ = [
     "WarmDeployment",
     "add_token",
     "add_user",
+    "backtest",
     "build",
     "capture",
     "checkpoint_ledger",

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from replay.deployments.building import stored_files
-from replay.errors import IntegrityError
+from replay.errors import BadInput, IntegrityError
 from replay.manifests.canonical import sha256_file
-from replay.manifests.manifest import Manifest
+from replay.manifests.manifest import Manifest, is_id_prefix
 from replay.settings import Settings, load_settings
 from replay.stores.blobs import open_blob_store
 from replay.stores.manifests import DeploymentRecord, manifest_store
@@ -23,6 +23,16 @@ def list_deployments(
 ) -> list[DeploymentRecord]:
     """Every captured manifest (of one deployment, if named), newest first."""
     return manifest_store(settings or load_settings()).history(name)
+
+
+def resolve_target(target: str, settings: Settings) -> str:
+    """A manifest id (or unique prefix), or a deployment name meaning its newest manifest."""
+    if is_id_prefix(target):
+        return manifest_store(settings).resolve(target)
+    history = list_deployments(target, settings=settings)
+    if not history:
+        raise BadInput(f"{target!r} is neither a manifest id nor a captured deployment name")
+    return history[0].manifest_id
 
 
 def show_manifest(manifest_id: str, *, settings: Settings | None = None) -> Manifest:

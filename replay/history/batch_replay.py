@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from replay.execution.reexecution import (
     DIVERGED,
@@ -23,19 +23,16 @@ from replay.execution.reexecution import (
     failed,
     record_replays,
 )
-from replay.history.cluster import dask_client
+from replay.history.cluster import dask_client, streamed, workers_of
+from replay.history.workers import WarmContainers, replay_on_worker
 from replay.ledger import open_ledger
 from replay.ledger.chain import LedgerEntry
 from replay.settings import Settings, load_settings
-
-if TYPE_CHECKING:
-    from distributed import Client, Future
 
 # Decisions sent to a container in one request: large enough that the model's own batch
 # code does the work, small enough that a refused batch costs little to redo singly.
 BATCH_ROWS = 500
 READ_ROWS = 5_000  # decisions read from the ledger at a time
-IN_FLIGHT_PER_WORKER = 2  # batches queued per worker: it never waits, nothing piles up
 
 
 @dataclass
@@ -89,11 +86,17 @@ def replay_many(
         total = ledger.count(**filters)
     summary = ReplaySummary()
     with dask_client(scheduler, workers) as client:
-        summary.workers = _prepare(client)
+        client.register_plugin(WarmContainers())
+        summary.workers = workers_of(client)
         # Workers need the stores, not the pseudonym key: it never leaves this process.
         shipped = replace(settings, subject_key=None)
         kept: list[tuple[int, ReplayResult]] = []  # with the decision's place in the chain
-        for batch_entries, results in _run(client, summary.workers, chunks, shipped, summary):
+        jobs = _batches(chunks, shipped, summary)
+        for batch_entries, answer in streamed(client, replay_on_worker, jobs):
+            if isinstance(answer, Exception):  # the worker died under it
+                reason = f"the Dask worker failed: {type(answer).__name__}: {answer}"
+                answer = [failed(entry, reason) for entry in batch_entries]
+            results = answer
             by_txn = {entry.txn_id: entry for entry in batch_entries}
             if record:
                 results = record_replays(results, by_txn, settings)
@@ -107,56 +110,19 @@ def replay_many(
     return summary
 
 
-def _prepare(client: Client) -> int:
-    from replay.history.workers import WarmContainers
-
-    client.register_plugin(WarmContainers())
-    return len(client.scheduler_info()["workers"])
-
-
-def _run(
-    client: Client,
-    workers: int,
-    chunks: Iterator[list[LedgerEntry]],
-    settings: Settings,
-    summary: ReplaySummary,
-) -> Iterator[tuple[list[LedgerEntry], list[ReplayResult]]]:
-    """Each batch's entries and results as they come back, a few batches per worker in
-    flight at a time."""
-    from distributed import as_completed
-
-    from replay.history.workers import replay_on_worker
-
-    pending = as_completed()
-    batches: dict[Future, list[LedgerEntry]] = {}
-    limit = max(1, workers) * IN_FLIGHT_PER_WORKER
-
-    def finished() -> tuple[list[LedgerEntry], list[ReplayResult]]:
-        future = next(pending)
-        entries = batches.pop(future)
-        try:
-            return entries, future.result()
-        except Exception as problem:  # the worker died under it: those entries failed
-            reason = f"the Dask worker failed: {type(problem).__name__}: {problem}"
-            return entries, [failed(entry, reason) for entry in entries]
-
+def _batches(
+    chunks: Iterator[list[LedgerEntry]], settings: Settings, summary: ReplaySummary
+) -> Iterator[tuple[list[LedgerEntry], tuple[Any, ...]]]:
+    """Each manifest's readable decisions of each chunk, BATCH_ROWS at a time, with the
+    worker's arguments; erased decisions are counted and left out."""
     for chunk in chunks:
-        readable = []
+        by_manifest: dict[str, list[LedgerEntry]] = {}
         for entry in chunk:
             if entry.erased_on is not None:
                 summary.erased += 1
             else:
-                readable.append(entry)
-        by_manifest: dict[str, list[LedgerEntry]] = {}
-        for entry in readable:
-            by_manifest.setdefault(entry.manifest_id, []).append(entry)
+                by_manifest.setdefault(entry.manifest_id, []).append(entry)
         for manifest_id, group in by_manifest.items():
             for start in range(0, len(group), BATCH_ROWS):
                 batch = group[start : start + BATCH_ROWS]
-                future = client.submit(replay_on_worker, manifest_id, batch, settings, pure=False)
-                batches[future] = batch
-                pending.add(future)
-                while pending.count() >= limit:
-                    yield finished()
-    while pending.count():
-        yield finished()
+                yield batch, (manifest_id, batch, settings)

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from replay.errors import BadInput, EnvironmentProblem
 
@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from distributed import Client
 
 CONNECT_WITHIN = 10  # seconds to reach a scheduler given by address
+IN_FLIGHT_PER_WORKER = 2  # tasks queued per worker: it never waits, nothing piles up
+
+Tag = TypeVar("Tag")
 
 
 def default_workers() -> int:
@@ -65,3 +68,39 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
         Client(cluster) as client,
     ):
         yield client
+
+
+def workers_of(client: Client) -> int:
+    return len(client.scheduler_info()["workers"])
+
+
+def streamed(
+    client: Client,
+    function: Callable[..., Any],
+    jobs: Iterable[tuple[Tag, tuple[Any, ...]]],
+) -> Iterator[tuple[Tag, Any]]:
+    """`function(*arguments)` of each job on the workers, yielded as (tag, result) as
+    they finish; a few per worker in flight, so the jobs (read lazily, e.g. from the
+    ledger in chunks) are never all in memory. A job that raised yields its exception."""
+    from distributed import as_completed
+
+    pending = as_completed()
+    tags: dict[Any, Tag] = {}
+    limit = max(1, workers_of(client)) * IN_FLIGHT_PER_WORKER
+
+    def finished() -> tuple[Tag, Any]:
+        future = next(pending)
+        tag = tags.pop(future)
+        try:
+            return tag, future.result()
+        except Exception as problem:  # the task's own error, or its worker died
+            return tag, problem
+
+    for tag, arguments in jobs:
+        future = client.submit(function, *arguments, pure=False)
+        tags[future] = tag
+        pending.add(future)
+        while pending.count() >= limit:
+            yield finished()
+    while pending.count():
+        yield finished()

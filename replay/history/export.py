@@ -46,7 +46,7 @@ class LedgerExport:
         return asdict(self)
 
 
-def _arrow_type(feature: Feature) -> pa.DataType:
+def arrow_type(feature: Feature) -> pa.DataType:
     import pyarrow as pa
 
     return {
@@ -68,7 +68,7 @@ def _schema(manifest_ids: list[str], settings: Settings) -> pa.Schema:
         named = [(f"inputs.{n}", f) for n, f in schema.inputs.items()]
         named += [(f"outputs.{n}", f) for n, f in schema.output.fields.items()]
         for column, feature in named:
-            kind = _arrow_type(feature)
+            kind = arrow_type(feature)
             if typed.setdefault(column, kind) != kind:
                 raise BadInput(
                     f"{column} is {typed[column]} in one deployment and {kind} in another: "

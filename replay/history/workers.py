@@ -11,6 +11,7 @@ from typing import Any
 from distributed import Worker, WorkerPlugin, get_worker
 
 from replay.errors import ReplayError
+from replay.execution.predictor import PredictionError
 from replay.execution.reexecution import ReplayResult, failed, replay_batch
 from replay.execution.warm import WarmDeployment
 from replay.ledger.chain import LedgerEntry
@@ -56,3 +57,23 @@ def replay_on_worker(
         return replay_batch(warm, entries)
     except ReplayError as problem:  # e.g. the image was refused
         return [failed(entry, str(problem)) for entry in entries]
+
+
+def rerun_on_worker(
+    manifest_id: str, rows: list[dict[str, Any]], seeds: list[int], settings: Settings
+) -> list[dict[str, Any] | str]:
+    """Logged inputs, each with its logged seed, answered by this worker's container of
+    `manifest_id` (a challenger) in one batch; a row the deployment refuses is answered
+    with its error, as text."""
+    warm = containers().deployment(manifest_id, settings)
+    try:
+        answers: list[dict[str, Any] | str] = list(warm.predict_each(rows, seeds))
+        return answers
+    except PredictionError:  # find which rows it refuses, one at a time
+        answers = []
+        for row, seed in zip(rows, seeds, strict=True):
+            try:
+                answers.append(warm.predict(row, seed))
+            except PredictionError as problem:
+                answers.append(str(problem))
+        return answers

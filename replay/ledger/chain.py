@@ -45,7 +45,7 @@ from replay.stores.subject_keys import SubjectKeyStore
 
 GENESIS = "0" * 64
 FORMAT = 2  # the entry format this version writes
-KINDS = ("decision", "replay", "review", "access", "erasure", "report")
+KINDS = ("decision", "replay", "review", "access", "erasure", "report", "backtest")
 # Kinds whose inputs and outputs are a person's data, sealed when the entry has a
 # subject. An access (someone read a person's entries) or an erasure says nothing
 # about the person and stays readable after the erasure, as evidence.

@@ -152,7 +152,8 @@ class Explanation:
 
     def svg(self) -> str:
         """A bar chart of the contributions to the decision (SVG markup, for a page)."""
-        from replay.questions.plots import contributions_figure, svg  # matplotlib: 0.5 s
+        from replay.figures import svg
+        from replay.questions.plots import contributions_figure  # matplotlib: 0.5 s
 
         drawn = [asdict(c) for c in self.contributions]
         return svg(contributions_figure(drawn, self.favourable_value))

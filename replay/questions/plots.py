@@ -3,7 +3,6 @@ pyplot's global state or backend, so a notebook's own plotting is left alone."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -96,14 +95,6 @@ def contributions_figure(contributions: Sequence[dict[str, Any]], favourable: An
     axes.set_xlabel(f"effect on reaching {favourable}")
     figure.tight_layout()
     return figure
-
-
-def svg(figure: Figure) -> str:
-    """A figure as SVG markup to sit inside HTML (no XML prologue)."""
-    out = io.StringIO()
-    figure.savefig(out, format="svg")
-    markup = out.getvalue()
-    return markup[markup.index("<svg") :]
 
 
 def save_sweep_plot(sweep: Sweep, path: Path) -> Path:

@@ -92,7 +92,8 @@ class Sweep:
 
     def svg(self) -> str:
         """The same picture as SVG markup, for a web page."""
-        from replay.questions.plots import svg, sweep_figure
+        from replay.figures import svg
+        from replay.questions.plots import sweep_figure
 
         return svg(sweep_figure(self))
 

@@ -18,7 +18,8 @@ def render_html(content: ReportContent, templates: Path | None) -> str:
         loader=ChoiceLoader([*loaders, PackageLoader("replay.reports", "templates")]),
         autoescape=select_autoescape(["html"]),
     )
-    from replay.questions.plots import contributions_figure, svg  # matplotlib: only drawn here
+    from replay.figures import svg
+    from replay.questions.plots import contributions_figure  # matplotlib: only drawn here
 
     chart = svg(contributions_figure(content.contributions, content.favourable))
     return environment.get_template("report.html").render(report=content, chart=chart)

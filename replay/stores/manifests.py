@@ -154,6 +154,31 @@ class ManifestStore:
         self.client.set_terminated(run_id, "FINISHED")
         return run_id
 
+    def log_run(
+        self,
+        deployment: str,
+        run_name: str,
+        *,
+        metrics: dict[str, float],
+        params: dict[str, str],
+        tags: dict[str, str],
+        files: list[Path],
+    ) -> str:
+        """A finished run beside the deployment's manifests (a backtest, say), so ML teams
+        see it where they already look; it carries no manifest tag, so it is never taken
+        for one."""
+        run_id: str = self.client.create_run(
+            self._experiment_id(deployment), run_name=run_name, tags=tags
+        ).info.run_id
+        for key, value in metrics.items():
+            self.client.log_metric(run_id, key, value)
+        for key, text in params.items():
+            self.client.log_param(run_id, key, text)
+        for path in files:
+            self.client.log_artifact(run_id, str(path))
+        self.client.set_terminated(run_id, "FINISHED")
+        return run_id
+
     def _runs(self, filter_string: str = "", names: list[str] | None = None) -> list[Any]:
         experiments = self.client.search_experiments()
         ids = [e.experiment_id for e in experiments if names is None or e.name in names]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from replay.deployments.history import list_deployments
+from replay.deployments.history import resolve_target
 from replay.errors import BadInput, EnvironmentProblem, IntegrityError, one_line
 from replay.execution.warm import WarmDeployment
 from replay.ledger import open_ledger
@@ -15,22 +15,10 @@ from replay.ledger.checkpoints import Checkpointer
 from replay.ledger.decisions import checkpoint_ledger, new_seed, subject_key
 from replay.ledger.group_commit import GroupCommit
 from replay.manifests.canonical import canonical_json
-from replay.manifests.manifest import is_id_prefix
 from replay.settings import Settings, load_settings
-from replay.stores.manifests import manifest_store
 from replay.stores.tokens import Token
 from replay.web.access import require, token_store
 from replay.web.running import end_on_sigterm, limit_body, run
-
-
-def resolve_target(target: str, settings: Settings) -> str:
-    """A manifest id (or unique prefix), or a deployment name meaning its newest manifest."""
-    if is_id_prefix(target):
-        return manifest_store(settings).resolve(target)
-    history = list_deployments(target, settings=settings)
-    if not history:
-        raise BadInput(f"{target!r} is neither a manifest id nor a captured deployment name")
-    return history[0].manifest_id
 
 
 def create_app(warm: WarmDeployment, settings: Settings) -> Any:

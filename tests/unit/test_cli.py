@@ -14,6 +14,7 @@ from replay.errors import BadInput, EnvironmentProblem, Erased, IntegrityError, 
 from replay.questions.sweeps import Range
 
 EXPECTED_COMMANDS = {
+    "backtest",
     "build",
     "capture",
     "console",
