@@ -841,8 +841,10 @@ def history_benchmark(workspace: Path, manifest, built, decisions: int = 100_000
             "counts": summary.counts,
             "all_reproduced": summary.all_reproduced and summary.total == decisions,
         }
+    backtest = backtest_benchmark(manifest, decisions)
     return {
         "decisions": decisions,
+        "backtest": backtest,
         "recorded_in_bulk_s": recorded_s,
         "in_process_single_row_loop_per_s": loop_per_s,
         "in_process_threads": threads,
@@ -851,7 +853,38 @@ def history_benchmark(workspace: Path, manifest, built, decisions: int = 100_000
         "met": all(
             run["all_reproduced"] and run["ratio_to_in_process_loop"] >= 0.5
             for run in runs.values()
-        ),
+        )
+        and backtest["met"],
+    }
+
+
+def backtest_benchmark(manifest, decisions: int) -> dict:
+    """`replay.backtest` of the logged decisions against the example retrained on other
+    applicants (goal: at least 2,000 decisions/s on this machine)."""
+    from workspace import make_workspace, retrain
+
+    import replay
+
+    home = Path(os.environ["REPLAY_HOME"])
+    challenger = replay.capture(
+        retrain(make_workspace("credit", home / "challenger", home / "dvc-remote"), seed=21)
+    )
+    replay.build(challenger.manifest_id)
+    with tempfile.TemporaryDirectory() as out:
+        started = time.perf_counter()
+        result = replay.backtest(
+            challenger.manifest_id, deployment=manifest.name, out=Path(out), workers=2
+        )
+        seconds = time.perf_counter() - started
+    summary = result.summary
+    return {
+        "decisions": summary["decisions"],
+        "seconds": seconds,
+        "per_second": summary["decisions"] / seconds,
+        "flip_rate": summary["flip_rate"],
+        "workers": result.workers,
+        "goal_per_second_at_least": 2000,
+        "met": summary["decisions"] == decisions and summary["decisions"] / seconds >= 2000,
     }
 
 
@@ -980,6 +1013,12 @@ def main() -> int:
             f"{run['ratio_to_in_process_loop']:.2f}x the model's single-row loop in-process "
             f"({history['in_process_single_row_loop_per_s']:,.0f}/s; goal >= 0.5)"
         )
+    tested = history["backtest"]
+    print(
+        f"backtest of {tested['decisions']:,} against a retrained model on "
+        f"{tested['workers']} workers: {tested['per_second']:,.0f} decisions/s "
+        f"(goal >= 2,000), flip rate {tested['flip_rate']:.2%}"
+    )
     exported = results["ledger_export"]
     print(
         f"ledger export of {exported['entries']:,} decisions: peak {exported['peak_mb']:.0f} MB "
