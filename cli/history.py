@@ -1,4 +1,5 @@
-"""`replay backtest`: whole histories asked again (batch replay is `replay replay --all`)."""
+"""`replay backtest` and `replay fairness`: whole histories asked again (batch replay is
+`replay replay --all`, export `replay ledger export`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import replay
 
 if TYPE_CHECKING:
     from replay.history.backtest import Backtest
+    from replay.history.fairness import Fairness
 
 
 @click.command()
@@ -83,3 +85,86 @@ def _show_backtest(result: Backtest) -> None:
     )
     click.echo(f"summary: {result.files['html']}\nflips:   {result.files['parquet']}")
     click.echo(f"MLflow run {result.mlflow_run}; recorded as {result.record_txn}")
+
+
+@click.command()
+@click.option("--attribute", required=True, help="The input whose groups are compared.")
+@click.option("--bins", help="A number's group edges, e.g. 18,25,40,65,100 (default: quartiles).")
+@click.option("--deployment", help="Whose decisions (needed when several match).")
+@click.option("--since", type=Moment(), help="ISO date or time, inclusive.")
+@click.option("--until", type=Moment(), help="ISO date or time, exclusive.")
+@click.option(
+    "--sample",
+    type=click.IntRange(min=0),
+    default=500,
+    show_default=True,
+    help="Decisions re-run for the flip test (0: rates only).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Folder for a PNG of the rates and flips.",
+)
+@scheduler_option
+@workers_option
+@json_option
+def fairness(
+    attribute: str,
+    bins: str | None,
+    deployment: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    sample: int,
+    out: Path | None,
+    scheduler: str | None,
+    workers: int | None,
+    as_json: bool,
+) -> None:
+    """Favourable rates by group of ATTRIBUTE, the adverse impact ratio and Fisher's
+    test; then whether decisions flip when only the attribute changes."""
+    from replay.history.groups import parse_bins
+
+    result = replay.fairness(
+        attribute,
+        deployment=deployment,
+        bins=parse_bins(bins) if bins else None,
+        since=since,
+        until=until,
+        sample=sample,
+        out=out,
+        scheduler=scheduler,
+        workers=workers,
+    )
+    emit(result, as_json, _show_fairness)
+
+
+def _show_fairness(result: Fairness) -> None:
+    table(
+        ("group", "decisions", f"{result.favourable} rate", "impact ratio", "Fisher p", ""),
+        (
+            (
+                g.group,
+                f"{g.decisions:,}",
+                f"{g.rate:.1%}",
+                f"{g.impact_ratio:.2f}",
+                f"{g.fisher_p:.3g}",
+                "under 0.8" if g.flagged else "",
+            )
+            for g in result.groups
+        ),
+        title=f"{result.deployment}: {result.favourable} by {result.attribute}",
+    )
+    test = result.flip_test
+    if test:
+        click.echo(
+            f"flip test: {test['decisions_that_flip']} of {test['sampled']} sampled decisions "
+            f"({test['flip_rate']:.1%}) change when only {result.attribute} is set to another "
+            "group's typical value; by the value it was set to:"
+        )
+        for target, figures in test["by_target"].items():
+            value = test["typical"][target]
+            click.echo(f"  {target} ({value}): {figures['flips']} of {figures['decisions']} flip")
+    if result.outside:
+        click.echo(f"{result.outside:,} decisions outside the bins were left out")
+    if result.plot:
+        click.echo(f"plot: {result.plot}")

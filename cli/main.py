@@ -31,6 +31,7 @@ COMMANDS = [
     questions.explain,
     reports.report,
     history.backtest,
+    history.fairness,
     web.serve,
     web.console,
     web.tokens,

@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time, __getattr_
     from replay.history.backtest import backtest
     from replay.history.batch_replay import replay_many
     from replay.history.export import export_ledger
+    from replay.history.fairness import fairness
     from replay.ledger.decisions import (
         checkpoint_ledger,
         list_transactions,
@@ -60,6 +61,7 @@ _PUBLIC = {
     "replay": "replay.execution.reexecution",
     "replay_many": "replay.history.batch_replay",
     "backtest": "replay.history.backtest",
+    "fairness": "replay.history.fairness",
     "export_ledger": "replay.history.export",
     "WarmDeployment": "replay.execution.warm",
     "record_decision": "replay.ledger.decisions",
@@ -102,6 +104,7 @@ __all__ = [
     "explain",
     "export_ledger",
     "export_subject",
+    "fairness",
     "list_deployments",
     "list_tokens",
     "list_transactions",

@@ -348,6 +348,20 @@ def spare(captured, workspace):
 
 
 @pytest.fixture(scope="session")
+def window(served):
+    """The served decisions' time window (the session logs other credit decisions too)."""
+    from datetime import datetime, timedelta
+
+    from replay.ledger import open_ledger
+    from replay.settings import load_settings
+
+    ledger = open_ledger(load_settings())
+    times = [ledger.get(a["transaction_id"]).time for a in served]
+    since = datetime.fromisoformat(min(times))
+    return since, datetime.fromisoformat(max(times)) + timedelta(microseconds=1)
+
+
+@pytest.fixture(scope="session")
 def rejected(served):
     """A rejected applicant's transaction id."""
     return next(a for a in served if a["decision"] == "rejected")["transaction_id"]

@@ -19,18 +19,6 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def window(served):
-    """The served decisions' time window (the session logs other credit decisions too)."""
-    from replay.ledger import open_ledger
-    from replay.settings import load_settings
-
-    ledger = open_ledger(load_settings())
-    times = [ledger.get(a["transaction_id"]).time for a in served]
-    since = datetime.fromisoformat(min(times))
-    return since, datetime.fromisoformat(max(times)) + timedelta(microseconds=1)
-
-
-@pytest.fixture(scope="module")
 def challenger(registry, tmp_path_factory):
     """The credit deployment retrained on other applicants: a new manifest of the same
     deployment, and its workspace."""

@@ -21,6 +21,7 @@ EXPECTED_COMMANDS = {
     "counterfactual",
     "deployments",
     "explain",
+    "fairness",
     "ledger",
     "manifest",
     "publish",
