@@ -1,5 +1,5 @@
-"""`replay backtest` and `replay fairness`: whole histories asked again (batch replay is
-`replay replay --all`, export `replay ledger export`)."""
+"""`replay backtest`, `replay fairness` and `replay drift`: whole histories asked again
+(batch replay is `replay replay --all`, export `replay ledger export`)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import replay
 
 if TYPE_CHECKING:
     from replay.history.backtest import Backtest
+    from replay.history.drift import Drift
     from replay.history.fairness import Fairness
 
 
@@ -168,3 +169,69 @@ def _show_fairness(result: Fairness) -> None:
         click.echo(f"{result.outside:,} decisions outside the bins were left out")
     if result.plot:
         click.echo(f"plot: {result.plot}")
+
+
+@click.command()
+@click.option("--deployment", help="Whose decisions (needed when several match).")
+@click.option("--since", type=Moment(), help="ISO date or time, inclusive.")
+@click.option("--until", type=Moment(), help="ISO date or time, exclusive.")
+@click.option(
+    "--windows",
+    type=click.IntRange(1, 1000),
+    default=6,
+    show_default=True,
+    help="Equal spans of time the score is followed over.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Folder for a PNG of each flagged feature.",
+)
+@json_option
+def drift(
+    deployment: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    windows: int,
+    out: Path | None,
+    as_json: bool,
+) -> None:
+    """Each input of the logged decisions against the manifest's reference sample (PSI,
+    KS or chi-squared), and the score over time."""
+    emit(
+        replay.drift(deployment=deployment, since=since, until=until, windows=windows, out=out),
+        as_json,
+        _show_drift,
+    )
+
+
+def _show_drift(result: Drift) -> None:
+    table(
+        ("feature", "PSI", "test", "p", "", "plot"),
+        (
+            (
+                f.feature,
+                f"{f.psi:.3f}",
+                f.test,
+                f"{f.p_value:.3g}",
+                "drifted" if f.flagged else "",
+                f.plot or "",
+            )
+            for f in result.features
+        ),
+        title=f"{result.decisions:,} decisions of {result.deployment} against the reference "
+        f"sample of {result.manifest[:12]}",
+    )
+    table(
+        ("from", "decisions", "mean score", "quartiles"),
+        (
+            (
+                w["from"][:19].replace("T", " "),
+                f"{w['decisions']:,}",
+                "" if w["mean_score"] is None else f"{w['mean_score']:.4f}",
+                "" if not w["quartiles"] else ", ".join(f"{q:.3f}" for q in w["quartiles"]),
+            )
+            for w in result.score_windows
+        ),
+        title="the score over time",
+    )

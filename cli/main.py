@@ -32,6 +32,7 @@ COMMANDS = [
     reports.report,
     history.backtest,
     history.fairness,
+    history.drift,
     web.serve,
     web.console,
     web.tokens,

@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time, __getattr_
     from replay.execution.warm import WarmDeployment
     from replay.history.backtest import backtest
     from replay.history.batch_replay import replay_many
+    from replay.history.drift import drift
     from replay.history.export import export_ledger
     from replay.history.fairness import fairness
     from replay.ledger.decisions import (
@@ -62,6 +63,7 @@ _PUBLIC = {
     "replay_many": "replay.history.batch_replay",
     "backtest": "replay.history.backtest",
     "fairness": "replay.history.fairness",
+    "drift": "replay.history.drift",
     "export_ledger": "replay.history.export",
     "WarmDeployment": "replay.execution.warm",
     "record_decision": "replay.ledger.decisions",
@@ -100,6 +102,7 @@ __all__ = [
     "checkpoint_ledger",
     "console",
     "counterfactual",
+    "drift",
     "erase_subject",
     "explain",
     "export_ledger",

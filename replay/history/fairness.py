@@ -191,7 +191,10 @@ def _plot(result: Fairness) -> bytes:
     rates.legend(loc="lower right")
     rates.tick_params(axis="x", rotation=30)
     targets = result.flip_test.get("by_target", {})
-    flips.bar(list(targets), [t["flip_rate"] for t in targets.values()], color="tab:orange")
+    flip_rates = [t["flip_rate"] for t in targets.values()]
+    flips.bar(list(targets), flip_rates, color="tab:orange")
+    flips.set_ylim(0, max([0.05, *flip_rates]) * 1.2)  # no flips: an empty chart, not -0.04
+    flips.set_ylabel("flip rate")
     flips.set_title(f"decisions that flip when {result.attribute} is set to")
     flips.tick_params(axis="x", rotation=30)
     figure.tight_layout()

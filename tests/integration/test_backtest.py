@@ -93,10 +93,26 @@ def test_a_retrained_challenger_flips_what_the_models_say_in_process(
     assert found == dict(expected)
     flips = sum(count for (before, after), count in expected.items() if before != after)
     assert flips > 0  # another model: some applicants are decided otherwise
+    keep_a_picture(result.files["html"])
     table = pq.read_table(result.files["parquet"]).to_pylist()
     assert len(table) == result.summary["flips"] == flips
     assert all(row["logged_decision"] != row["challenger_decision"] for row in table)
     assert all(row["inputs.income"] is not None for row in table)
+
+
+def keep_a_picture(html: str) -> None:
+    """The summary as a person sees it, in build/artifacts (Debian's Chromium)."""
+    import subprocess
+
+    artifacts = ROOT / "build" / "artifacts"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    shot = subprocess.run(
+        ["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu",
+         "--disable-background-networking", "--hide-scrollbars", "--window-size=1000,1500",
+         f"--screenshot={artifacts / 'backtest.png'}", f"file://{html}"],
+        capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert shot.returncode == 0, shot.stderr[-500:]
 
 
 def test_bad_input_is_one_line_and_writes_nothing(captured, served, tmp_path):

@@ -20,6 +20,7 @@ EXPECTED_COMMANDS = {
     "console",
     "counterfactual",
     "deployments",
+    "drift",
     "explain",
     "fairness",
     "ledger",

@@ -1,0 +1,318 @@
+"""`replay drift`: have the people being decided changed since the model was frozen?
+
+Each input feature of the logged decisions is compared with the manifest's reference
+sample (the rows it was built for): the population stability index over the
+reference's deciles (numbers) or its categories, and a two-sample test, Kolmogorov-
+Smirnov for numbers, chi-squared for categories and booleans (scipy). A feature is
+flagged when its PSI exceeds 0.25 or its test's p-value is under 0.01. The score's
+distribution is followed over time windows. The ledger is read in chunks: counts are
+exact, and the KS test and the windows' quartiles use a uniform sample of each.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import random
+import statistics
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from replay.errors import BadInput
+from replay.history.comparison import numeric, quantile_edges
+from replay.ledger import open_ledger
+from replay.manifests.schema import Feature
+from replay.settings import Settings, load_settings
+from replay.stores.keys import write_once
+from replay.stores.manifests import manifest_store
+
+READ_ROWS = 5_000
+PSI_FLAG = 0.25  # conventional: above 0.25 the population has shifted
+P_FLAG = 0.01
+SAMPLE = 50_000  # logged values kept per feature for the KS test, per window for quartiles
+EPSILON = 1e-4  # an empty bin's share, so the PSI stays finite
+
+
+def psi(expected: list[float], actual: list[float]) -> float:
+    """Population stability index of two distributions over the same bins (shares)."""
+    total = 0.0
+    for e, a in zip(expected, actual, strict=True):
+        e, a = max(e, EPSILON), max(a, EPSILON)
+        total += (a - e) * math.log(a / e)
+    return total
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    feature: str
+    kind: str  # number or category
+    psi: float
+    test: str  # ks or chi-squared
+    statistic: float
+    p_value: float
+    flagged: bool
+    logged: int  # decisions with a value
+    plot: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Drift:
+    deployment: str
+    manifest: str  # whose reference sample the decisions were compared with
+    decisions: int
+    features: list[FeatureDrift]
+    score_windows: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def flagged(self) -> list[str]:
+        return [f.feature for f in self.features if f.flagged]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "deployment": self.deployment,
+            "manifest": self.manifest,
+            "decisions": self.decisions,
+            "flagged": self.flagged,
+            "features": [f.to_dict() for f in self.features],
+            "score_windows": self.score_windows,
+        }
+
+
+class _Sample:
+    """A uniform sample of up to SAMPLE values (reservoir sampling)."""
+
+    def __init__(self, seed: int) -> None:
+        self.values: list[float] = []
+        self.seen = 0
+        self._draw = random.Random(seed)
+
+    def add(self, value: float) -> None:
+        self.seen += 1
+        if len(self.values) < SAMPLE:
+            self.values.append(value)
+        elif (slot := self._draw.randrange(self.seen)) < SAMPLE:
+            self.values[slot] = value
+
+
+def _category(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "null" if value is None else str(value)
+
+
+def drift(
+    *,
+    deployment: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    windows: int = 6,
+    out: Path | None = None,
+    settings: Settings | None = None,
+) -> Drift:
+    """The logged decisions' inputs against the newest manifest's reference sample, and
+    their score over `windows` equal spans of time."""
+    settings = settings or load_settings()
+    if windows < 1:
+        raise BadInput(f"at least one time window, not {windows}")
+    if out is not None and not out.is_dir():
+        raise BadInput(f"{out} is not a folder to write the plots in")
+    ledger = open_ledger(settings)
+    filters: dict[str, Any] = {
+        "kind": "decision",
+        "deployment": deployment,
+        "since": since,
+        "until": until,
+    }
+    store = manifest_store(settings)
+    manifests = [store.load(mid) for mid in ledger.manifest_ids(**filters)]
+    if not manifests:
+        raise BadInput("no logged decisions match: nothing to compare")
+    names = sorted({m.name for m in manifests})
+    if len(names) > 1:
+        raise BadInput(f"decisions of {', '.join(names)} match: name one with --deployment")
+    newest = manifests[-1]
+    schema = newest.schema
+    reference = schema.read_rows(store.reference_sample(newest))
+    inputs = schema.inputs
+    edges = {
+        name: quantile_edges([r[name] for r in reference if numeric(r.get(name))], 10)
+        for name, feature in inputs.items()
+        if feature.numeric
+    }
+    counts: dict[str, Counter[Any]] = {name: Counter() for name in inputs}
+    samples = {name: _Sample(i) for i, name in enumerate(inputs) if inputs[name].numeric}
+    score_field = schema.output.score
+    first = last = None
+    decisions = 0
+    for chunk in ledger.chunks(READ_ROWS, **filters):
+        for entry in chunk:
+            if entry.erased_on is not None:
+                continue
+            decisions += 1
+            first = first or entry.time
+            last = entry.time
+            for name, feature in inputs.items():
+                value = entry.inputs.get(name)
+                if feature.numeric:
+                    if numeric(value):
+                        counts[name][bisect.bisect_right(edges[name], value)] += 1
+                        samples[name].add(float(value))
+                else:
+                    counts[name][_category(value)] += 1
+    if not decisions:
+        raise BadInput("every matching decision's data was erased: nothing to compare")
+    found = []
+    for name, feature in inputs.items():
+        found.append(
+            _feature_drift(name, feature, reference, edges, counts[name], samples.get(name))
+        )
+    windows_found = _score_windows(ledger, filters, score_field, first, last, windows)
+    if out is not None:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        for index, item in enumerate(found):
+            if item.flagged:
+                path = out / f"drift-{item.feature}-{stamp}.png"
+                write_once(path, _plot(item, inputs[item.feature], reference, edges, counts), 0o644)
+                found[index] = FeatureDrift(**{**item.to_dict(), "plot": str(path)})
+    return Drift(newest.name, newest.manifest_id, decisions, found, windows_found)
+
+
+def _feature_drift(
+    name: str,
+    feature: Feature,
+    reference: list[dict[str, Any]],
+    edges: dict[str, list[float]],
+    logged: Counter[Any],
+    sample: _Sample | None,
+) -> FeatureDrift:
+    from scipy.stats import chi2_contingency, ks_2samp
+
+    total = sum(logged.values())
+    if feature.numeric:
+        values = [float(r[name]) for r in reference if numeric(r.get(name))]
+        bins = len(edges[name]) + 1
+        expected: Counter[Any] = Counter(bisect.bisect_right(edges[name], v) for v in values)
+        shares = [expected[i] / len(values) for i in range(bins)]
+        actual = [logged[i] / total if total else 0.0 for i in range(bins)]
+        tested = ks_2samp(values, sample.values if sample else [])
+        statistic, p = float(tested.statistic), float(tested.pvalue)
+        kind, test = "number", "ks"
+    else:
+        expected = Counter(_category(r.get(name)) for r in reference)
+        categories = sorted(set(expected) | set(logged))
+        shares = [expected[c] / len(reference) for c in categories]
+        actual = [logged[c] / total if total else 0.0 for c in categories]
+        table = [[expected[c] + 0.5 for c in categories], [logged[c] + 0.5 for c in categories]]
+        if len(categories) > 1:
+            chi2 = chi2_contingency(table)
+            statistic, p = float(chi2.statistic), float(chi2.pvalue)
+        else:
+            statistic, p = 0.0, 1.0
+        kind, test = "category", "chi-squared"
+    index = psi(shares, actual)
+    return FeatureDrift(
+        name, kind, index, test, statistic, p, index > PSI_FLAG or p < P_FLAG, total
+    )
+
+
+def _score_windows(
+    ledger: Any,
+    filters: dict[str, Any],
+    score_field: str,
+    first: str | None,
+    last: str | None,
+    windows: int,
+) -> list[dict[str, Any]]:
+    """The score over equal spans of time between the first and last decision: count,
+    mean and quartiles (from a sample of each window)."""
+    if first is None or last is None:
+        return []
+    start, end = datetime.fromisoformat(first), datetime.fromisoformat(last)
+    span = (end - start) / windows if end > start else None
+    sums = [0.0] * windows
+    counts = [0] * windows
+    samples = [_Sample(100 + i) for i in range(windows)]
+    for chunk in ledger.chunks(READ_ROWS, **filters):
+        for entry in chunk:
+            if entry.erased_on is not None:
+                continue
+            score = entry.outputs.get(score_field)
+            if not numeric(score):
+                continue
+            moment = datetime.fromisoformat(entry.time)
+            index = min(int((moment - start) / span), windows - 1) if span else 0
+            sums[index] += score
+            counts[index] += 1
+            samples[index].add(float(score))
+    found = []
+    for i in range(windows if span else 1):
+        values = samples[i].values
+        quartiles = statistics.quantiles(values, n=4) if len(values) > 1 else values * 3
+        found.append(
+            {
+                "from": (start + span * i).isoformat() if span else start.isoformat(),
+                "decisions": counts[i],
+                "mean_score": sums[i] / counts[i] if counts[i] else None,
+                "quartiles": quartiles if values else None,
+            }
+        )
+    return found
+
+
+def _plot(
+    item: FeatureDrift,
+    feature: Feature,
+    reference: list[dict[str, Any]],
+    edges: dict[str, list[float]],
+    counts: dict[str, Counter[Any]],
+) -> bytes:
+    import io
+
+    from matplotlib.figure import Figure
+
+    logged = counts[item.feature]
+    total = sum(logged.values())
+    if feature.numeric:
+        labels = [f"< {edges[item.feature][0]:,.4g}"] + [
+            f">= {e:,.4g}" for e in edges[item.feature]
+        ]
+        keys: list[Any] = list(range(len(labels)))
+        expected: Counter[Any] = Counter(
+            bisect.bisect_right(edges[item.feature], float(r[item.feature]))
+            for r in reference
+            if numeric(r.get(item.feature))
+        )
+    else:
+        expected = Counter(_category(r.get(item.feature)) for r in reference)
+        keys = sorted(set(expected) | set(logged))
+        labels = [str(k) for k in keys]
+    width, reference_total = 0.4, max(1, sum(expected.values()))
+    figure = Figure(figsize=(8, 3.4), dpi=100)
+    axes = figure.subplots()
+    positions = range(len(keys))
+    axes.bar(
+        [p - width / 2 for p in positions],
+        [expected[k] / reference_total for k in keys],
+        width,
+        label="reference sample",
+    )
+    axes.bar(
+        [p + width / 2 for p in positions],
+        [logged[k] / max(1, total) for k in keys],
+        width,
+        label="logged decisions",
+    )
+    axes.set_xticks(list(positions), labels, rotation=30, fontsize=8)
+    axes.set_ylabel("share")
+    axes.set_title(f"{item.feature}: PSI {item.psi:.2f}, {item.test} p {item.p_value:.2g}")
+    axes.legend()
+    figure.tight_layout()
+    out = io.BytesIO()
+    figure.savefig(out, format="png")
+    return out.getvalue()
