@@ -33,6 +33,7 @@ from replay.manifests.manifest import Manifest
 from replay.settings import Settings, load_settings
 from replay.stores.manifests import ManifestStore, manifest_store
 
+BATCH_SHARE = 100  # rows of a batch given one request's timeout
 RESTART_FIRST_DELAY = 0.5  # seconds before a failed replacement is tried again
 RESTART_MAX_DELAY = 30.0
 
@@ -138,7 +139,8 @@ class WarmDeployment(Predictor):
         """The runner's answer within the request timeout, waiting for a free container
         included (then a 503-worthy Unavailable, never a wait without end)."""
         wait = self.sandbox.request_timeout
-        deadline = time.monotonic() + wait
+        # a batch gets the time of one request per BATCH_SHARE rows: slow models batch too
+        deadline = time.monotonic() + wait * max(1, -(-int(request.get("rows", 1)) // BATCH_SHARE))
         try:
             runner = self._idle.get(timeout=wait)
             while not runner.alive():  # killed while idle: replace it, take the next

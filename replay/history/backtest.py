@@ -21,7 +21,7 @@ from replay.deployments.history import resolve_target
 from replay.errors import BadInput, ReplayError
 from replay.history.cluster import dask_client, streamed, workers_of
 from replay.history.comparison import BacktestTally
-from replay.history.workers import WarmContainers, rerun_on_worker
+from replay.history.workers import WarmContainers, rerun_on_worker, worker_settings
 from replay.ledger import open_ledger
 from replay.ledger.chain import LedgerEntry, NewEntry
 from replay.manifests.canonical import sha256_bytes
@@ -74,6 +74,8 @@ def _sampled(
     kept: list[LedgerEntry] = []
     for chunk in chunks:
         for entry in chunk:
+            if entry.erased_on is not None:  # cannot be re-run: never in the sample
+                continue
             seen += 1
             if len(kept) < size:
                 kept.append(entry)
@@ -111,12 +113,9 @@ def backtest(
     if not out.is_dir():
         raise BadInput(f"{out} is not a folder to write the backtest in")
     ledger = open_ledger(settings)
-    filters: dict[str, Any] = {
-        "kind": "decision",
-        "deployment": deployment,
-        "since": since,
-        "until": until,
-    }
+    filters: dict[str, Any] = ledger.selection(
+        kind="decision", deployment=deployment, since=since, until=until
+    )
     logged_manifests = ledger.manifest_ids(**filters)
     if not logged_manifests:
         raise BadInput(f"no logged decisions of {deployment} match: nothing written")
@@ -136,7 +135,7 @@ def backtest(
         with dask_client(scheduler, workers) as client:
             client.register_plugin(WarmContainers())
             used = workers_of(client)
-            shipped = replace(settings, subject_key=None)  # the stores, not the key
+            shipped = worker_settings(settings)  # the stores, not the key
             jobs = _jobs(chunks, manifest, seeds, shipped, refused)
             for batch, answers in streamed(client, rerun_on_worker, jobs):
                 if isinstance(answers, ReplayError):  # the challenger's image, say
@@ -165,6 +164,7 @@ def backtest(
         "since": since.isoformat() if since else None,
         "until": until.isoformat() if until else None,
         "sample": sample,
+        "through": filters["through"],  # the ledger's last entry when the backtest began
     }
     result = Backtest(
         challenger=manifest.manifest_id,

@@ -11,20 +11,20 @@ bounded memory.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from replay.errors import BadInput, EnvironmentProblem, ReplayError
 from replay.execution.reexecution import (
     DIVERGED,
     FAILED,
     REPRODUCED,
     ReplayResult,
-    failed,
     record_replays,
 )
 from replay.history.cluster import dask_client, streamed, workers_of
-from replay.history.workers import WarmContainers, replay_on_worker
+from replay.history.workers import WarmContainers, replay_on_worker, worker_settings
 from replay.ledger import open_ledger
 from replay.ledger.chain import LedgerEntry
 from replay.settings import Settings, load_settings
@@ -77,25 +77,28 @@ def replay_many(
     reproduced decisions are counted, and kept only with `keep_reproduced`."""
     settings = settings or load_settings()
     ledger = open_ledger(settings)
-    filters: dict[str, Any] = {"deployment": deployment, "since": since, "until": until}
+    filters: dict[str, Any] = ledger.selection(deployment=deployment, since=since, until=until)
     if txn_ids is not None:
         chunks: Iterator[list[LedgerEntry]] = iter([[ledger.get(txn) for txn in txn_ids]])
         total = len(txn_ids)
     else:
-        chunks = ledger.chunks(READ_ROWS, **filters)
         total = ledger.count(**filters)
+        if not total:
+            raise BadInput("no logged decisions match: nothing to replay")
+        chunks = ledger.chunks(READ_ROWS, **filters)
     summary = ReplaySummary()
     with dask_client(scheduler, workers) as client:
         client.register_plugin(WarmContainers())
         summary.workers = workers_of(client)
         # Workers need the stores, not the pseudonym key: it never leaves this process.
-        shipped = replace(settings, subject_key=None)
+        shipped = worker_settings(settings)
         kept: list[tuple[int, ReplayResult]] = []  # with the decision's place in the chain
         jobs = _batches(chunks, shipped, summary)
         for batch_entries, answer in streamed(client, replay_on_worker, jobs):
-            if isinstance(answer, Exception):  # the worker died under it
-                reason = f"the Dask worker failed: {type(answer).__name__}: {answer}"
-                answer = [failed(entry, reason) for entry in batch_entries]
+            if isinstance(answer, ReplayError):  # no engine, no store: stop, say why
+                raise answer
+            if isinstance(answer, Exception):  # the worker died, the scheduler went
+                raise EnvironmentProblem(f"a Dask worker failed: {type(answer).__name__}: {answer}")
             results = answer
             by_txn = {entry.txn_id: entry for entry in batch_entries}
             if record:

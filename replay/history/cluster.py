@@ -40,6 +40,10 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
             raise BadInput("--workers sizes a local cluster; a scheduler has its own workers")
         try:
             client = Client(address, timeout=CONNECT_WITHIN)
+        except ValueError:
+            raise BadInput(
+                f"{address!r} is not a Dask scheduler address (tcp://HOST:PORT)"
+            ) from None
         except (OSError, TimeoutError):
             raise EnvironmentProblem(
                 f"no Dask scheduler answers at {address} within {CONNECT_WITHIN} s"
@@ -57,16 +61,17 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
     count = workers if workers is not None else default_workers()
     if count < 1:
         raise BadInput(f"a local cluster needs at least one worker, not {count}")
-    with (
-        LocalCluster(
+    try:
+        cluster = LocalCluster(
             n_workers=count,
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
             silence_logs=logging.ERROR,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+        )
+    except Exception as error:  # no processes, no ports: this machine, not the input
+        raise EnvironmentProblem(f"a local Dask cluster could not start: {error}") from None
+    with cluster, Client(cluster) as client:
         yield client
 
 

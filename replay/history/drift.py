@@ -123,12 +123,9 @@ def drift(
     if out is not None and not out.is_dir():
         raise BadInput(f"{out} is not a folder to write the plots in")
     ledger = open_ledger(settings)
-    filters: dict[str, Any] = {
-        "kind": "decision",
-        "deployment": deployment,
-        "since": since,
-        "until": until,
-    }
+    filters: dict[str, Any] = ledger.selection(
+        kind="decision", deployment=deployment, since=since, until=until
+    )
     store = manifest_store(settings)
     manifests = [store.load(mid) for mid in ledger.manifest_ids(**filters)]
     if not manifests:
@@ -196,11 +193,14 @@ def _feature_drift(
     total = sum(logged.values())
     if feature.numeric:
         values = [float(r[name]) for r in reference if numeric(r.get(name))]
+        logged_values = sample.values if sample else []
+        if not values or not logged_values:  # nothing on one side: nothing to compare
+            return FeatureDrift(name, "number", 0.0, "ks", 0.0, 1.0, False, total)
         bins = len(edges[name]) + 1
         expected: Counter[Any] = Counter(bisect.bisect_right(edges[name], v) for v in values)
         shares = [expected[i] / len(values) for i in range(bins)]
         actual = [logged[i] / total if total else 0.0 for i in range(bins)]
-        tested = ks_2samp(values, sample.values if sample else [])
+        tested = ks_2samp(values, logged_values)
         statistic, p = float(tested.statistic), float(tested.pvalue)
         kind, test = "number", "ks"
     else:
@@ -208,7 +208,7 @@ def _feature_drift(
         categories = sorted(set(expected) | set(logged))
         shares = [expected[c] / len(reference) for c in categories]
         actual = [logged[c] / total if total else 0.0 for c in categories]
-        table = [[expected[c] + 0.5 for c in categories], [logged[c] + 0.5 for c in categories]]
+        table = [[expected[c] for c in categories], [logged[c] for c in categories]]
         if len(categories) > 1:
             chi2 = chi2_contingency(table)
             statistic, p = float(chi2.statistic), float(chi2.pvalue)

@@ -135,12 +135,9 @@ def export_ledger(
     if not out.parent.is_dir():
         raise BadInput(f"{out.parent} is not a folder to write the export in")
     ledger = open_ledger(settings)
-    filters: dict[str, Any] = {
-        "kind": "decision",
-        "deployment": deployment,
-        "since": since,
-        "until": until,
-    }
+    filters: dict[str, Any] = ledger.selection(
+        kind="decision", deployment=deployment, since=since, until=until
+    )
     manifest_ids = ledger.manifest_ids(**filters)
     if not manifest_ids:
         raise BadInput("no decisions match: nothing written")

@@ -25,7 +25,7 @@ from typing import Any
 from replay.errors import BadInput, ReplayError
 from replay.history.cluster import dask_client, streamed, workers_of
 from replay.history.groups import FlipCounts, GroupCounts, Grouping, GroupRate, flip_variants
-from replay.history.workers import WarmContainers, rerun_on_worker
+from replay.history.workers import WarmContainers, rerun_on_worker, worker_settings
 from replay.ledger import open_ledger
 from replay.ledger.chain import LedgerEntry
 from replay.settings import Settings, load_settings
@@ -86,12 +86,9 @@ def fairness(
     if out is not None and not out.is_dir():
         raise BadInput(f"{out} is not a folder to write the plot in")
     ledger = open_ledger(settings)
-    filters: dict[str, Any] = {
-        "kind": "decision",
-        "deployment": deployment,
-        "since": since,
-        "until": until,
-    }
+    filters: dict[str, Any] = ledger.selection(
+        kind="decision", deployment=deployment, since=since, until=until
+    )
     store = manifest_store(settings)
     manifests = [store.load(mid) for mid in ledger.manifest_ids(**filters)]
     if not manifests:
@@ -155,7 +152,7 @@ def _flip_test(
 ) -> tuple[dict[str, Any], int]:
     """Each sampled decision re-run with its attribute set to every other group's typical
     value; how many flip, per group the attribute was moved to."""
-    shipped = replace(settings, subject_key=None)
+    shipped = worker_settings(settings)
     jobs = (
         ((target, moved), (manifest_id, rows, logged, shipped))
         for target, manifest_id, moved, rows, logged in flip_variants(

@@ -9,6 +9,7 @@ Pure logic over logged inputs and outputs: tested without a container or a clust
 from __future__ import annotations
 
 import bisect
+import math
 import random
 import statistics
 from collections import Counter
@@ -52,11 +53,9 @@ class Grouping:
             if edges is not None:
                 raise BadInput(f"{feature.name} is a {feature.type}: only numbers take bins")
             return cls(feature, None)
-        if edges is None:
+        if edges is None:  # quartiles, the first and last bins open: nothing falls outside
             values = [r[feature.name] for r in reference if numeric(r.get(feature.name))]
-            inner = quantile_edges(values, 4)
-            low, high = min(values, default=0.0), max(values, default=0.0)
-            edges = sorted({low, *inner, high}) if values else [0.0, 1.0]
+            edges = [-math.inf, *quantile_edges(values, 4), math.inf]
         return cls(feature, edges)
 
     def group(self, value: Any) -> str | None:
@@ -69,6 +68,10 @@ class Grouping:
             return None
         index = min(bisect.bisect_right(self.edges, value), len(self.edges) - 1)
         low, high = self.edges[index - 1], self.edges[index]
+        if low == -math.inf:
+            return "any" if high == math.inf else f"under {high:g}"
+        if high == math.inf:
+            return f"{low:g} and over"
         last = index == len(self.edges) - 1
         return f"{low:g} to {high:g}" if last else f"{low:g} to under {high:g}"
 

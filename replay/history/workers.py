@@ -6,14 +6,16 @@ never the ledger or the subjects' keys."""
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from typing import Any
 
 from distributed import Worker, WorkerPlugin, get_worker
 
-from replay.errors import ReplayError
+from replay.errors import IntegrityError
 from replay.execution.predictor import PredictionError
 from replay.execution.reexecution import ReplayResult, failed, replay_batch
 from replay.execution.warm import WarmDeployment
+from replay.images.container import RunnerFailed
 from replay.ledger.chain import LedgerEntry
 from replay.settings import Settings
 
@@ -55,8 +57,9 @@ def replay_on_worker(
     try:
         warm = containers().deployment(manifest_id, settings)
         return replay_batch(warm, entries)
-    except ReplayError as problem:  # e.g. the image was refused
+    except IntegrityError as problem:  # the image was refused: its decisions fail, as one would
         return [failed(entry, str(problem)) for entry in entries]
+    # anything else (no engine, no store): the run stops, saying why, before more is recorded
 
 
 def rerun_on_worker(
@@ -69,11 +72,17 @@ def rerun_on_worker(
     try:
         answers: list[dict[str, Any] | str] = list(warm.predict_each(rows, seeds))
         return answers
-    except PredictionError:  # find which rows it refuses, one at a time
+    except (PredictionError, RunnerFailed):  # refused, or one row killed it: which, singly
         answers = []
         for row, seed in zip(rows, seeds, strict=True):
             try:
                 answers.append(warm.predict(row, seed))
-            except PredictionError as problem:
+            except (PredictionError, RunnerFailed) as problem:
                 answers.append(str(problem))
         return answers
+
+
+def worker_settings(settings: Settings) -> Settings:
+    """What a worker is sent: the stores it recovers images from, never the ledger's or
+    the key store's location (a URL may hold a password) nor the pseudonym key."""
+    return replace(settings, subject_key=None, ledger="", subject_keys="", checkpoint_location="")

@@ -467,10 +467,12 @@ class Ledger(ABC):
         kind: str | None = "decision",
         refers_to: str | None = None,
         after: int | None = None,
+        through: int | None = None,
         limit: int | None = None,
     ) -> list[LedgerEntry]:
         """Entries oldest first, filtered: `since` inclusive, `until` exclusive (without
-        a time zone, UTC), `after` a sequence number (the last of the previous chunk)."""
+        a time zone, UTC), `after` a sequence number (the last of the previous chunk),
+        `through` the last sequence number (the head when a long read began)."""
         where, parameters = self._where(
             deployment=deployment,
             since=since,
@@ -479,6 +481,7 @@ class Ledger(ABC):
             kind=kind,
             refers_to=refers_to,
             after=after,
+            through=through,
         )
         tail = f" LIMIT {int(limit)}" if limit else ""
         return self._open(list(self._rows(f"{where} ORDER BY seq{tail}", parameters)))
@@ -503,6 +506,12 @@ class Ledger(ABC):
         )
         return [row[0] for row in rows]
 
+    def selection(self, **filters: Any) -> dict[str, Any]:
+        """`filters` pinned to the entries there are now: a long read (chunks, a count)
+        sees the same selection while decisions go on being logged."""
+        head = self.head()
+        return {**filters, "through": head.seq if head else 0}
+
     def chunks(self, size: int, **filters: Any) -> Iterator[builtins.list[LedgerEntry]]:
         """The entries `list` would give, oldest first, `size` at a time: a history of
         any length read in bounded memory."""
@@ -521,6 +530,7 @@ class Ledger(ABC):
         kind: str | None = "decision",
         refers_to: str | None = None,
         after: int | None = None,
+        through: int | None = None,
     ) -> tuple[str, builtins.list[Any]]:
         clauses, parameters = [], []
         for column, operator, value in (
@@ -529,6 +539,7 @@ class Ledger(ABC):
             ("kind", "=", kind),
             ("refers_to", "=", refers_to),
             ("seq", ">", after),
+            ("seq", "<=", through),
             ("time", ">=", None if since is None else _stored_time(since)),
             ("time", "<", None if until is None else _stored_time(until)),
         ):

@@ -143,4 +143,7 @@ def test_an_unreachable_scheduler_is_one_line_and_writes_nothing(claims_decided)
     refused = run_cli("replay", "--all", "--scheduler", address)
     assert refused.returncode == 3
     assert refused.stderr.strip() == f"error: no Dask scheduler answers at {address} within 10 s"
+    nothing = run_cli("replay", "--all", "--deployment", "nobody")
+    assert nothing.returncode == 2
+    assert nothing.stderr.strip() == "error: no logged decisions match: nothing to replay"
     assert ledger.count(kind=None) == before

@@ -6,6 +6,7 @@ ignores (in process, through the runner's own code)."""
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from scipy.stats import fisher_exact
@@ -58,11 +59,17 @@ def test_numbers_are_grouped_by_the_bins_given_or_the_references_quartiles():
     ]
     assert grouping.order() == ["18 to under 25", "25 to under 40", "40 to under 65", "65 to 100"]
     quartiles = Grouping.of(PEOPLE.inputs["age"], None, [{"age": a} for a in range(20, 60)])
-    assert quartiles.edges == [20, 30, 40, 50, 59]
+    assert quartiles.edges == [-math.inf, 30, 40, 50, math.inf]
+    assert [quartiles.group(v) for v in (18, 30, 49, 99)] == [
+        "under 30",
+        "30 to under 40",
+        "40 to under 50",
+        "50 and over",
+    ]  # open at both ends: an age past the reference's is still counted
     counts = GroupCounts(quartiles)
     for age in (21, 22, 29, 61):
         counts.add(age, True)
-    assert counts.outside == 1 and counts.typical("20 to under 30") == 22
+    assert counts.outside == 0 and counts.typical("under 30") == 22
 
 
 @pytest.mark.parametrize(
