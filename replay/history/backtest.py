@@ -10,7 +10,6 @@ ledger entry with the selection, both sides' manifests and the files' sha256.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from replay.deployments.history import resolve_target
 from replay.errors import BadInput, ReplayError
 from replay.history.cluster import dask_client, streamed, workers_of
 from replay.history.comparison import BacktestTally
+from replay.history.sampling import Reservoir
 from replay.history.workers import WarmContainers, rerun_on_worker, worker_settings
 from replay.ledger import open_ledger
 from replay.ledger.chain import LedgerEntry, NewEntry
@@ -70,18 +70,12 @@ def _sampled(
 ) -> Iterator[list[LedgerEntry]]:
     """A uniform sample of `size` entries of the chunks (reservoir sampling: memory for
     the sample only), in ledger order."""
-    draw, seen = random.Random(seed), 0
-    kept: list[LedgerEntry] = []
+    sample: Reservoir[LedgerEntry] = Reservoir(size, seed)
     for chunk in chunks:
         for entry in chunk:
-            if entry.erased_on is not None:  # cannot be re-run: never in the sample
-                continue
-            seen += 1
-            if len(kept) < size:
-                kept.append(entry)
-            elif (slot := draw.randrange(seen)) < size:
-                kept[slot] = entry
-    kept.sort(key=lambda entry: entry.seq)
+            if entry.erased_on is None:  # an erased decision cannot be re-run
+                sample.add(entry)
+    kept = sorted(sample.items, key=lambda entry: entry.seq)
     for start in range(0, len(kept), READ_ROWS):
         yield kept[start : start + READ_ROWS]
 

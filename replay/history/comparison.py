@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import bisect
 import math
-import random
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
+from replay.history.sampling import Reservoir
 from replay.manifests.schema import Feature, Schema
 
 HISTOGRAM_SAMPLE = 100_000  # score shifts kept for the histogram (a uniform sample)
@@ -62,9 +62,8 @@ class BacktestTally:
     favourable_after: int = 0
     shift_sum: float = 0.0
     shifts: int = 0
-    sample: list[float] = field(default_factory=list)  # a uniform sample of the shifts
+    shifts_kept: Reservoir[float] = field(default_factory=lambda: Reservoir(HISTOGRAM_SAMPLE))
     segments: dict[str, dict[tuple[int, str], Segment]] = field(default_factory=dict)
-    _draw: random.Random = field(default_factory=lambda: random.Random(0), repr=False)
 
     @classmethod
     def for_schema(
@@ -110,13 +109,7 @@ class BacktestTally:
             shift = float(new) - float(old)
             self.shift_sum += shift
             self.shifts += 1
-            # reservoir sampling: every shift equally likely to be kept
-            if len(self.sample) < HISTOGRAM_SAMPLE:
-                self.sample.append(shift)
-            else:
-                slot = self._draw.randrange(self.shifts)
-                if slot < HISTOGRAM_SAMPLE:
-                    self.sample[slot] = shift
+            self.shifts_kept.add(shift)
         for name, feature in self.schema.inputs.items():
             segment = self.segments.setdefault(name, {}).setdefault(
                 self.label(feature, inputs.get(name)), Segment()
@@ -127,6 +120,11 @@ class BacktestTally:
                 segment.shift_sum += shift
                 segment.shifts += 1
         return flipped
+
+    @property
+    def sample(self) -> list[float]:
+        """A uniform sample of the score shifts (for the histogram)."""
+        return self.shifts_kept.items
 
     @property
     def flip_rate(self) -> float:

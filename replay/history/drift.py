@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import bisect
 import math
-import random
 import statistics
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -23,6 +22,7 @@ from typing import Any
 
 from replay.errors import BadInput
 from replay.history.comparison import numeric, quantile_edges
+from replay.history.sampling import Reservoir
 from replay.ledger import open_ledger
 from replay.manifests.schema import Feature
 from replay.settings import Settings, load_settings
@@ -84,22 +84,6 @@ class Drift:
         }
 
 
-class _Sample:
-    """A uniform sample of up to SAMPLE values (reservoir sampling)."""
-
-    def __init__(self, seed: int) -> None:
-        self.values: list[float] = []
-        self.seen = 0
-        self._draw = random.Random(seed)
-
-    def add(self, value: float) -> None:
-        self.seen += 1
-        if len(self.values) < SAMPLE:
-            self.values.append(value)
-        elif (slot := self._draw.randrange(self.seen)) < SAMPLE:
-            self.values[slot] = value
-
-
 def _category(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -143,7 +127,9 @@ def drift(
         if feature.numeric
     }
     counts: dict[str, Counter[Any]] = {name: Counter() for name in inputs}
-    samples = {name: _Sample(i) for i, name in enumerate(inputs) if inputs[name].numeric}
+    samples: dict[str, Reservoir[float]] = {
+        name: Reservoir(SAMPLE, i) for i, name in enumerate(inputs) if inputs[name].numeric
+    }
     score_field = schema.output.score
     first = last = None
     decisions = 0
@@ -186,14 +172,14 @@ def _feature_drift(
     reference: list[dict[str, Any]],
     edges: dict[str, list[float]],
     logged: Counter[Any],
-    sample: _Sample | None,
+    sample: Reservoir[float] | None,
 ) -> FeatureDrift:
     from scipy.stats import chi2_contingency, ks_2samp
 
     total = sum(logged.values())
     if feature.numeric:
         values = [float(r[name]) for r in reference if numeric(r.get(name))]
-        logged_values = sample.values if sample else []
+        logged_values = sample.items if sample else []
         if not values or not logged_values:  # nothing on one side: nothing to compare
             return FeatureDrift(name, "number", 0.0, "ks", 0.0, 1.0, False, total)
         bins = len(edges[name]) + 1
@@ -237,7 +223,7 @@ def _score_windows(
     span = (end - start) / windows if end > start else None
     sums = [0.0] * windows
     counts = [0] * windows
-    samples = [_Sample(100 + i) for i in range(windows)]
+    samples: list[Reservoir[float]] = [Reservoir(SAMPLE, 100 + i) for i in range(windows)]
     for chunk in ledger.chunks(READ_ROWS, **filters):
         for entry in chunk:
             if entry.erased_on is not None:
@@ -252,7 +238,7 @@ def _score_windows(
             samples[index].add(float(score))
     found = []
     for i in range(windows if span else 1):
-        values = samples[i].values
+        values = samples[i].items
         quartiles = statistics.quantiles(values, n=4) if len(values) > 1 else values * 3
         found.append(
             {

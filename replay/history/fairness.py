@@ -16,7 +16,6 @@ ledger give the same per-group rates.
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 from replay.errors import BadInput, ReplayError
 from replay.history.cluster import dask_client, streamed, workers_of
 from replay.history.groups import FlipCounts, GroupCounts, Grouping, GroupRate, flip_variants
+from replay.history.sampling import Reservoir
 from replay.history.workers import WarmContainers, rerun_on_worker, worker_settings
 from replay.ledger import open_ledger
 from replay.ledger.chain import LedgerEntry
@@ -106,30 +106,24 @@ def fairness(
     reference = schema.read_rows(store.reference_sample(newest))
     counts = GroupCounts(Grouping.of(schema.inputs[attribute], bins, reference))
     output = schema.output
-    draw, seen = random.Random(0), 0
-    sampled: list[tuple[LedgerEntry, str]] = []
+    sampled: Reservoir[tuple[LedgerEntry, str]] = Reservoir(sample)
     for chunk in ledger.chunks(READ_ROWS, **filters):
         for entry in chunk:
             if entry.erased_on is not None:
                 continue
             favourable = entry.outputs.get(output.decision) == output.favourable
             group = counts.add(entry.inputs.get(attribute), favourable)
-            if group is None or not sample:
-                continue
-            seen += 1  # reservoir sampling over the decisions that have a group
-            if len(sampled) < sample:
-                sampled.append((entry, group))
-            elif (slot := draw.randrange(seen)) < sample:
-                sampled[slot] = (entry, group)
+            if group is not None and sample:
+                sampled.add((entry, group))
     groups = counts.rates()
     if not groups:
         raise BadInput(f"no logged decision has a value of {attribute} inside the bins")
     result = Fairness(newest.name, attribute, output.favourable, groups, counts.outside)
-    if sampled and len(groups) > 1:
+    if sampled.items and len(groups) > 1:
         seeds = {m.manifest_id: m.runtime.seed for m in manifests}
         typical = {g.group: counts.typical(g.group) for g in groups}
         flip_test, used = _flip_test(
-            sampled, attribute, typical, seeds, output.decision, settings, scheduler, workers
+            sampled.items, attribute, typical, seeds, output.decision, settings, scheduler, workers
         )
         result = replace(result, flip_test=flip_test, workers=used)
     if out is not None:

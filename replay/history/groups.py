@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import bisect
 import math
-import random
 import statistics
 from collections import Counter
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from typing import Any
 
 from replay.errors import BadInput
 from replay.history.comparison import numeric, quantile_edges
+from replay.history.sampling import Reservoir
 from replay.ledger.chain import LedgerEntry
 from replay.manifests.schema import Feature
 
@@ -100,10 +100,8 @@ class GroupCounts:
     grouping: Grouping
     decisions: Counter[str] = field(default_factory=Counter)
     favourable: Counter[str] = field(default_factory=Counter)
-    values: dict[str, list[Any]] = field(default_factory=dict)  # a sample per group
-    seen: Counter[str] = field(default_factory=Counter)
+    values: dict[str, Reservoir[Any]] = field(default_factory=dict)  # a sample per group
     outside: int = 0  # numbers outside the bins
-    _draw: random.Random = field(default_factory=lambda: random.Random(0), repr=False)
 
     def add(self, value: Any, favourable: bool) -> str | None:
         group = self.grouping.group(value)
@@ -112,12 +110,7 @@ class GroupCounts:
             return None
         self.decisions[group] += 1
         self.favourable[group] += favourable
-        kept = self.values.setdefault(group, [])
-        self.seen[group] += 1
-        if len(kept) < TYPICAL_SAMPLE:
-            kept.append(value)
-        elif (slot := self._draw.randrange(self.seen[group])) < TYPICAL_SAMPLE:
-            kept[slot] = value
+        self.values.setdefault(group, Reservoir(TYPICAL_SAMPLE)).add(value)
         return group
 
     def groups(self) -> list[str]:
@@ -127,7 +120,7 @@ class GroupCounts:
     def typical(self, group: str) -> Any:
         """The value standing for a group in a flip test: a number's median (as the
         feature's type), else the value itself."""
-        values = self.values[group]
+        values = self.values[group].items
         if not self.grouping.feature.numeric:
             return values[0]
         middle = statistics.median(values)
