@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 from replay.cli.output import emit, json_option, table
-from replay.cli.params import Moment, scheduler_option, workers_option
+from replay.cli.params import period_options, scheduler_option, workers_option
 
 import replay
 
@@ -24,8 +24,7 @@ if TYPE_CHECKING:
     "--challenger", required=True, help="A manifest id, or a deployment name (its newest)."
 )
 @click.option("--deployment", help="Whose logged decisions (default: the challenger's).")
-@click.option("--since", type=Moment(), help="ISO date or time, inclusive.")
-@click.option("--until", type=Moment(), help="ISO date or time, exclusive.")
+@period_options
 @click.option("--sample", type=click.IntRange(min=1), help="A uniform sample of N decisions.")
 @click.option(
     "--out",
@@ -92,8 +91,7 @@ def _show_backtest(result: Backtest) -> None:
 @click.option("--attribute", required=True, help="The input whose groups are compared.")
 @click.option("--bins", help="A number's group edges, e.g. 18,25,40,65,100 (default: quartiles).")
 @click.option("--deployment", help="Whose decisions (needed when several match).")
-@click.option("--since", type=Moment(), help="ISO date or time, inclusive.")
-@click.option("--until", type=Moment(), help="ISO date or time, exclusive.")
+@period_options
 @click.option(
     "--sample",
     type=click.IntRange(min=0),
@@ -173,8 +171,7 @@ def _show_fairness(result: Fairness) -> None:
 
 @click.command()
 @click.option("--deployment", help="Whose decisions (needed when several match).")
-@click.option("--since", type=Moment(), help="ISO date or time, inclusive.")
-@click.option("--until", type=Moment(), help="ISO date or time, exclusive.")
+@period_options
 @click.option(
     "--windows",
     type=click.IntRange(1, 1000),

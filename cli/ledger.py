@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 from replay.cli.output import emit, json_option, table
-from replay.cli.params import Moment
+from replay.cli.params import Moment, period_options
 
 import replay
 from replay.errors import Erased
@@ -96,8 +96,7 @@ def _show_entries(entries: list[LedgerEntry]) -> None:
     "--format", "format_", type=click.Choice(FORMATS), default="parquet", show_default=True
 )
 @click.option("--deployment")
-@click.option("--since", type=Moment(), help="ISO date or time, inclusive.")
-@click.option("--until", type=Moment(), help="ISO date or time, exclusive.")
+@period_options
 @json_option
 def ledger_export(
     out: Path,

@@ -80,3 +80,9 @@ workers_option = click.option(
     type=click.IntRange(1, 256),
     help="Worker processes of the local cluster (default: one per core).",
 )
+
+
+def period_options(command: Any) -> Any:
+    """`--since` (inclusive) and `--until` (exclusive): the time a selection covers."""
+    command = click.option("--until", type=Moment(), help="ISO date or time, exclusive.")(command)
+    return click.option("--since", type=Moment(), help="ISO date or time, inclusive.")(command)

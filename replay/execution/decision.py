@@ -22,5 +22,11 @@ class Decision:
     def from_entry(cls, entry: LedgerEntry, manifest: Manifest) -> Decision:
         """A ledger entry of `manifest`; logged without a seed, it ran (and runs again)
         with the manifest's seed."""
-        seed = entry.seed if entry.seed is not None else manifest.runtime.seed
+        seed = logged_seed(entry, manifest.runtime.seed)
         return cls(entry.txn_id, entry.manifest_id, entry.inputs, entry.outputs, seed)
+
+
+def logged_seed(entry: LedgerEntry, manifest_seed: int) -> int:
+    """The seed a decision was made with: its own, or, logged without one, its
+    manifest's."""
+    return entry.seed if entry.seed is not None else manifest_seed

@@ -18,9 +18,11 @@ from typing import Any
 
 from replay.deployments.history import resolve_target
 from replay.errors import BadInput, ReplayError
+from replay.execution.decision import logged_seed
 from replay.history.cluster import dask_client, streamed, workers_of
 from replay.history.comparison import BacktestTally
 from replay.history.sampling import Reservoir
+from replay.history.selection import BATCH_ROWS, READ_ROWS
 from replay.history.workers import WarmContainers, rerun_on_worker, worker_settings
 from replay.ledger import open_ledger
 from replay.ledger.chain import LedgerEntry, NewEntry
@@ -29,9 +31,6 @@ from replay.manifests.manifest import Manifest
 from replay.settings import Settings, load_settings
 from replay.stores.keys import write_once
 from replay.stores.manifests import manifest_store
-
-BATCH_ROWS = 500
-READ_ROWS = 5_000
 
 
 @dataclass(frozen=True)
@@ -247,7 +246,7 @@ def _jobs(
         for start in range(0, len(taken), BATCH_ROWS):
             batch = taken[start : start + BATCH_ROWS]
             rows = [entry.inputs for entry in batch]
-            logged = [e.seed if e.seed is not None else seeds[e.manifest_id] for e in batch]
+            logged = [logged_seed(e, seeds[e.manifest_id]) for e in batch]
             yield batch, (manifest.manifest_id, rows, logged, settings)
 
 

@@ -24,15 +24,11 @@ from replay.execution.reexecution import (
     record_replays,
 )
 from replay.history.cluster import dask_client, streamed, workers_of
+from replay.history.selection import BATCH_ROWS, READ_ROWS
 from replay.history.workers import WarmContainers, replay_on_worker, worker_settings
 from replay.ledger import open_ledger
 from replay.ledger.chain import LedgerEntry
 from replay.settings import Settings, load_settings
-
-# Decisions sent to a container in one request: large enough that the model's own batch
-# code does the work, small enough that a refused batch costs little to redo singly.
-BATCH_ROWS = 500
-READ_ROWS = 5_000  # decisions read from the ledger at a time
 
 
 @dataclass

@@ -23,13 +23,12 @@ from typing import Any
 from replay.errors import BadInput
 from replay.history.comparison import numeric, quantile_edges
 from replay.history.sampling import Reservoir
-from replay.ledger import open_ledger
+from replay.history.selection import READ_ROWS, one_deployment
+from replay.ledger.chain import LedgerEntry
 from replay.manifests.schema import Feature
 from replay.settings import Settings, load_settings
 from replay.stores.keys import write_once
-from replay.stores.manifests import manifest_store
 
-READ_ROWS = 5_000
 PSI_FLAG = 0.25  # conventional: above 0.25 the population has shifted
 P_FLAG = 0.01
 SAMPLE = 50_000  # logged values kept per feature for the KS test, per window for quartiles
@@ -106,20 +105,10 @@ def drift(
         raise BadInput(f"at least one time window, not {windows}")
     if out is not None and not out.is_dir():
         raise BadInput(f"{out} is not a folder to write the plots in")
-    ledger = open_ledger(settings)
-    filters: dict[str, Any] = ledger.selection(
-        kind="decision", deployment=deployment, since=since, until=until
-    )
-    store = manifest_store(settings)
-    manifests = [store.load(mid) for mid in ledger.manifest_ids(**filters)]
-    if not manifests:
-        raise BadInput("no logged decisions match: nothing to compare")
-    names = sorted({m.name for m in manifests})
-    if len(names) > 1:
-        raise BadInput(f"decisions of {', '.join(names)} match: name one with --deployment")
-    newest = manifests[-1]
+    selected = one_deployment(settings, deployment, since, until, nothing="nothing to compare")
+    newest = selected.newest
     schema = newest.schema
-    reference = schema.read_rows(store.reference_sample(newest))
+    reference = schema.read_rows(selected.store.reference_sample(newest))
     inputs = schema.inputs
     edges = {
         name: quantile_edges([r[name] for r in reference if numeric(r.get(name))], 10)
@@ -130,16 +119,15 @@ def drift(
     samples: dict[str, Reservoir[float]] = {
         name: Reservoir(SAMPLE, i) for i, name in enumerate(inputs) if inputs[name].numeric
     }
-    score_field = schema.output.score
-    first = last = None
+    first, last = selected.ledger.span(**selected.filters)
+    scores = _ScoreWindows(first, last, windows, schema.output.score)
     decisions = 0
-    for chunk in ledger.chunks(READ_ROWS, **filters):
+    for chunk in selected.ledger.chunks(READ_ROWS, **selected.filters):
         for entry in chunk:
             if entry.erased_on is not None:
                 continue
             decisions += 1
-            first = first or entry.time
-            last = entry.time
+            scores.add(entry)
             for name, feature in inputs.items():
                 value = entry.inputs.get(name)
                 if feature.numeric:
@@ -155,7 +143,6 @@ def drift(
         found.append(
             _feature_drift(name, feature, reference, edges, counts[name], samples.get(name))
         )
-    windows_found = _score_windows(ledger, filters, score_field, first, last, windows)
     if out is not None:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         for index, item in enumerate(found):
@@ -163,7 +150,7 @@ def drift(
                 path = out / f"drift-{item.feature}-{stamp}.png"
                 write_once(path, _plot(item, inputs[item.feature], reference, edges, counts), 0o644)
                 found[index] = FeatureDrift(**{**item.to_dict(), "plot": str(path)})
-    return Drift(newest.name, newest.manifest_id, decisions, found, windows_found)
+    return Drift(newest.name, newest.manifest_id, decisions, found, scores.to_list())
 
 
 def _feature_drift(
@@ -207,48 +194,45 @@ def _feature_drift(
     )
 
 
-def _score_windows(
-    ledger: Any,
-    filters: dict[str, Any],
-    score_field: str,
-    first: str | None,
-    last: str | None,
-    windows: int,
-) -> list[dict[str, Any]]:
-    """The score over equal spans of time between the first and last decision: count,
-    mean and quartiles (from a sample of each window)."""
-    if first is None or last is None:
-        return []
-    start, end = datetime.fromisoformat(first), datetime.fromisoformat(last)
-    span = (end - start) / windows if end > start else None
-    sums = [0.0] * windows
-    counts = [0] * windows
-    samples: list[Reservoir[float]] = [Reservoir(SAMPLE, 100 + i) for i in range(windows)]
-    for chunk in ledger.chunks(READ_ROWS, **filters):
-        for entry in chunk:
-            if entry.erased_on is not None:
-                continue
-            score = entry.outputs.get(score_field)
-            if not numeric(score):
-                continue
-            moment = datetime.fromisoformat(entry.time)
-            index = min(int((moment - start) / span), windows - 1) if span else 0
-            sums[index] += score
-            counts[index] += 1
-            samples[index].add(float(score))
-    found = []
-    for i in range(windows if span else 1):
-        values = samples[i].items
-        quartiles = statistics.quantiles(values, n=4) if len(values) > 1 else values * 3
-        found.append(
-            {
-                "from": (start + span * i).isoformat() if span else start.isoformat(),
-                "decisions": counts[i],
-                "mean_score": sums[i] / counts[i] if counts[i] else None,
-                "quartiles": quartiles if values else None,
-            }
-        )
-    return found
+class _ScoreWindows:
+    """The score over equal spans of time from `first` to `last`: count, mean and
+    quartiles (from a sample of each window), counted in the same pass as the inputs."""
+
+    def __init__(self, first: str, last: str, windows: int, score_field: str) -> None:
+        self.start, end = datetime.fromisoformat(first), datetime.fromisoformat(last)
+        self.span = (end - self.start) / windows if end > self.start else None
+        self.windows = windows if self.span else 1
+        self.score_field = score_field
+        self.sums = [0.0] * self.windows
+        self.counts = [0] * self.windows
+        self.samples: list[Reservoir[float]] = [
+            Reservoir(SAMPLE, 100 + i) for i in range(self.windows)
+        ]
+
+    def add(self, entry: LedgerEntry) -> None:
+        score = entry.outputs.get(self.score_field)
+        if not numeric(score):
+            return
+        moment = datetime.fromisoformat(entry.time)
+        index = min(int((moment - self.start) / self.span), self.windows - 1) if self.span else 0
+        self.sums[index] += score
+        self.counts[index] += 1
+        self.samples[index].add(float(score))
+
+    def to_list(self) -> list[dict[str, Any]]:
+        found = []
+        for i in range(self.windows):
+            values = self.samples[i].items
+            quartiles = statistics.quantiles(values, n=4) if len(values) > 1 else values * 3
+            found.append(
+                {
+                    "from": (self.start + self.span * i if self.span else self.start).isoformat(),
+                    "decisions": self.counts[i],
+                    "mean_score": self.sums[i] / self.counts[i] if self.counts[i] else None,
+                    "quartiles": quartiles if values else None,
+                }
+            )
+        return found
 
 
 def _plot(

@@ -25,15 +25,11 @@ from replay.errors import BadInput, ReplayError
 from replay.history.cluster import dask_client, streamed, workers_of
 from replay.history.groups import FlipCounts, GroupCounts, Grouping, GroupRate, flip_variants
 from replay.history.sampling import Reservoir
+from replay.history.selection import BATCH_ROWS, READ_ROWS, one_deployment
 from replay.history.workers import WarmContainers, rerun_on_worker, worker_settings
-from replay.ledger import open_ledger
 from replay.ledger.chain import LedgerEntry
 from replay.settings import Settings, load_settings
 from replay.stores.keys import write_once
-from replay.stores.manifests import manifest_store
-
-READ_ROWS = 5_000
-BATCH_ROWS = 500
 
 
 @dataclass(frozen=True)
@@ -85,29 +81,19 @@ def fairness(
         raise BadInput(f"a flip test's sample is 0 or more decisions, not {sample}")
     if out is not None and not out.is_dir():
         raise BadInput(f"{out} is not a folder to write the plot in")
-    ledger = open_ledger(settings)
-    filters: dict[str, Any] = ledger.selection(
-        kind="decision", deployment=deployment, since=since, until=until
-    )
-    store = manifest_store(settings)
-    manifests = [store.load(mid) for mid in ledger.manifest_ids(**filters)]
-    if not manifests:
-        raise BadInput("no logged decisions match: nothing to count")
-    names = sorted({m.name for m in manifests})
-    if len(names) > 1:
-        raise BadInput(f"decisions of {', '.join(names)} match: name one with --deployment")
-    newest = manifests[-1]
+    selected = one_deployment(settings, deployment, since, until, nothing="nothing to count")
+    newest, manifests = selected.newest, selected.manifests
     schema = newest.schema
     if attribute not in schema.inputs:
         raise BadInput(
             f"{attribute!r} is not an input of {newest.name} "
             f"(its inputs: {', '.join(schema.inputs)})"
         )
-    reference = schema.read_rows(store.reference_sample(newest))
+    reference = schema.read_rows(selected.store.reference_sample(newest))
     counts = GroupCounts(Grouping.of(schema.inputs[attribute], bins, reference))
     output = schema.output
     sampled: Reservoir[tuple[LedgerEntry, str]] = Reservoir(sample)
-    for chunk in ledger.chunks(READ_ROWS, **filters):
+    for chunk in selected.ledger.chunks(READ_ROWS, **selected.filters):
         for entry in chunk:
             if entry.erased_on is not None:
                 continue

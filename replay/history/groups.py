@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from replay.errors import BadInput
+from replay.execution.decision import logged_seed
 from replay.history.comparison import numeric, quantile_edges
 from replay.history.sampling import Reservoir
 from replay.ledger.chain import LedgerEntry
@@ -166,7 +167,7 @@ def flip_variants(
                 moved = [entry for entry, group in batch if group != target]
                 if moved:
                     rows = [{**entry.inputs, attribute: value} for entry in moved]
-                    logged = [seeds[e.manifest_id] if e.seed is None else e.seed for e in moved]
+                    logged = [logged_seed(e, seeds[e.manifest_id]) for e in moved]
                     yield target, manifest_id, moved, rows, logged
 
 

@@ -506,6 +506,18 @@ class Ledger(ABC):
         )
         return [row[0] for row in rows]
 
+    def span(self, **filters: Any) -> tuple[str, str]:
+        """The times of the first and last entries `list` would give (BadInput if none)."""
+        where, parameters = self._where(**filters)
+        first, last = (
+            self._connection()
+            .execute(f"SELECT MIN(time), MAX(time) FROM entries {where}", parameters)
+            .fetchone()
+        )
+        if first is None:
+            raise BadInput("no ledger entries match")
+        return str(first), str(last)
+
     def selection(self, **filters: Any) -> dict[str, Any]:
         """`filters` pinned to the entries there are now: a long read (chunks, a count)
         sees the same selection while decisions go on being logged."""

@@ -44,6 +44,7 @@ from replay.ledger import Ledger, open_ledger
 from replay.ledger.chain import LedgerEntry, access_entry
 from replay.ledger.group_commit import GroupCommit
 from replay.ledger.reviews import OUTCOMES, Review, review_decision
+from replay.manifests.schema import Schema
 from replay.settings import Settings, load_settings
 from replay.stores.manifests import manifest_store
 from replay.stores.users import ROLES
@@ -120,6 +121,23 @@ class Console:
         """The decision an entry logged, under its own manifest's output name."""
         output = manifest_store(self.settings).load(entry.manifest_id).schema.output
         return entry.outputs.get(output.decision)
+
+    def ask_form(
+        self,
+        question: Callable[..., Any],
+        read: Callable[[Schema, dict[str, Any], dict[str, str]], Any],
+        txn_id: str,
+        fields: dict[str, str],
+        user: ConsoleUser,
+        page: str,
+    ) -> Any:
+        """A question whose arguments a form gives (`read` from the decision's schema and
+        inputs): a form it refuses writes nothing; an answer is an access entry."""
+        entry = self.decision(txn_id)
+        schema = manifest_store(self.settings).load(entry.manifest_id).schema
+        answer = self.ask(question, entry, read(schema, entry.inputs, fields))
+        self.seen(entry, user, page)
+        return answer
 
     def seen(self, entry: LedgerEntry, user: ConsoleUser, page: str) -> None:
         """Record that `user` was shown this decision's data on `page` (people only)."""
@@ -371,15 +389,9 @@ def create_console(settings: Settings, pool: WarmPool, *, secure_cookies: bool =
         fields = await form_of(request)
         user.require("what-if")
 
-        def run() -> Any:
-            entry = state.decision(txn_id)
-            schema = manifest_store(settings).load(entry.manifest_id).schema
-            changes = whatif_changes(schema, entry.inputs, fields)  # refused: nothing written
-            answer = state.ask(replay.whatif, entry, changes)
-            state.seen(entry, user, "what-if")
-            return answer
-
-        answer = await run_in_threadpool(run)
+        answer = await run_in_threadpool(
+            state.ask_form, replay.whatif, whatif_changes, txn_id, fields, user, "what-if"
+        )
         return page(request, "_whatif_result.html", user, answer=answer)
 
     @app.get("/decisions/{txn_id}/sweep", response_class=HTMLResponse)
@@ -393,15 +405,10 @@ def create_console(settings: Settings, pool: WarmPool, *, secure_cookies: bool =
         fields = await form_of(request)
         user.require("sweep")
 
-        def run() -> tuple[Any, str]:
-            entry = state.decision(txn_id)
-            schema = manifest_store(settings).load(entry.manifest_id).schema
-            ranges = sweep_ranges(schema, entry.inputs, fields)
-            answer = state.ask(replay.sweep, entry, ranges)
-            state.seen(entry, user, "sweep")
-            return answer, answer.svg()
-
-        answer, plot = await run_in_threadpool(run)
+        answer = await run_in_threadpool(
+            state.ask_form, replay.sweep, sweep_ranges, txn_id, fields, user, "sweep"
+        )
+        plot = await run_in_threadpool(answer.svg)
         return page(request, "_sweep_result.html", user, sweep=answer, plot=plot)
 
     @app.get("/decisions/{txn_id}/options", response_class=HTMLResponse)
