@@ -1,4 +1,4 @@
-"""Materialise an example (`credit`, `claims`) as a real deployment repository.
+"""Materialise an example (`credit`, `claims`, `fraud`) as a real deployment repository.
 
 A deployment lives in its own git repository with its model tracked by DVC. This
 copies `<example>/deployment/` to a fresh folder, trains the model there
@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-MODEL = "model/model.joblib"  # where both examples keep their model
+MODEL = "model/model.joblib"  # where every example keeps its model
 # The new cases each example's train.py writes beside its reference sample.
-NEW_CASES = {"credit": "applicants.csv", "claims": "claims.csv"}
+NEW_CASES = {"credit": "applicants.csv", "claims": "claims.csv", "fraud": "payments.csv"}
 
 
 def read_new_cases(workspace: Path, example: str) -> list[dict]:

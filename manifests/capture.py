@@ -138,6 +138,7 @@ def assemble_manifest(
         "runtime": {
             "seeds": spec.seeds,
             "threads": spec.threads,
+            "batch_exact": spec.batch_exact,
             "env": runtime_env(spec.threads),
             "cpu": cpu_facts(),
             "engine": engine,

@@ -114,6 +114,9 @@ class Runtime:
     env: Mapping[str, str]
     cpu: Mapping[str, Any]
     engine: Mapping[str, Any]
+    # The deployment says its `predict_batch` gives each row the bits `predict` gives it
+    # alone; only then, and once checked on the reference sample, are rows batched.
+    batch_exact: bool = False
 
     @property
     def seed(self) -> int:

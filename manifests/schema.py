@@ -2,8 +2,9 @@
 
 Built once from the manifest's `io` section (or from `replay.yaml`), checked as it is
 built, and read by attribute everywhere else. A feature is a number, an integer, a
-boolean, or a string; a string with `values` is categorical. An output field may be
-`nullable` (a rule layer that decides without a score).
+boolean, a string, or text; a string with `values` is categorical; `text` is what a
+person typed (a statement descriptor, a note), never a category and never invented by a
+question. An output field may be `nullable` (a rule layer that decides without a score).
 """
 
 from __future__ import annotations
@@ -17,11 +18,26 @@ from typing import Any, Literal, cast
 
 from replay.errors import BadInput
 
-FeatureType = Literal["number", "integer", "boolean", "string"]
+FeatureType = Literal["number", "integer", "boolean", "string", "text"]
 Monotone = Literal["increasing", "decreasing"]
-TYPES: tuple[FeatureType, ...] = ("number", "integer", "boolean", "string")
+TYPES: tuple[FeatureType, ...] = ("number", "integer", "boolean", "string", "text")
 FEATURE_KEYS = frozenset(
-    {"type", "min", "max", "values", "immutable", "monotone", "unit", "description", "nullable"}
+    {
+        "type",
+        "min",
+        "max",
+        "values",
+        "immutable",
+        "monotone",
+        "unit",
+        "description",
+        "nullable",
+        "label",
+        "actionable",
+        "plausible",
+        "step",
+        "max_length",
+    }
 )
 TRUE_WORDS = frozenset({"true", "yes", "1"})
 FALSE_WORDS = frozenset({"false", "no", "0"})
@@ -65,6 +81,13 @@ class Feature:
     unit: str | None = None
     description: str | None = None
     nullable: bool = False  # may be null (e.g. a score when a rule decided)
+    label: str | None = None  # what a person reads (a report, a page) instead of the name
+    # False: the person cannot change it although it is not protected (a card's age, a
+    # claim's date); a counterfactual never moves it, a what-if still may
+    actionable: bool = True
+    plausible: tuple[float, float] | None = None  # where a counterfactual may take it
+    step: float | None = None  # the unit a counterfactual rounds it to (100 EUR, 1 year)
+    max_length: int | None = None  # of a text
 
     @property
     def numeric(self) -> bool:
@@ -73,6 +96,21 @@ class Feature:
     @property
     def categorical(self) -> bool:
         return self.type == "string" and self.values is not None
+
+    @property
+    def text(self) -> bool:
+        """Typed by a person: compared by length and seen values, never varied."""
+        return self.type == "text"
+
+    @property
+    def movable(self) -> bool:
+        """Whether a counterfactual may change it: neither protected nor out of reach."""
+        return not self.immutable and self.actionable and not self.text
+
+    @property
+    def title(self) -> str:
+        """What a person reads: the label, else the description, else the name."""
+        return self.label or self.description or self.name
 
     @classmethod
     def from_json(cls, name: str, spec: Any, where: str = "") -> Feature:
@@ -85,7 +123,7 @@ class Feature:
             raise BadInput(f"{where}: unknown key `{sorted(unknown)[0]}`")
         kind = spec.get("type")
         if kind not in TYPES:
-            raise BadInput(f"{where}: type must be number, integer, boolean or string")
+            raise BadInput(f"{where}: type must be number, integer, boolean, string or text")
         bounds = []
         for key in ("min", "max"):
             value = spec.get(key)
@@ -106,12 +144,27 @@ class Feature:
         monotone = spec.get("monotone")
         if monotone not in (None, "increasing", "decreasing"):
             raise BadInput(f"{where}: monotone must be increasing or decreasing")
-        for key in ("immutable", "nullable"):
+        for key in ("immutable", "nullable", "actionable"):
             if not isinstance(spec.get(key, False), bool):
                 raise BadInput(f"{where}: `{key}` must be true or false")
-        for key in ("unit", "description"):
+        for key in ("unit", "description", "label"):
             if not isinstance(spec.get(key, ""), str):
                 raise BadInput(f"{where}: `{key}` must be text")
+        numeric = kind in ("number", "integer")
+        if not numeric and any(key in spec for key in ("min", "max", "plausible", "step")):
+            raise BadInput(f"{where}: only a number or integer has min, max, plausible or step")
+        plausible = _plausible(spec.get("plausible"), low, high, where)
+        step = spec.get("step")
+        if step is not None and (
+            isinstance(step, bool) or not isinstance(step, int | float) or not step > 0
+        ):
+            raise BadInput(f"{where}: `step` must be a number above 0")
+        max_length = spec.get("max_length")
+        if max_length is not None:
+            if kind != "text":
+                raise BadInput(f"{where}: only a text has `max_length`")
+            if type(max_length) is not int or max_length < 1:
+                raise BadInput(f"{where}: `max_length` must be a whole number above 0")
         return cls(
             name=name,
             type=cast(FeatureType, kind),
@@ -123,6 +176,11 @@ class Feature:
             unit=spec.get("unit"),
             description=spec.get("description"),
             nullable=spec.get("nullable", False),
+            label=spec.get("label"),
+            actionable=spec.get("actionable", True),
+            plausible=plausible,
+            step=None if step is None else float(step),
+            max_length=max_length,
         )
 
     def check(self, value: Any) -> Any:
@@ -137,11 +195,15 @@ class Feature:
             if not isinstance(value, bool):
                 raise BadInput(f"{name} must be true or false, not {value!r}")
             return value
-        if self.type == "string":
+        if self.type in ("string", "text"):
             if not isinstance(value, str):
                 raise BadInput(f"{name} must be a string, not {value!r}")
             if self.values is not None and value not in self.values:
                 raise BadInput(f"{name} must be one of {', '.join(self.values)}, not {value!r}")
+            if self.max_length is not None and len(value) > self.max_length:
+                raise BadInput(
+                    f"{name} is {len(value)} characters long; at most {self.max_length} allowed"
+                )
             return value
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise BadInput(f"{name} must be a {self.type}, not {value!r}")
@@ -168,13 +230,32 @@ class Feature:
         try:
             if self.type == "boolean":
                 value = parse_boolean(text)
-            elif self.type == "string":
+            elif self.type in ("string", "text"):
                 value = text
             else:
                 value = float(text.strip().replace("_", ""))
         except ValueError:
             raise BadInput(f"{self.name}={text!r} is not a {self.type}") from None
         return self.check(value)
+
+
+def _plausible(
+    value: Any, low: float | None, high: float | None, where: str
+) -> tuple[float, float] | None:
+    """`plausible: [min, max]`, a range inside the feature's own bounds."""
+    if value is None:
+        return None
+    if (
+        not isinstance(value, list | tuple)
+        or len(value) != 2
+        or any(isinstance(v, bool) or not isinstance(v, int | float) for v in value)
+        or value[0] > value[1]
+    ):
+        raise BadInput(f"{where}: `plausible` must be [min, max], two numbers in order")
+    start, end = float(value[0]), float(value[1])
+    if (low is not None and start < low) or (high is not None and end > high):
+        raise BadInput(f"{where}: `plausible` must lie inside min and max")
+    return start, end
 
 
 @dataclass(frozen=True)
@@ -268,7 +349,7 @@ class Schema:
         checked = {}
         for name, value in changes.items():
             feature = self.feature(name)
-            is_text = isinstance(value, str) and feature.type != "string"
+            is_text = isinstance(value, str) and feature.type not in ("string", "text")
             checked[name] = feature.parse(value) if is_text else feature.check(value)
         return checked
 
@@ -286,3 +367,8 @@ class Schema:
     def mutable(self) -> list[Feature]:
         """The inputs a question may change."""
         return [feature for feature in self.inputs.values() if not feature.immutable]
+
+    @property
+    def movable(self) -> list[Feature]:
+        """The inputs a counterfactual may move (see `Feature.movable`)."""
+        return [feature for feature in self.inputs.values() if feature.movable]

@@ -29,6 +29,7 @@ class DeploymentSpec:
     base_image: str | None
     seeds: dict[str, int]
     threads: int
+    batch_exact: bool
     io: dict[str, Any]  # the `io` section of the manifest, as written
     schema: Schema  # the same, typed and checked
 
@@ -85,6 +86,10 @@ def load_spec(path: Path | str) -> DeploymentSpec:
     if type(threads) is not int or not 1 <= threads <= MAX_THREADS:
         raise BadInput(f"{file}: `threads` must be a whole number from 1 to {MAX_THREADS}")
 
+    batch_exact = data.get("batch_exact", False)
+    if not isinstance(batch_exact, bool):
+        raise BadInput(f"{file}: `batch_exact` must be true or false")
+
     inputs = _require(data, "inputs", dict, file)
     output = _require(data, "output", dict, file)
     _require(output, "fields", dict, file)
@@ -108,6 +113,7 @@ def load_spec(path: Path | str) -> DeploymentSpec:
         base_image=data.get("base_image"),
         seeds=seeds,
         threads=threads,
+        batch_exact=batch_exact,
         io=io,
         schema=schema,
     )

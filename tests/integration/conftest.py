@@ -408,3 +408,44 @@ def claims_decided(claims_warm, claims_workspace):
         entry = record_decision(claims_warm.manifest.manifest_id, claim, outputs, seed=seed)
         by_decision[outputs["decision"]].append(entry)
     return by_decision
+
+
+@pytest.fixture(scope="session")
+def fraud_workspace(replay_env, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("fraud")
+    return make_workspace("fraud", folder / "fraud-screen", folder / "dvc-remote")
+
+
+@pytest.fixture(scope="session")
+def fraud_warm(registry, fraud_workspace):
+    """The fraud example (free text, a category, a protected age, three decisions)
+    captured, built and running."""
+    import replay
+    from replay.execution.warm import WarmDeployment
+
+    manifest = replay.capture(fraud_workspace)
+    replay.build(manifest.manifest_id)
+    with WarmDeployment(manifest.manifest_id) as warm:
+        yield warm
+
+
+@pytest.fixture(scope="session")
+def fraud_decided(fraud_warm, fraud_workspace):
+    """The example's 200 new payments decided in the container (payment i with seed i,
+    cardholder `cardholder-i` as its subject) and logged; the ledger entries by decision."""
+    from collections import defaultdict
+
+    from replay.ledger.decisions import record_decision
+
+    by_decision = defaultdict(list)
+    for seed, payment in enumerate(read_new_cases(fraud_workspace, "fraud")):
+        outputs = fraud_warm.predict(payment, seed)
+        entry = record_decision(
+            fraud_warm.manifest.manifest_id,
+            payment,
+            outputs,
+            seed=seed,
+            subject=f"cardholder-{seed}",
+        )
+        by_decision[outputs["decision"]].append(entry)
+    return by_decision
