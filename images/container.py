@@ -26,13 +26,16 @@ _STDOUT, _STDERR = 1, 2
 # Runner protocol versions this host speaks. 1 (a batch as a list of row objects) never
 # left development; 2 sends batches by column; 3 also seeds `load()`; 4 answers every row
 # of a batch as that row alone; 5 fingerprints every file of the source and environment;
-# 6 takes a seed per row of a batch. Images with runner 2 or 3 stay replayable, one
+# 6 takes a seed per row of a batch; 7 answers a batch `alone` (row by row) and describes
+# the loaded model. Images with runner 2 or 3 stay replayable, one
 # decision at a time (their decisions were made that way), but their batches drew random
 # numbers in sequence across rows, so questions that send batches are refused
-# (OldRunner). Before 6, logged decisions are replayed one request each.
-PROTOCOLS = {"2", "3", "4", "5", "6"}
+# (OldRunner). Before 6, logged decisions are replayed one request each; before 7, a
+# batch that must be answered row by row is sent as one request per row.
+PROTOCOLS = {"2", "3", "4", "5", "6", "7"}
 PER_ROW_SEEDS = 4
 SEEDS_PER_ROW = 6
+ALONE = 7  # batches answered row by row on request, and the model described
 
 
 class OldRunner(EnvironmentProblem):

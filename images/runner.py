@@ -18,6 +18,10 @@ go to stderr):
     out  {"id": "r2", "columns": {"score": [...], ...}}
     in   {"id": "r3", "rows": 2, "columns": {...}, "shared": {...}, "seeds": [42, 7]}
                                    (a seed per row: logged decisions replayed in one batch)
+    in   {"id": "r4", "rows": 2, "columns": {...}, "seed": 42, "alone": true}
+                                   (every row through `predict`, as its single request)
+    in   {"id": "r5", "describe": true}
+    out  {"id": "r5", "model": [{"name": "_pipeline", "class": "Pipeline", ...}]}
 
 A batch travels by column: each field that varies is one list, the fields every row
 has in common are sent once in "shared" (a 10,000-point sweep of two features sends
@@ -33,6 +37,10 @@ answers. How, fastest first:
   global generators of random, numpy and torch, the ones the runner seeds, are where
   they were) its answers stand, else the batch is answered again row by row;
 - otherwise `predict` row by row, reseeded before each row.
+A batch marked `alone` skips `predict_batch` and goes row by row: a model's batch
+arithmetic is not always its single-row arithmetic (a BLAS kernel chosen by matrix shape
+and CPU can change the last bit of a score), so only a deployment that declares
+`batch_exact`, checked on its reference sample, has its rows batched.
 
 Each request is seeded before the deployment's code runs (`random`, and numpy or torch
 when the deployment imported them), so a replay with the logged seed takes the same
@@ -45,7 +53,8 @@ Versions: 2 sent batches by column; 3 adds the seed to `load`; 4 seeds every row
 batch (before, a batch was seeded once and its random draws ran on from row to row); 5
 fingerprints content: every file of the source and of the installed environment; 6 takes
 a seed per row of a batch (`seeds`), so decisions made with different seeds are
-replayed in one batch, each row answered as its single request would be.
+replayed in one batch, each row answered as its single request would be; 7 answers a
+batch `alone` (row by row through `predict`) and describes the loaded model.
 
     python runner.py --fingerprint   print only the fingerprint, as one JSON line
 """
@@ -65,10 +74,11 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # annotations only: the runner must start on any Python from 3.7
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
     from typing import TextIO
 
-RUNNER_VERSION = "6"
+RUNNER_VERSION = "7"
+DESCRIBED_DEPTH = 4  # pipelines inside pipelines are described this many levels down
 
 
 def deployment_dir() -> str:
@@ -216,6 +226,66 @@ def _error(error: BaseException) -> dict[str, str]:
     return {"type": type(error).__name__, "message": str(error)[:1000]}
 
 
+def _library(module_name: str, owners: Mapping[str, list[str]]) -> dict[str, str]:
+    """The distribution a module comes from, and its version, where it can be told;
+    `owners` maps top-level packages to their distributions."""
+    from importlib import metadata
+
+    root = module_name.split(".")[0]
+    name = (owners.get(root) or [root])[0]
+    try:
+        return {"library": name, "version": metadata.version(name)}
+    except metadata.PackageNotFoundError:
+        return {"library": root}
+
+
+def describe_object(value: Any, owners: Mapping[str, list[str]], depth: int = 0) -> dict[str, Any]:
+    """A model object as a report names it: its class, the library and version it comes
+    from, and the parts of a pipeline (`steps`, a column transformer's `transformers`)."""
+    kind = type(value)
+    described: dict[str, Any] = {"class": kind.__name__, **_library(kind.__module__, owners)}
+    if depth >= DESCRIBED_DEPTH:
+        return described
+    for attribute in ("steps", "transformers_", "transformers"):
+        parts = getattr(value, attribute, None)
+        if isinstance(parts, list) and all(isinstance(p, tuple) and len(p) >= 2 for p in parts):
+            described["parts"] = [
+                {"name": str(part[0]), **describe_object(part[1], owners, depth + 1)}
+                if not isinstance(part[1], str)
+                else {"name": str(part[0]), "class": part[1]}  # "passthrough", "drop"
+                for part in parts
+            ]
+            break
+    return described
+
+
+def describe_module(module: Any) -> list[dict[str, Any]]:
+    """The model objects a deployment's module holds once loaded: its globals that are
+    instances of classes from other packages (not modules, functions, classes or plain
+    data)."""
+    from importlib import metadata
+
+    find_owners = getattr(metadata, "packages_distributions", None)  # Python 3.10 and later
+    owners: Mapping[str, list[str]] = find_owners() if find_owners is not None else {}
+    plain_types = (str, bytes, int, float, bool, list, dict, tuple, set, frozenset)
+    found = []
+    for name, value in sorted(vars(module).items()):
+        kind = type(value)
+        origin = kind.__module__.split(".")[0]
+        if (
+            value is None
+            or inspect.ismodule(value)
+            or inspect.isroutine(value)
+            or inspect.isclass(value)
+            or isinstance(value, plain_types)
+            or origin in ("builtins", module.__name__.split(".")[0])
+            or origin in getattr(sys, "stdlib_module_names", ())  # Python 3.10 and later
+        ):
+            continue
+        found.append({"name": name, **describe_object(value, owners)})
+    return found
+
+
 class Deployment:
     """A deployment's predict functions, answering protocol requests."""
 
@@ -223,10 +293,12 @@ class Deployment:
         self,
         predict: Callable[[dict[str, Any]], Any],
         predict_batch: Callable[..., Any] | None = None,
+        module: Any = None,
     ) -> None:
         self.predict = predict
         self.predict_batch = predict_batch
         self.batch_takes_seeds = _takes_seeds(predict_batch)
+        self.module = module  # the entrypoint's module, described on request
 
     @classmethod
     def load(cls, entrypoint: str, models: str, seed: int) -> Deployment:
@@ -237,9 +309,11 @@ class Deployment:
         if load is not None:
             seed_everything(seed)  # after the import, so numpy is seeded when present
             load(models)
-        return cls(getattr(module, function_name), getattr(module, "predict_batch", None))
+        return cls(getattr(module, function_name), getattr(module, "predict_batch", None), module)
 
     def answer(self, request: dict[str, Any]) -> dict[str, Any]:
+        if request.get("describe"):
+            return {"model": describe_module(self.module) if self.module is not None else []}
         if "columns" in request:
             return {"columns": self.answer_batch(request)}
         seed_everything(request["seed"])
@@ -263,7 +337,10 @@ class Deployment:
                 raise ValueError(f"a batch of {count} rows needs {count} seeds, not {len(seeds)}")
         else:
             seeds = [int(request["seed"])] * count
-        outputs = self.batch_outputs(rows, seeds)
+        if request.get("alone"):
+            outputs = self.row_by_row(rows, seeds)
+        else:
+            outputs = self.batch_outputs(rows, seeds)
         if not outputs:
             return {}
         fields = list(outputs[0]) if isinstance(outputs[0], dict) else []

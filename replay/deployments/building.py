@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from replay.errors import BadInput, IntegrityError
+from replay.execution.predictor import batch_difference
 from replay.images import build as image_build
 from replay.images.container import DeploymentFailed, RunnerContainer, Sandbox
 from replay.images.engine import docker_client
@@ -27,6 +28,8 @@ from replay.stores.manifests import (
     manifest_store,
 )
 from replay.stores.models import fetch_model_files
+
+BATCH_CHECK_TIMEOUT = 300.0  # seconds for the whole reference sample, alone or batched
 
 
 def store_wheels(
@@ -149,17 +152,36 @@ def _prove_it_answers(client: Any, manifest: Manifest, image_id: str, store: Man
     """Load the deployment in its new image and decide the first reference row with the
     manifest's seed: a broken entrypoint, a failing `load()` or outputs that break the
     declared fields are found now, as the user's error (exit 2), not at serve time."""
-    row = manifest.schema.read_rows(store.reference_sample(manifest))[0]
+    rows = manifest.schema.read_rows(store.reference_sample(manifest))
+    seed = manifest.runtime.seed
     sandbox = Sandbox(cpus=float(manifest.runtime.threads))
     with RunnerContainer(client, image_id, manifest.entrypoint, sandbox) as runner:
-        runner.load(manifest.runtime.seed)
-        answer = runner.request({"inputs": row, "seed": manifest.runtime.seed})
+        runner.load(seed)
+        answer = _answered(runner.request({"inputs": rows[0], "seed": seed}))
+        try:
+            manifest.schema.output.check(answer["outputs"])
+        except BadInput as problem:
+            raise DeploymentFailed(
+                f"the deployment's outputs break its schema: {problem}"
+            ) from None
+        if manifest.runtime.batch_exact:
+            difference = batch_difference(
+                lambda request: _answered(runner.request(request, BATCH_CHECK_TIMEOUT)),
+                rows,
+                seed,
+            )
+            if difference is not None:
+                raise DeploymentFailed(
+                    f"the deployment declares batch_exact, but {difference}: its batches "
+                    "are not its single answers; remove batch_exact from replay.yaml"
+                )
+
+
+def _answered(answer: dict[str, Any]) -> dict[str, Any]:
+    """A runner's answer, or the deployment's error as the user's (exit 2)."""
     if "error" in answer:
         error = answer["error"]
         raise DeploymentFailed(
             f"the deployment failed on a reference row: {error['type']}: {error['message']}"
         )
-    try:
-        manifest.schema.output.check(answer["outputs"])
-    except BadInput as problem:
-        raise DeploymentFailed(f"the deployment's outputs break its schema: {problem}") from None
+    return answer

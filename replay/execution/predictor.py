@@ -5,6 +5,13 @@ answered as that row alone with the batch's seed, as the runner protocol says). 
 original container (`WarmDeployment`) is one; `InProcessPredictor` runs the same runner
 code on functions in this process, so the question algorithms are tested without a
 Docker engine and compared with the container where it matters.
+
+The exact-batch rule: decisions are made one request each, through `predict`, and a
+model's batch arithmetic is not always its single-row arithmetic (on an AVX2 machine a
+scikit-learn Pipeline scored five identical rows in the last bit differently from the
+same row alone). So a batch is answered row by row inside the container (`alone`), one
+request and no container start per row, unless the deployment declares `batch_exact`
+and `batch_difference` found none on its reference sample on this machine.
 """
 
 from __future__ import annotations
@@ -23,6 +30,13 @@ Row = dict[str, Any]
 class Predictor(ABC):
     """Answers runner-protocol requests; asked through `predict`, `predict_columns` and
     `predict_batch`."""
+
+    # Whether a batch may go through the deployment's `predict_batch` (see the module's
+    # exact-batch rule); `WarmDeployment` says per manifest and machine.
+    batch_exact = False
+    # Whether the runner answers a batch `alone` (protocol 7); else such a batch is sent
+    # one request per row.
+    answers_alone = True
 
     @abstractmethod
     def answer(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -52,6 +66,18 @@ class Predictor(ABC):
             "shared": dict(shared or {}),
             "seed": seed,
         }
+        return self._columns(request)
+
+    def _columns(self, request: dict[str, Any]) -> dict[str, list[Any]]:
+        """A batch request answered under the exact-batch rule."""
+        if not self.batch_exact:
+            if not self.answers_alone:  # an old runner: one request per row
+                count, columns = request["rows"], request["columns"]
+                seeds = request.get("seeds") or [request["seed"]] * count
+                values = zip(*columns.values(), strict=True) if columns else [()] * count
+                rows = [{**request["shared"], **dict(zip(columns, v, strict=True))} for v in values]
+                return _columns_of([self.predict(r, s) for r, s in zip(rows, seeds, strict=True)])
+            request = {**request, "alone": True}
         answer: dict[str, list[Any]] = self.answer(request)["columns"]
         return answer
 
@@ -75,7 +101,35 @@ class Predictor(ABC):
         if not self.seeds_per_row:
             return [self.predict(row, seed) for row, seed in zip(rows, seeds, strict=True)]
         request = {"rows": len(rows), "columns": _columns_of(rows), "shared": {}, "seeds": seeds}
-        return _rows_of(self.answer(request)["columns"])
+        return _rows_of(self._columns(request))
+
+    def batch_difference(self, rows: list[Row], seed: int) -> str | None:
+        """Where `rows` get other bits in one `predict_batch` call than each alone."""
+        if not self.answers_alone:  # an old runner: each row alone is its own request
+            alone = [self.predict(row, seed) for row in rows]
+            return batch_difference(lambda _request: {"columns": _columns_of(alone)}, rows, seed)
+        return batch_difference(self.answer, rows, seed)
+
+
+def batch_difference(
+    answer: Callable[[dict[str, Any]], dict[str, Any]], rows: list[Row], seed: int
+) -> str | None:
+    """Where `rows` in one `predict_batch` call get other bits than each alone (the first
+    such row and field), or None when every row gets the same outputs; `answer` sends a
+    runner request. Floats come back as shortest reprs: equal values are equal bits."""
+    if not rows:
+        return None
+    request = {"rows": len(rows), "columns": _columns_of(rows), "shared": {}, "seed": seed}
+    alone = _rows_of(answer({**request, "alone": True})["columns"])
+    batched = _rows_of(answer(request)["columns"])
+    for index, (single, together) in enumerate(zip(alone, batched, strict=True)):
+        for name in single:
+            if together.get(name) != single[name]:
+                return (
+                    f"reference row {index + 1} gets {name} {single[name]!r} alone, "
+                    f"{together.get(name)!r} in a batch of {len(rows)}"
+                )
+    return None
 
 
 def _columns_of(rows: list[Row]) -> dict[str, list[Any]]:
@@ -103,15 +157,20 @@ class InProcessPredictor(Predictor):
         self,
         predict: Callable[[Row], Any],
         predict_batch: Callable[..., Any] | None = None,
+        *,
+        batch_exact: bool = False,
     ) -> None:
         self.deployment = Deployment(predict, predict_batch)
+        self.batch_exact = batch_exact
 
     @classmethod
-    def from_entrypoint(cls, entrypoint: str, model_dir: str, seed: int) -> InProcessPredictor:
+    def from_entrypoint(
+        cls, entrypoint: str, model_dir: str, seed: int, *, batch_exact: bool = False
+    ) -> InProcessPredictor:
         """Import `module:function` (already on sys.path) and load its model, as the
         runner does inside the image."""
         loaded = Deployment.load(entrypoint, model_dir, seed)
-        return cls(loaded.predict, loaded.predict_batch)
+        return cls(loaded.predict, loaded.predict_batch, batch_exact=batch_exact)
 
     def answer(self, request: dict[str, Any]) -> dict[str, Any]:
         try:

@@ -21,6 +21,7 @@ from replay.execution.predictor import PredictionError, Predictor, Row
 from replay.execution.recovery import RecoveredImage, recover_image
 from replay.images.build import fingerprint_difference
 from replay.images.container import (
+    ALONE,
     SEEDS_PER_ROW,
     OldRunner,
     RunnerContainer,
@@ -34,6 +35,7 @@ from replay.settings import Settings, load_settings
 from replay.stores.manifests import ManifestStore, manifest_store
 
 BATCH_SHARE = 100  # rows of a batch given one request's timeout
+BATCH_CHECK_ROWS = 64  # reference rows a batch_exact deployment is checked on, per machine
 RESTART_FIRST_DELAY = 0.5  # seconds before a failed replacement is tried again
 RESTART_MAX_DELAY = 30.0
 
@@ -74,6 +76,9 @@ class WarmDeployment(Predictor):
         self.size = containers
         self.last_failure: str | None = None  # why the pool is short, while it is
         self._protocol = 0  # the runner's protocol, read from the first one started
+        # the exact-batch rule on this machine: checked once, the difference found
+        self._batch_checked = False
+        self._batch_difference: str | None = None
         self._idle: queue.Queue[RunnerContainer] = queue.Queue()
         self._all: list[RunnerContainer] = []
         self._lock = threading.Lock()
@@ -135,6 +140,42 @@ class WarmDeployment(Predictor):
         """Whether this image's runner takes a seed per row of a batch (protocol 6)."""
         return self._protocol >= SEEDS_PER_ROW
 
+    @property
+    def answers_alone(self) -> bool:  # type: ignore[override]
+        """Whether this image's runner answers a batch row by row on request (protocol 7)."""
+        return self._protocol >= ALONE
+
+    @property
+    def batch_exact(self) -> bool:  # type: ignore[override]
+        """Whether rows may share one `predict_batch` call: the deployment declares it,
+        and on this machine its reference rows get the same bits in one batch as alone
+        (checked at first use: a CPU with other kernels may break what held at build)."""
+        if not self.manifest.runtime.batch_exact:
+            return False
+        if not self._batch_checked:
+            rows = self.reference_rows(BATCH_CHECK_ROWS)
+            self._batch_difference = self.batch_difference(rows, self.manifest.runtime.seed)
+            self._batch_checked = True
+        return self._batch_difference is None
+
+    @property
+    def batch_note(self) -> str | None:
+        """Why a deployment that declares `batch_exact` is answered row by row here."""
+        if self._batch_difference is None:
+            return None
+        return (
+            f"manifest {self.manifest.short_id} declares batch_exact, but on this machine "
+            f"{self._batch_difference}: rows are answered one by one"
+        )
+
+    def describe_model(self) -> list[dict[str, Any]]:
+        """The model objects the deployment holds once loaded (class, library, version,
+        a pipeline's parts), as its runner reports them; empty before protocol 7."""
+        if not self.answers_alone:
+            return []
+        model: list[dict[str, Any]] = self.answer({"describe": True})["model"]
+        return model
+
     def answer(self, request: dict[str, Any]) -> dict[str, Any]:
         """The runner's answer within the request timeout, waiting for a free container
         included (then a 503-worthy Unavailable, never a wait without end)."""
@@ -154,8 +195,14 @@ class WarmDeployment(Predictor):
             ) from None
         try:
             answer = runner.request(request, timeout=max(deadline - time.monotonic(), 0.5))
-            expected = "columns" if "columns" in request else "outputs"
-            if "error" not in answer and not isinstance(answer.get(expected), dict):
+            expected, kind = (
+                ("columns", dict)
+                if "columns" in request
+                else ("model", list)
+                if "describe" in request
+                else ("outputs", dict)
+            )
+            if "error" not in answer and not isinstance(answer.get(expected), kind):
                 raise RunnerFailed(f"the runner's answer has no {expected}")
         except OldRunner:  # refused before it was sent: the runner is fine
             self._idle.put(runner)

@@ -285,3 +285,55 @@ def test_the_environment_fingerprint_checks_every_installed_file_against_its_rec
         "lib/python3.11/site-packages/pkg/extra.py"
         in (runner.environment_content(str(tmp_path))["unrecorded"])
     )
+
+
+def test_a_batch_marked_alone_never_calls_predict_batch(deployment):
+    """Protocol 7: the host asks for rows answered as single requests (the exact-batch
+    rule), whatever the deployment's batch function would give."""
+    entrypoint = deployment(SCORING + BATCH_STYLES["predict_batch(rows, seeds)"])
+    batch = {"id": "b", "rows": 3, "columns": {"b": [1, 2, 2]}, "shared": {"a": 0}, "seed": 5}
+    together, alone = talk(entrypoint, batch, {**batch, "id": "a", "alone": True})[2:]
+    assert together["columns"]["via"] == ["batch"] * 3
+    assert alone["columns"]["via"] == ["predict"] * 3
+    assert alone["columns"]["score"] == together["columns"]["score"] == [1, 2, 2]
+
+
+def test_the_loaded_model_is_described_by_class_library_and_parts(deployment):
+    pytest.importorskip("sklearn")
+    from importlib import metadata
+
+    entrypoint = deployment("""
+        from sklearn.compose import ColumnTransformer
+        from sklearn.ensemble import GradientBoostingClassifier
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import OneHotEncoder
+
+        THRESHOLD = 0.5
+        _pipeline = None
+
+        def load(model_dir):
+            global _pipeline
+            parts = [("category", OneHotEncoder(), [0]), ("rest", "passthrough", [1])]
+            prepare = ColumnTransformer(parts)
+            _pipeline = Pipeline([("prepare", prepare), ("classify", GradientBoostingClassifier())])
+
+        def predict(inputs):
+            return {"score": 1.0}
+    """)
+    (described,) = talk(entrypoint, {"id": "d", "describe": True})[2:]
+    (pipeline,) = described["model"]  # the threshold, functions and modules are not models
+    version = metadata.version("scikit-learn")
+    assert pipeline["name"] == "_pipeline"
+    assert (pipeline["class"], pipeline["library"], pipeline["version"]) == (
+        "Pipeline",
+        "scikit-learn",
+        version,
+    )
+    prepare, classify = pipeline["parts"]
+    assert classify == {
+        "name": "classify",
+        "class": "GradientBoostingClassifier",
+        "library": "scikit-learn",
+        "version": version,
+    }
+    assert [part["class"] for part in prepare["parts"]] == ["OneHotEncoder", "passthrough"]
