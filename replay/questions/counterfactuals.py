@@ -1,15 +1,26 @@
 """Counterfactuals: the smallest realistic changes that would have reached the
 favourable decision (or a chosen target).
 
-Searched in the original container, in batches: each mutable number alone is walked
-from the applicant's value towards its bound (only in the direction its `monotone`
-setting allows to help), the first hit refined; each mutable category (or boolean) is
-tried at every other allowed value; then pairs of features, numbers on a coarse grid
-below their single-feature thresholds. `immutable` features never change, bounds hold,
-candidates are ranked by how many features change and then by distance (a number's
-change divided by its spread in the reference sample, a changed category counting
-one), one per set of features for diversity, and every one is re-run in the container
-with the decision's seed before it is shown.
+Searched in the original container, in phases, each one batch of variants:
+1. `single_numbers`: each movable number alone is walked from the person's value to the
+   end of its plausible range, only in the direction its `monotone` setting allows to
+   help; the first hit is refined, then rounded away from the person's value to the
+   feature's `step` (else to a figure a person would quote);
+2. `single_choices`: each movable category (or boolean) at every other allowed value;
+3. `pairs_of_numbers`: two numbers, each moved less than it would need alone;
+4. `choices_with_a_number`: a category that does not reach the target alone, with one
+   number walked;
+5. `verified`: candidates ranked by how many features change, then by distance (a
+   number's change divided by its spread in the reference sample, a changed category
+   counting one); a candidate that changes every feature of an option already kept and
+   more is dropped (the extra change was not needed); each kept option is re-run alone
+   with the decision's seed before it is shown.
+
+Plausible: a number moves inside the `plausible: [min, max]` the deployment declares,
+else inside the range the reference sample shows (within its `min`/`max`), widened to
+the person's own value. Movable: neither `immutable` (protected attributes), nor
+`actionable: false` (out of the person's reach, such as a card's age), nor free text,
+which a question never invents: text is kept as written, and each option says so.
 """
 
 from __future__ import annotations
@@ -37,6 +48,8 @@ GRID = 40
 REFINE = 24
 PAIR_GRID = 12
 
+Edits = dict[str, Any]  # feature: the value it is changed to
+
 
 @dataclass(frozen=True)
 class Counterfactual:
@@ -59,7 +72,8 @@ class CounterfactualSet:
     target: Any
     options: list[Counterfactual]
     evaluated: int  # variants the container scored during the search
-    mutable: list[str]  # the inputs the search could change
+    movable: list[str]  # the inputs the search could change
+    kept_as_written: list[str]  # free-text inputs, never changed by a question
     blocked_by_draw: bool  # the seed's draw keeps every reference row from target too
 
     @property
@@ -74,7 +88,7 @@ class CounterfactualSet:
             else ""
         )
         return (
-            f"no single or paired change of {', '.join(self.mutable)} reached "
+            f"no single or paired change of {', '.join(self.movable)} reached "
             f"{self.target} ({self.evaluated:,} variants tried){why}"
         )
 
@@ -112,18 +126,42 @@ def _walk(feature: Feature, start: float, end: float, count: int) -> list[float]
 
 
 def _nice(feature: Feature, old: float, new: float, spread: float) -> float:
-    """Round `new` away from `old` to a step a person would quote (about spread/20)."""
-    step = 10.0 ** math.floor(math.log10(spread / 20)) if spread > 0 else 1.0
+    """Round `new` away from `old` to the feature's `step`, else to a step a person would
+    quote (about spread/20), within the feature's bounds."""
+    if feature.step is not None:
+        step = feature.step
+    else:
+        step = 10.0 ** math.floor(math.log10(spread / 20)) if spread > 0 else 1.0
     if feature.type == "integer":
         step = max(step, 1.0)
     rounded = (math.ceil if new > old else math.floor)(new / step) * step
     low = -math.inf if feature.min is None else feature.min
     high = math.inf if feature.max is None else feature.max
     rounded = min(max(rounded, low), high)
-    return int(rounded) if feature.type == "integer" else float(rounded)
+    return round(rounded) if feature.type == "integer" else float(rounded)
 
 
-def _describe(decision: Any, changes: dict[str, tuple[Any, Any]], schema: Schema) -> str:
+def plausible_range(feature: Feature, reference: list[Row], value: float) -> tuple[float, float]:
+    """Where a counterfactual may take a number: the declared `plausible` range, else
+    the reference sample's, within the feature's bounds, widened to `value` (the
+    person's own, plausible for them by definition)."""
+    if feature.plausible is not None:
+        low, high = feature.plausible
+    else:
+        seen = [row[feature.name] for row in reference]
+        low, high = min(seen), max(seen)
+    if feature.min is not None:
+        low = max(low, feature.min)
+    if feature.max is not None:
+        high = min(high, feature.max)
+    if feature.type == "integer":
+        low, high = math.ceil(low), math.floor(high)
+    return min(low, value), max(high, value)
+
+
+def _describe(
+    decision: Any, changes: dict[str, tuple[Any, Any]], schema: Schema, kept: list[str]
+) -> str:
     parts = []
     for name, (old, new) in sorted(changes.items()):
         if not schema.inputs[name].numeric:
@@ -136,7 +174,221 @@ def _describe(decision: Any, changes: dict[str, tuple[Any, Any]], schema: Schema
             f"{name} were {bound}{format_value(new)} ({'+' if delta > 0 else '-'}"
             f"{format_value(abs(delta))})"
         )
-    return f"{decision} if " + " and ".join(parts)
+    as_written = f"; {', '.join(kept)} kept as written" if kept else ""
+    return f"{decision} if " + " and ".join(parts) + as_written
+
+
+class _Search:
+    """One counterfactual search: the person's decision, what may move and how far, and
+    the count of variants the container answered."""
+
+    def __init__(
+        self,
+        schema: Schema,
+        decision: Decision,
+        predictor: Predictor,
+        reference: list[Row],
+        target: Any,
+    ) -> None:
+        self.schema = schema
+        self.decision = decision
+        self.predictor = predictor
+        self.person = decision.inputs
+        self.outcome = decision.outputs[schema.output.decision]
+        self.target = target
+        # monotone directions say what helps; for any other target, both ways are searched
+        favourable = schema.output.favourable
+        self.towards_favourable = (
+            True if target == favourable else (False if target is None else None)
+        )
+        self.features: Mapping[str, Feature] = schema.inputs
+        self.numbers = [feature.name for feature in schema.movable if feature.numeric]
+        self.choices = {  # the other values a category (or boolean) may take
+            feature.name: [
+                value
+                for value in (feature.values or (True, False))
+                if value != self.person[feature.name]
+            ]
+            for feature in schema.movable
+            if feature.categorical or feature.type == "boolean"
+        }
+        if not self.numbers and not self.choices:
+            raise BadInput(
+                "no input may change: every input is immutable, not actionable or free text"
+            )
+        if not reference:
+            raise BadInput("counterfactuals need reference rows to scale each feature")
+        self.spread: dict[str, float] = {}
+        self.reach: dict[str, tuple[float, float]] = {}
+        for name in self.numbers:
+            spread = statistics.pstdev(row[name] for row in reference)
+            self.spread[name] = spread if spread > 0 else 1.0
+            self.reach[name] = plausible_range(self.features[name], reference, self.person[name])
+        self.evaluated = 0
+
+    def reaches(self, answer: Row) -> bool:
+        found = answer[self.schema.output.decision]
+        return bool(found == self.target) if self.target is not None else found != self.outcome
+
+    def flips(self, variants: list[Edits]) -> list[bool]:
+        """Whether each variant of the person's inputs reaches the target (one batch)."""
+        if not variants:
+            return []
+        self.evaluated += len(variants)
+        rows = [self.schema.check({**self.person, **edits}) for edits in variants]
+        answers = self.predictor.predict_batch(rows, self.decision.seed)
+        return [self.reaches(answer) for answer in answers]
+
+    def end(self, name: str, direction: int) -> float | None:
+        """How far a number may go in `direction`; None when it cannot move that way."""
+        low, high = self.reach[name]
+        end = high if direction > 0 else low
+        return None if end == self.person[name] else end
+
+    def directions(self, name: str) -> list[int]:
+        return _directions(self.features[name], self.towards_favourable)
+
+    def rounded(self, name: str, value: float) -> float:
+        """`value` rounded away from the person's, kept inside the plausible range."""
+        low, high = self.reach[name]
+        nice = _nice(self.features[name], self.person[name], value, self.spread[name])
+        return min(max(nice, low), high)
+
+    def distance(self, edits: Edits) -> float:
+        """A number's change over its spread in the reference sample; a category, 1."""
+        return sum(
+            abs(value - self.person[name]) / self.spread[name] if name in self.spread else 1.0
+            for name, value in edits.items()
+        )
+
+    def walks(self, name: str, count: int) -> list[list[float]]:
+        """For each way `name` may move, `count` values up to its plausible end."""
+        found = []
+        for direction in self.directions(name):
+            end = self.end(name, direction)
+            if end is not None:
+                found.append(_walk(self.features[name], self.person[name], end, count))
+        return found
+
+    def single_numbers(self) -> Edits:
+        """Each number alone: the smallest value that reaches the target, rounded."""
+        brackets = []  # (feature, last value that did not reach, first that did)
+        walks = [(name, walk) for name in self.numbers for walk in self.walks(name, GRID)]
+        hits = iter(self.flips([{name: value} for name, walk in walks for value in walk]))
+        for name, walk in walks:
+            reached = [next(hits) for _ in walk]
+            if True in reached:
+                first = reached.index(True)
+                before = self.person[name] if first == 0 else walk[first - 1]
+                brackets.append((name, before, walk[first]))
+        for _ in range(2):  # each round narrows a bracket REFINE-fold
+            refined = [
+                (name, before, _walk(self.features[name], before, after, REFINE))
+                for name, before, after in brackets
+            ]
+            hits = iter(self.flips([{name: value} for name, _, walk in refined for value in walk]))
+            brackets = []
+            for name, before, walk in refined:
+                reached = [next(hits) for _ in walk]
+                first = reached.index(True) if True in reached else len(walk) - 1
+                brackets.append((name, before if first == 0 else walk[first - 1], walk[first]))
+        singles: Edits = {}
+        for name, _, after in brackets:
+            value = self.rounded(name, after)
+            if name not in singles or self.distance({name: value}) < self.distance(
+                {name: singles[name]}
+            ):
+                singles[name] = value
+        return singles
+
+    def single_choices(self) -> Edits:
+        """Each category (or boolean) alone at every other value: the first that reaches."""
+        tried = [(name, value) for name, values in self.choices.items() for value in values]
+        singles: Edits = {}
+        for (name, value), hit in zip(
+            tried, self.flips([{name: value} for name, value in tried]), strict=True
+        ):
+            if hit and name not in singles:
+                singles[name] = value
+        return singles
+
+    def pairs_of_numbers(self, singles: Edits) -> list[Edits]:
+        """Two numbers, each moved less than it needs alone: the closest pair that
+        reaches the target, per pair of features and directions."""
+        grids = []
+        for first, second in itertools.combinations(self.numbers, 2):
+            for first_direction in self.directions(first):
+                for second_direction in self.directions(second):
+                    axes = []
+                    for name, direction in ((first, first_direction), (second, second_direction)):
+                        alone = singles.get(name)
+                        end = alone if alone is not None else self.end(name, direction)
+                        if end is None or (end - self.person[name]) * direction <= 0:
+                            break
+                        walk = _walk(self.features[name], self.person[name], end, PAIR_GRID)
+                        axes.append(walk[:-1] if alone is not None else walk)
+                    else:
+                        grids.append((first, second, list(itertools.product(*axes))))
+        variants = [{first: a, second: b} for first, second, points in grids for a, b in points]
+        hits = iter(self.flips(variants))
+        pairs = []
+        for first, second, points in grids:
+            reaching = [{first: a, second: b} for a, b in points if next(hits)]
+            if reaching:
+                closest = min(reaching, key=self.distance)
+                pairs.append({name: self.rounded(name, value) for name, value in closest.items()})
+        return pairs
+
+    def choices_with_a_number(self, singles: Edits) -> list[Edits]:
+        """A category that does not reach the target alone, with one number walked."""
+        walks = [
+            (category, value, number, walk)
+            for category, values in self.choices.items()
+            if category not in singles
+            for value in values
+            for number in self.numbers
+            for walk in self.walks(number, GRID)
+        ]
+        hits = iter(
+            self.flips(
+                [
+                    {category: value, number: step}
+                    for category, value, number, walk in walks
+                    for step in walk
+                ]
+            )
+        )
+        found = []
+        for category, value, number, walk in walks:
+            reached = [next(hits) for _ in walk]
+            if True in reached:
+                step = self.rounded(number, walk[reached.index(True)])
+                found.append({category: value, number: step})
+        return found
+
+    def verified(self, candidates: list[Edits], n: int, kept: list[str]) -> list[Counterfactual]:
+        """Up to `n` candidates, smallest first, none changing every feature of a kept one
+        and more, each re-run alone with the decision's seed (else never shown)."""
+        ranked = sorted(candidates, key=lambda edits: (len(edits), self.distance(edits)))
+        options: list[Counterfactual] = []
+        for edits in ranked:
+            if len(options) >= n:
+                break
+            if any(set(option.changes) <= set(edits) for option in options):
+                continue  # one per set of features; no padding of a change that suffices
+            inputs = self.schema.check({**self.person, **edits})
+            outputs = self.predictor.predict(inputs, self.decision.seed)
+            self.evaluated += 1
+            if not self.reaches(outputs):
+                continue
+            changes = {name: (self.person[name], inputs[name]) for name in edits}
+            description = _describe(
+                outputs[self.schema.output.decision], changes, self.schema, kept
+            )
+            options.append(
+                Counterfactual(changes, self.distance(edits), inputs, outputs, description)
+            )
+        return options
 
 
 def counterfactuals_of(
@@ -147,203 +399,42 @@ def counterfactuals_of(
     n: int = 3,
     target: Any = None,
 ) -> CounterfactualSet:
-    """Up to `n` verified, diverse, small changes to `decision`'s inputs that reach
-    `target` (default: the favourable decision; for a favourable decision, any other)
-    when `predictor` re-runs them with the decision's seed; each number's scale is its
-    spread in the `reference` rows. A target given as text is read as the decision
-    field's type."""
+    """Up to `n` verified, diverse, small, plausible changes to `decision`'s inputs that
+    reach `target` (default: the favourable decision; for a favourable decision, any
+    other) when `predictor` re-runs them with the decision's seed; the `reference` rows
+    set each number's scale and plausible range. A target given as text is read as the
+    decision field's type."""
     output = schema.output
-    decision_field, favourable = output.decision, output.favourable
-    applicant = decision.inputs
-    outcome = decision.outputs[decision_field]
+    outcome = decision.outputs[output.decision]
     if isinstance(target, str):
-        target = output.fields[decision_field].parse(target)
+        target = output.fields[output.decision].parse(target)
     if target is not None and target == outcome:
         raise BadInput(f"{decision.txn_id} was already {outcome}: there is nothing to reach")
-    if target is None and outcome != favourable:
-        target = favourable
-    # monotone directions say what helps; for any other target, both ways are searched
-    towards_favourable = True if target == favourable else (False if target is None else None)
-    seed = decision.seed
-    features: Mapping[str, Feature] = schema.inputs
-    mutable = [feature.name for feature in schema.mutable if feature.numeric]
-    choices = {  # the other values a category (or boolean) may take
-        feature.name: [v for v in (feature.values or (True, False)) if v != applicant[feature.name]]
-        for feature in schema.mutable
-        if feature.categorical or feature.type == "boolean"
-    }
-    if not mutable and not choices:
-        raise BadInput("no input may change: every number and category is immutable")
-
-    def reaches(answer: Row) -> bool:
-        found = answer[decision_field]
-        return bool(found == target) if target is not None else bool(found != outcome)
-
-    if not reference:
-        raise BadInput("counterfactuals need reference rows to scale each feature")
-    scale = {}
-    for name in mutable:
-        spread = statistics.pstdev(row[name] for row in reference)
-        scale[name] = spread if spread > 0 else 1.0
-    evaluated = 0
-
-    def flips(rows: list[dict[str, Any]]) -> list[bool]:
-        nonlocal evaluated
-        if not rows:
-            return []
-        evaluated += len(rows)
-        answers = predictor.predict_batch([schema.check(row) for row in rows], seed)
-        return [reaches(answer) for answer in answers]
-
-    def bound(name: str, direction: int) -> float:
-        limit = features[name].max if direction > 0 else features[name].min
-        return applicant[name] + direction * 10 * scale[name] if limit is None else limit
-
-    # 1. one feature at a time: walk to the bound, then refine inside the first flip
-    walks = [
-        (name, d, _walk(features[name], applicant[name], bound(name, d), GRID))
-        for name in mutable
-        for d in _directions(features[name], towards_favourable)
-        if bound(name, d) != applicant[name]
+    if target is None and outcome != output.favourable:
+        target = output.favourable
+    search = _Search(schema, decision, predictor, reference, target)
+    singles = {**search.single_numbers(), **search.single_choices()}
+    candidates = [
+        *({name: value} for name, value in singles.items()),
+        *search.pairs_of_numbers(singles),
+        *search.choices_with_a_number(singles),
     ]
-    rows = [{**applicant, name: v} for name, _, values in walks for v in values]
-    singles: dict[str, tuple[Any, float]] = {}  # feature: (value that flips, its distance)
-    results, position, brackets = flips(rows), 0, []
-    for name, _d, values in walks:
-        hits = results[position : position + len(values)]
-        position += len(values)
-        if True in hits:
-            k = hits.index(True)
-            previous = applicant[name] if k == 0 else values[k - 1]
-            brackets.append((name, previous, values[k]))
-    for _ in range(2):  # each round narrows a bracket REFINE-fold
-        rows, refined = [], []
-        for name, low, high in brackets:
-            values = _walk(features[name], low, high, REFINE)
-            refined.append((name, low, values))
-            rows += [{**applicant, name: v} for v in values]
-        results, position, brackets = flips(rows), 0, []
-        for name, low, values in refined:
-            hits = results[position : position + len(values)]
-            position += len(values)
-            k = hits.index(True) if True in hits else len(values) - 1
-            brackets.append((name, low if k == 0 else values[k - 1], values[k]))
-    for name, _low, high in brackets:
-        value = _nice(features[name], applicant[name], high, scale[name])
-        change = abs(value - applicant[name]) / scale[name]
-        if name not in singles or change < singles[name][1]:
-            singles[name] = (value, change)
-
-    # 1b. each category alone at every other allowed value (a changed category counts 1)
-    tried = [(name, choice) for name, values in choices.items() for choice in values]
-    for (name, choice), hit in zip(
-        tried, flips([{**applicant, name: choice} for name, choice in tried]), strict=True
-    ):
-        if hit and name not in singles:
-            singles[name] = (choice, 1.0)
-
-    # 2. pairs of features, each moved less than it would need alone
-    pair_walks = []
-    for a, b in itertools.combinations(mutable, 2):
-        for da in _directions(features[a], towards_favourable):
-            for db in _directions(features[b], towards_favourable):
-                ends = []
-                for name, d in ((a, da), (b, db)):
-                    end = singles[name][0] if name in singles else bound(name, d)
-                    if (end - applicant[name]) * d <= 0:
-                        break
-                    ends.append(
-                        _walk(features[name], applicant[name], end, PAIR_GRID)[:-1]
-                        if name in singles
-                        else _walk(features[name], applicant[name], end, PAIR_GRID)
-                    )
-                else:
-                    pair_walks.append((a, b, list(itertools.product(*ends))))
-    rows = [{**applicant, a: va, b: vb} for a, b, points in pair_walks for va, vb in points]
-    pairs: list[tuple[dict[str, Any], float]] = []  # (edits, distance)
-    results, position = flips(rows), 0
-    for a, b, points in pair_walks:
-        hits = results[position : position + len(points)]
-        position += len(points)
-        best = min(
-            (
-                (abs(va - applicant[a]) / scale[a] + abs(vb - applicant[b]) / scale[b], va, vb)
-                for (va, vb), hit in zip(points, hits, strict=True)
-                if hit
-            ),
-            default=None,
-        )
-        if best is not None:
-            pairs.append(({a: best[1], b: best[2]}, best[0]))
-    # a category that does not reach the target alone, with one number walked to its bound
-    category_walks = [
-        (name, choice, number, _walk(features[number], applicant[number], bound(number, d), GRID))
-        for name, values in choices.items()
-        if name not in singles
-        for choice in values
-        for number in mutable
-        for d in _directions(features[number], towards_favourable)
-        if bound(number, d) != applicant[number]
-    ]
-    rows = [
-        {**applicant, name: choice, number: v}
-        for name, choice, number, walk in category_walks
-        for v in walk
-    ]
-    results, position = flips(rows), 0
-    for name, choice, number, walk in category_walks:
-        hits = results[position : position + len(walk)]
-        position += len(walk)
-        if True in hits:
-            v = walk[hits.index(True)]
-            pairs.append(
-                ({name: choice, number: v}, 1.0 + abs(v - applicant[number]) / scale[number])
-            )
-
-    # 3. rank, keep one option per feature set, verify each with a single seeded request
-    candidates = sorted(
-        [({name: value}, change) for name, (value, change) in singles.items()] + pairs,
-        key=lambda item: (len(item[0]), item[1]),
-    )
-    options: list[Counterfactual] = []
-    seen: set[frozenset[str]] = set()
-    covered: set[str] = set()
-    for edits, distance in candidates:
-        if len(options) >= n or frozenset(edits) in seen:
-            continue
-        if len(edits) > 1 and set(edits) <= covered:
-            continue  # a pair of features that already work alone adds little
-        inputs = schema.check({**applicant, **edits})
-        outputs = predictor.predict(inputs, seed)
-        evaluated += 1
-        if not reaches(outputs):
-            continue  # did not reach the target when re-run on its own: never shown
-        changes = {name: (applicant[name], inputs[name]) for name in edits}
-        options.append(
-            Counterfactual(
-                changes,
-                distance,
-                inputs,
-                outputs,
-                _describe(outputs[decision_field], changes, schema),
-            )
-        )
-        seen.add(frozenset(edits))
-        covered |= set(edits)
-    goal = target if target is not None else f"not {outcome}"
+    kept = [feature.name for feature in schema.inputs.values() if feature.text]
+    options = search.verified(candidates, n, kept)
     blocked = (
         not options
         and target is not None
-        and draw_keeps(schema, predictor, reference, seed, target, reached=False)
+        and draw_keeps(schema, predictor, reference, decision.seed, target, reached=False)
     )
     return CounterfactualSet(
         decision.txn_id,
         decision.manifest_id,
         outcome,
-        goal,
+        target if target is not None else f"not {outcome}",
         options,
-        evaluated,
-        [*mutable, *choices],
+        search.evaluated,
+        [*search.numbers, *search.choices],
+        kept,
         blocked,
     )
 

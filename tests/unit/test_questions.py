@@ -176,7 +176,7 @@ def test_no_counterfactual_when_every_input_is_immutable(credit):
         }
     )
     decision = Decision("t", "m" * 64, {"age": 30, "branch": "online"}, {"decision": "x"}, 1)
-    with pytest.raises(BadInput, match="every number and category is immutable"):
+    with pytest.raises(BadInput, match="every input is immutable, not actionable or free text"):
         counterfactuals_of(frozen, decision, credit, [{"age": 30, "branch": "online"}])
 
 
@@ -240,6 +240,16 @@ def test_many_features_are_explained_by_sampled_permutations():
 
 
 # --- claims triage: a category, a rule with a null score, a seeded draw -----------------
+
+
+def spec_of(feature) -> dict:
+    """A feature back as its declaration (for a schema with one key changed)."""
+    keys = ("type", "min", "max", "values", "immutable", "monotone", "nullable")
+    spec = {
+        key: getattr(feature, key) for key in keys if getattr(feature, key) not in (None, False)
+    }
+    return {**spec, "values": list(spec["values"])} if "values" in spec else spec
+
 
 CLAIMS = schema(
     {
@@ -338,10 +348,28 @@ def test_counterfactuals_of_a_denied_claim_reach_approval_with_numbers_or_catego
 
 def test_a_target_other_than_the_favourable_decision(claims):
     decision = decided(claims, CLAIM, seed=11)
+    # the reference shows claims up to 39,000: a claim over 50,000 is not plausible
     found = counterfactuals_of(CLAIMS, decision, claims, claim_reference(), n=2, target="refer")
+    assert found.target == "refer" and not found.options
+    # a deployment that declares larger claims plausible gets them
+    wide = schema(
+        {
+            **{name: spec_of(feature) for name, feature in CLAIMS.inputs.items()},
+            "claim_amount": {
+                "type": "number",
+                "min": 0,
+                "max": 100_000,
+                "monotone": "decreasing",
+                "plausible": [0, 80_000],
+            },
+        },
+        favourable="approve",
+        fields={name: spec_of(field) for name, field in CLAIMS.output.fields.items()},
+    )
+    found = counterfactuals_of(wide, decision, claims, claim_reference(), n=2, target="refer")
     assert found.target == "refer" and found.options
     assert all(o.outputs["decision"] == "refer" for o in found.options)
-    assert all(o.inputs["claim_amount"] > 50_000 for o in found.options)
+    assert all(50_000 < o.inputs["claim_amount"] <= 80_000 for o in found.options)
     with pytest.raises(BadInput, match="decision must be one of"):
         counterfactuals_of(CLAIMS, decision, claims, claim_reference(), target="maybe")
     with pytest.raises(BadInput, match="was already deny: there is nothing to reach"):
@@ -477,3 +505,30 @@ def test_decisions_with_their_own_seeds_are_answered_in_one_batch_as_singly(clai
     assert OldImage.requests == len(rows)
     with pytest.raises(BadInput, match="4 rows need 4 seeds, not 3"):
         claims.predict_each(rows, seeds[:3])
+
+
+# --- the exact-batch rule ----------------------------------------------------------------
+
+
+def bumped_batch(rows: list) -> list:
+    """A batch path whose arithmetic depends on the batch's size (the last bit moves)."""
+    return [
+        {**credit_predict(row), "score": math.nextafter(credit_score(row), math.inf)}
+        if len(rows) > 1
+        else credit_predict(row)
+        for row in rows
+    ]
+
+
+def test_a_batch_answers_each_row_as_alone_unless_declared_exact():
+    decision = decided(InProcessPredictor(credit_predict), APPLICANT)
+    exact = InProcessPredictor(credit_predict, bumped_batch)
+    assert exact.batch_difference([APPLICANT, APPLICANT], 7) == (
+        f"reference row 1 gets score {credit_score(APPLICANT)!r} alone, "
+        f"{math.nextafter(credit_score(APPLICANT), math.inf)!r} in a batch of 2"
+    )
+    same = sweep_of(CREDIT, decision, [Range("income", 42_000, 42_000, 5)], exact)
+    assert same.frame["score"].tolist() == [decision.outputs["score"]] * 5
+    trusting = InProcessPredictor(credit_predict, bumped_batch, batch_exact=True)
+    differs = sweep_of(CREDIT, decision, [Range("income", 42_000, 42_000, 5)], trusting)
+    assert differs.frame["score"].tolist() != [decision.outputs["score"]] * 5
