@@ -10,7 +10,9 @@ import dataclasses
 import errno
 import json
 import math
+import os
 import sys
+import traceback
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
@@ -19,7 +21,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
 
 import click
 
-from replay.errors import ReplayError, ReplayWarning
+from replay.display import shorten
+from replay.errors import INTERNAL_ERROR, ReplayError, ReplayWarning
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -59,6 +62,14 @@ class ReplayGroup(click.Group):
             if error.errno == errno.ENOSPC:
                 fail(f"disk full{where}: nothing was kept half-written; free space, retry", 3)
             fail(f"{error.strerror or error}{where}", 3)
+        except Exception as error:  # a bug of replay's: its own exit code, and the trace
+            if os.environ.get("REPLAY_DEBUG"):
+                traceback.print_exc()
+            fail(
+                f"internal error: {type(error).__name__}: {shorten(str(error), 200)} "
+                "(a bug in replay; REPLAY_DEBUG=1 shows where)",
+                INTERNAL_ERROR,
+            )
 
 
 def _warn_in_one_line(
@@ -127,9 +138,9 @@ def table(
 
 def number(value: Any, digits: int = 4) -> str:
     """A score or value for a table: fixed decimals for floats, `null` for a missing
-    value (a NaN in a frame too), as is otherwise."""
+    value (a NaN in a frame too), text on one short line, as is otherwise."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "null"
     if isinstance(value, float):
         return f"{value:.{digits}f}"
-    return str(value)
+    return shorten(value) if isinstance(value, str) else str(value)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -17,7 +19,7 @@ from replay.cli.params import (
 )
 
 import replay
-from replay.errors import VerificationFailed
+from replay.errors import ImmutableInput, VerificationFailed
 from replay.execution.inputs import format_value
 
 if TYPE_CHECKING:  # result types; each command loads only the question it asks
@@ -29,6 +31,11 @@ if TYPE_CHECKING:  # result types; each command loads only the question it asks
     from replay.questions.what_if import WhatIf
 
 VERDICT_COLOURS = {"reproduced": "green", "diverged": "yellow", "failed": "red"}
+allow_immutable_option = click.option(
+    "--allow-immutable",
+    is_flag=True,
+    help="Compliance probing: let the question change an immutable (protected) input.",
+)
 MAX_SWEEP_ROWS = 60  # more variants than this are shown thinned out
 
 
@@ -132,10 +139,15 @@ def _show_summary(summary: ReplaySummary) -> None:
     required=True,
     help="An edited input; repeat for several.",
 )
+@allow_immutable_option
 @json_option
-def whatif(txn_id: str, assignments: tuple[tuple[str, str], ...], as_json: bool) -> None:
+def whatif(
+    txn_id: str, assignments: tuple[tuple[str, str], ...], allow_immutable: bool, as_json: bool
+) -> None:
     """Re-run a logged decision with edited inputs, in its original container."""
-    emit(replay.whatif(txn_id, dict(assignments)), as_json, _show_whatif)
+    with _immutable_hint():
+        answer = replay.whatif(txn_id, dict(assignments), allow_immutable=allow_immutable)
+    emit(answer, as_json, _show_whatif)
 
 
 def _show_whatif(answer: WhatIf) -> None:
@@ -153,6 +165,24 @@ def _show_whatif(answer: WhatIf) -> None:
             (field, number(old), f"[bold yellow]{number(new)}[/]" if changed else number(new))
         )
     table(("", "original (logged)", "what if"), rows, title=f"what if: {answer.txn_id}")
+    _say_probed(answer.probed)
+
+
+def _say_probed(probed: tuple[str, ...]) -> None:
+    if probed:
+        console().print(
+            f"[bold yellow]compliance probing:[/] {', '.join(probed)} changed although "
+            "immutable; a person is never offered this"
+        )
+
+
+@contextmanager
+def _immutable_hint() -> Iterator[None]:
+    """The library's refusal of an immutable input, with the flag that allows it."""
+    try:
+        yield
+    except ImmutableInput as error:
+        raise ImmutableInput(f"{error} (--allow-immutable)") from None
 
 
 @click.command()
@@ -166,12 +196,19 @@ def _show_whatif(answer: WhatIf) -> None:
 )
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the grid (.csv/.parquet).")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write a PNG plot.")
+@allow_immutable_option
 @json_option
 def sweep(
-    txn_id: str, vary: tuple[Range, ...], out: str | None, plot: str | None, as_json: bool
+    txn_id: str,
+    vary: tuple[Range, ...],
+    out: str | None,
+    plot: str | None,
+    allow_immutable: bool,
+    as_json: bool,
 ) -> None:
     """How a logged decision responds as one or two features vary (original container)."""
-    result = replay.sweep(txn_id, list(vary))
+    with _immutable_hint():
+        result = replay.sweep(txn_id, list(vary), allow_immutable=allow_immutable)
     if out:
         result.save(out)
     if plot:
@@ -192,8 +229,9 @@ def _show_sweep(result: Sweep) -> None:
             (*[f"{row[f]:,.6g}" for f in result.features], row[decision], number(row[score]))
             for _, row in frame.iloc[::every].iterrows()
         ),
-        title=title + (f", every {every}th shown" if every > 1 else ""),
+        title=title + (f", one in {every} shown" if every > 1 else ""),
     )
+    _say_probed(result.probed)
     if len(result.features) == 1:
         (feature,) = result.features
         for _, row in result.changes.iterrows():

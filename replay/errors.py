@@ -6,6 +6,10 @@ replay, cli) may raise these; the CLI turns them into one line and the exit code
 
 from __future__ import annotations
 
+# A bug in replay itself, not anything the user did: never 1, which means "diverged".
+# 70 is EX_SOFTWARE in sysexits.h.
+INTERNAL_ERROR = 70
+
 
 class ReplayWarning(UserWarning):
     """Something a user should know that does not stop the work (shown as one line)."""
@@ -27,6 +31,11 @@ class BadInput(ReplayError):
     """The user asked for something malformed or unknown (bad path, id, value)."""
 
     exit_code = 2
+
+
+class ImmutableInput(BadInput):
+    """A question would change an immutable input (a protected attribute) without the
+    caller allowing it: only compliance probing may."""
 
 
 class EnvironmentProblem(ReplayError):

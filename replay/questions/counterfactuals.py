@@ -449,7 +449,7 @@ def counterfactual(
 ) -> CounterfactualSet:
     """Up to `n` verified, diverse, small changes that would have reached `target` (by
     default the favourable decision), searched in the logged decision's own container."""
-    with asking(txn_id, warm, settings) as (decision, running):
+    with asking(txn_id, warm, settings, "counterfactual") as (decision, running):
         reference = running.reference_rows(REFERENCE_ROWS)
         schema = running.manifest.schema
         return counterfactuals_of(schema, decision, running, reference, n, target)

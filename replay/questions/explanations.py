@@ -308,7 +308,7 @@ def explain(
 ) -> Explanation:
     """What moved a logged decision (and its score), and what decided it, from its own
     container."""
-    with asking(txn_id, warm, settings) as (decision, running):
+    with asking(txn_id, warm, settings, "explain") as (decision, running):
         reference = running.reference_rows(reference_rows)
         return explanation_of(running.manifest.schema, decision, running, reference, samples)
 

@@ -19,7 +19,7 @@ from replay.execution.decision import Decision
 from replay.execution.predictor import Predictor
 from replay.execution.warm import WarmDeployment
 from replay.manifests.schema import Feature, Schema
-from replay.questions.asking import asking
+from replay.questions.asking import asking, immutable_edits
 from replay.settings import Settings
 
 if TYPE_CHECKING:
@@ -66,6 +66,7 @@ class Sweep:
     score_field: str
     favourable: Any
     frame: pd.DataFrame  # one row per variant: swept features, then the outputs by name
+    probed: tuple[str, ...] = ()  # immutable inputs swept, as compliance probing allowed
 
     @property
     def changes(self) -> pd.DataFrame:
@@ -102,6 +103,7 @@ class Sweep:
             "txn_id": self.txn_id,
             "manifest_id": self.manifest_id,
             "features": self.features,
+            "probed_immutable": list(self.probed),
             # a null output (NaN in the frame) is null in JSON, not a bare NaN
             "rows": self.frame.astype(object)
             .where(self.frame.notna(), None)
@@ -110,14 +112,21 @@ class Sweep:
 
 
 def sweep_of(
-    schema: Schema, decision: Decision, ranges: Sequence[Range], predictor: Predictor
+    schema: Schema,
+    decision: Decision,
+    ranges: Sequence[Range],
+    predictor: Predictor,
+    *,
+    allow_immutable: bool = False,
 ) -> Sweep:
     """`decision` re-run by `predictor` over a grid of one or two features, all else as
-    logged, in one batch, every variant with the decision's seed."""
+    logged, in one batch, every variant with the decision's seed; an immutable feature
+    only with `allow_immutable` (compliance probing)."""
     import pandas as pd  # about 0.4 s: only sweeps pay it
 
     if not 1 <= len(ranges) <= 2 or len({r.feature for r in ranges}) != len(ranges):
         raise BadInput("a sweep varies one or two different features")
+    probed = immutable_edits(schema, [r.feature for r in ranges], allow_immutable)
     # Checked once: the logged inputs, and each axis value (a grid of 10,000 points
     # needs 200 checks, not 70,000).
     axes = [r.values(schema.feature(r.feature)) for r in ranges]
@@ -141,6 +150,7 @@ def sweep_of(
         schema.output.score,
         schema.output.favourable,
         pd.DataFrame({**points, **dict(sorted(outputs.items()))}),
+        probed,
     )
 
 
@@ -148,9 +158,12 @@ def sweep(
     txn_id: str,
     vary: Sequence[Range],
     *,
+    allow_immutable: bool = False,
     warm: WarmDeployment | None = None,
     settings: Settings | None = None,
 ) -> Sweep:
-    """Vary one or two features of a logged decision over a grid; all else as logged."""
-    with asking(txn_id, warm, settings) as (decision, running):
-        return sweep_of(running.manifest.schema, decision, vary, running)
+    """Vary one or two features of a logged decision over a grid; all else as logged;
+    an immutable feature only with `allow_immutable` (compliance probing)."""
+    with asking(txn_id, warm, settings, "sweep") as (decision, running):
+        schema = running.manifest.schema
+        return sweep_of(schema, decision, vary, running, allow_immutable=allow_immutable)

@@ -11,7 +11,7 @@ from replay.execution.decision import Decision
 from replay.execution.predictor import Predictor
 from replay.execution.warm import WarmDeployment
 from replay.manifests.schema import OutputSpec, Schema
-from replay.questions.asking import asking
+from replay.questions.asking import asking, immutable_edits
 from replay.settings import Settings
 
 
@@ -21,6 +21,7 @@ class WhatIf:
     modified_inputs: dict[str, Any]
     modified_outputs: dict[str, Any]  # from the decision's container, with its seed
     output: OutputSpec
+    probed: tuple[str, ...] = ()  # immutable inputs changed, as compliance probing allowed
 
     @property
     def txn_id(self) -> str:
@@ -61,31 +62,44 @@ class WhatIf:
             "favourable": self.output.favourable,
             "changed": {k: list(v) for k, v in self.changed.items()},
             "decision_changed": self.decision_changed,
+            "probed_immutable": list(self.probed),
         }
 
 
 def whatif_of(
-    schema: Schema, decision: Decision, changes: Mapping[str, Any], predictor: Predictor
+    schema: Schema,
+    decision: Decision,
+    changes: Mapping[str, Any],
+    predictor: Predictor,
+    *,
+    allow_immutable: bool = False,
 ) -> WhatIf:
     """`decision` re-run by `predictor` with `changes` applied, with the decision's seed:
-    only the edited inputs differ. A value may be given as text ("65000")."""
+    only the edited inputs differ. A value may be given as text ("65000"). An immutable
+    input is refused unless `allow_immutable` (compliance probing), and then named."""
     edits = schema.edits(changes)
     if not edits:
         raise BadInput("nothing to change: no input was edited")
+    changed = [name for name, value in edits.items() if value != decision.inputs[name]]
+    probed = immutable_edits(schema, changed, allow_immutable)
     modified = schema.check({**decision.inputs, **edits})
-    return WhatIf(decision, modified, predictor.predict(modified, decision.seed), schema.output)
+    outputs = predictor.predict(modified, decision.seed)
+    return WhatIf(decision, modified, outputs, schema.output, probed)
 
 
 def whatif(
     txn_id: str,
     changes: Mapping[str, Any],
     *,
+    allow_immutable: bool = False,
     warm: WarmDeployment | None = None,
     settings: Settings | None = None,
 ) -> WhatIf:
-    """Re-run a logged decision with `changes` applied, in its original container.
+    """Re-run a logged decision with `changes` applied, in its original container; an
+    immutable input only with `allow_immutable` (compliance probing).
 
     Pass a running `warm` deployment to answer many questions without a container start.
     """
-    with asking(txn_id, warm, settings) as (decision, running):
-        return whatif_of(running.manifest.schema, decision, changes, running)
+    with asking(txn_id, warm, settings, "what-if") as (decision, running):
+        schema = running.manifest.schema
+        return whatif_of(schema, decision, changes, running, allow_immutable=allow_immutable)

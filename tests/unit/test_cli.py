@@ -10,7 +10,14 @@ from replay.cli.main import cli
 from replay.cli.output import ReplayGroup, jsonable
 from replay.cli.params import Assignment, GridRange, Moment
 
-from replay.errors import BadInput, EnvironmentProblem, Erased, IntegrityError, VerificationFailed
+from replay.errors import (
+    INTERNAL_ERROR,
+    BadInput,
+    EnvironmentProblem,
+    Erased,
+    IntegrityError,
+    VerificationFailed,
+)
 from replay.questions.sweeps import Range
 
 EXPECTED_COMMANDS = {
@@ -65,6 +72,28 @@ def test_errors_in_a_nested_command_become_one_line_and_their_exit_code(error, c
     result = CliRunner().invoke(top, ["inner", "failing"])
     assert result.exit_code == code
     assert result.output == "error: what went wrong and how to fix it\n"
+
+
+@pytest.mark.parametrize("debug", [None, "1"])
+def test_a_bug_exits_with_its_own_code_not_the_one_for_diverged(monkeypatch, debug):
+    @click.group(cls=ReplayGroup)
+    def top():
+        pass
+
+    @top.command()
+    def broken():
+        raise KeyError("score")
+
+    if debug:
+        monkeypatch.setenv("REPLAY_DEBUG", debug)
+    else:
+        monkeypatch.delenv("REPLAY_DEBUG", raising=False)
+    result = CliRunner().invoke(top, ["broken"])
+    assert result.exit_code == INTERNAL_ERROR != VerificationFailed.exit_code
+    assert result.output.splitlines()[-1] == (
+        "error: internal error: KeyError: 'score' (a bug in replay; REPLAY_DEBUG=1 shows where)"
+    )
+    assert ("Traceback" in result.output) == bool(debug)
 
 
 def test_help_lists_exactly_the_commands_each_with_a_summary():

@@ -105,6 +105,23 @@ def test_what_if_names_the_field_that_is_wrong(credit, changes, message):
         whatif_of(CREDIT, decided(credit, APPLICANT), changes, credit)
 
 
+def test_an_immutable_input_is_changed_only_when_probing_is_allowed(credit):
+    from replay.errors import ImmutableInput
+
+    decision = decided(credit, APPLICANT)
+    with pytest.raises(ImmutableInput, match="age is immutable: a question never changes it"):
+        whatif_of(CREDIT, decision, {"age": 60, "income": 50_000}, credit)
+    with pytest.raises(ImmutableInput, match="age is immutable"):
+        sweep_of(CREDIT, decision, [Range("age", 18, 80, 5)], credit)
+    # the logged value again is no change
+    assert whatif_of(CREDIT, decision, {"age": 30, "income": 50_000}, credit).probed == ()
+    probed = whatif_of(CREDIT, decision, {"age": 60}, credit, allow_immutable=True)
+    assert probed.probed == ("age",) and probed.to_dict()["probed_immutable"] == ["age"]
+    assert probed.modified_outputs["score"] == credit_score({**APPLICANT, "age": 60})
+    swept = sweep_of(CREDIT, decision, [Range("age", 18, 80, 5)], credit, allow_immutable=True)
+    assert swept.probed == ("age",) and len(swept.frame) == 5
+
+
 def test_a_sweep_answers_what_each_variant_alone_answers(credit):
     decision = decided(credit, APPLICANT)
     result = sweep_of(CREDIT, decision, [Range("income", 20_000, 120_000, 51)], credit)
@@ -476,7 +493,8 @@ def test_sweep_plots_draw_null_or_non_numeric_scores(claims, tmp_path, score, fe
     )
     referred = decided(predictor, {**CLAIM, "claim_amount": 60_000.0}, seed=11)
     ranges = [Range("claim_amount", 0, 60_000, 13), Range("age", 18, 80, 4)][:features]
-    path = sweep_of(CLAIMS, referred, ranges, predictor).plot(tmp_path / "sweep.png")
+    swept = sweep_of(CLAIMS, referred, ranges, predictor, allow_immutable=True)
+    path = swept.plot(tmp_path / "sweep.png")
     assert path.read_bytes().startswith(b"\x89PNG")
 
 
