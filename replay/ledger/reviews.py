@@ -83,9 +83,13 @@ def review_decision(
     logged = entry.outputs.get(output.decision)
     stands = logged if decision is None else _typed(decision, logged, output)
     if outcome == "overturned" and stands == logged:
-        raise BadInput(f"an overturned decision needs --decision, another value than {logged!r}")
+        raise BadInput(
+            f"an overturned decision needs the decision that stands now, another than {logged!r}"
+        )
     if outcome == "upheld" and stands != logged:
-        raise BadInput(f"an upheld decision stays {logged!r}; use --outcome overturned")
+        raise BadInput(
+            f"an upheld decision stays {logged!r}; a review that changes it is overturned"
+        )
     recorded = ledger.record(
         NewEntry(
             manifest_id=entry.manifest_id,

@@ -58,9 +58,9 @@ def test_an_overturned_decision_is_shown_sealed_and_exported_with_it(served, rep
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        ("--outcome overturned --note x", "needs --decision"),
+        ("--outcome overturned --note x", "needs the decision that stands now"),
         ("--outcome overturned --decision maybe --note x", "one of approved, rejected"),
-        ("--outcome upheld --decision approved --note x", "use --outcome overturned"),
+        ("--outcome upheld --decision approved --note x", "a review that changes it is overturned"),
         ("--outcome upheld --note ' '", "needs a note"),
         ("--outcome lost --note x", "'lost' is not one of 'upheld', 'overturned'"),
     ],

@@ -137,11 +137,53 @@ def test_read_rows_types_and_checks_each_row(tmp_path):
         ({"type": "number", "colour": "red"}, "unknown key `colour`"),
         ({"type": "number", "min": "low"}, "`min` must be a number"),
         ({"type": "number", "immutable": "yes"}, "`immutable` must be true or false"),
+        ({"type": "number", "actionable": "no"}, "`actionable` must be true or false"),
+        ({"type": "number", "label": 3}, "`label` must be text"),
+        ({"type": "string", "min": 1}, "only a number or integer has min"),
+        ({"type": "text", "step": 1}, "only a number or integer has min, max, plausible or step"),
+        ({"type": "number", "plausible": [5]}, "`plausible` must be \\[min, max\\]"),
+        ({"type": "number", "plausible": [9, 2]}, "two numbers in order"),
+        ({"type": "number", "min": 0, "plausible": [-1, 2]}, "inside min and max"),
+        ({"type": "number", "step": 0}, "`step` must be a number above 0"),
+        ({"type": "number", "step": True}, "`step` must be a number above 0"),
+        ({"type": "string", "max_length": 5}, "only a text has `max_length`"),
+        ({"type": "text", "max_length": 0}, "`max_length` must be a whole number above 0"),
     ],
 )
 def test_malformed_features_are_refused_naming_the_key(spec, message):
     with pytest.raises(BadInput, match=message):
         Feature.from_json("x", spec)
+
+
+def test_free_text_is_its_own_type_never_a_category_and_never_moved():
+    descriptor = Feature.from_json(
+        "descriptor", {"type": "text", "max_length": 20, "label": "statement descriptor"}
+    )
+    assert descriptor.text and not descriptor.categorical and not descriptor.numeric
+    assert not descriptor.movable and descriptor.title == "statement descriptor"
+    assert descriptor.check("SHELL\nHAMBURG") == "SHELL\nHAMBURG"  # newlines kept
+    assert descriptor.parse("") == ""
+    with pytest.raises(BadInput, match="descriptor is 21 characters long; at most 20 allowed"):
+        descriptor.check("x" * 21)
+    with pytest.raises(BadInput, match="descriptor must be a string"):
+        descriptor.check(5)
+
+
+def test_what_a_person_reads_and_what_a_counterfactual_may_move():
+    card_age = Feature.from_json(
+        "card_age", {"type": "integer", "actionable": False, "description": "days"}
+    )
+    amount = Feature.from_json(
+        "amount", {"type": "number", "min": 0, "plausible": [1, 5000], "step": 50}
+    )
+    assert not card_age.movable and not card_age.immutable and card_age.title == "days"
+    assert amount.movable and amount.plausible == (1.0, 5000.0) and amount.step == 50.0
+    assert amount.title == "amount"  # no label, no description: the name
+    both = schema(
+        {"amount": {"type": "number"}, "card_age": {"type": "integer", "actionable": False}}
+    )
+    assert [f.name for f in both.movable] == ["amount"]
+    assert [f.name for f in both.mutable] == ["amount", "card_age"]  # a what-if may
 
 
 def test_an_input_cannot_be_nullable():

@@ -63,6 +63,7 @@ def test_threads_pin_every_thread_pool(deployment):
         (lambda d: d.update(threads=1.5), "`threads` must be a whole number from 1"),
         (lambda d: d.update(threads=True), "`threads` must be a whole number from 1"),
         (lambda d: d.update(threads=257), "`threads` must be a whole number from 1"),
+        (lambda d: d.update(batch_exact="yes"), "`batch_exact` must be true or false"),
     ],
 )
 def test_bad_specs_name_the_problem(deployment, change, message):
