@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 import replay
+from replay.errors import BadInput
 
 if TYPE_CHECKING:
     from replay.questions.sweeps import Range
@@ -22,7 +23,8 @@ def count_option(*names: str, default: int, low: int, high: int, help: str) -> A
 
 
 class Assignment(click.ParamType):
-    """`NAME=VALUE` → (name, value text); the schema gives the text its type."""
+    """`NAME=VALUE` → (name, value text); the schema gives the text its type (and keeps a
+    free text's spaces: only the schema knows which inputs are text)."""
 
     name = "NAME=VALUE"
 
@@ -32,7 +34,7 @@ class Assignment(click.ParamType):
         name, separator, text = str(value).partition("=")
         if not separator or not name.strip():
             self.fail(f"{value!r} is not NAME=VALUE", param, ctx)
-        return name.strip(), text.strip()
+        return name.strip(), text
 
 
 class GridRange(click.ParamType):
@@ -53,6 +55,26 @@ class GridRange(click.ParamType):
         except ValueError:
             self.fail(f"{value!r} is not NAME=START:STOP:COUNT", param, ctx)
         return replay.Range(name.strip(), start, stop, count)
+
+
+class Bins(click.ParamType):
+    """`18,25,40,65,100` → a number's bin edges, each above the one before."""
+
+    name = "E1,E2,..."
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> list[float]:
+        from replay.history.groups import bin_edges  # only when bins are given
+
+        if isinstance(value, list):
+            return value
+        try:
+            edges = [float(part.replace("_", "")) for part in str(value).split(",")]
+        except ValueError:
+            self.fail(f"{value!r} is not numbers separated by commas (e.g. 18,25,40)", param, ctx)
+        try:
+            return bin_edges(edges)
+        except BadInput as problem:
+            self.fail(str(problem), param, ctx)
 
 
 class Moment(click.ParamType):

@@ -230,8 +230,10 @@ class Feature:
         try:
             if self.type == "boolean":
                 value = parse_boolean(text)
-            elif self.type in ("string", "text"):
-                value = text
+            elif self.type == "text":
+                value = text  # what a person typed, spaces and newlines included
+            elif self.type == "string":
+                value = text.strip()
             else:
                 value = float(text.strip().replace("_", ""))
         except ValueError:

@@ -249,10 +249,18 @@ class _Search:
         return _directions(self.features[name], self.towards_favourable)
 
     def rounded(self, name: str, value: float) -> float:
-        """`value` rounded away from the person's, kept inside the plausible range."""
-        low, high = self.reach[name]
-        nice = _nice(self.features[name], self.person[name], value, self.spread[name])
-        return min(max(nice, low), high)
+        """`value` rounded away from the person's, kept inside the plausible range (on
+        the feature's step where the range holds one)."""
+        feature, (low, high) = self.features[name], self.reach[name]
+        nice = _nice(feature, self.person[name], value, self.spread[name])
+        step = feature.step
+        if nice < low:
+            inside = low if step is None else math.ceil(low / step) * step
+            nice = inside if inside <= high else low
+        elif nice > high:
+            inside = high if step is None else math.floor(high / step) * step
+            nice = inside if inside >= low else high
+        return nice
 
     def distance(self, edits: Edits) -> float:
         """A number's change over its spread in the reference sample; a category, 1."""

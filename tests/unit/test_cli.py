@@ -131,7 +131,10 @@ def convert(kind: click.ParamType, text: str):
 
 
 def test_command_line_syntax_becomes_typed_values():
-    assert convert(Assignment(), " income = 65000 ") == ("income", "65000")
+    # the value's text as typed: the schema parses a number (spaces and all), and keeps
+    # a free text's spaces and newlines
+    assert convert(Assignment(), " income = 65000 ") == ("income", " 65000 ")
+    assert convert(Assignment(), "descriptor=SHELL\nHAMBURG ") == ("descriptor", "SHELL\nHAMBURG ")
     assert convert(Assignment(), "region=") == ("region", "")
     assert convert(GridRange(), "income=20_000:120000:50") == Range("income", 20000, 120000, 50)
     assert convert(Moment(), "2026-05-01") == datetime(2026, 5, 1)

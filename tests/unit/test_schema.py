@@ -162,7 +162,11 @@ def test_free_text_is_its_own_type_never_a_category_and_never_moved():
     assert descriptor.text and not descriptor.categorical and not descriptor.numeric
     assert not descriptor.movable and descriptor.title == "statement descriptor"
     assert descriptor.check("SHELL\nHAMBURG") == "SHELL\nHAMBURG"  # newlines kept
-    assert descriptor.parse("") == ""
+    assert descriptor.parse("") == "" and descriptor.parse(" REWE ") == " REWE "
+    assert SCHEMA.edits({"income": " 65000 ", "region": " south "}) == {
+        "income": 65000.0,
+        "region": "south",
+    }
     with pytest.raises(BadInput, match="descriptor is 21 characters long; at most 20 allowed"):
         descriptor.check("x" * 21)
     with pytest.raises(BadInput, match="descriptor must be a string"):
