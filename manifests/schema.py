@@ -351,8 +351,9 @@ class Schema:
         checked = {}
         for name, value in changes.items():
             feature = self.feature(name)
-            is_text = isinstance(value, str) and feature.type not in ("string", "text")
-            checked[name] = feature.parse(value) if is_text else feature.check(value)
+            # a value given as text is parsed (a free text is already what it is)
+            typed_text = isinstance(value, str) and feature.type != "text"
+            checked[name] = feature.parse(value) if typed_text else feature.check(value)
         return checked
 
     def read_rows(self, path: Path | str) -> list[dict[str, Any]]:
