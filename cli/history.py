@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING
 
 import click
 from replay.cli.output import emit, json_option, table
-from replay.cli.params import period_options, scheduler_option, workers_option
+from replay.cli.params import Bins, period_options, scheduler_option, workers_option
 
 import replay
+from replay.display import shorten, shown
 
 if TYPE_CHECKING:
     from replay.history.backtest import Backtest
@@ -89,7 +90,12 @@ def _show_backtest(result: Backtest) -> None:
 
 @click.command()
 @click.option("--attribute", required=True, help="The input whose groups are compared.")
-@click.option("--bins", help="A number's group edges, e.g. 18,25,40,65,100 (default: quartiles).")
+@click.option(
+    "--bins",
+    type=Bins(),
+    help="A number's group edges, e.g. 18,25,40,65,100; under the first and from the last "
+    "are groups too (default: the reference's quartiles).",
+)
 @click.option("--deployment", help="Whose decisions (needed when several match).")
 @period_options
 @click.option(
@@ -109,7 +115,7 @@ def _show_backtest(result: Backtest) -> None:
 @json_option
 def fairness(
     attribute: str,
-    bins: str | None,
+    bins: list[float] | None,
     deployment: str | None,
     since: datetime | None,
     until: datetime | None,
@@ -121,12 +127,10 @@ def fairness(
 ) -> None:
     """Favourable rates by group of ATTRIBUTE, the adverse impact ratio and Fisher's
     test; then whether decisions flip when only the attribute changes."""
-    from replay.history.groups import parse_bins
-
     result = replay.fairness(
         attribute,
         deployment=deployment,
-        bins=parse_bins(bins) if bins else None,
+        bins=bins,
         since=since,
         until=until,
         sample=sample,
@@ -138,11 +142,12 @@ def fairness(
 
 
 def _show_fairness(result: Fairness) -> None:
+    erased = f"; {result.erased:,} erased (no value left to group)" if result.erased else ""
     table(
         ("group", "decisions", f"{result.favourable} rate", "impact ratio", "Fisher p", ""),
         (
             (
-                g.group,
+                shorten(g.group),
                 f"{g.decisions:,}",
                 f"{g.rate:.1%}",
                 f"{g.impact_ratio:.2f}",
@@ -151,7 +156,8 @@ def _show_fairness(result: Fairness) -> None:
             )
             for g in result.groups
         ),
-        title=f"{result.deployment}: {result.favourable} by {result.attribute}",
+        title=f"{result.deployment}: {result.favourable} by {result.attribute}, "
+        f"{result.decisions:,} decisions{erased}",
     )
     test = result.flip_test
     if test:
@@ -161,10 +167,10 @@ def _show_fairness(result: Fairness) -> None:
             "group's typical value; by the value it was set to:"
         )
         for target, figures in test["by_target"].items():
-            value = test["typical"][target]
-            click.echo(f"  {target} ({value}): {figures['flips']} of {figures['decisions']} flip")
-    if result.outside:
-        click.echo(f"{result.outside:,} decisions outside the bins were left out")
+            value = shown(None, test["typical"][target])
+            click.echo(
+                f"  {shorten(target)} ({value}): {figures['flips']} of {figures['decisions']} flip"
+            )
     if result.plot:
         click.echo(f"plot: {result.plot}")
 
@@ -194,7 +200,8 @@ def drift(
     as_json: bool,
 ) -> None:
     """Each input of the logged decisions against the manifest's reference sample (PSI,
-    KS or chi-squared), and the score over time."""
+    KS or chi-squared; free text by its length and the share of its values the
+    reference holds), and the score over time."""
     emit(
         replay.drift(deployment=deployment, since=since, until=until, windows=windows, out=out),
         as_json,
@@ -203,14 +210,20 @@ def drift(
 
 
 def _show_drift(result: Drift) -> None:
+    from replay.history.drift import window_labels
+
     table(
-        ("feature", "PSI", "test", "p", "", "plot"),
+        ("feature", "PSI", "test", "p", "seen in the reference", "", "plot"),
         (
             (
                 f.feature,
                 f"{f.psi:.3f}",
                 f.test,
                 f"{f.p_value:.3g}",
+                ""
+                if f.seen is None
+                else f"{f.seen.share:.0%} (its own {f.seen.reference_share:.0%}, "
+                f"p {f.seen.p_value:.3g})",
                 "drifted" if f.flagged else "",
                 f.plot or "",
             )
@@ -219,16 +232,17 @@ def _show_drift(result: Drift) -> None:
         title=f"{result.decisions:,} decisions of {result.deployment} against the reference "
         f"sample of {result.manifest[:12]}",
     )
+    windows = result.score_windows
     table(
-        ("from", "decisions", "mean score", "quartiles"),
+        ("window (UTC)", "decisions", "mean score", "quartiles"),
         (
             (
-                w["from"][:19].replace("T", " "),
+                label,
                 f"{w['decisions']:,}",
                 "" if w["mean_score"] is None else f"{w['mean_score']:.4f}",
                 "" if not w["quartiles"] else ", ".join(f"{q:.3f}" for q in w["quartiles"]),
             )
-            for w in result.score_windows
+            for label, w in zip(window_labels(windows), windows, strict=True)
         ),
         title="the score over time",
     )

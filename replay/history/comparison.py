@@ -1,6 +1,7 @@
 """What a backtest counts, one decision at a time, in bounded memory: the flip table
 (logged decision by challenger's decision), the score shift, and both broken down by
-each input feature (numbers in bins, categories and booleans as they are).
+each input feature (numbers in bins, categories and booleans as they are; never free
+text, where nearly every value is a segment of its own).
 
 Pure logic over outputs and a schema: tested without a container or a cluster.
 """
@@ -21,6 +22,13 @@ HISTOGRAM_SAMPLE = 100_000  # score shifts kept for the histogram (a uniform sam
 
 def numeric(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def category(value: Any) -> str:
+    """A value as the name of its group: booleans and null as JSON writes them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "null" if value is None else str(value)
 
 
 def quantile_edges(values: list[float], bins: int) -> list[float]:
@@ -89,9 +97,7 @@ class BacktestTally:
             if not low:
                 return index, (f"< {high}" if high else "all")
             return index, (f">= {low}" if not high else f"{low} to < {high}")
-        if isinstance(value, bool):
-            return 0, ("true" if value else "false")
-        return 0, ("null" if value is None else str(value))
+        return 0, category(value)
 
     def add(self, inputs: dict[str, Any], logged: dict[str, Any], rerun: dict[str, Any]) -> bool:
         """Count one decision; whether the challenger decided otherwise."""
@@ -111,6 +117,8 @@ class BacktestTally:
             self.shifts += 1
             self.shifts_kept.add(shift)
         for name, feature in self.schema.inputs.items():
+            if feature.text:
+                continue
             segment = self.segments.setdefault(name, {}).setdefault(
                 self.label(feature, inputs.get(name)), Segment()
             )

@@ -2,12 +2,14 @@
 the model itself rely on the attribute?
 
 Rates come from the ledger, read in chunks: decisions and favourable rate per group of
-the attribute, the adverse impact ratio against the most favoured group (flagged under
-0.8) and a Fisher exact test of each group against the rest (scipy). Rates alone cannot
-say why they differ, so a sample of the decisions is then re-run in their original
-containers (on Dask) with only the attribute changed to each other group's typical
-value, keeping everything else and the logged seed: the decisions that flip are the
-model's own reliance on the attribute.
+the attribute (every decision has a group: a number's bins are open at both ends, and
+the groups are checked to hold the whole selection), the adverse impact ratio against
+the most favoured group (flagged under 0.8) and a Fisher exact test of each group
+against the rest (scipy). Rates alone cannot say why they differ, so a sample of the
+decisions is then re-run in their original containers (on Dask) with only the
+attribute changed to each other group's typical value, keeping everything else and the
+logged seed: the decisions that flip are the model's own reliance on the attribute.
+Free text has no groups: it is refused.
 
 fairlearn's `MetricFrame` was left out: it needs every decision in memory at once, and
 it would bring scikit-learn into replay's own environment; counts streamed from the
@@ -16,14 +18,23 @@ ledger give the same per-group rates.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from replay.display import shorten
 from replay.errors import BadInput, ReplayError
 from replay.history.cluster import dask_client, streamed, workers_of
-from replay.history.groups import FlipCounts, GroupCounts, Grouping, GroupRate, flip_variants
+from replay.history.groups import (
+    FlipCounts,
+    GroupCounts,
+    Grouping,
+    GroupRate,
+    check_everyone_counted,
+    flip_variants,
+)
 from replay.history.sampling import Reservoir
 from replay.history.selection import BATCH_ROWS, READ_ROWS, one_deployment
 from replay.history.workers import WarmContainers, rerun_on_worker, worker_settings
@@ -38,7 +49,8 @@ class Fairness:
     attribute: str
     favourable: Any
     groups: list[GroupRate]
-    outside: int  # decisions whose value fell outside the bins (left out)
+    decisions: int  # selected; every one in a group, or erased
+    erased: int  # selected decisions whose data was erased: no value left to group
     flip_test: dict[str, Any] = field(default_factory=dict)
     plot: str | None = None
     workers: int = 0
@@ -54,7 +66,8 @@ class Fairness:
             "favourable": self.favourable,
             "groups": [g.to_dict() for g in self.groups],
             "flagged": self.flagged,
-            "outside": self.outside,
+            "decisions": self.decisions,
+            "erased": self.erased,
             "flip_test": self.flip_test,
             "plot": self.plot,
             "workers": self.workers,
@@ -65,7 +78,7 @@ def fairness(
     attribute: str,
     *,
     deployment: str | None = None,
-    bins: list[float] | None = None,
+    bins: Sequence[float] | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     sample: int = 500,
@@ -74,8 +87,9 @@ def fairness(
     workers: int | None = None,
     settings: Settings | None = None,
 ) -> Fairness:
-    """Favourable rates by group of `attribute` over the logged decisions, then a flip
-    test of `sample` of them (0: none) in their original containers."""
+    """Favourable rates by group of `attribute` over the logged decisions (a number's
+    groups cut at `bins`, default its reference quartiles), then a flip test of `sample`
+    of them (0: none) in their original containers."""
     settings = settings or load_settings()
     if sample < 0:
         raise BadInput(f"a flip test's sample is 0 or more decisions, not {sample}")
@@ -93,18 +107,22 @@ def fairness(
     counts = GroupCounts(Grouping.of(schema.inputs[attribute], bins, reference))
     output = schema.output
     sampled: Reservoir[tuple[LedgerEntry, str]] = Reservoir(sample)
+    erased = 0
     for chunk in selected.ledger.chunks(READ_ROWS, **selected.filters):
         for entry in chunk:
             if entry.erased_on is not None:
+                erased += 1
                 continue
             favourable = entry.outputs.get(output.decision) == output.favourable
             group = counts.add(entry.inputs.get(attribute), favourable)
-            if group is not None and sample:
+            if sample:
                 sampled.add((entry, group))
     groups = counts.rates()
+    total = selected.ledger.count(**selected.filters)
+    check_everyone_counted(groups, erased, total)
     if not groups:
-        raise BadInput(f"no logged decision has a value of {attribute} inside the bins")
-    result = Fairness(newest.name, attribute, output.favourable, groups, counts.outside)
+        raise BadInput("every matching decision's data was erased: nothing to count")
+    result = Fairness(newest.name, attribute, output.favourable, groups, total, erased)
     if sampled.items and len(groups) > 1:
         seeds = {m.manifest_id: m.runtime.seed for m in manifests}
         typical = {g.group: counts.typical(g.group) for g in groups}
@@ -157,24 +175,30 @@ def _plot(result: Fairness) -> bytes:
 
     from matplotlib.figure import Figure
 
-    names = [g.group for g in result.groups]
-    figure = Figure(figsize=(9, 3.6), dpi=100)
+    # constrained layout makes room for the rotated names; tight_layout gives up on
+    # long ones with a warning on stderr
+    figure = Figure(figsize=(9, 3.6), dpi=100, layout="constrained")
     rates, flips = figure.subplots(1, 2)
     colours = ["tab:red" if g.flagged else "tab:blue" for g in result.groups]
-    rates.bar(names, [g.rate for g in result.groups], color=colours)
+    _bars(rates, [g.group for g in result.groups], [g.rate for g in result.groups], colours)
     best = max(g.rate for g in result.groups)
     rates.axhline(0.8 * best, color="tab:red", linestyle="--", linewidth=1, label="0.8 x best")
     rates.set_title(f"{result.favourable} rate by {result.attribute}")
     rates.legend(loc="lower right")
-    rates.tick_params(axis="x", rotation=30)
     targets = result.flip_test.get("by_target", {})
     flip_rates = [t["flip_rate"] for t in targets.values()]
-    flips.bar(list(targets), flip_rates, color="tab:orange")
+    _bars(flips, list(targets), flip_rates, "tab:orange")
     flips.set_ylim(0, max([0.05, *flip_rates]) * 1.2)  # no flips: an empty chart, not -0.04
     flips.set_ylabel("flip rate")
     flips.set_title(f"decisions that flip when {result.attribute} is set to")
-    flips.tick_params(axis="x", rotation=30)
-    figure.tight_layout()
     out = io.BytesIO()
     figure.savefig(out, format="png")
     return out.getvalue()
+
+
+def _bars(axes: Any, names: list[str], heights: list[float], colour: Any) -> None:
+    """Bars at their own places, named on one short line each (names that shorten
+    alike stay two bars)."""
+    places = list(range(len(names)))
+    axes.bar(places, heights, color=colour)
+    axes.set_xticks(places, [shorten(name) for name in names], rotation=30, ha="right")

@@ -12,13 +12,14 @@ import bisect
 import math
 import statistics
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from itertools import pairwise
 from typing import Any
 
 from replay.errors import BadInput
 from replay.execution.decision import logged_seed
-from replay.history.comparison import numeric, quantile_edges
+from replay.history.comparison import category, numeric, quantile_edges
 from replay.history.sampling import Reservoir
 from replay.ledger.chain import LedgerEntry
 from replay.manifests.schema import Feature
@@ -27,59 +28,71 @@ IMPACT_FLAG = 0.8  # the four-fifths rule: a group's rate under 80% of the best'
 TYPICAL_SAMPLE = 10_000  # values kept per group to find its median
 
 
-def parse_bins(text: str) -> list[float]:
-    """`18,25,40,65,100` → ascending edges."""
-    try:
-        edges = [float(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise BadInput(f"bins are numbers separated by commas, not {text!r}") from None
-    if len(edges) < 2 or edges != sorted(set(edges)):
-        raise BadInput(f"bins need at least two ascending edges, not {text!r}")
-    return edges
+def bin_edges(edges: Sequence[float]) -> list[float]:
+    """`edges` checked as the cuts between a number's groups: finite, each above the
+    one before. The values under the first edge and from the last one on are groups too."""
+    checked = [float(edge) for edge in edges]
+    if not checked or not all(math.isfinite(edge) for edge in checked):
+        raise BadInput("bins need at least one edge, each a finite number")
+    if any(high <= low for low, high in pairwise(checked)):
+        shown = ", ".join(f"{edge:g}" for edge in checked)
+        raise BadInput(f"bin edges must increase, each above the one before, not {shown}")
+    return checked
 
 
 @dataclass
 class Grouping:
-    """Which group an attribute's value falls in: bins of a number (the edges given,
-    or the reference sample's quartiles), else the value itself."""
+    """Which group an attribute's value falls in: a number's bin, between the edges
+    given or the reference sample's quartiles, the first and last bins open so that
+    every number has one; anything else (a category, a boolean, null) as it is."""
 
     feature: Feature
-    edges: list[float] | None  # None: categories (or booleans) as they are
+    edges: list[float] | None  # cuts between bins, ascending; None: no bins
 
     @classmethod
     def of(
-        cls, feature: Feature, edges: list[float] | None, reference: list[dict[str, Any]]
+        cls, feature: Feature, edges: Sequence[float] | None, reference: list[dict[str, Any]]
     ) -> Grouping:
+        if feature.text:  # nearly every value would be a group of one
+            raise BadInput(f"{feature.name} is free text: its values are not groups to compare")
         if not feature.numeric:
             if edges is not None:
                 raise BadInput(f"{feature.name} is a {feature.type}: only numbers take bins")
             return cls(feature, None)
-        if edges is None:  # quartiles, the first and last bins open: nothing falls outside
+        if edges is None:
             values = [r[feature.name] for r in reference if numeric(r.get(feature.name))]
-            edges = [-math.inf, *quantile_edges(values, 4), math.inf]
-        return cls(feature, edges)
+            return cls(feature, quantile_edges(values, 4))
+        return cls(feature, bin_edges(edges))
 
-    def group(self, value: Any) -> str | None:
-        """The group's name; None for a number outside the bins (left out)."""
-        if self.edges is None:
-            if isinstance(value, bool):
-                return "true" if value else "false"
-            return "null" if value is None else str(value)
-        if not numeric(value) or not self.edges[0] <= value <= self.edges[-1]:
-            return None
-        index = min(bisect.bisect_right(self.edges, value), len(self.edges) - 1)
-        low, high = self.edges[index - 1], self.edges[index]
-        if low == -math.inf:
-            return "any" if high == math.inf else f"under {high:g}"
-        if high == math.inf:
-            return f"{low:g} and over"
-        last = index == len(self.edges) - 1
-        return f"{low:g} to {high:g}" if last else f"{low:g} to under {high:g}"
+    def group(self, value: Any) -> str:
+        """The group's name: every value has one."""
+        if self.edges is None or not numeric(value):
+            return category(value)
+        return _bin_name(self.edges, bisect.bisect_right(self.edges, value))
 
     def order(self) -> list[str]:
+        """The bins' names, ascending (none for categories)."""
         if self.edges is None:
             return []
-        return [g for g in (self.group(v) for v in self.edges[:-1]) if g is not None]
+        return [_bin_name(self.edges, index) for index in range(len(self.edges) + 1)]
+
+
+def _bin_name(edges: list[float], index: int) -> str:
+    """The name of the bin left of `edges[index]` (the last: from the last edge on)."""
+    if not edges:
+        return "any"
+    if index == 0:
+        return f"under {_edge(edges[0])}"
+    if index == len(edges):
+        return f"{_edge(edges[-1])} and over"
+    return f"{_edge(edges[index - 1])} to under {_edge(edges[index])}"
+
+
+def _edge(edge: float) -> str:
+    """An edge as short as it reads, exact where the short form is not (two bins never
+    share a name)."""
+    short = f"{edge:g}"
+    return short if float(short) == edge else repr(edge)
 
 
 @dataclass(frozen=True)
@@ -102,27 +115,24 @@ class GroupCounts:
     decisions: Counter[str] = field(default_factory=Counter)
     favourable: Counter[str] = field(default_factory=Counter)
     values: dict[str, Reservoir[Any]] = field(default_factory=dict)  # a sample per group
-    outside: int = 0  # numbers outside the bins
 
-    def add(self, value: Any, favourable: bool) -> str | None:
+    def add(self, value: Any, favourable: bool) -> str:
         group = self.grouping.group(value)
-        if group is None:
-            self.outside += 1
-            return None
         self.decisions[group] += 1
         self.favourable[group] += favourable
         self.values.setdefault(group, Reservoir(TYPICAL_SAMPLE)).add(value)
         return group
 
     def groups(self) -> list[str]:
-        ordered = [g for g in self.grouping.order() if g in self.decisions]
-        return ordered or sorted(self.decisions)
+        """Every group with a decision: the bins in order, then the other values."""
+        bins = self.grouping.order()
+        return [g for g in bins if g in self.decisions] + sorted(set(self.decisions) - set(bins))
 
     def typical(self, group: str) -> Any:
-        """The value standing for a group in a flip test: a number's median (as the
+        """The value standing for a group in a flip test: a bin's median (as the
         feature's type), else the value itself."""
         values = self.values[group].items
-        if not self.grouping.feature.numeric:
+        if not numeric(values[0]):  # a category, or a number's null
             return values[0]
         middle = statistics.median(values)
         return round(middle) if self.grouping.feature.type == "integer" else float(middle)
@@ -145,6 +155,17 @@ class GroupCounts:
             ratio = rate[g] / best if best else 1.0
             found.append(GroupRate(g, total, yes, rate[g], ratio, ratio < IMPACT_FLAG, p))
         return found
+
+
+def check_everyone_counted(groups: list[GroupRate], erased: int, selected: int) -> None:
+    """Raise unless the groups and the erased decisions (no value left to group) hold
+    every selected decision: a rate that leaves people out must never be reported."""
+    counted = sum(group.decisions for group in groups)
+    if counted + erased != selected:
+        raise AssertionError(
+            f"the groups hold {counted} decisions and {erased} were erased, "
+            f"but {selected} were selected"
+        )
 
 
 def flip_variants(

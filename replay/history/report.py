@@ -1,10 +1,13 @@
 """A backtest's self-contained HTML summary: the flip table, the score shift and the
-flip rate by segment, drawn with matplotlib as SVG inside the page (no other file)."""
+flip rate by segment, drawn with matplotlib as SVG inside the page (no other file).
+Figures use constrained layout: tight_layout gives up on long labels with a warning on
+stderr. A segment's name is shown on one short line."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from replay.display import shorten
 from replay.figures import svg
 
 if TYPE_CHECKING:
@@ -26,7 +29,9 @@ def flip_table_figure(summary: dict[str, Any]) -> Figure:
     counts = [[0] * len(after) for _ in logged]
     for cell in cells:
         counts[logged.index(cell["logged"])][after.index(cell["challenger"])] = cell["count"]
-    figure = Figure(figsize=(1.6 + 1.3 * len(after), 1.2 + 0.6 * len(logged)), dpi=100)
+    figure = Figure(
+        figsize=(1.6 + 1.3 * len(after), 1.2 + 0.6 * len(logged)), dpi=100, layout="constrained"
+    )
     axes = figure.subplots()
     axes.imshow(counts, cmap="Blues")
     axes.set_xticks(range(len(after)), after)
@@ -36,20 +41,18 @@ def flip_table_figure(summary: dict[str, Any]) -> Figure:
     for i, row in enumerate(counts):
         for j, count in enumerate(row):
             axes.text(j, i, f"{count:,}", ha="center", va="center", color="black")
-    figure.tight_layout()
     return figure
 
 
 def shift_figure(shifts: list[float]) -> Figure:
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(6, 3), dpi=100)
+    figure = Figure(figsize=(6, 3), dpi=100, layout="constrained")
     axes = figure.subplots()
     axes.hist(shifts, bins=40, color="tab:blue")
     axes.axvline(0, color="0.3", linewidth=0.8)
     axes.set_xlabel("challenger's score minus the logged score")
     axes.set_ylabel("decisions")
-    figure.tight_layout()
     return figure
 
 
@@ -61,15 +64,16 @@ def segments_figure(segments: dict[str, list[dict[str, Any]]]) -> Figure:
         return max(rates) - min(rates)
 
     shown = sorted(segments.items(), key=lambda item: -spread(item[1]))[:SEGMENT_PLOTS]
-    figure = Figure(figsize=(10, 2.4 * ((len(shown) + 1) // 2)), dpi=100)
+    figure = Figure(figsize=(10, 2.4 * ((len(shown) + 1) // 2)), dpi=100, layout="constrained")
     grid = figure.subplots((len(shown) + 1) // 2, 2, squeeze=False)
     for axes in grid.flat[len(shown) :]:
         axes.set_visible(False)
     for axes, (name, rows) in zip(grid.flat, shown, strict=False):
-        axes.barh([row["segment"] for row in rows], [row["flip_rate"] for row in rows])
+        places = list(range(len(rows)))  # segments that shorten alike stay two bars
+        axes.barh(places, [row["flip_rate"] for row in rows])
+        axes.set_yticks(places, [shorten(row["segment"]) for row in rows])
         axes.set_title(name, fontsize=10)
         axes.set_xlabel("flip rate")
-    figure.tight_layout()
     return figure
 
 
@@ -80,6 +84,7 @@ def render_backtest(result: Backtest, tally: BacktestTally, manifest: Manifest) 
         loader=PackageLoader("replay.history", "templates"),
         autoescape=select_autoescape(["html"]),
     )
+    environment.filters["shorten"] = shorten
     summary = result.summary
     return environment.get_template("backtest.html").render(
         result=result,

@@ -76,3 +76,48 @@ def test_segments_are_binned_in_order_and_categories_kept():
          "mean_score_shift": None}
     ]  # fmt: skip
     assert [s["segment"] for s in segments["police"]] == ["true"]
+
+
+def test_free_text_is_never_a_segment():
+    with_text = schema(
+        {
+            "descriptor": {"type": "text", "max_length": 5000},
+            "amount": {"type": "number", "min": 0},
+        }
+    )
+    tally = BacktestTally.for_schema(with_text, [{"amount": 1.0, "descriptor": "x"}], bins=2)
+    for i in range(20):
+        tally.add(
+            {"descriptor": f"SHELL {i}\nHAMBURG", "amount": float(i)},
+            {"decision": "allow", "score": 0.9},
+            {"decision": "block" if i % 2 else "allow", "score": 0.5},
+        )
+    summary = tally.to_dict()
+    assert list(summary["segments"]) == ["amount"] and summary["flips"] == 10
+
+
+def test_segments_are_drawn_and_shown_on_one_short_line_without_a_layout_warning():
+    import warnings
+
+    from replay.figures import svg
+    from replay.history.report import flip_table_figure, segments_figure, shift_figure
+
+    long_name = "AMZN MKTP DE*2K4\n" * 300
+    tally = BacktestTally.for_schema(CLAIMS, REFERENCE, bins=2)
+    for i, channel in enumerate((long_name, long_name + "x", "agent")):
+        tally.add(
+            {"amount": 10.0 * i, "channel": channel, "police": False},
+            {"decision": "a", "score": 0.5},
+            {"decision": "b" if i else "a", "score": 0.4},
+        )
+    summary = tally.to_dict()
+    figure = segments_figure(summary["segments"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib's "Tight layout not applied" included
+        svg(figure)
+        svg(flip_table_figure(summary))
+        svg(shift_figure(tally.sample))
+    (channel,) = [axes for axes in figure.axes if axes.get_title() == "channel"]
+    names = [label.get_text() for label in channel.get_yticklabels()]
+    assert len(names) == 3  # two values that shorten alike stay two bars
+    assert all(len(name) <= 60 and "\n" not in name for name in names)

@@ -1,6 +1,7 @@
 """Fairness by group, checked by hand: rates, the adverse impact ratio and its 0.8 flag,
-Fisher's exact test as scipy computes it on the same 2x2 tables, bins, typical values;
-and the flip test finding reliance on a feature a model uses and none on one it
+Fisher's exact test as scipy computes it on the same 2x2 tables, bins open at both ends
+so that every decision is in a group (and a count that misses one is an error), typical
+values; and the flip test finding reliance on a feature a model uses and none on one it
 ignores (in process, through the runner's own code)."""
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from replay.history.groups import (
     FlipCounts,
     GroupCounts,
     Grouping,
+    GroupRate,
+    bin_edges,
+    check_everyone_counted,
     flip_variants,
-    parse_bins,
 )
 from replay.ledger.chain import LedgerEntry
 from tests.factories import schema
@@ -28,6 +31,7 @@ PEOPLE = schema(
         "age": {"type": "integer", "min": 18, "max": 100},
         "region": {"type": "string", "values": ["north", "south"]},
         "income": {"type": "number", "min": 0},
+        "note": {"type": "text", "max_length": 500},
     }
 )
 
@@ -46,20 +50,27 @@ def test_rates_impact_ratio_and_fisher_by_group():
 
 
 def test_numbers_are_grouped_by_the_bins_given_or_the_references_quartiles():
-    grouping = Grouping.of(PEOPLE.inputs["age"], parse_bins("18,25,40,65,100"), [])
-    assert [grouping.group(v) for v in (18, 24, 25, 64, 65, 100, 101, 17)] == [
+    grouping = Grouping.of(PEOPLE.inputs["age"], bin_edges([18, 25, 40, 65, 100]), [])
+    assert [grouping.group(v) for v in (18, 24, 25, 64, 65, 99, 100, 17)] == [
         "18 to under 25",
         "18 to under 25",
         "25 to under 40",
         "40 to under 65",
-        "65 to 100",
-        "65 to 100",
-        None,
-        None,
+        "65 to under 100",
+        "65 to under 100",
+        "100 and over",  # outside the bins given: a group of its own, never dropped
+        "under 18",
     ]
-    assert grouping.order() == ["18 to under 25", "25 to under 40", "40 to under 65", "65 to 100"]
+    assert grouping.order() == [
+        "under 18",
+        "18 to under 25",
+        "25 to under 40",
+        "40 to under 65",
+        "65 to under 100",
+        "100 and over",
+    ]
     quartiles = Grouping.of(PEOPLE.inputs["age"], None, [{"age": a} for a in range(20, 60)])
-    assert quartiles.edges == [-math.inf, 30, 40, 50, math.inf]
+    assert quartiles.edges == [30, 40, 50]
     assert [quartiles.group(v) for v in (18, 30, 49, 99)] == [
         "under 30",
         "30 to under 40",
@@ -69,21 +80,66 @@ def test_numbers_are_grouped_by_the_bins_given_or_the_references_quartiles():
     counts = GroupCounts(quartiles)
     for age in (21, 22, 29, 61):
         counts.add(age, True)
-    assert counts.outside == 0 and counts.typical("under 30") == 22
+    assert counts.typical("under 30") == 22
+
+
+def test_every_decision_is_in_a_group_with_default_or_given_bins():
+    """The youngest quartile was counted in `add` but left out of the rates (its name
+    came from -inf, which is no number), so 41 of the credit demo's 200 went missing."""
+    reference = [{"age": a} for a in range(20, 60)]
+    ages = [*range(18, 101), None]  # every allowed age, and none (an older manifest's)
+    for edges in (None, [25.0, 40.0], [30.0, 45.0, 60.0, 100.0]):
+        counts = GroupCounts(Grouping.of(PEOPLE.inputs["age"], edges, reference))
+        for i, age in enumerate(ages):
+            counts.add(age, i % 3 == 0)
+        rates = counts.rates()
+        assert sum(rate.decisions for rate in rates) == len(ages), edges
+        check_everyone_counted(rates, erased=0, selected=len(ages))
+        assert rates[-1].group == "null" and rates[-1].decisions == 1
+    assert [rate.group for rate in rates][:2] == ["under 30", "30 to under 45"]
+    assert [(rate.group, rate.decisions) for rate in rates][-2:] == [
+        ("100 and over", 1),
+        ("null", 1),
+    ]
+
+
+def test_a_count_that_misses_a_decision_is_an_error():
+    groups = [GroupRate("under 30", 40, 20, 0.5, 1.0, False, 1.0)]
+    check_everyone_counted(groups, erased=2, selected=42)
+    with pytest.raises(
+        AssertionError, match="hold 40 decisions and 0 were erased, but 42 were selected"
+    ):
+        check_everyone_counted(groups, erased=0, selected=42)
 
 
 @pytest.mark.parametrize(
-    ("text", "says"),
-    [("18,x", "numbers separated by commas"), ("40,18", "ascending"), ("18", "two ascending")],
+    ("edges", "says"),
+    [
+        ([40, 18], "must increase, each above the one before, not 40, 18"),
+        ([18, 18], "must increase"),
+        ([], "at least one edge"),
+        ([18, math.inf], "finite"),
+        ([math.nan], "finite"),
+    ],
 )
-def test_bad_bins_are_refused(text, says):
+def test_bad_bins_are_refused(edges, says):
     with pytest.raises(BadInput, match=says):
-        parse_bins(text)
+        bin_edges(edges)
 
 
-def test_only_numbers_take_bins():
+def test_one_edge_makes_two_groups_and_edges_name_their_bins_exactly():
+    grouping = Grouping.of(PEOPLE.inputs["income"], [0.1 + 0.2], [])
+    assert [grouping.group(v) for v in (0.0, 1.0)] == [
+        "under 0.30000000000000004",  # 0.3 would name another bin
+        "0.30000000000000004 and over",
+    ]
+
+
+def test_only_numbers_take_bins_and_free_text_has_no_groups():
     with pytest.raises(BadInput, match="region is a string: only numbers take bins"):
         Grouping.of(PEOPLE.inputs["region"], [1.0, 2.0], [])
+    with pytest.raises(BadInput, match="note is free text: its values are not groups"):
+        Grouping.of(PEOPLE.inputs["note"], None, [])
 
 
 def logged(i: int, inputs: dict, outputs: dict) -> LedgerEntry:
