@@ -26,6 +26,7 @@ def test_counterfactuals_of_denials_and_referrals_reach_approval_or_say_why(
     schema = claims_warm.manifest.schema
     immutable = {name for name, feature in schema.inputs.items() if feature.immutable}
     assert immutable == {"region", "age"}
+    reference = claims_warm.reference_rows(300)
     moved, answered = set(), 0
     for entry in claims_decided["deny"][:12] + claims_decided["refer"]:
         found = replay.counterfactual(entry.txn_id, warm=claims_warm)
@@ -42,8 +43,11 @@ def test_counterfactuals_of_denials_and_referrals_reach_approval_or_say_why(
             assert option.outputs["decision"] == "approve"
             assert claims_warm.predict(option.inputs, entry.seed) == option.outputs
             assert not immutable & set(option.changes)
-            for name, (_, new) in option.changes.items():
+            for name, (old, new) in option.changes.items():
                 schema.inputs[name].check(new)  # within bounds, an allowed value
+                if schema.inputs[name].numeric:  # inside what the reference shows
+                    seen = [row[name] for row in reference] + [old]
+                    assert min(seen) <= new <= max(seen), (name, new)
             moved |= set(option.changes)
     assert answered >= 8
     assert moved & {"channel", "police_report"}  # a category or a boolean moved alone

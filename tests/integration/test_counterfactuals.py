@@ -20,6 +20,7 @@ def test_every_option_flips_and_respects_the_schema(rejected_ones, warm):
     import replay
 
     schema = warm.manifest.schema.inputs
+    reference = warm.reference_rows(300)
     found_any = False
     for txn in rejected_ones:
         entry = replay.show_transaction(txn)
@@ -34,6 +35,8 @@ def test_every_option_flips_and_respects_the_schema(rejected_ones, warm):
                 if feature.immutable:
                     assert value == old, f"{name} is immutable"
                 assert feature.min <= value <= feature.max
+                seen = [row[name] for row in reference] + [old]
+                assert min(seen) <= value <= max(seen), f"{name}={value} is not plausible"
                 if value != old and feature.monotone == "increasing":
                     assert value > old
                 if value != old and feature.monotone == "decreasing":
