@@ -12,11 +12,12 @@ import queue
 import random
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from replay.errors import BadInput, EnvironmentProblem, IntegrityError, one_line
+from replay.errors import BadInput, EnvironmentProblem, IntegrityError, ReplayWarning, one_line
 from replay.execution.predictor import PredictionError, Predictor, Row
 from replay.execution.recovery import RecoveredImage, recover_image
 from replay.images.build import fingerprint_difference
@@ -156,6 +157,8 @@ class WarmDeployment(Predictor):
             rows = self.reference_rows(BATCH_CHECK_ROWS)
             self._batch_difference = self.batch_difference(rows, self.manifest.runtime.seed)
             self._batch_checked = True
+            if self.batch_note is not None:  # still exact, only slower: said, not raised
+                warnings.warn(self.batch_note, ReplayWarning, stacklevel=2)
         return self._batch_difference is None
 
     @property

@@ -550,3 +550,33 @@ def test_a_batch_answers_each_row_as_alone_unless_declared_exact():
     trusting = InProcessPredictor(credit_predict, bumped_batch, batch_exact=True)
     differs = sweep_of(CREDIT, decision, [Range("income", 42_000, 42_000, 5)], trusting)
     assert differs.frame["score"].tolist() != [decision.outputs["score"]] * 5
+
+
+@pytest.mark.parametrize(
+    "difference",
+    [None, "reference row 3 gets score 0.25 alone, 0.25000000000000006 in a batch of 64"],
+)
+def test_a_warm_container_checks_declared_exact_batches_on_its_own_machine(difference):
+    from types import SimpleNamespace
+
+    from replay.errors import ReplayWarning
+    from replay.execution.warm import WarmDeployment
+
+    warm = WarmDeployment.__new__(WarmDeployment)  # the rule alone: no engine here
+    warm.manifest = SimpleNamespace(
+        runtime=SimpleNamespace(batch_exact=True, seed=4), short_id="abc123abc123"
+    )
+    warm._batch_checked, warm._batch_difference = False, None
+    checks = []
+    warm.reference_rows = lambda limit: [{"x": 1}] * limit
+    warm.batch_difference = lambda rows, seed: checks.append((len(rows), seed)) or difference
+    if difference is None:
+        assert warm.batch_exact and warm.batch_note is None
+    else:
+        with pytest.warns(ReplayWarning, match="declares batch_exact, but on this machine"):
+            assert not warm.batch_exact
+        assert warm.batch_note.endswith("in a batch of 64: rows are answered one by one")
+    assert warm.batch_exact == (difference is None)  # checked once, remembered
+    assert checks == [(64, 4)]
+    warm.manifest.runtime.batch_exact = False
+    assert not warm.batch_exact  # never batched unless declared
