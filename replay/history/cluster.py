@@ -37,7 +37,7 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
     address = scheduler or dask.config.get("scheduler-address", None)
     if address:
         if workers is not None:
-            raise BadInput("--workers sizes a local cluster; a scheduler has its own workers")
+            raise BadInput("a number of workers sizes a local cluster; a scheduler has its own")
         try:
             client = Client(address, timeout=CONNECT_WITHIN)
         except ValueError:

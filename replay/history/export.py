@@ -72,7 +72,7 @@ def _schema(manifest_ids: list[str], settings: Settings) -> pa.Schema:
             if typed.setdefault(column, kind) != kind:
                 raise BadInput(
                     f"{column} is {typed[column]} in one deployment and {kind} in another: "
-                    "export one deployment at a time (--deployment)"
+                    "export one deployment at a time"
                 )
     inputs = sorted(c for c in typed if c.startswith("inputs."))
     outputs = sorted(c for c in typed if c.startswith("outputs."))

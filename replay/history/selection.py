@@ -52,5 +52,5 @@ def one_deployment(
         raise BadInput(f"no logged decisions match: {nothing}")
     names = sorted({m.name for m in manifests})
     if len(names) > 1:
-        raise BadInput(f"decisions of {', '.join(names)} match: name one with --deployment")
+        raise BadInput(f"decisions of {', '.join(names)} match: name the deployment to use")
     return Deployment(ledger, filters, store, manifests)
