@@ -171,8 +171,10 @@ class MeasuredCounts:
         self.edges = quantile_edges(self.reference, 10)
         self.counts: Counter[int] = Counter()
         self.sample: Reservoir[float] = Reservoir(SAMPLE, seed)
-        texts = [row[feature.name] for row in reference if isinstance(row.get(feature.name), str)]
-        self.seen = SeenCounts(texts) if feature.text else None
+        self.seen = None
+        if feature.text:
+            texts = [row.get(feature.name) for row in reference]
+            self.seen = SeenCounts([text for text in texts if isinstance(text, str)])
 
     def measure(self, value: Any) -> float | None:
         """What the feature is compared by: the number, or the text's length."""
@@ -193,7 +195,7 @@ class MeasuredCounts:
 
         name = self.feature.name
         kind, test = ("text", "ks of length") if self.feature.text else ("number", "ks")
-        total = sum(self.counts.values())
+        total = self.counts.total()
         seen = self.seen.share() if self.seen is not None else None
         if not self.reference or not total:  # nothing on one side: nothing to compare
             return _flagged(FeatureDrift(name, kind, 0.0, test, 0.0, 1.0, False, total, seen))

@@ -54,6 +54,7 @@ def arrow_type(feature: Feature) -> pa.DataType:
         "integer": pa.int64(),
         "boolean": pa.bool_(),
         "string": pa.string(),
+        "text": pa.string(),  # the whole text, as logged: only displays shorten it
     }[feature.type]
 
 

@@ -1,7 +1,8 @@
 """`replay backtest`: the served credit decisions re-run in a challenger's container, on
 Dask. Against itself, nothing flips; against a model retrained on other applicants,
 the flip table is the one the two models give in this process; its HTML, Parquet,
-MLflow run and ledger entry agree; bad input is one line and writes nothing."""
+MLflow run and ledger entry agree; bad input is one line and writes nothing. The fraud
+screen's free-text descriptor is never a segment, and nothing warns on stderr."""
 
 from __future__ import annotations
 
@@ -113,6 +114,37 @@ def keep_a_picture(html: str) -> None:
         capture_output=True, timeout=120,
     )  # fmt: skip
     assert shot.returncode == 0, shot.stderr[-500:]
+
+
+def test_free_text_is_never_a_segment(fraud_warm, fraud_decided, tmp_path):
+    """Before: every distinct descriptor was a segment (the 5,000-character one spilling
+    across the plot), and matplotlib warned that it could not lay the page out."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    entries = [entry for found in fraud_decided.values() for entry in found]
+    times = [entry.time for entry in entries]
+    until = datetime.fromisoformat(max(times)) + timedelta(microseconds=1)
+    made = run_cli(
+        "backtest", "--challenger", fraud_warm.manifest.manifest_id,
+        "--since", min(times), "--until", until.isoformat(), "--workers", "1",
+        "--out", str(tmp_path), "--json",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert "UserWarning" not in made.stderr, made.stderr
+    result = json.loads(made.stdout)
+    summary = result["summary"]
+    assert summary["decisions"] == 200 and summary["flips"] == 0
+    assert "descriptor" not in summary["segments"]
+    assert {"merchant_category", "cardholder_age", "amount"} <= set(summary["segments"])
+    html = Path(result["files"]["html"]).read_text()
+    assert "Flip rate by segment" in html and "<h3>descriptor</h3>" not in html
+    longest = max((entry.inputs["descriptor"] for entry in entries), key=len)
+    assert len(longest) == 5000 and longest[:100] not in html
+    flips = pq.read_schema(result["files"]["parquet"])  # a flip would keep the whole text
+    assert flips.field("inputs.descriptor").type == pa.string()
 
 
 def test_bad_input_is_one_line_and_writes_nothing(captured, served, tmp_path):
