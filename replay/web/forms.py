@@ -1,6 +1,10 @@
 """The console's forms, built from a manifest's input schema and read back into the
 values its questions take. Text from a form is parsed by the schema itself
 (`Feature.parse`), so a form says exactly what the command line says about a bad value.
+
+A form sends back every field, edited or not, as the browser rewrote it: a textarea's
+line breaks as CRLF, a one-line input's dropped. So a field is an edit only when what
+was sent differs from what the logged value would have been sent as.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import replay
+from replay.display import shorten
 from replay.errors import BadInput
 from replay.manifests.schema import Feature, Schema
 
@@ -29,7 +34,7 @@ class InputField:
     """One input of the what-if form."""
 
     name: str
-    kind: str  # number, integer, boolean, choice or text
+    kind: str  # number, integer, boolean, choice, string (one line) or text (a textarea)
     value: str  # as logged, written as the form sends it back
     locked: bool  # immutable: shown, never changed by a question
     min: float | None
@@ -37,9 +42,13 @@ class InputField:
     unit: str | None
     description: str | None
     choices: tuple[str, ...]
+    max_length: int | None
 
     @property
     def bounds(self) -> str:
+        if self.kind == "text":
+            most = f", at most {self.max_length:,} characters" if self.max_length else ""
+            return f"free text{most}"
         low, high = (None if b is None else shown(b) for b in (self.min, self.max))
         if low is not None and high is not None:
             return f"{low} to {high}"
@@ -60,7 +69,8 @@ def as_text(value: Any) -> str:
 
 
 def shown(value: Any) -> str:
-    """A value for people to read: numbers with thousands separators."""
+    """A value for people to read: numbers with thousands separators, text on one short
+    line (`replay.display.shorten`)."""
     if hasattr(value, "item") and not isinstance(value, str):  # a numpy scalar (a sweep's)
         value = value.item()
     if value is None:
@@ -72,7 +82,7 @@ def shown(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:,.0f}" if value.is_integer() and abs(value) < 1e15 else f"{value:,.6g}"
     if isinstance(value, str):
-        return value
+        return shorten(value)
     return json.dumps(value)
 
 
@@ -81,7 +91,19 @@ def _kind(feature: Feature) -> str:
         return "boolean"
     if feature.categorical:
         return "choice"
-    return feature.type if feature.numeric else "text"
+    return feature.type  # number, integer, string or text
+
+
+def _line_feeds(text: str) -> str:
+    """`text` with each line break (CRLF, CR or LF) as one LF."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _as_sent(kind: str, text: str) -> str:
+    """`text` as a browser sends it back from a field of `kind`: a textarea's line breaks
+    as CRLF, a one-line input's removed (HTML's value sanitization)."""
+    lines = _line_feeds(text)
+    return lines.replace("\n", "\r\n") if kind == "text" else lines.replace("\n", "")
 
 
 def input_fields(schema: Schema, inputs: Mapping[str, Any]) -> list[InputField]:
@@ -96,6 +118,7 @@ def input_fields(schema: Schema, inputs: Mapping[str, Any]) -> list[InputField]:
             unit=feature.unit,
             description=feature.description,
             choices=feature.values or (),
+            max_length=feature.max_length,
         )
         for feature in schema.inputs.values()
     ]
@@ -104,8 +127,10 @@ def input_fields(schema: Schema, inputs: Mapping[str, Any]) -> list[InputField]:
 def whatif_changes(
     schema: Schema, inputs: Mapping[str, Any], form: Mapping[str, str]
 ) -> dict[str, Any]:
-    """The inputs the form changed, typed and checked. A locked (immutable) input sent
-    with another value is refused: the page never offers to change it."""
+    """The inputs the form changed, typed and checked: a field sent back as the logged
+    value would be sent is no edit, and edited text has its line breaks as line feeds
+    (a textarea sends CRLF). A locked (immutable) input sent with another value is
+    refused: the page never offers to change it."""
     unknown = sorted(set(form) - set(schema.inputs) - FORM_FIELDS)
     if unknown:
         raise BadInput(f"unknown input {unknown[0]!r}")
@@ -113,14 +138,19 @@ def whatif_changes(
     for name, feature in schema.inputs.items():
         if name not in form:
             continue  # a locked field is disabled, so the browser does not send it
-        value = feature.parse(form[name])
+        kind = _kind(feature)
+        if _as_sent(kind, form[name]) == _as_sent(kind, as_text(inputs.get(name))):
+            continue
+        value = feature.parse(_line_feeds(form[name]) if kind == "text" else form[name])
         if value == inputs.get(name):
             continue
         if feature.immutable:
             raise BadInput(f"{name} is locked: it describes the person and is never changed")
         changes[name] = value
     if not changes:
-        raise BadInput("nothing to change: edit at least one value")
+        raise BadInput(
+            "nothing to change: no value was edited, so the decision and its score stay as logged"
+        )
     return changes
 
 

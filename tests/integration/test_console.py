@@ -4,8 +4,10 @@ chromedriver, against `replay console` started as a user starts it.
 Support finds a person, sees the reasons, re-executes, asks a what-if that flips the
 decision, sweeps and opens the options, and is refused the report; compliance records a
 review and downloads the PDF. Wrong passwords, expired or forged sessions and bad form
-values get a message and write nothing. Each page's screenshot is kept in
-build/artifacts for a person to look at.
+values get a message and write nothing. Free text (the fraud example's descriptor) is
+edited whole in a textarea, a what-if with nothing edited changes nothing, and a long
+text is shown on one short line. Each page's screenshot is kept in build/artifacts for a
+person to look at.
 """
 
 from __future__ import annotations
@@ -422,6 +424,88 @@ def test_a_categorical_deployment_with_null_scores(
         assert decision in wait_for(browser, "#flip").text  # the page says what the CLI says
     finally:
         stop(process)
+
+
+@pytest.fixture(scope="module")
+def fraud_console(fraud_decided, users, tmp_path_factory):
+    """A console over the fraud example's logged payments (free-text descriptors)."""
+    process, url = start_console(tmp_path_factory)
+    yield url
+    stop(process)
+
+
+def payment(fraud_decided, seed: int):
+    """The logged decision of the example's payment `seed` (cardholder-`seed`)."""
+    return next(e for group in fraud_decided.values() for e in group if e.seed == seed)
+
+
+def verdict_line(browser) -> str:
+    return wait_for(browser, ".verdict-line").text
+
+
+def test_free_text_is_edited_whole_and_an_unedited_what_if_changes_nothing(
+    fraud_console, fraud_decided, browser
+):
+    import replay
+    from replay.web.forms import as_text, shown
+
+    entry = payment(fraud_decided, 0)  # the example's first payment
+    assert entry.inputs["descriptor"] == "SHELL 0423\nHAMBURG"
+    sign_in(browser, fraud_console, "tess")
+    browser.get(f"{fraud_console}/decisions/{entry.txn_id}/what-if")
+    descriptor = wait_for(browser, "[name=descriptor]")
+    assert descriptor.tag_name == "textarea"  # a one-line input would drop the newline
+    assert descriptor.get_property("value") == "SHELL 0423\nHAMBURG"
+    logged = verdict_line(browser)
+    assert shown(entry.outputs["score"]) in logged
+
+    click(browser, "#ask")  # nothing edited
+    wait_for(browser, "#whatif-result .error", "nothing to change: no value was edited")
+    assert not browser.find_elements("id", "side-by-side")  # no text changed, no score moved
+    assert verdict_line(browser) == logged
+
+    # One number edited: the text, sent back as CRLF, is no edit.
+    fill(browser, "amount", "5")
+    click(browser, "#ask")
+    answer = wait_for(browser, "#side-by-side", "amount")
+    changed = [row.text for row in answer.find_elements("css selector", "tr.changed")]
+    assert len(changed) == 1 and changed[0].startswith("amount"), changed
+    library = replay.whatif(entry.txn_id, {"amount": 5.0})
+    assert shown(library.modified_outputs["score"]) in answer.text  # as the library answers
+    shot(browser, "what-if-text")
+
+    # The text edited across lines: asked as the library would be, with line feeds.
+    fill(browser, "amount", as_text(entry.inputs["amount"]))
+    fill(browser, "descriptor", "SHELL 0424\nHAMBURG")
+    click(browser, "#ask")
+    answer = wait_for(browser, "#side-by-side", "descriptor")
+    assert "SHELL 0423 HAMBURG SHELL 0424 HAMBURG" in answer.text  # each on one line
+    library = replay.whatif(entry.txn_id, {"descriptor": "SHELL 0424\nHAMBURG"})
+    assert shown(library.modified_outputs["score"]) in answer.text
+
+
+def test_long_text_is_shown_on_one_short_line(fraud_console, fraud_decided, browser):
+    from replay.display import shorten
+
+    entry = payment(fraud_decided, 3)  # its descriptor: 5,000 characters
+    text = entry.inputs["descriptor"]
+    assert len(text) == 5_000
+    sign_in(browser, fraud_console, "tess")
+    browser.get(f"{fraud_console}/decisions/{entry.txn_id}")
+    inputs = wait_for(browser, "#inputs", "descriptor")
+    [row] = [r for r in inputs.find_elements("tag name", "tr") if r.text.startswith("descriptor")]
+    cell = row.find_element("tag name", "td").text
+    assert cell == shorten(text) and len(cell) <= 60
+    # the reasons, or why there are none, are on the page too
+    wait_for(browser, "#reasons #summary, #reasons .error")
+    page = browser.find_element("tag name", "main").text
+    assert "AMZN MKTP DE*2K4 " * 4 not in page  # nowhere in full: inputs, reasons, chart
+    shot(browser, "decision-long-text")
+
+    browser.find_element("link text", "What if").click()  # the textarea holds it whole
+    assert wait_for(browser, "textarea[name=descriptor]").get_property("value") == text
+    browser.find_element("link text", "Options").click()  # kept as written, shortened
+    assert f"descriptor “{shorten(text)}”" in wait_for(browser, "#kept", "descriptor").text
 
 
 def test_the_console_refuses_other_addresses_without_users(tmp_path):

@@ -191,6 +191,62 @@ def test_the_what_if_form_is_typed_by_the_schema():
     assert whatif_changes(CLAIMS, {**LOGGED, "note": "y"}, form(note="")) == {"note": ""}
 
 
+PAYMENTS = schema(
+    {
+        "descriptor": {"type": "text", "max_length": 40},
+        "amount": {"type": "number", "min": 0},
+        "merchant": {"type": "string"},
+    }
+)
+PAID = {"descriptor": "SHELL 0423\nHAMBURG", "amount": 12.5, "merchant": "shell"}
+
+
+def sent(**changed: str) -> dict[str, str]:
+    """The what-if form as a browser posts it: a textarea's line breaks as CRLF."""
+    fields = {f.name: f.value.replace("\n", "\r\n") for f in input_fields(PAYMENTS, PAID)}
+    return {"csrf": "t", **fields, **changed}
+
+
+def test_free_text_is_a_textarea_holding_the_logged_value_whole():
+    fields = {f.name: f for f in input_fields(PAYMENTS, PAID)}
+    assert fields["descriptor"].kind == "text" and fields["merchant"].kind == "string"
+    assert fields["descriptor"].value == "SHELL 0423\nHAMBURG"
+    assert fields["descriptor"].bounds == "free text, at most 40 characters"
+
+
+def test_a_textarea_sent_back_unedited_is_no_edit():
+    with pytest.raises(BadInput, match="nothing to change: no value was edited"):
+        whatif_changes(PAYMENTS, PAID, sent())
+    # a text logged with CRLF or CR line breaks comes back from the browser as CRLF too
+    for logged in ("SHELL 0423\r\nHAMBURG", "SHELL 0423\rHAMBURG"):
+        with pytest.raises(BadInput, match="nothing to change"):
+            whatif_changes(PAYMENTS, {**PAID, "descriptor": logged}, sent())
+    # a one-line input drops a logged line break: sent back without it, it is no edit
+    with pytest.raises(BadInput, match="nothing to change"):
+        whatif_changes(
+            PAYMENTS, {**PAID, "merchant": "shell\nhamburg"}, sent(merchant="shellhamburg")
+        )
+
+
+def test_only_the_fields_a_person_changed_are_edits():
+    assert whatif_changes(PAYMENTS, PAID, sent(amount="20")) == {"amount": 20.0}
+    with pytest.raises(BadInput, match="nothing to change"):  # the same number, written out
+        whatif_changes(PAYMENTS, PAID, sent(amount="12.50"))
+    edited = whatif_changes(PAYMENTS, PAID, sent(descriptor="SHELL 0424\r\nHAMBURG\r\n"))
+    assert edited == {"descriptor": "SHELL 0424\nHAMBURG\n"}  # line feeds, as logged
+    with pytest.raises(BadInput, match="at most 40 allowed"):  # counted in line feeds
+        whatif_changes(PAYMENTS, PAID, sent(descriptor="a\r\n" * 21))
+    assert whatif_changes(PAYMENTS, PAID, sent(descriptor="a\r\n" * 20)) == {
+        "descriptor": "a\n" * 20
+    }
+
+
+def test_pages_show_text_on_one_short_line():
+    assert shown("SHELL 0423\nHAMBURG") == "SHELL 0423 HAMBURG"
+    long = shown("AMZN MKTP DE*2K4 " * 300)
+    assert len(long) == 60 and long.endswith("…") and "\n" not in long
+
+
 @pytest.mark.parametrize(
     ("changed", "message"),
     [
