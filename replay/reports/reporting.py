@@ -1,7 +1,12 @@
 """`replay report`: the decision report a compliance officer sends a person (or a
 regulator), made from the ledger, the manifest and the original container re-executed
 now. Making one is itself a ledger entry (kind `report`: which decision, who, the sha256
-of each file)."""
+of each file, the re-execution's verdict).
+
+The ledger is opened once: the decision read from it is re-executed, explained and
+searched for counterfactuals by the question algorithms with the running container as
+their predictor (no question reads the ledger again, nor records an access of its own:
+the report entry is the record)."""
 
 from __future__ import annotations
 
@@ -10,21 +15,27 @@ from pathlib import Path
 from typing import Any
 
 from replay.errors import BadInput
-from replay.execution.reexecution import replay
+from replay.execution.decision import Decision
+from replay.execution.reexecution import replay_batch
 from replay.execution.warm import WarmDeployment, warm_for
-from replay.ledger import open_ledger
-from replay.ledger.chain import LedgerEntry, NewEntry, pseudonym
-from replay.ledger.decisions import subject_key, verify_ledger
+from replay.ledger import Ledger, open_ledger
+from replay.ledger.chain import LedgerEntry, LedgerVerification, NewEntry, pseudonym
+from replay.ledger.checkpoints import check_checkpoints, open_checkpoint_store
+from replay.ledger.decisions import subject_key
 from replay.ledger.subjects import keep_sealed
 from replay.manifests.canonical import sha256_bytes
-from replay.questions.counterfactuals import CounterfactualSet, counterfactual
-from replay.questions.explanations import explain
-from replay.reports.content import Organisation, ReportContent, gather
+from replay.questions.counterfactuals import REFERENCE_ROWS, CounterfactualSet, counterfactuals_of
+from replay.questions.explanations import explanation_of
+from replay.reports.content import Answers, Organisation, ReportContent, gather
 from replay.reports.rendering import render_html, render_pdf
 from replay.settings import Settings, load_settings
-from replay.stores.keys import write_once
+from replay.stores.keys import verifying_key, write_once
 
 FORMATS = ("html", "pdf")
+# The reference rows `replay explain` averages over by default: the letter gives the
+# reasons it gives.
+REASON_ROWS = 50
+OPTIONS = 3  # verified changes offered to the person
 
 
 @dataclass(frozen=True)
@@ -46,15 +57,17 @@ def report(
     formats: tuple[str, ...] = FORMATS,
     warm: WarmDeployment | None = None,
     settings: Settings | None = None,
+    ledger: Ledger | None = None,
 ) -> DecisionReport:
     """Make the report of decision `txn_id` as `report-<txn>.html` and/or `.pdf` in
-    `out` (created private: they hold a person's data). A decision whose re-execution
-    diverges or fails still gets its report, which says so at the top."""
+    `out` (created private: they hold a person's data), reading `ledger` (else the one
+    the settings name). A decision whose re-execution diverges or fails still gets its
+    report, which says so at the top."""
     settings = settings or load_settings()
     unknown = set(formats) - set(FORMATS)
     if unknown or not formats:
         raise BadInput(f"report formats are {', '.join(FORMATS)}, not {', '.join(unknown)}")
-    ledger = open_ledger(settings)
+    ledger = ledger or open_ledger(settings)
     entry = ledger.get(txn_id).readable()  # erased: exit 5, before a container starts
     if entry.kind != "decision":
         raise BadInput(f"{txn_id} is a {entry.kind} entry; a report is made of a decision")
@@ -63,8 +76,8 @@ def report(
     targets = {kind: out / f"report-{txn_id}.{kind}" for kind in formats}
     for path in targets.values():
         if path.exists():
-            raise BadInput(f"{path} exists; name another folder with --out")
-    content = _content(txn_id, entry, warm, settings)
+            raise BadInput(f"{path} exists; a report is never written over another")
+    content = _content(entry, ledger, warm, settings)
     html = render_html(content, settings.report_templates)
     data = {"html": html.encode("utf-8")}
     if "pdf" in formats:
@@ -100,38 +113,50 @@ def report_subject(
     """One report per decision of a person (named by their identifier), oldest first."""
     settings = settings or load_settings()
     person = pseudonym(subject, subject_key(settings))
-    decisions = open_ledger(settings).list(subject=person, kind="decision")
+    ledger = open_ledger(settings)
+    decisions = ledger.list(subject=person, kind="decision")
     if not decisions:
         raise BadInput(f"no decisions about subject {subject!r} in the ledger")
     return [
-        report(entry.txn_id, out=out, formats=formats, settings=settings) for entry in decisions
+        report(entry.txn_id, out=out, formats=formats, settings=settings, ledger=ledger)
+        for entry in decisions
     ]
 
 
 def _content(
-    txn_id: str, entry: LedgerEntry, warm: WarmDeployment | None, settings: Settings
+    entry: LedgerEntry, ledger: Ledger, warm: WarmDeployment | None, settings: Settings
 ) -> ReportContent:
     with warm_for(entry.manifest_id, warm, settings) as running:
-        replayed = replay(txn_id, warm=running, settings=settings)
-        explanation = explain(txn_id, warm=running, settings=settings)
+        manifest = running.manifest
+        schema = manifest.schema
+        decision = Decision.from_entry(entry, manifest)
+        [replayed] = replay_batch(running, [entry])  # the entry held, not read again
+        reasons = explanation_of(schema, decision, running, running.reference_rows(REASON_ROWS))
         options: CounterfactualSet | None = None
-        no_options = None
+        unsearched = None
         try:
-            options = counterfactual(txn_id, n=3, warm=running, settings=settings)
-            no_options = options.none_found
-        except BadInput as none:  # nothing to reach (already favourable), nothing to change
-            no_options = str(none)
-        manifest, fingerprint = running.manifest, running.fingerprint_id
-    reviews = open_ledger(settings).list(kind="review", refers_to=txn_id)
+            reference = running.reference_rows(REFERENCE_ROWS)
+            options = counterfactuals_of(schema, decision, running, reference, OPTIONS)
+        except BadInput as why:  # nothing may change, or the deployment refused a variant
+            unsearched = str(why)
+        answers = Answers(
+            replayed, reasons, options, unsearched, running.describe_model(), running.fingerprint_id
+        )
     return gather(
         entry,
-        reviews,
+        ledger.list(kind="review", refers_to=entry.txn_id),
         manifest,
-        fingerprint,
-        replayed,
-        explanation,
-        options,
-        no_options,
-        verify_ledger(settings=settings),
+        answers,
+        _verified(ledger, settings),
         Organisation.load(settings.report_organisation),
     )
+
+
+def _verified(ledger: Ledger, settings: Settings) -> LedgerVerification:
+    """The chain walked, then checked against every signed checkpoint of its head:
+    `verify_ledger`'s two steps on the ledger already open (it opens one of its own)."""
+    walked = ledger.verify()
+    if not walked.ok:
+        return walked
+    store = open_checkpoint_store(settings.checkpoint_location, ledger)
+    return check_checkpoints(ledger, store, verifying_key(settings), walked)
