@@ -47,6 +47,7 @@ EXACT_UP_TO = 10
 # decision is no reason: below it, the feature changes the decision for almost nobody.
 NEGLIGIBLE = 0.01
 OTHER_SEEDS = 20  # runs of the applicant's own inputs that tell a draw from a rule
+EXPLANATION_ROWS = 50  # reference rows a decision's inputs are mixed with, by default
 
 
 @dataclass(frozen=True)
@@ -301,7 +302,7 @@ def _no_effect(value: dict[frozenset[int], float], i: int) -> bool:
 def explain(
     txn_id: str,
     *,
-    reference_rows: int = 50,
+    reference_rows: int = EXPLANATION_ROWS,
     samples: int = 200,
     warm: WarmDeployment | None = None,
     settings: Settings | None = None,

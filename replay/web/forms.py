@@ -20,7 +20,7 @@ from replay.errors import BadInput
 from replay.manifests.schema import Feature, Schema
 
 if TYPE_CHECKING:
-    from replay.questions.sweeps import Range
+    from replay.questions import Range
 
 # Points a console sweep may ask for: a plot a person reads while on the phone, not a
 # batch job (`replay sweep` has no such limit).

@@ -12,13 +12,12 @@ from starlette.concurrency import run_in_threadpool
 import replay
 from replay.execution.reexecution import ReplayResult
 from replay.ledger.reviews import OUTCOMES, review_decision
-from replay.questions import explanation_of
+from replay.questions import EXPLANATION_ROWS, explanation_of
 from replay.web.forms import input_fields
 from replay.web.pages.shared import Shared, SignedIn
 
 # Reference rows the reasons are averaged over: `replay explain`'s own default, so the
 # page gives the command line's reasons.
-REASON_ROWS = 50
 
 router = APIRouter()
 
@@ -45,7 +44,7 @@ def reasons(request: Request, txn_id: str, console: Shared, user: SignedIn) -> A
             schema=opened.schema,
             decision=opened.decision,
             predictor=warm,
-            reference=warm.reference_rows(REASON_ROWS),
+            reference=warm.reference_rows(EXPLANATION_ROWS),
         )
     return console.page(request, "_reasons.html", user, explanation=explanation)
 

@@ -8,8 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from replay.questions import counterfactuals_of
-from replay.questions.counterfactuals import REFERENCE_ROWS
+from replay.questions import COUNTERFACTUAL_ROWS, counterfactuals_of
 from replay.web.pages.shared import Shared, SignedIn
 
 OPTIONS = 3  # options a page lists, as many as the report
@@ -31,7 +30,7 @@ def options(request: Request, txn_id: str, console: Shared, user: SignedIn) -> A
             schema=opened.schema,
             decision=opened.decision,
             predictor=warm,
-            reference=warm.reference_rows(REFERENCE_ROWS),
+            reference=warm.reference_rows(COUNTERFACTUAL_ROWS),
             n=OPTIONS,
         )
     return console.page(request, "_options.html", user, found=found, inputs=opened.entry.inputs)
