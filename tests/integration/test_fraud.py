@@ -89,6 +89,17 @@ def test_free_text_is_shown_on_one_line_and_kept_whole_in_json(fraud_decided, fr
     assert data["modified_inputs"]["descriptor"] == edited
 
 
+def test_a_long_text_is_explained_with_the_default_reference_rows(fraud_decided, fraud_warm):
+    """256 coalitions x 50 reference rows, half with the 5,000-character descriptor: sent
+    in parts, the container's memory holds (in one request it ran out)."""
+    import replay
+
+    long = next(e for group in fraud_decided.values() for e in group if e.seed == LONG)
+    found = replay.explain(long.txn_id, warm=fraud_warm)
+    assert found.reference_rows == 50
+    assert "descriptor" in found.features
+
+
 def test_options_never_move_text_the_card_or_the_cardholder(fraud_decided, fraud_warm):
     import replay
 

@@ -580,3 +580,26 @@ def test_a_warm_container_checks_declared_exact_batches_on_its_own_machine(diffe
     assert checks == [(64, 4)]
     warm.manifest.runtime.batch_exact = False
     assert not warm.batch_exact  # never batched unless declared
+
+
+def test_a_batch_of_long_texts_is_sent_in_parts_and_answered_as_one(monkeypatch):
+    import replay.execution.predictor as predictor_module
+
+    monkeypatch.setattr(predictor_module, "BATCH_CHARACTERS", 1_000)
+    parts = []
+
+    def predict_batch(rows):
+        parts.append([row["x"] for row in rows])
+        return [{"length": len(row["text"]), "x": row["x"]} for row in rows]
+
+    exact = InProcessPredictor(lambda row: predict_batch([row])[0], predict_batch, batch_exact=True)
+    rows = [{"text": "w" * (50 * i), "x": i} for i in range(20)]  # 9,500 characters of text
+    answers = exact.predict_each(rows, list(range(20)))
+    assert answers == [{"length": 50 * i, "x": i} for i in range(20)]
+    assert [x for part in parts for x in part] == list(range(20))  # in order, each once
+    for part in parts:  # within the budget (24 characters a number), or a row alone
+        assert len(part) == 1 or sum(50 * x + 24 for x in part) <= 1_000
+    assert len(parts) >= 10
+    parts.clear()
+    assert exact.predict_batch([{"text": "", "x": i} for i in range(20)], 0)[-1]["x"] == 19
+    assert len(parts) == 1  # short rows: one request
