@@ -1,13 +1,17 @@
-"""The decision report of a served credit decision: every section in the PDF's text, the
-reasons and a verified counterfactual, the evidence, the organisation's settings and
-rights wording, a review beside it, a report entry holding the PDF's sha256, and a
-decision that no longer reproduces said so at the top. The first page is kept as a PNG
-(build/artifacts) for a person to look at."""
+"""The decision report of a served credit decision: every section in the PDF's text, a
+letter to the person (inputs by their titles, the score to two decimals, the
+deployment's reason quoted, the protected age kept out of the reasons and the chart and
+flagged for the compliance reviewer, the model named from the container), a verified
+counterfactual, the evidence, the organisation's settings and rights wording, a review
+beside it, a report entry holding the PDF's sha256, and a decision that no longer
+reproduces said so at the top. The first page is kept as a PNG (build/artifacts) for a
+person to look at."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import stat
 import subprocess
@@ -28,12 +32,31 @@ SECTIONS = (
     "5. How the decision was made",
     "6. What would have changed it",
     "7. Your rights",
-    "8. Evidence (for an auditor)",
+    "8. For the compliance reviewer",
+    "9. Evidence (for an auditor)",
 )
 
 
 def pdf_text(path: str) -> str:
     return " ".join(page.extract_text() for page in PdfReader(path).pages).replace("\n", " ")
+
+
+def pdf_sections(path: str) -> dict[int, str]:
+    """The PDF's text by section number, without the pages' footers, its whitespace made
+    single spaces (a word broken at its hyphen, scikit-learn, whole again)."""
+    pages = [re.sub(r"page \d+ of \d+", "", page.extract_text()) for page in PdfReader(path).pages]
+    text = re.sub(r"\s+", " ", re.sub(r"(?<=\w-)\n", "", "\n".join(pages)))
+    starts = [text.index(title) for title in SECTIONS]
+    ends = [*starts[1:], len(text)]
+    return {
+        number: text[start:end]
+        for number, (start, end) in enumerate(zip(starts, ends, strict=True), 1)
+    }
+
+
+def letter(sections: dict[int, str]) -> str:
+    """What the person reads: sections 1 to 7."""
+    return " ".join(sections[number] for number in range(1, 8))
 
 
 def rejected(served, n):
@@ -69,13 +92,31 @@ def test_a_report_holds_every_section_and_its_evidence(served, captured, organis
     [report] = json.loads(made.stdout)
     pdf, html = report["files"]["pdf"], report["files"]["html"]
     text = pdf_text(pdf)
-
     positions = [text.index(section) for section in SECTIONS]
     assert positions == sorted(positions)  # every section, in order
+    sections = pdf_sections(pdf)
+    answer = next(a for a in served if a["transaction_id"] == txn)
+
+    # a letter: inputs by their titles, rounded, no Shapley numbers, the score to two
+    # decimals (every digit only in the evidence), the deployment's own reason quoted
+    assert "Yearly income" in sections[4] and "Outstanding debt" in sections[4]
     assert 1 <= len(report["reasons"]) <= 4
     for reason in report["reasons"]:
-        assert reason.split(" ")[0] in text  # each reason names a feature it was given
-    assert report["options"] and report["options"][0].split(" (")[0] in text
+        assert reason in sections[3] and "weighed" in reason
+    assert "income of" not in letter(sections)
+    assert not re.search(r"[+-]0\.\d+;", letter(sections))  # no Shapley numbers
+    assert f"Score {answer['score']:.2f}" in sections[1]
+    assert repr(answer["score"]) not in letter(sections) and repr(answer["score"]) in sections[9]
+    assert f"Reason given with the decision: “{answer['outputs']['reason']}”" in sections[3]
+    # the protected age: never among the person's reasons or in their chart; flagged
+    # for the compliance reviewer
+    age = captured.schema.inputs["age"].title
+    assert not re.search(rf"\b{age}\b", sections[3], re.IGNORECASE)
+    assert report["chart"] and age not in {item["feature"] for item in report["chart"]}
+    assert "age" in sections[8].split() and "immutable" in sections[8]
+    model = "gradient-boosted trees (HistGradientBoostingClassifier, scikit-learn 1.5.2)"
+    assert model in sections[5]
+    assert report["options"] and report["options"][0] in sections[6]
     assert "Example Lending Ltd" in text and "Example Financial Authority" in text
     assert "Our own wording of your rights." in text and "default wording" not in text
     assert "reviewed by a person on" in text and ": upheld" in text
@@ -169,15 +210,33 @@ def test_a_claims_report_for_a_rule_or_a_draw(claims_decided, claims_warm, decid
     entry = claims_decided[decided][0]
     [made] = [replay.report(entry.txn_id, out=tmp_path, warm=claims_warm)]
     content = made.content
-    text = pdf_text(made.files["pdf"])
+    sections = pdf_sections(made.files["pdf"])
     assert content.decision == decided and content.reproduced
-    assert all(section in text for section in SECTIONS)
     if decided == "refer":
-        assert content.score is None and "none (no score was given)" in text
-    assert "region" not in " ".join(content.reasons)  # immutable: never a reason to change
-    assert content.options or content.no_options
+        assert content.score is None and "none (no score was given)" in sections[1]
+        # the rule refers every large claim: each option brings the amount under its line
+        assert content.options
+        for option in content.options:
+            amount = re.search(r"amount claimed had been at most ([\d,]+) EUR", option)
+            assert amount and int(amount[1].replace(",", "")) <= 50_000, option
+            assert option in sections[6]
+    else:  # the draw sent it to review: no change reaches approve under it, and it says so
+        assert content.options == [] and content.decided_by is not None
+        assert "a random draw" in content.decided_by and content.decided_by in sections[3]
+        assert "Under this decision's random draw" in (content.no_options or "")
+        assert "amount claimed" in sections[6] and "claim_amount" not in sections[6]
+    schema = claims_warm.manifest.schema
+    immutable = [feature.title for feature in schema.inputs.values() if feature.immutable]
+    assert len(immutable) == 2  # region and age: never a reason, nor in the chart
+    assert not any(re.search(rf"\b{title}\b", sections[3], re.IGNORECASE) for title in immutable)
+    assert not any(item["feature"] in immutable for item in content.chart)
     for row in content.inputs:
-        assert row.value in text
+        assert f"{row.title[0].upper()}{row.title[1:]} {row.value}" in sections[4]
+    assert (
+        "a logistic regression (LogisticRegression, scikit-learn 1.5.2) after a "
+        "ColumnTransformer (" in sections[5]
+    )
+    assert "in a scikit-learn Pipeline" in sections[5]
 
 
 def test_an_erased_persons_kept_report_is_erased_too(server, tokens, workspace, tmp_path):
