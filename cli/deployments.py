@@ -8,7 +8,7 @@ import click
 from replay.cli.output import console, emit, json_option, table
 
 import replay
-from replay.execution.inputs import format_value
+from replay.display import format_value
 from replay.settings import load_settings, without_password
 
 if TYPE_CHECKING:  # result types; the functions come through `replay`'s lazy names

@@ -19,8 +19,8 @@ from replay.cli.params import (
 )
 
 import replay
+from replay.display import format_value
 from replay.errors import ImmutableInput, VerificationFailed
-from replay.execution.inputs import format_value
 
 if TYPE_CHECKING:  # result types; each command loads only the question it asks
     from replay.execution.reexecution import ReplayResult

@@ -32,9 +32,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TypeGuard
 
+from replay.display import format_value
 from replay.errors import BadInput
 from replay.execution.decision import Decision
-from replay.execution.inputs import format_value
 from replay.execution.predictor import Predictor, Row
 from replay.execution.warm import WarmDeployment
 from replay.manifests.schema import Schema

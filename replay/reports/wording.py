@@ -9,8 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from replay.display import shorten
-from replay.execution.inputs import format_value
+from replay.display import format_value, shorten
 from replay.manifests.manifest import Manifest
 from replay.manifests.schema import Feature
 from replay.questions.counterfactuals import Counterfactual, CounterfactualSet

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from replay.execution.inputs import format_value
+from replay.display import format_value
 from replay.execution.reexecution import compare_outputs, ulp_distance
 
 
