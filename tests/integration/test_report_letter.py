@@ -94,23 +94,8 @@ def test_a_fraud_report_is_a_letter_with_the_evidence_for_compliance(
         assert "your statement descriptor was kept as written" in sections[6]
 
 
-@pytest.fixture(scope="module")
-def roomy_fraud(fraud_warm):
-    """The fraud screen in a container with 4 GB: explaining a decision mixes its
-    5,000-character descriptor into 6,400 of one batch's 12,800 rows, and the screen's
-    HashingVectorizer then needs more than the default sandbox's 1 GB (the runner is
-    killed: the batch is not cut by size)."""
-    from replay.images.container import Sandbox
-
-    from replay.execution.warm import WarmDeployment
-
-    sandbox = Sandbox(memory="4g", request_timeout=fraud_warm.sandbox.request_timeout)
-    with WarmDeployment(fraud_warm.manifest.manifest_id, sandbox=sandbox) as warm:
-        yield warm
-
-
 def test_a_long_descriptor_is_one_short_line_in_the_letter_and_whole_in_the_evidence(
-    fraud_decided, roomy_fraud, tmp_path
+    fraud_decided, fraud_warm, tmp_path
 ):
     import replay
     from replay.display import shorten
@@ -119,7 +104,7 @@ def test_a_long_descriptor_is_one_short_line_in_the_letter_and_whole_in_the_evid
     [decided] = [e for found in fraud_decided.values() for e in found if e.seed == 3]
     descriptor = open_ledger().get(decided.txn_id).readable().inputs["descriptor"]
     assert len(descriptor) == 5000
-    made = replay.report(decided.txn_id, out=tmp_path, warm=roomy_fraud)
+    made = replay.report(decided.txn_id, out=tmp_path, warm=fraud_warm)
     sections = pdf_sections(made.files["pdf"])
 
     assert f"Statement descriptor “{shorten(descriptor)}”" in sections[4]
