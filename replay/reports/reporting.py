@@ -24,17 +24,19 @@ from replay.ledger.checkpoints import check_checkpoints, open_checkpoint_store
 from replay.ledger.decisions import subject_key
 from replay.ledger.subjects import keep_sealed
 from replay.manifests.canonical import sha256_bytes
-from replay.questions.counterfactuals import REFERENCE_ROWS, CounterfactualSet, counterfactuals_of
-from replay.questions.explanations import explanation_of
+from replay.questions import (
+    COUNTERFACTUAL_ROWS,
+    EXPLANATION_ROWS,
+    counterfactuals_of,
+    explanation_of,
+)
+from replay.questions.counterfactuals import CounterfactualSet
 from replay.reports.content import Answers, Organisation, ReportContent, gather
 from replay.reports.rendering import render_html, render_pdf
 from replay.settings import Settings, load_settings
 from replay.stores.keys import verifying_key, write_once
 
 FORMATS = ("html", "pdf")
-# The reference rows `replay explain` averages over by default: the letter gives the
-# reasons it gives.
-REASON_ROWS = 50
 OPTIONS = 3  # verified changes offered to the person
 
 
@@ -131,11 +133,13 @@ def _content(
         schema = manifest.schema
         decision = Decision.from_entry(entry, manifest)
         [replayed] = replay_batch(running, [entry])  # the entry held, not read again
-        reasons = explanation_of(schema, decision, running, running.reference_rows(REASON_ROWS))
+        reasons = explanation_of(
+            schema, decision, running, running.reference_rows(EXPLANATION_ROWS)
+        )
         options: CounterfactualSet | None = None
         unsearched = None
         try:
-            reference = running.reference_rows(REFERENCE_ROWS)
+            reference = running.reference_rows(COUNTERFACTUAL_ROWS)
             options = counterfactuals_of(schema, decision, running, reference, OPTIONS)
         except BadInput as why:  # nothing may change, or the deployment refused a variant
             unsearched = str(why)

@@ -13,7 +13,7 @@ from replay.display import format_value, shorten
 from replay.manifests.manifest import Manifest
 from replay.manifests.schema import Feature
 from replay.questions.counterfactuals import Counterfactual, CounterfactualSet
-from replay.questions.explanations import OTHER_SEEDS, Contribution, Explanation, numeric
+from replay.questions.explanations import Contribution, Explanation, numeric
 
 # What a person calls a model, by a fragment of its class name; the first match names it.
 MODEL_KINDS = (
@@ -94,7 +94,8 @@ def not_the_inputs(explanation: Explanation) -> str | None:
         others = [f"“{value}” {count} times" for value, count in explanation.other_seeds.items()]
         tried = ""
         if set(explanation.other_seeds) != {str(explanation.decision)}:
-            tried = f" With {OTHER_SEEDS} other draws the same data gets {_listed(others)}."
+            draws = sum(explanation.other_seeds.values())
+            tried = f" With {draws} other draws the same data gets {_listed(others)}."
         return (
             f"None of your data accounts for {decided} on its own: a random draw, part of how "
             f"the decisions are made, did.{tried}"
