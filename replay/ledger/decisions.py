@@ -15,6 +15,7 @@ from typing import Any
 
 from replay.ledger import open_ledger
 from replay.ledger.chain import (
+    Ledger,
     LedgerEntry,
     LedgerVerification,
     NewEntry,
@@ -116,10 +117,13 @@ def list_transactions(
     return entries
 
 
-def verify_ledger(*, settings: Settings | None = None) -> LedgerVerification:
-    """Walk the chain, then check it against every signed checkpoint of its head."""
+def verify_ledger(
+    *, settings: Settings | None = None, ledger: Ledger | None = None
+) -> LedgerVerification:
+    """Walk the chain, then check it against every signed checkpoint of its head (of
+    `ledger` when the caller has it open)."""
     settings = settings or load_settings()
-    ledger = open_ledger(settings)
+    ledger = ledger or open_ledger(settings)
     walked = ledger.verify()
     if not walked.ok:
         return walked

@@ -87,9 +87,15 @@ class Explanation:
         return [item.feature for item in self.contributions]
 
     @property
+    def main(self) -> list[Contribution]:
+        """The (at most four) contributions behind the main reasons, strongest first:
+        mutable, not negligible, in the decision's direction."""
+        return self._ranked(mutable=True)[:4]
+
+    @property
     def reasons(self) -> list[str]:
-        """Plain words for the (at most four) main reasons, never an immutable feature."""
-        return [self._reason(c) for c in self._ranked(mutable=True)[:4]]
+        """Plain words for the main reasons, never an immutable feature."""
+        return [self._reason(c) for c in self.main]
 
     @property
     def protected(self) -> list[str]:
@@ -123,7 +129,7 @@ class Explanation:
                 f"typical values gives the same decision under seed {self.seed}, and so do "
                 f"{OTHER_SEEDS} other seeds; a rule (or the model's overall level) decided."
             )
-        names = [c.feature for c in self._ranked(mutable=True)[:4]]
+        names = [c.feature for c in self.main]
         lead = f"{self.decision}, mainly because of {', '.join(names)}" if names else None
         protected = [c.feature for c in self._ranked(mutable=False)]
         parts = [lead or f"{self.decision}: no mutable input moved it"]

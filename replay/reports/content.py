@@ -19,7 +19,7 @@ from replay.ledger.reviews import Review
 from replay.manifests.manifest import Manifest
 from replay.manifests.schema import Feature
 from replay.questions.counterfactuals import CounterfactualSet
-from replay.questions.explanations import Contribution, Explanation
+from replay.questions.explanations import Explanation
 from replay.reports import wording
 
 ORGANISATION_FIELDS = ("name", "address", "contact", "supervisory_authority")
@@ -166,8 +166,7 @@ def gather(
             and isinstance(entry.outputs.get(name), str)
         ],
         reasons=[
-            wording.reason(features[c.feature], c, output.favourable)
-            for c in _principal(explanation, moved)
+            wording.reason(features[c.feature], c, output.favourable) for c in explanation.main
         ],
         decided_by=wording.not_the_inputs(explanation),
         chart=[{"feature": features[c.feature].title, "decision": c.decision} for c in moved],
@@ -215,10 +214,3 @@ def _shown(feature: Feature, value: Any) -> Shown:
     return Shown(
         feature.name, feature.title, wording.readable(feature, value), wording.exact(value)
     )
-
-
-def _principal(explanation: Explanation, moved: list[Contribution]) -> list[Contribution]:
-    """The contributions behind `explanation.reasons`, as many as it gives: mutable, not
-    negligible, in the decision's direction, strongest first (its order)."""
-    towards = [c for c in moved if (c.decision > 0) == explanation.favourable]
-    return towards[: len(explanation.reasons)]

@@ -19,9 +19,8 @@ from replay.execution.decision import Decision
 from replay.execution.reexecution import replay_batch
 from replay.execution.warm import WarmDeployment, warm_for
 from replay.ledger import Ledger, open_ledger
-from replay.ledger.chain import LedgerEntry, LedgerVerification, NewEntry, pseudonym
-from replay.ledger.checkpoints import check_checkpoints, open_checkpoint_store
-from replay.ledger.decisions import subject_key
+from replay.ledger.chain import LedgerEntry, NewEntry, pseudonym
+from replay.ledger.decisions import subject_key, verify_ledger
 from replay.ledger.subjects import keep_sealed
 from replay.manifests.canonical import sha256_bytes
 from replay.questions import (
@@ -34,7 +33,7 @@ from replay.questions.counterfactuals import CounterfactualSet
 from replay.reports.content import Answers, Organisation, ReportContent, gather
 from replay.reports.rendering import render_html, render_pdf
 from replay.settings import Settings, load_settings
-from replay.stores.keys import verifying_key, write_once
+from replay.stores.keys import write_once
 
 FORMATS = ("html", "pdf")
 OPTIONS = 3  # verified changes offered to the person
@@ -151,16 +150,6 @@ def _content(
         ledger.list(kind="review", refers_to=entry.txn_id),
         manifest,
         answers,
-        _verified(ledger, settings),
+        verify_ledger(settings=settings, ledger=ledger),
         Organisation.load(settings.report_organisation),
     )
-
-
-def _verified(ledger: Ledger, settings: Settings) -> LedgerVerification:
-    """The chain walked, then checked against every signed checkpoint of its head:
-    `verify_ledger`'s two steps on the ledger already open (it opens one of its own)."""
-    walked = ledger.verify()
-    if not walked.ok:
-        return walked
-    store = open_checkpoint_store(settings.checkpoint_location, ledger)
-    return check_checkpoints(ledger, store, verifying_key(settings), walked)

@@ -31,6 +31,7 @@ async def report_pdf(request: Request, txn_id: str, console: Shared, user: Signe
                 formats=("pdf",),
                 warm=warm,
                 settings=console.as_user(user),  # the report entry names the console user
+                ledger=console.ledger,  # the console's own, opened once
             )
             return Path(made.files["pdf"]).read_bytes()
 
