@@ -550,6 +550,29 @@ def claims_benchmark() -> dict:
     }
 
 
+def record_in_bulk(warm, rows: list[dict], seeds: list[int], fingerprint_id=None) -> None:
+    """`rows` decided by the warm container (each with its seed) and logged through the
+    Python API, 5,000 at a time."""
+    from replay.ledger import NewEntry, open_ledger
+    from replay.settings import load_settings
+
+    ledger, manifest = open_ledger(load_settings()), warm.manifest
+    for start in range(0, len(rows), 5_000):
+        part = slice(start, start + 5_000)
+        outputs = warm.predict_each(rows[part], seeds[part])
+        ledger.append(
+            NewEntry(
+                manifest_id=manifest.manifest_id,
+                deployment=manifest.name,
+                inputs=row,
+                outputs=answer,
+                seed=seed,
+                fingerprint=fingerprint_id,
+            )
+            for row, answer, seed in zip(rows[part], outputs, seeds[part], strict=True)
+        )
+
+
 def replay_all_against_loop(manifest, predict, rows: list[dict]) -> dict:
     """`replay.replay_many` on 2 Dask workers of `rows` logged as decisions (each with
     its own seed), under the exact-batch rule, against `predict` called row by row
@@ -560,27 +583,12 @@ def replay_all_against_loop(manifest, predict, rows: list[dict]) -> dict:
 
     import replay
     from replay.execution.warm import WarmDeployment
-    from replay.ledger import NewEntry, open_ledger
-    from replay.settings import load_settings
 
     draw = random.Random(2)
     seeds = [draw.randrange(2**32) for _ in rows]
-    ledger = open_ledger(load_settings())
     with WarmDeployment(manifest.manifest_id) as warm:
         batched = warm.batch_exact
-        for start in range(0, len(rows), 5_000):
-            part = slice(start, start + 5_000)
-            outputs = warm.predict_each(rows[part], seeds[part])
-            ledger.append(
-                NewEntry(
-                    manifest_id=manifest.manifest_id,
-                    deployment=manifest.name,
-                    inputs=row,
-                    outputs=answer,
-                    seed=seed,
-                )
-                for row, answer, seed in zip(rows[part], outputs, seeds[part], strict=True)
-            )
+        record_in_bulk(warm, rows, seeds)
     with threadpool_limits(int(manifest.runtime.env["OMP_NUM_THREADS"])):
         started = time.perf_counter()
         for row in rows[:5_000]:
@@ -897,7 +905,7 @@ def history_benchmark(workspace: Path, manifest, built, decisions: int = 100_000
 
     import replay
     from replay.execution.warm import WarmDeployment
-    from replay.ledger import NewEntry, open_ledger
+    from replay.ledger import open_ledger
     from replay.settings import load_settings
 
     sys.path.insert(0, str(workspace))
@@ -910,26 +918,12 @@ def history_benchmark(workspace: Path, manifest, built, decisions: int = 100_000
     for row in rows:  # every decision its own applicant
         row["income"] = float(round(row["income"] * draw.uniform(0.8, 1.2), 2))
     seeds = [draw.randrange(2**32) for _ in rows]
-    ledger = open_ledger(load_settings())
     started = time.perf_counter()
     with WarmDeployment(manifest.manifest_id) as warm:
-        for start in range(0, decisions, 5_000):
-            part = slice(start, start + 5_000)
-            outputs = warm.predict_each(rows[part], seeds[part])
-            ledger.append(
-                NewEntry(
-                    manifest_id=manifest.manifest_id,
-                    deployment=manifest.name,
-                    inputs=row,
-                    outputs=answer,
-                    seed=seed,
-                    fingerprint=built.fingerprint_id,
-                )
-                for row, answer, seed in zip(rows[part], outputs, seeds[part], strict=True)
-            )
+        record_in_bulk(warm, rows, seeds, built.fingerprint_id)
     recorded_s = time.perf_counter() - started
     # the deployment's whole history: these and the other benchmarks' decisions
-    logged = ledger.count(kind="decision", deployment=manifest.name)
+    logged = open_ledger(load_settings()).count(kind="decision", deployment=manifest.name)
     threads = int(manifest.runtime.env["OMP_NUM_THREADS"])
     sample = rows[:20_000]
     with threadpool_limits(threads):
