@@ -60,6 +60,8 @@ def test_every_decision_comes_back_in_order_with_typed_columns(decisions, tmp_pa
         assert row["manifest_id"] == entry.manifest_id and row["hash"] == entry.hash
         assert row["subject"] == entry.subject  # the pseudonym, or none
         for name, value in entry.inputs.items():
+            if form == "csv" and value == "":
+                value = None  # an empty text is the same empty field as a null in CSV
             assert same(row[f"inputs.{name}"], value), (name, row[f"inputs.{name}"], value)
         declared = {c[8:] for c in row if c.startswith("outputs.") and c != "outputs.other"}
         for name, value in entry.outputs.items():
