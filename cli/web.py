@@ -37,7 +37,12 @@ def serve(target: str, host: str, port: int, containers: int) -> None:
 @click.option("--port", default=8100, show_default=True, type=click.IntRange(1, 65535))
 def console(host: str, port: int) -> None:
     """Serve the console: find a person's decisions, ask what-if, sweep, options, reports."""
-    replay.console(host=host, port=port, ready=lambda line: click.echo(line, err=True))
+    from replay.web.console import NoConsoleUsers
+
+    try:
+        replay.console(host=host, port=port, ready=lambda line: click.echo(line, err=True))
+    except NoConsoleUsers as error:
+        raise NoConsoleUsers(f"{error} (replay users add NAME --role ROLE)") from None
 
 
 tokens = click.Group("tokens", help="API tokens for `replay serve` (hashed at rest).")

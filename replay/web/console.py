@@ -153,6 +153,10 @@ def _loopback(host: str) -> bool:
         return False
 
 
+class NoConsoleUsers(BadInput):
+    """The console would listen beyond loopback with nobody to sign in."""
+
+
 def console(
     *,
     host: str = "127.0.0.1",
@@ -167,9 +171,8 @@ def console(
     accounts = user_store(settings).users()
     local = _loopback(host)
     if not local and not accounts:
-        raise BadInput(
-            f"the console shows personal data: add a user (replay users add NAME --role ROLE) "
-            f"before listening on {host}"
+        raise NoConsoleUsers(
+            f"the console shows personal data: add a console user before listening on {host}"
         )
     end_on_sigterm()
     pool = WarmPool(

@@ -520,8 +520,9 @@ def test_the_console_refuses_other_addresses_without_users(tmp_path):
         timeout=60,
     )
     assert refused.returncode == 2
-    assert "add a user (replay users add NAME --role ROLE) before listening on 0.0.0.0" in (
-        refused.stderr
+    assert (
+        "add a console user before listening on 0.0.0.0 (replay users add NAME --role ROLE)"
+        in refused.stderr
     )
     assert len(refused.stderr.strip().splitlines()) == 1
 
