@@ -11,6 +11,11 @@ from __future__ import annotations
 INTERNAL_ERROR = 70
 
 
+class InternalError(Exception):
+    """A check of replay's own invariants failed (a bug, never the user's doing): exit
+    INTERNAL_ERROR with its one line, like any other bug."""
+
+
 class ReplayWarning(UserWarning):
     """Something a user should know that does not stop the work (shown as one line)."""
 

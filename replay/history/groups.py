@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from itertools import pairwise
 from typing import Any
 
-from replay.errors import BadInput
+from replay.errors import BadInput, InternalError
 from replay.execution.decision import logged_seed
 from replay.history.comparison import category, numeric, quantile_edges
 from replay.history.sampling import Reservoir
@@ -162,7 +162,7 @@ def check_everyone_counted(groups: list[GroupRate], erased: int, selected: int) 
     every selected decision: a rate that leaves people out must never be reported."""
     counted = sum(group.decisions for group in groups)
     if counted + erased != selected:
-        raise AssertionError(
+        raise InternalError(
             f"the groups hold {counted} decisions and {erased} were erased, "
             f"but {selected} were selected"
         )

@@ -12,7 +12,7 @@ import math
 import pytest
 from scipy.stats import fisher_exact
 
-from replay.errors import BadInput
+from replay.errors import BadInput, InternalError
 from replay.execution.predictor import InProcessPredictor
 from replay.history.groups import (
     FlipCounts,
@@ -107,7 +107,7 @@ def test_a_count_that_misses_a_decision_is_an_error():
     groups = [GroupRate("under 30", 40, 20, 0.5, 1.0, False, 1.0)]
     check_everyone_counted(groups, erased=2, selected=42)
     with pytest.raises(
-        AssertionError, match="hold 40 decisions and 0 were erased, but 42 were selected"
+        InternalError, match="hold 40 decisions and 0 were erased, but 42 were selected"
     ):
         check_everyone_counted(groups, erased=0, selected=42)
 
