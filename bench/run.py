@@ -497,26 +497,38 @@ def counterfactual_ours(rejected: list, warm, favourable: str) -> dict:
     }
 
 
+def example_deployment(example: str, module: str) -> tuple:
+    """An example made a repository, captured and built, and its entrypoint's module
+    imported and loaded in this process (the in-process baseline)."""
+    import importlib
+
+    from workspace import make_workspace
+
+    import replay
+
+    home = Path(os.environ["REPLAY_HOME"])
+    workspace = make_workspace(example, home / example, home / "dvc-remote")
+    manifest = replay.capture(workspace)
+    replay.build(manifest.manifest_id)
+    sys.path.insert(0, str(workspace))
+    in_process = importlib.import_module(module)
+    in_process.load(str(workspace))
+    return workspace, manifest, in_process
+
+
 def claims_benchmark() -> dict:
     """The claims example: counterfactuals for denied and referred claims, and a sweep of
     a deployment whose `predict_batch` draws random numbers (so the runner answers its
     batches row by row) against that `predict_batch` in-process."""
     from threadpoolctl import threadpool_limits
-    from workspace import make_workspace, read_new_cases
+    from workspace import read_new_cases
 
     import replay
     from replay.execution.warm import WarmDeployment
     from replay.ledger.decisions import record_decision
     from replay.questions.sweeps import Range
 
-    home = Path(os.environ["REPLAY_HOME"])
-    workspace = make_workspace("claims", home / "claims-triage", home / "dvc-remote")
-    manifest = replay.capture(workspace)
-    replay.build(manifest.manifest_id)
-    sys.path.insert(0, str(workspace))
-    from claims import triage as in_process
-
-    in_process.load(str(workspace))
+    workspace, manifest, in_process = example_deployment("claims", "claims.triage")
     with WarmDeployment(manifest.manifest_id) as warm:
         entries = [
             record_decision(manifest.manifest_id, claim, warm.predict(claim, seed), seed=seed)
@@ -613,20 +625,12 @@ def fraud_benchmark() -> dict:
     """The fraud example (free text, a category, a protected age, three decisions):
     counterfactuals for blocked and challenged payments, and replay --all of its history
     on the fast path its declared (and checked) exact batches allow."""
-    from workspace import make_workspace, read_new_cases
+    from workspace import read_new_cases
 
-    import replay
     from replay.execution.warm import WarmDeployment
     from replay.ledger.decisions import record_decision
 
-    home = Path(os.environ["REPLAY_HOME"])
-    workspace = make_workspace("fraud", home / "fraud-screen", home / "dvc-remote")
-    manifest = replay.capture(workspace)
-    replay.build(manifest.manifest_id)
-    sys.path.insert(0, str(workspace))
-    from fraud import screen as in_process
-
-    in_process.load(str(workspace))
+    workspace, manifest, in_process = example_deployment("fraud", "fraud.screen")
     payments = read_new_cases(workspace, "fraud")
     with WarmDeployment(manifest.manifest_id) as warm:
         entries = [
