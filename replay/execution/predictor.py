@@ -114,10 +114,9 @@ class Predictor(ABC):
         return _rows_of(self._columns(request))
 
     def batch_difference(self, rows: list[Row], seed: int) -> str | None:
-        """Where `rows` get other bits in one `predict_batch` call than each alone."""
-        if not self.answers_alone:  # an old runner: each row alone is its own request
-            alone = [self.predict(row, seed) for row in rows]
-            return batch_difference(lambda _request: {"columns": _columns_of(alone)}, rows, seed)
+        """Where `rows` get other bits in one `predict_batch` call than each alone (only
+        a deployment captured with runner 7 can declare `batch_exact`, so its runner
+        answers `alone` batches)."""
         return batch_difference(self.answer, rows, seed)
 
 
