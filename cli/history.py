@@ -12,7 +12,7 @@ from replay.cli.output import emit, json_option, table
 from replay.cli.params import Bins, period_options, scheduler_option, workers_option
 
 import replay
-from replay.display import shorten, shown
+from replay.display import shorten
 
 if TYPE_CHECKING:
     from replay.history.backtest import Backtest
@@ -167,7 +167,8 @@ def _show_fairness(result: Fairness) -> None:
             "group's typical value; by the value it was set to:"
         )
         for target, figures in test["by_target"].items():
-            value = shown(None, test["typical"][target])
+            typical = test["typical"][target]
+            value = shorten(typical) if isinstance(typical, str) else typical
             click.echo(
                 f"  {shorten(target)} ({value}): {figures['flips']} of {figures['decisions']} flip"
             )

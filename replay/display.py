@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from replay.manifests.schema import Feature
-
 LINE = 60  # characters of text a table cell, a page or a report shows
 
 
@@ -35,11 +33,3 @@ def format_value(value: Any) -> str:
     if isinstance(value, str):
         return shorten(value)
     return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
-
-
-def shown(feature: Feature | None, value: Any) -> Any:
-    """`value` as a table or page shows it: text and long strings shortened, the rest
-    as it is."""
-    if isinstance(value, str) and (feature is None or feature.text or len(value) > LINE):
-        return shorten(value)
-    return value
