@@ -46,6 +46,9 @@ class Settings:
     report_templates: Path | None  # templates replacing the shipped ones, by file name
     console_idle: float = 1800.0  # seconds without a request before a console session ends
     console_warm: float = 600.0  # seconds a deployment's container stays up unused by the console
+    # seconds any store (tracking, ledger, S3, registry, engine, scheduler) has to answer
+    # before it is called unreachable: one line, exit 3, never a wait of minutes
+    connect_timeout: float = 5.0
     subject_key: bytes | None = field(default=None, repr=False)  # None: a key kept in home
 
     @property
@@ -127,5 +130,6 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = N
         report_templates=Path(templates).absolute() if templates else None,
         console_idle=float(env.get("REPLAY_CONSOLE_IDLE") or 1800),
         console_warm=float(env.get("REPLAY_CONSOLE_WARM") or 600),
+        connect_timeout=float(env.get("REPLAY_CONNECT_TIMEOUT") or 5),
         subject_key=key.encode() if key else None,
     )
