@@ -13,8 +13,12 @@ whoever can write the database.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import re
+import stat
 import threading
 import warnings
 from abc import ABC, abstractmethod
@@ -22,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from replay.errors import BadInput, IntegrityError, ReplayWarning, one_line
 from replay.ledger.chain import Ledger, LedgerVerification
@@ -53,6 +57,98 @@ class Checkpoint:
         return f"{self.count:012d}-{self.head_hash[:16]}.json"
 
 
+# A checkpoint is a few hundred bytes: anything past this is not one, and is never read
+# further (a store's writers could otherwise make `verify` read without end).
+MAX_CHECKPOINT_BYTES = 64 * 1024
+
+_HEX_64 = re.compile(r"[0-9a-f]{64}")  # a SHA-256, as the chain writes it
+_HEX_128 = re.compile(r"[0-9a-f]{128}")  # an Ed25519 signature
+
+
+def _refused(where: str, why: str) -> IntegrityError:
+    return IntegrityError(f"{where} is not a checkpoint: {why}")
+
+
+def _json_kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else "an object"
+
+
+def _is_text(value: object) -> bool:
+    """A string UTF-8 can hold: JSON's escapes can make one it cannot (a lone surrogate),
+    which `Checkpoint.statement` could not encode."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _is_time(value: object) -> bool:
+    try:
+        return isinstance(value, str) and bool(datetime.fromisoformat(value))
+    except ValueError:
+        return False
+
+
+# What each field must be, and how a message says it: the values `write_checkpoint`
+# writes (a count within the ledger's 64-bit sequence numbers).
+_FIELDS: dict[str, tuple[Callable[[object], bool], str]] = {
+    "ledger": (_is_text, "UTF-8 text"),
+    "count": (
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v < 2**63,
+        "a whole number from 1 to 2**63 - 1",
+    ),
+    "head_hash": (lambda v: isinstance(v, str) and bool(_HEX_64.fullmatch(v)), "64 hex digits"),
+    "time": (_is_time, "an ISO 8601 time"),
+    "signature": (
+        lambda v: isinstance(v, str) and bool(_HEX_128.fullmatch(v)),
+        "128 hex digits",
+    ),
+}
+
+
+def parse_checkpoint(data: bytes, where: str) -> Checkpoint:
+    """The checkpoint in `data` (a stored file's bytes), or IntegrityError naming `where`
+    and what is wrong: whatever a store holds, this is the one check of its shape."""
+    if len(data) > MAX_CHECKPOINT_BYTES:
+        raise _refused(where, f"it holds more than {MAX_CHECKPOINT_BYTES // 1024} KiB")
+    try:
+        document = json.loads(data.decode("utf-8"))  # json would also guess UTF-16 or -32
+    except UnicodeDecodeError:
+        raise _refused(where, "its bytes are not UTF-8 text") from None
+    except (ValueError, RecursionError):  # RecursionError: brackets nested too deep
+        raise _refused(where, "it is not JSON") from None
+    if not isinstance(document, dict):
+        raise _refused(where, f"it holds {_json_kind(document)}, not a JSON object")
+    missing = [name for name in _FIELDS if name not in document]
+    if missing:
+        raise _refused(where, f"it has no {', no '.join(missing)}")
+    unknown = sorted(name for name in document if name not in _FIELDS)
+    if unknown:  # named by the first, cut short: their names are anyone's choice
+        first = one_line(repr(unknown[0]), 40)
+        raise _refused(where, f"it has {len(unknown)} unknown field(s), the first {first}")
+    for name, (valid, expected) in _FIELDS.items():
+        if not valid(document[name]):
+            raise _refused(where, f"its {name} is {_json_kind(document[name])}, not {expected}")
+    return Checkpoint(**document)
+
+
+def _shown(name: str) -> str:
+    """A stored name as a message shows it: a store's writers choose names, and one with
+    a line break or a terminal's control codes must not shape the message."""
+    return name if name.isprintable() else ascii(name)
+
+
 class CheckpointStore(ABC):
     """Checkpoint files of one ledger: written once, never replaced."""
 
@@ -63,7 +159,13 @@ class CheckpointStore(ABC):
     def names(self) -> list[str]: ...
 
     @abstractmethod
-    def read(self, name: str) -> bytes: ...
+    def read(self, name: str) -> bytes:
+        """At most MAX_CHECKPOINT_BYTES + 1 bytes of the checkpoint: a longer one is cut
+        there (`parse_checkpoint` names it); IntegrityError if it cannot be read."""
+
+    def label(self, name: str) -> str:
+        """The checkpoint `name` in this store, for messages."""
+        return f"checkpoint {_shown(name)} in {self}"
 
 
 class LocalCheckpointStore(CheckpointStore):
@@ -85,7 +187,34 @@ class LocalCheckpointStore(CheckpointStore):
         return sorted(path.name for path in self.root.glob("*.json"))
 
     def read(self, name: str) -> bytes:
-        return (self.root / name).read_bytes()
+        where = self.label(name)
+        try:
+            # looked at before it is opened: a FIFO blocks its reader, a device may never
+            # end, a symbolic link leads anywhere
+            _must_be_regular(os.lstat(self.root / name).st_mode, where)
+            descriptor = os.open(self.root / name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+            with os.fdopen(descriptor, "rb") as handle:
+                # swapped since the look? O_NONBLOCK kept the opening from blocking
+                _must_be_regular(os.fstat(handle.fileno()).st_mode, where)
+                return handle.read(MAX_CHECKPOINT_BYTES + 1)
+        except OSError as error:
+            raise _refused(where, f"it cannot be read ({error.strerror or error})") from None
+
+
+_NOT_REGULAR = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISLNK, "a symbolic link"),
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISCHR, "a device"),
+    (stat.S_ISBLK, "a device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _must_be_regular(mode: int, where: str) -> None:
+    if not stat.S_ISREG(mode):
+        kind = next((kind for test, kind in _NOT_REGULAR if test(mode)), "not a file")
+        raise _refused(where, f"it is {kind}, not a regular file")
 
 
 class S3CheckpointStore(CheckpointStore):
@@ -117,9 +246,9 @@ class S3CheckpointStore(CheckpointStore):
                 if error.response.get("Error", {}).get("Code") != "PreconditionFailed":
                     raise
 
-    def _first_versions(self) -> dict[str, str]:
-        """Each checkpoint's first version id, by name (deleted ones included)."""
-        first: dict[str, str] = {}
+    def _first_versions(self) -> dict[str, dict[str, Any]]:
+        """Each checkpoint's first version (its id and size), by name (deleted ones too)."""
+        first: dict[str, dict[str, Any]] = {}
         with reaching_s3(f"checkpoint store {self}"):
             pages = self.client.get_paginator("list_object_versions").paginate(
                 Bucket=self.bucket, Prefix=self.prefix
@@ -127,7 +256,7 @@ class S3CheckpointStore(CheckpointStore):
             for page in pages:
                 # a key's versions are listed newest first: the last one seen is the first
                 for version in page.get("Versions", []):
-                    first[version["Key"][len(self.prefix) :]] = version["VersionId"]
+                    first[version["Key"][len(self.prefix) :]] = version
         return {name: version for name, version in first.items() if name.endswith(".json")}
 
     def names(self) -> list[str]:
@@ -136,12 +265,15 @@ class S3CheckpointStore(CheckpointStore):
 
     def read(self, name: str) -> bytes:
         versions = getattr(self, "_versions", {})
-        version = (versions if name in versions else self._first_versions()).get(name)
+        first = (versions if name in versions else self._first_versions()).get(name, {})
+        # "null" too: the version an object had before versioning was turned on
+        extra = {"VersionId": first["VersionId"]} if first.get("VersionId") else {}
+        if first.get("Size", 0) > MAX_CHECKPOINT_BYTES:  # asked for no more than is read
+            extra["Range"] = f"bytes=0-{MAX_CHECKPOINT_BYTES}"
         with reaching_s3(f"checkpoint store {self}"):
-            # "null" too: the version an object had before versioning was turned on
-            extra = {"VersionId": version} if version else {}
             found = self.client.get_object(Bucket=self.bucket, Key=self.prefix + name, **extra)
-            data: bytes = found["Body"].read()
+            with contextlib.closing(found["Body"]) as body:
+                data: bytes = body.read(MAX_CHECKPOINT_BYTES + 1)
         return data
 
 
@@ -188,25 +320,23 @@ def check_checkpoints(
             "put the signing key's .pub file in the key folder"
         )
     for name in names:
-        try:
-            checkpoint = Checkpoint(**json.loads(store.read(name)))
-        except (ValueError, TypeError):
-            raise IntegrityError(f"checkpoint {name} in {store} is not a checkpoint") from None
+        checkpoint = parse_checkpoint(store.read(name), store.label(name))
         assert key is not None
         try:
             key.verify(bytes.fromhex(checkpoint.signature), checkpoint.statement())
-        except (InvalidSignature, ValueError):
+        except InvalidSignature:
             return replace(
                 walked,
                 first_bad=checkpoint.count,
-                reason=f"has a checkpoint ({name}) "
+                reason=f"has a checkpoint ({_shown(name)}) "
                 "whose signature does not hold: it was forged or damaged",
             )
         if name != checkpoint.name:  # signed content filed under another name
             return replace(
                 walked,
                 first_bad=checkpoint.count,
-                reason=f"has a checkpoint filed as {name} that covers {checkpoint.count} entries",
+                reason=f"has a checkpoint filed as {_shown(name)} "
+                f"that covers {checkpoint.count} entries",
             )
         signed = f"a checkpoint signed at {checkpoint.time}"
         if checkpoint.count > walked.entries:

@@ -12,11 +12,14 @@ import psycopg
 import pytest
 
 from replay.errors import BadInput, EnvironmentProblem, Erased
-from replay.ledger import LocalSubjectKeys, open_ledger_at
+from replay.ledger import LocalSubjectKeys, open_ledger, open_ledger_at
 from replay.ledger.chain import GENESIS, NewEntry
+from replay.ledger.decisions import checkpoint_ledger
 from replay.ledger.postgres import PostgresLedger
+from replay.settings import load_settings
 from tests.factories import ledger_decision, write_decisions
 from tests.integration.conftest import free_port, run_cli
+from tests.ledger_tampering import rewritten_chain
 
 pytestmark = pytest.mark.integration
 
@@ -180,3 +183,80 @@ def test_machines_sharing_a_postgres_key_store_seal_alike_and_erase_everywhere(
     for ledger in (first, second):
         assert all(ledger.get(e.txn_id).erased_on for e in (mine, theirs))
     assert first.verify().entries == 3
+
+
+@pytest.fixture
+def checkpointed(postgres, tmp_path):
+    """100 entries in PostgreSQL, their head checkpointed in a local folder; the
+    environment the CLI then runs in."""
+    environment = {"REPLAY_HOME": str(tmp_path / "home"), "REPLAY_LEDGER": postgres}
+    settings = load_settings(environment, cwd=tmp_path)
+    open_ledger(settings).append([ledger_decision(i) for i in range(1, 101)])
+    checkpoint = checkpoint_ledger(settings=settings)
+    return environment, next(settings.home.rglob(checkpoint.name))
+
+
+def as_superuser(url: str, *statements: tuple[str, list]) -> None:
+    """What the database's owner can do despite the triggers."""
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("ALTER TABLE entries DISABLE TRIGGER USER")
+        for sql, parameters in statements:
+            connection.execute(sql, parameters)
+
+
+def refused(environment: dict[str, str | None]) -> str:
+    """`replay ledger verify`'s one line, exit 4."""
+    result = run_cli("ledger", "verify", env={"REPLAY_CHECKPOINTS": None, **environment})
+    assert result.returncode == 4, result.stdout + result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    return line
+
+
+def test_a_deleted_row_is_named(checkpointed):
+    environment, _ = checkpointed
+    as_superuser(environment["REPLAY_LEDGER"], ("DELETE FROM entries WHERE seq = 40", []))
+    assert refused(environment) == "error: ledger entry 40 is missing"
+
+
+def test_a_cut_end_is_named_by_its_checkpoint(checkpointed):
+    environment, _ = checkpointed
+    as_superuser(environment["REPLAY_LEDGER"], ("DELETE FROM entries WHERE seq > 60", []))
+    assert open_ledger_at(environment["REPLAY_LEDGER"]).verify().ok  # the chain cannot tell
+    line = refused(environment)
+    assert line.startswith("error: ledger entry 61 is missing: the ledger ends at entry 60")
+    assert line.endswith("covers 100 entries (its end was cut off)")
+
+
+def test_a_rewritten_chain_is_named_by_its_checkpoint(checkpointed):
+    environment, _ = checkpointed
+    url = environment["REPLAY_LEDGER"]
+    ledger = open_ledger_at(url)
+    as_superuser(
+        url,
+        *(
+            (
+                "UPDATE entries SET outputs = %s, prev_hash = %s, hash = %s WHERE seq = %s",
+                [columns[name] for name in ("outputs", "prev_hash", "hash", "seq")],
+            )
+            for columns in rewritten_chain(ledger, 40)
+        ),
+    )
+    assert ledger.verify().ok  # the chain alone cannot tell
+    line = refused(environment)
+    assert line.startswith("error: ledger entry 100 differs from a checkpoint signed at ")
+    assert line.endswith("the chain up to it was rewritten")
+
+
+def test_a_forged_or_null_signed_checkpoint_is_named(checkpointed):
+    environment, genuine = checkpointed
+    fields = json.loads(genuine.read_text())
+    forged = genuine.with_name("000000000060-0000000000000000.json")
+    forged.write_text(json.dumps({**fields, "count": 60, "head_hash": "0" * 64}))
+    assert refused(environment) == (
+        "error: ledger entry 60 has a checkpoint (000000000060-0000000000000000.json) "
+        "whose signature does not hold: it was forged or damaged"
+    )
+    forged.write_text(json.dumps({**fields, "signature": None}))
+    line = refused(environment)
+    assert line.startswith("error: checkpoint 000000000060-0000000000000000.json in ")
+    assert line.endswith("is not a checkpoint: its signature is null, not 128 hex digits")

@@ -5,17 +5,23 @@ someone with the database file would."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from replay.errors import IntegrityError
 from replay.ledger import SQLiteLedger
-from replay.ledger.chain import _body, entry_hash
+from replay.ledger.checkpoints import MAX_CHECKPOINT_BYTES, parse_checkpoint
 from replay.ledger.decisions import checkpoint_ledger, verify_ledger
 from replay.settings import load_settings
 from tests.factories import ledger_decision
+from tests.ledger_tampering import rewritten_chain
 
 
 @pytest.fixture
@@ -75,22 +81,12 @@ def test_a_cut_end_is_named(ledger, settings):
 
 def test_a_rewritten_chain_is_named(ledger, settings):
     checkpoint_ledger(settings=settings)
-    prev_hash = ledger.at(99).hash
-    for seq in range(100, 201):  # edit entry 100, then recompute every hash after it
-        columns = ledger.at(seq).columns()
-        if seq == 100:
-            columns["outputs"] = columns["outputs"].replace("approved", "rejected")
-        columns["prev_hash"] = prev_hash
-        columns["hash"] = entry_hash(prev_hash, _body(columns))
+    for columns in rewritten_chain(ledger, 100):
         tamper(
             ledger.path,
             "UPDATE entries SET outputs = ?, prev_hash = ?, hash = ? WHERE seq = ?",
-            columns["outputs"],
-            columns["prev_hash"],
-            columns["hash"],
-            seq,
+            *(columns[name] for name in ("outputs", "prev_hash", "hash", "seq")),
         )
-        prev_hash = columns["hash"]
     assert ledger.verify().ok
     report = verify_ledger(settings=settings)
     assert report.first_bad == 200 and "the chain up to it was rewritten" in report.reason
@@ -142,5 +138,143 @@ def test_a_junk_or_misfiled_checkpoint_is_named(ledger, settings):
     assert report.first_bad == 200 and "filed as 000000000150" in report.reason
     (folder / "000000000150-0000000000000000.json").unlink()
     (folder / "000000000001-junk.json").write_text("not json")
-    with pytest.raises(IntegrityError, match=r"000000000001-junk\.json .* is not a checkpoint"):
+    with pytest.raises(
+        IntegrityError, match=r"000000000001-junk\.json .* is not a checkpoint: it is not JSON"
+    ):
         verify_ledger(settings=settings)
+
+
+def checkpoint_folder(settings):
+    """The folder the ledger's first checkpoint went to, and that checkpoint's fields."""
+    checkpoint = checkpoint_ledger(settings=settings)
+    folder = next(settings.home.rglob(checkpoint.name)).parent
+    return folder, json.loads((folder / checkpoint.name).read_text())
+
+
+def verify_with_the_cli(settings, timeout: float = 60) -> subprocess.CompletedProcess:
+    """`replay ledger verify` as a user runs it, bounded: a hang fails the test."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("REPLAY_")}
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "replay"), "ledger", "verify"],
+        env={**environment, "REPLAY_HOME": str(settings.home)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def one_error_line(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    return line
+
+
+def test_a_null_signature_is_exit_4_naming_the_file_not_a_traceback(ledger, settings):
+    folder, fields = checkpoint_folder(settings)
+    (folder / "000000000150-null.json").write_text(json.dumps({**fields, "signature": None}))
+    line = one_error_line(verify_with_the_cli(settings))
+    assert line.startswith("error: checkpoint 000000000150-null.json in ")
+    assert line.endswith("is not a checkpoint: its signature is null, not 128 hex digits")
+
+
+def test_a_fifo_is_named_within_seconds_and_never_opened(ledger, settings):
+    folder, _ = checkpoint_folder(settings)
+    os.mkfifo(folder / "y.json")  # no writer: opening it for reading would block
+    started = time.monotonic()
+    line = one_error_line(verify_with_the_cli(settings, timeout=30))
+    assert time.monotonic() - started < 30
+    assert "checkpoint y.json in " in line and "it is a FIFO, not a regular file" in line
+
+
+def padded(fields: dict) -> bytes:
+    """The genuine checkpoint, still valid JSON, padded past the limit with spaces."""
+    return json.dumps(fields).encode() + b" " * MAX_CHECKPOINT_BYTES
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (lambda f: json.dumps({**f, "signature": 12}), "its signature is a number, not 128"),
+        (lambda f: json.dumps({**f, "signature": "zz" * 64}), "its signature is a string, not"),
+        (lambda f: json.dumps({**f, "count": "200"}), "its count is a string, not a whole"),
+        (lambda f: json.dumps({**f, "count": True}), "its count is a boolean, not a whole"),
+        (lambda f: json.dumps({**f, "count": 2**63}), "its count is a number, not a whole"),
+        (lambda f: json.dumps({**f, "count": 0}), "its count is a number, not a whole"),
+        (lambda f: json.dumps({**f, "head_hash": None}), "its head_hash is null, not 64 hex"),
+        (lambda f: json.dumps({**f, "time": "yesterday"}), "its time is a string, not an ISO"),
+        (lambda f: json.dumps({**f, "ledger": ["x"]}), "its ledger is a list, not UTF-8 text"),
+        (lambda f: json.dumps({**f, "ledger": "\ud800"}), "its ledger is a string, not UTF-8"),
+        (lambda f: json.dumps({k: v for k, v in f.items() if k != "time"}), "it has no time"),
+        (lambda f: "{}", "it has no ledger, no count, no head_hash, no time, no signature"),
+        (
+            lambda f: json.dumps({**f, "extra": 1, "x" * 50_000: 2}),
+            "it has 2 unknown field(s), the first 'extra'",
+        ),
+        (lambda f: json.dumps({**f, "x" * 50_000: 2}), "the first 'xxxxxxxxx"),
+        (lambda f: json.dumps([f]), "it holds a list, not a JSON object"),
+        (lambda f: "null", "it holds null, not a JSON object"),
+        (lambda f: '"text"', "it holds a string, not a JSON object"),
+        (lambda f: "", "it is not JSON"),
+        (lambda f: "[" * 60_000, "it is not JSON"),  # too deep for json's recursion
+        (lambda f: b"\xff\xfe\x00\x00junk", "its bytes are not UTF-8 text"),
+        (lambda f: json.dumps(f).encode("utf-16"), "its bytes are not UTF-8 text"),
+        (padded, "it holds more than 64 KiB"),
+    ],
+)
+def test_malformed_checkpoint_content_is_named(ledger, settings, content, why):
+    folder, fields = checkpoint_folder(settings)
+    data = content(fields)
+    (folder / "000000000150-bad.json").write_bytes(
+        data if isinstance(data, bytes) else data.encode()
+    )
+    with pytest.raises(IntegrityError) as raised:
+        verify_ledger(settings=settings)
+    message = str(raised.value)
+    assert message.startswith(f"checkpoint 000000000150-bad.json in {folder} is not a checkpoint")
+    assert why in message
+    assert len(message) < len(str(folder)) + 150  # one short line, whatever the file holds
+
+
+def test_a_huge_checkpoint_is_not_read_whole(ledger, settings, monkeypatch):
+    folder, _ = checkpoint_folder(settings)
+    (folder / "000000000150-huge.json").write_bytes(b" " * (64 * 2**20))
+    parsed: list[int] = []
+
+    def spy(data: bytes, where: str):
+        parsed.append(len(data))
+        return parse_checkpoint(data, where)
+
+    monkeypatch.setattr("replay.ledger.checkpoints.parse_checkpoint", spy)
+    with pytest.raises(IntegrityError, match=r"000000000150-huge\.json .* more than 64 KiB"):
+        verify_ledger(settings=settings)
+    assert max(parsed) == MAX_CHECKPOINT_BYTES + 1
+
+
+@pytest.mark.parametrize(
+    ("make", "kind"),
+    [
+        (lambda path, genuine: path.mkdir(), "a folder"),
+        (lambda path, genuine: path.symlink_to(genuine), "a symbolic link"),
+        (lambda path, genuine: path.symlink_to("/dev/zero"), "a symbolic link"),
+    ],
+)
+def test_a_checkpoint_that_is_not_a_regular_file_is_named(ledger, settings, make, kind):
+    checkpoint = checkpoint_ledger(settings=settings)
+    genuine = next(settings.home.rglob(checkpoint.name))
+    make(genuine.parent / "000000000150-odd.json", genuine)
+    with pytest.raises(IntegrityError, match=rf"000000000150-odd\.json .* it is {kind}, not"):
+        verify_ledger(settings=settings)
+
+
+def test_a_name_with_control_codes_is_shown_on_one_line(ledger, settings):
+    folder, _ = checkpoint_folder(settings)
+    (folder / "x\n\x1b[2Jforged.json").write_text("junk")
+    line = one_error_line(verify_with_the_cli(settings))
+    assert "checkpoint 'x\\n\\x1b[2Jforged.json' in " in line
+
+
+def test_a_written_checkpoint_parses_back_as_itself(ledger, settings):
+    checkpoint = checkpoint_ledger(settings=settings)
+    data = next(settings.home.rglob(checkpoint.name)).read_bytes()
+    assert parse_checkpoint(data, "written") == checkpoint
