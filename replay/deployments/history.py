@@ -10,11 +10,11 @@ from typing import Any
 
 from replay.deployments.building import stored_files
 from replay.errors import BadInput, IntegrityError
-from replay.manifests.canonical import sha256_file
+from replay.manifests.canonical import sha256_bytes, sha256_file
 from replay.manifests.manifest import Manifest, is_id_prefix
 from replay.settings import Settings, load_settings
 from replay.stores.blobs import open_blob_store
-from replay.stores.manifests import DeploymentRecord, manifest_store
+from replay.stores.manifests import DeploymentRecord, ManifestStore, manifest_store
 from replay.stores.models import stored_copies
 
 
@@ -102,6 +102,7 @@ def verify_manifest(manifest_id: str, *, settings: Settings | None = None) -> Ma
             checks.append(Check(f"model file {item.path} ({remote})", item.sha256, "(missing)"))
         elif not places:
             checks.append(Check(f"model file {item.path}", item.sha256, "(no stored copy)"))
+    checks.extend(_build_checks(store, manifest.manifest_id))
     blobs = open_blob_store(settings.blobs)
     for wheel in manifest.environment.wheels:
         found = (
@@ -109,3 +110,22 @@ def verify_manifest(manifest_id: str, *, settings: Settings | None = None) -> Ma
         )
         checks.append(Check(f"wheel {wheel.filename}", wheel.sha256, found))
     return ManifestVerification(manifest.manifest_id, checks)
+
+
+def _build_checks(store: ManifestStore, manifest_id: str) -> list[Check]:
+    """The signed record of the images proven for the manifest, as the tracking store
+    holds it, and this machine's copy of it (which may lag, never differ)."""
+    stored = store.stored_build(manifest_id)
+    if stored is None:  # never built: nothing may run for it yet
+        return []
+    signed = sha256_bytes(stored.statement())
+    problem = store.build_problem(stored)
+    checks = [Check("build record", signed, signed if problem is None else f"({problem})")]
+    cached = store.cached_build(manifest_id)
+    if cached is not None:
+        # an older signed copy (fewer images) is only behind; a changed one is not
+        behind = cached.image_ids == stored.image_ids[: len(cached.image_ids)]
+        problem = store.build_problem(cached) or (None if behind else "it names other images")
+        found = signed if problem is None else f"({problem})"
+        checks.append(Check("build record (this machine's copy)", signed, found))
+    return checks

@@ -128,7 +128,7 @@ def verify_ledger(
     if not walked.ok:
         return walked
     store = open_checkpoint_store(settings.checkpoint_location, ledger)
-    return check_checkpoints(ledger, store, verifying_key(settings), walked)
+    return check_checkpoints(ledger, store, verifying_key(settings.key_folder), walked)
 
 
 def checkpoint_ledger(*, settings: Settings | None = None) -> Checkpoint | None:
@@ -136,4 +136,4 @@ def checkpoint_ledger(*, settings: Settings | None = None) -> Checkpoint | None:
     settings = settings or load_settings()
     ledger = open_ledger(settings)
     store = open_checkpoint_store(settings.checkpoint_location, ledger)
-    return write_checkpoint(ledger, store, signing_key(settings))
+    return write_checkpoint(ledger, store, signing_key(settings.key_folder))

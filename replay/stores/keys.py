@@ -1,9 +1,11 @@
 """Keys kept apart from the data they protect: private files in a key folder
 (`REPLAY_KEYS`, by default `<state folder>/keys`), created 0600 in a 0700 folder.
 
-The ledger's signing key (Ed25519) signs checkpoints of the chain's head. Whoever can
-read it can sign a forged checkpoint, so an operator keeps the folder away from the
-ledger database's writers; an auditor's machine needs only the public key file.
+The ledger's signing key (Ed25519) signs checkpoints of the chain's head and the record
+of every image proven for a manifest. Whoever can read it can sign a forged checkpoint
+or vouch for a forged image, so an operator keeps the folder away from the ledger
+database's and the state folder's writers; an auditor's machine needs only the public
+key file.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from replay.errors import EnvironmentProblem
-from replay.settings import Settings
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -69,12 +70,12 @@ def create_private(path: Path, data: bytes) -> bytes:
     return path.read_bytes()
 
 
-def signing_key(settings: Settings) -> Ed25519PrivateKey:
-    """The ledger's signing key, made on first use (with its public half beside it)."""
+def signing_key(folder: Path) -> Ed25519PrivateKey:
+    """The ledger's signing key in the key folder, made on first use (with its public
+    half beside it)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    folder = settings.key_folder
     path = folder / SIGNING_KEY
     if not path.exists():
         new = Ed25519PrivateKey.generate().private_bytes(
@@ -96,17 +97,17 @@ def signing_key(settings: Settings) -> Ed25519PrivateKey:
     return key
 
 
-def verifying_key(settings: Settings) -> Ed25519PublicKey | None:
+def verifying_key(folder: Path) -> Ed25519PublicKey | None:
     """The public half of the signing key (the .pub file alone is enough), or None when
-    no key was ever made here."""
+    no key was ever made in the key folder."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    public = settings.key_folder / VERIFYING_KEY
+    public = folder / VERIFYING_KEY
     if not public.exists():
-        if not (settings.key_folder / SIGNING_KEY).exists():
+        if not (folder / SIGNING_KEY).exists():
             return None
-        signing_key(settings)  # writes the public half
+        signing_key(folder)  # writes the public half
     key = serialization.load_pem_public_key(public.read_bytes())
     if not isinstance(key, Ed25519PublicKey):
         raise EnvironmentProblem(f"{public} is not an Ed25519 public key")

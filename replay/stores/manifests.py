@@ -15,17 +15,18 @@ import json
 import logging
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from replay.errors import BadInput, EnvironmentProblem, IntegrityError, one_line
-from replay.manifests.canonical import sha256_file
+from replay.manifests.canonical import canonical_json, document_id, sha256_file
 from replay.manifests.manifest import MIN_ID_PREFIX, Manifest, is_id_prefix
 from replay.settings import Settings, without_password
-from replay.stores.keys import private_folder
+from replay.stores.keys import private_folder, signing_key, verifying_key
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     from mlflow.tracking import MlflowClient
 
 TAG_ID = "replay.manifest_id"
@@ -35,6 +36,7 @@ TAG_IMAGES = "replay.image_ids"  # every proven image (space-separated): builds 
 TAG_FINGERPRINT = "replay.fingerprint"
 TAG_REPO_DIGEST = "replay.repo_digest"
 TAG_ARCHIVE = "replay.archive_sha256"
+TAG_SIGNATURE = "replay.build_signature"  # Ed25519 over BuildRecord.statement, hex
 TAG_COMMIT = "mlflow.source.git.commit"
 TAG_DIRTY = "replay.dirty"
 
@@ -44,6 +46,7 @@ SOURCE_FILE = "source.tar"
 REFERENCE_FILE = "reference.csv"
 RUNNER_FILE = "runner.py"
 FINGERPRINT_FILE = "fingerprint.json"
+BUILD_FILE = "build.json"  # this machine's copy of the signed build record
 
 
 @dataclass(frozen=True)
@@ -61,9 +64,15 @@ class DeploymentRecord:
     run_id: str
 
 
+# What a build record's signature vouches for, named and versioned so that no other
+# signed document (a ledger checkpoint) can pass for one.
+BUILD_STATEMENT = "replay build record 1"
+
+
 @dataclass(frozen=True)
 class BuildRecord:
-    """What is known of a manifest's image: its fingerprint and where copies are kept."""
+    """What is known of a manifest's image: its fingerprint, every image proven for it
+    and where copies are kept, signed with the ledger's key when it was recorded."""
 
     image_id: str
     fingerprint: dict[str, Any]
@@ -71,10 +80,43 @@ class BuildRecord:
     repo_digest: str | None = None
     archive_sha256: str | None = None
     image_ids: list[str] = field(default_factory=list)  # every image proven for it
+    manifest_id: str = ""
+    signature: str | None = None
 
     def proves(self, image_id: str) -> bool:
         """Whether `image_id` is an image built and proven for this manifest."""
         return image_id == self.image_id or image_id in self.image_ids
+
+    def statement(self) -> bytes:
+        """The bytes signed: everything that says which images may run for the manifest
+        (the fingerprint through its id)."""
+        return canonical_json(
+            {
+                "statement": BUILD_STATEMENT,
+                "manifest_id": self.manifest_id,
+                "image_id": self.image_id,
+                "image_ids": self.image_ids,
+                "fingerprint_id": self.fingerprint_id,
+                "repo_digest": self.repo_digest,
+                "archive_sha256": self.archive_sha256,
+            }
+        )
+
+    def holds(self, key: Ed25519PublicKey | None, manifest_id: str) -> str | None:
+        """Why this record cannot be trusted for `manifest_id` with `key`, or None."""
+        from cryptography.exceptions import InvalidSignature
+
+        if self.manifest_id != manifest_id:
+            return f"it is the record of {str(self.manifest_id)[:12] or 'no manifest'}"
+        if key is None:
+            return "there is no ledger key in the key folder to check its signature"
+        try:  # any field may hold anything: a file can be edited by hand
+            if document_id(self.fingerprint) != self.fingerprint_id:
+                return "its fingerprint does not hash to its fingerprint id"
+            key.verify(bytes.fromhex(str(self.signature)), self.statement())
+        except (InvalidSignature, ValueError, TypeError):
+            return "its signature does not hold (it was changed, or signed with another key)"
+        return None
 
 
 def _check_id(manifest_id: str) -> None:
@@ -85,10 +127,13 @@ def _check_id(manifest_id: str) -> None:
 
 
 class ManifestStore:
-    def __init__(self, tracking_uri: str, artifact_root: str, cache_dir: Path) -> None:
+    def __init__(
+        self, tracking_uri: str, artifact_root: str, cache_dir: Path, *, key_folder: Path
+    ) -> None:
         self.tracking_uri = tracking_uri
         self.artifact_root = artifact_root.rstrip("/")
         self.cache_dir = cache_dir
+        self.key_folder = key_folder  # the ledger's signing key signs build records too
         self._client: MlflowClient | None = None
 
     @property
@@ -298,57 +343,109 @@ class ManifestStore:
     def attach_build(
         self, manifest_id: str, image_id: str, fingerprint: dict[str, Any], fingerprint_id: str
     ) -> BuildRecord:
-        """Record the built image and its fingerprint next to the manifest."""
+        """Record the built image and its fingerprint next to the manifest, signed."""
         run_id = self._run_for(manifest_id).info.run_id
+        earlier = self.build_record(manifest_id)  # checked: a forged id is never re-signed
         with tempfile.TemporaryDirectory() as scratch:
             path = Path(scratch) / FINGERPRINT_FILE
             path.write_text(json.dumps(fingerprint, indent=2, sort_keys=True))
             self.client.log_artifact(run_id, str(path))
-        earlier = self._run_for(manifest_id).data.tags.get(TAG_IMAGES, "").split()
-        self.client.set_tag(run_id, TAG_IMAGES, " ".join(dict.fromkeys([*earlier, image_id])))
-        self.client.set_tag(run_id, TAG_IMAGE, image_id)
-        self.client.set_tag(run_id, TAG_FINGERPRINT, fingerprint_id)
-        return self._recorded_build(manifest_id)
+        record = BuildRecord(
+            image_id=image_id,
+            fingerprint=fingerprint,
+            fingerprint_id=fingerprint_id,
+            repo_digest=earlier.repo_digest if earlier else None,
+            archive_sha256=earlier.archive_sha256 if earlier else None,
+            image_ids=list(dict.fromkeys([*(earlier.image_ids if earlier else []), image_id])),
+            manifest_id=self.resolve(manifest_id),
+        )
+        return self._record_build(run_id, record)
 
     def attach_publication(
         self, manifest_id: str, repo_digest: str, archive_sha256: str
     ) -> BuildRecord:
         """Record where the image was published: registry digest and archive blob."""
+        earlier = self.build_record(manifest_id)
+        if earlier is None:
+            raise BadInput(f"manifest {manifest_id[:12]} has no image to publish")
         run_id = self._run_for(manifest_id).info.run_id
-        self.client.set_tag(run_id, TAG_REPO_DIGEST, repo_digest)
-        self.client.set_tag(run_id, TAG_ARCHIVE, archive_sha256)
-        return self._recorded_build(manifest_id)
+        record = replace(earlier, repo_digest=repo_digest, archive_sha256=archive_sha256)
+        return self._record_build(run_id, record)
 
-    def _recorded_build(self, manifest_id: str) -> BuildRecord:
-        record = self._refresh_build(manifest_id)
-        if record is None:  # tags were just set; MLflow lost them
-            raise EnvironmentProblem(f"MLflow did not keep the build of {manifest_id[:12]}")
-        return record
+    def _record_build(self, run_id: str, record: BuildRecord) -> BuildRecord:
+        """Sign `record` and write it to the tracking store, then read it back checked."""
+        signature = signing_key(self.key_folder).sign(record.statement()).hex()
+        tags = {
+            TAG_IMAGES: " ".join(record.image_ids),
+            TAG_IMAGE: record.image_id,
+            TAG_FINGERPRINT: record.fingerprint_id,
+            TAG_REPO_DIGEST: record.repo_digest,
+            TAG_ARCHIVE: record.archive_sha256,
+            TAG_SIGNATURE: signature,
+        }
+        for name, value in tags.items():
+            if value is not None:
+                self.client.set_tag(run_id, name, value)
+        stored = self._checked(self.stored_build(record.manifest_id))
+        if stored is None:  # tags were just set; MLflow lost them
+            raise EnvironmentProblem(f"MLflow did not keep the build of {record.manifest_id[:12]}")
+        return stored
 
     def build_record(self, manifest_id: str) -> BuildRecord | None:
-        """What is recorded of the manifest's image, or None if it was never built."""
-        cached = self._cached(manifest_id)
-        if cached is not None and (cached / "build.json").is_file():
-            return BuildRecord(**json.loads((cached / "build.json").read_text()))
-        return self._refresh_build(manifest_id)
+        """What is recorded of the manifest's image, or None if it was never built: this
+        machine's copy when its signature holds, else the tracking store's, which must."""
+        cached = self.cached_build(manifest_id)
+        if cached is not None and self.build_problem(cached) is None:
+            return cached
+        return self._checked(self.stored_build(manifest_id))
 
-    def _refresh_build(self, manifest_id: str) -> BuildRecord | None:
-        run = self._run_for(manifest_id)
-        tags = run.data.tags
+    def cached_build(self, manifest_id: str) -> BuildRecord | None:
+        """This machine's copy of the build record, as it is (not checked)."""
+        cached = self._cached(manifest_id)
+        if cached is None or not (cached / BUILD_FILE).is_file():
+            return None
+        try:
+            record = BuildRecord(**json.loads((cached / BUILD_FILE).read_text()))
+        except (ValueError, TypeError):  # not a record at all: the store's is read instead
+            return None
+        return record if record.manifest_id == cached.name else None
+
+    def build_problem(self, record: BuildRecord) -> str | None:
+        """Why `record` cannot be trusted (checked with the ledger's public key), or None."""
+        return record.holds(verifying_key(self.key_folder), record.manifest_id)
+
+    def stored_build(self, manifest_id: str) -> BuildRecord | None:
+        """The build record as the tracking store holds it (not checked), None if the
+        manifest was never built."""
+        tags = self._run_for(manifest_id).data.tags
         if TAG_FINGERPRINT not in tags:
             return None
         with tempfile.TemporaryDirectory() as scratch:
             path = self.artifact(tags[TAG_ID], FINGERPRINT_FILE, Path(scratch))
             fingerprint = json.loads(path.read_text())
-        record = BuildRecord(
+        return BuildRecord(
             image_id=tags[TAG_IMAGE],
             fingerprint=fingerprint,
             fingerprint_id=tags[TAG_FINGERPRINT],
             repo_digest=tags.get(TAG_REPO_DIGEST),
             archive_sha256=tags.get(TAG_ARCHIVE),
             image_ids=tags.get(TAG_IMAGES, tags[TAG_IMAGE]).split(),
+            manifest_id=tags[TAG_ID],
+            signature=tags.get(TAG_SIGNATURE),
         )
-        self._cache(tags[TAG_ID], "build.json", json.dumps(record.__dict__).encode())
+
+    def _checked(self, record: BuildRecord | None) -> BuildRecord | None:
+        """The tracking store's record once its signature holds (then cached here);
+        a record that does not hold is refused, never used to prove an image."""
+        if record is None:
+            return None
+        problem = self.build_problem(record)
+        if problem is not None:
+            raise IntegrityError(
+                f"the build record of manifest {record.manifest_id[:12]} in "
+                f"{without_password(self.tracking_uri)} cannot be trusted: {problem}"
+            )
+        self._cache(record.manifest_id, BUILD_FILE, json.dumps(record.__dict__).encode())
         return record
 
 
@@ -356,4 +453,9 @@ def manifest_store(settings: Settings) -> ManifestStore:
     """The manifest store the settings name (MLflow tracking, and the cache in home)."""
     if not settings.home.exists():
         private_folder(settings.home)  # the state folder holds personal data and keys
-    return ManifestStore(settings.tracking_uri, settings.artifact_root, settings.home / "manifests")
+    return ManifestStore(
+        settings.tracking_uri,
+        settings.artifact_root,
+        settings.home / "manifests",
+        key_folder=settings.key_folder,
+    )

@@ -155,20 +155,29 @@ def test_a_forged_image_with_another_model_is_refused(spare, engine, tmp_path):
 
 
 def test_a_rebuild_that_differs_from_the_record_is_refused(spare, engine):
+    """A record signed with the ledger's key whose fingerprint a rebuild cannot give
+    (as if the build had changed since): the rebuild is refused and removed."""
+    from dataclasses import replace
+
     from replay.images.build import find_image
+    from replay.manifests.canonical import document_id
 
     import replay
     from replay.settings import load_settings
+    from replay.stores.keys import signing_key
     from replay.stores.manifests import manifest_store
 
     manifest, _ = spare
     engine.images.remove(replay.build(manifest.manifest_id).image_id, force=True)
-    cached = manifest_store(load_settings()).cache_dir / manifest.manifest_id / "build.json"
+    store = manifest_store(load_settings())
+    cached = store.cache_dir / manifest.manifest_id / "build.json"
     genuine = cached.read_text()
-    record = json.loads(genuine)
-    record["fingerprint_id"] = "0" * 64
-    record["fingerprint"]["distributions"]["numpy"] = "0.0.0"
-    cached.write_text(json.dumps(record))
+    record = store.build_record(manifest.manifest_id)
+    fingerprint = json.loads(json.dumps(record.fingerprint))
+    fingerprint["distributions"]["numpy"] = "0.0.0"
+    changed = replace(record, fingerprint=fingerprint, fingerprint_id=document_id(fingerprint))
+    signature = signing_key(load_settings().key_folder).sign(changed.statement()).hex()
+    cached.write_text(json.dumps(replace(changed, signature=signature).__dict__))
     try:
         with pytest.raises(IntegrityError, match="differs from the fingerprint recorded"):
             replay.build(manifest.manifest_id)
