@@ -26,6 +26,11 @@ if TYPE_CHECKING:
 
 LABEL_MANIFEST = "replay.manifest_id"
 LABEL_DEPLOYMENT = "replay.deployment"
+# Where the image keeps the runner and the environment, and how it starts: the
+# Dockerfile writes them, and an image is checked against them before it starts.
+RUNNER_PATH = "/opt/replay/runner.py"
+ENVIRONMENT_PATH = "/opt/venv"
+ENTRYPOINT = [f"{ENVIRONMENT_PATH}/bin/python", RUNNER_PATH]
 CONTAINER_ENV = {
     "PYTHONPATH": "/opt/deployment/src",
     "HOME": "/tmp",
@@ -43,6 +48,8 @@ def render_dockerfile(manifest: Manifest) -> str:
     return Template(template).substitute(
         manifest_id=manifest.manifest_id,
         base=manifest.image.base,
+        runner=RUNNER_PATH,
+        entrypoint=json.dumps(ENTRYPOINT),
         env=" \\\n    ".join(f"{key}={shlex.quote(value)}" for key, value in sorted(env.items())),
         labels=" \\\n      ".join(
             f"{key}={shlex.quote(value)}"

@@ -66,6 +66,7 @@ import csv
 import hashlib
 import importlib
 import inspect
+import io
 import json
 import os
 import platform
@@ -124,36 +125,54 @@ def _record_sha256(text: str) -> str | None:
     return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).hex()
 
 
+def recorded_files(records: Mapping[str, str]) -> dict[str, tuple[str, str | None]]:
+    """Every file the RECORDs list (`records`: each RECORD's text by its path relative
+    to the environment), by path: its distribution and the sha256 it gives (hex)."""
+    listed = {}
+    for relative, text in sorted(records.items()):
+        folder = os.path.dirname(relative)
+        distribution = os.path.basename(folder).split("-")[0].lower().replace("_", "-")
+        site = os.path.dirname(folder)
+        for row in csv.reader(io.StringIO(text)):
+            if row:
+                path = os.path.normpath(os.path.join(site, row[0]))
+                listed[path] = (distribution, _record_sha256(row[1]) if len(row) > 1 else None)
+    return listed
+
+
+def is_record(relative: str) -> bool:
+    folder, name = os.path.split(relative)
+    return name == "RECORD" and folder.endswith(".dist-info")
+
+
+def modified_files(
+    files: Mapping[str, str], listed: Mapping[str, tuple[str, str | None]]
+) -> list[str]:
+    """The files whose content differs from the hash their RECORD gives (missing ones too)."""
+    return sorted(
+        path for path, (_, sha) in listed.items() if sha is not None and files.get(path) != sha
+    )
+
+
 def environment_content(root: str) -> dict[str, Any]:
     """Every installed file, checked against its distribution's RECORD: one digest per
     distribution (over its files' paths and contents, RECORD included), the files no
     RECORD lists with their sha256, and the files that differ from their RECORD hash."""
     files = _tree(root)
-    owner: dict[str, str] = {}
-    expected: dict[str, str | None] = {}
-    for relative in sorted(files):
-        folder, name = os.path.split(relative)
-        if name != "RECORD" or not folder.endswith(".dist-info"):
-            continue
-        distribution = os.path.basename(folder).split("-")[0].lower().replace("_", "-")
-        site = os.path.dirname(folder)
-        with open(os.path.join(root, relative), newline="", encoding="utf-8") as handle:
-            for row in csv.reader(handle):
-                if row:
-                    listed = os.path.normpath(os.path.join(site, row[0]))
-                    owner[listed] = distribution
-                    expected[listed] = _record_sha256(row[1]) if len(row) > 1 else None
+    records = {}
+    for relative in files:
+        if is_record(relative):
+            with open(os.path.join(root, relative), newline="", encoding="utf-8") as handle:
+                records[relative] = handle.read()
+    listed = recorded_files(records)
     digests: dict[str, Any] = {}
-    for path in sorted(owner):
-        digest = digests.setdefault(owner[path], hashlib.sha256())
+    for path in sorted(listed):
+        digest = digests.setdefault(listed[path][0], hashlib.sha256())
         digest.update(f"{path}\0{files.get(path, 'missing')}\n".encode())
-    modified = [
-        path for path, sha in expected.items() if sha is not None and files.get(path) != sha
-    ]
     return {
         "distributions": {name: digest.hexdigest() for name, digest in sorted(digests.items())},
-        "unrecorded": {path: sha for path, sha in sorted(files.items()) if path not in owner},
-        "modified": sorted(modified),
+        "unrecorded": {path: sha for path, sha in sorted(files.items()) if path not in listed},
+        "modified": modified_files(files, listed),
     }
 
 

@@ -13,6 +13,7 @@ from replay.execution.predictor import batch_difference
 from replay.images import build as image_build
 from replay.images.container import DeploymentFailed, RunnerContainer, Sandbox
 from replay.images.engine import docker_client
+from replay.images.inspection import unstarted_refusal
 from replay.images.wheelhouse import download_wheels
 from replay.manifests.canonical import sha256_file
 from replay.manifests.manifest import Manifest
@@ -105,8 +106,24 @@ def build(manifest_id: str, *, settings: Settings | None = None) -> BuildResult:
     manifest = store.load(manifest_id)
     client = docker_client(settings.docker_host)
     existing = image_build.find_image(client, manifest.manifest_id)
+    recorded = store.build_record(manifest.manifest_id)
     if existing is not None:
         image_id, reused = existing.id, True
+        # an image found under the manifest's label is trusted only if it was proven,
+        # and is refused before anything in it runs (its fingerprint too)
+        why = unstarted_refusal(
+            client,
+            image_id,
+            manifest=manifest,
+            proven=recorded is not None and recorded.proves(image_id),
+            fingerprint=recorded.fingerprint if recorded else None,
+        )
+        if why is not None:
+            raise IntegrityError(
+                f"local image {image_id[:19]} carries manifest {manifest.short_id}'s label "
+                f"but {why}; refused before anything in it ran (remove it with docker "
+                "rmi to build or recover the recorded one)"
+            )
     else:
         with (
             tempfile.TemporaryDirectory() as scratch,
@@ -118,7 +135,6 @@ def build(manifest_id: str, *, settings: Settings | None = None) -> BuildResult:
             image_id, reused = image_build.build_image(client, manifest, context, progress), False
     fingerprint = image_build.image_fingerprint(client, image_id)
     fingerprint_id = image_build.fingerprint_id(fingerprint)
-    recorded = store.build_record(manifest.manifest_id)
     try:
         image_build.check_fingerprint(manifest, fingerprint)
         if recorded is not None and recorded.fingerprint_id != fingerprint_id:
@@ -126,14 +142,6 @@ def build(manifest_id: str, *, settings: Settings | None = None) -> BuildResult:
             raise IntegrityError(
                 f"image {image_id[:19]} differs from the fingerprint recorded for manifest "
                 f"{manifest.short_id} ({difference})"
-            )
-        if reused and recorded is not None and not recorded.proves(image_id):
-            # Its fingerprint may even match (a change outside the files it covers): an
-            # image found under the manifest's label is trusted only if it was proven.
-            raise IntegrityError(
-                f"local image {image_id[:19]} carries manifest {manifest.short_id}'s label "
-                f"but is not an image built for it (recorded: {recorded.image_id[:19]}): it "
-                "was changed or replaced; remove it (docker rmi) to recover the recorded one"
             )
         if not reused:
             _prove_it_answers(client, manifest, image_id, store)

@@ -15,7 +15,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 from replay.errors import BadInput, EnvironmentProblem, IntegrityError, ReplayWarning, one_line
 from replay.execution.predictor import PredictionError, Predictor, Row
@@ -30,6 +30,7 @@ from replay.images.container import (
     Sandbox,
 )
 from replay.images.engine import docker_client
+from replay.images.inspection import unstarted_refusal
 from replay.manifests.canonical import document_id
 from replay.manifests.manifest import Manifest
 from replay.settings import Settings, load_settings
@@ -74,6 +75,7 @@ class WarmDeployment(Predictor):
             raise IntegrityError(f"manifest {self.manifest.short_id} has no recorded fingerprint")
         self.record = record
         self.fingerprint_id = record.fingerprint_id
+        self._prove_unstarted()
         self.size = containers
         self.last_failure: str | None = None  # why the pool is short, while it is
         self._protocol = 0  # the runner's protocol, read from the first one started
@@ -114,22 +116,35 @@ class WarmDeployment(Predictor):
             self._all.append(runner)
         return runner
 
+    def _refuse(self, why: str) -> NoReturn:
+        """Refuse the recovered image (a fetched copy is removed: it may be fetched again
+        whole; a local one stays, as evidence)."""
+        if self.recovered.path != "local":
+            self.client.images.remove(self.recovered.image_id, force=True)
+        raise IntegrityError(f"image {self.recovered.image_id[:19]} ({self.recovered.path}) {why}")
+
+    def _prove_unstarted(self) -> None:
+        """Refuse an image that is not one the signed build record lists, or whose
+        runner is not the manifest's, before anything in it runs."""
+        image_id = self.recovered.image_id
+        why = unstarted_refusal(
+            self.client,
+            image_id,
+            manifest=self.manifest,
+            proven=self.record.proves(image_id),
+            fingerprint=self.record.fingerprint,
+        )
+        if why is not None:
+            self._refuse(f"{why}; refused before anything in it ran")
+
     def _prove(self, runner: RunnerContainer) -> None:
-        """Refuse a runner whose image is not the one recorded (before anything loads)."""
-        found = document_id(runner.fingerprint)
-        image = f"image {self.recovered.image_id[:19]} ({self.recovered.path})"
-        if found != self.fingerprint_id:
-            if self.recovered.path != "local":
-                self.client.images.remove(self.recovered.image_id, force=True)
+        """Refuse a runner that reports other contents than those recorded (before the
+        deployment loads): the image was proven, so this is a second, inside view."""
+        if document_id(runner.fingerprint) != self.fingerprint_id:
             difference = fingerprint_difference(self.record.fingerprint, runner.fingerprint)
-            raise IntegrityError(
-                f"{image} differs from the fingerprint recorded for manifest "
+            self._refuse(
+                f"differs from the fingerprint recorded for manifest "
                 f"{self.manifest.short_id} ({difference}); refused"
-            )
-        if not self.record.proves(self.recovered.image_id):
-            raise IntegrityError(
-                f"{image} is not an image built for manifest {self.manifest.short_id} "
-                f"(recorded: {self.record.image_id[:19]}): it was changed or replaced; refused"
             )
 
     @property
