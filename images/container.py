@@ -3,7 +3,8 @@
 Low level on purpose: it knows docker-py and the runner protocol, nothing of ledgers
 or manifests. The container is sandboxed: no network, read-only root filesystem
 (only a small /tmp is writable), non-root, every capability dropped,
-no-new-privileges, memory/CPU/process limits, and a wall-clock timeout per request.
+no-new-privileges, memory/CPU/process limits, no engine log, and a wall-clock timeout
+per request.
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ SEEDS_PER_ROW = 6
 ALONE = 7  # batches answered row by row on request, and the model described
 
 
+# Bytes of one protocol line the host holds: a runner that writes without ever ending
+# a line (a deployment writing to the protocol's descriptor) must not fill the host's
+# memory. Answers to the largest batches sent (BATCH_CHARACTERS of inputs) are far below.
+MAX_LINE = 128 << 20
+
+
 class OldRunner(EnvironmentProblem):
     """The image's runner predates per-row seeding: its batches would be wrong."""
 
@@ -63,6 +70,11 @@ class Sandbox:
             "memswap_limit": self.memory,
             "nano_cpus": int(self.cpus * 1e9),
             "pids_limit": self.pids,
+            # The protocol stream carries people's inputs and decisions: the engine's
+            # default driver would copy it to a log file on the host for as long as the
+            # container lives. Replay reads it over the attach stream, which needs no log;
+            # the runner's own diagnostics (stderr) are kept in memory for its errors.
+            "log_config": {"type": "none", "config": {}},
         }
 
 
@@ -175,6 +187,8 @@ class RunnerContainer:
                     newline = payload.find(b"\n")
                     if newline >= 0:
                         end = len(self._pending) + newline
+                    elif len(self._pending) + size > MAX_LINE:
+                        raise OverflowError
                     self._pending += payload
                 elif stream == _STDERR:
                     self._stderr = (self._stderr + payload)[-4000:]
@@ -186,6 +200,11 @@ class RunnerContainer:
         except (EOFError, OSError):
             self.close()
             raise RunnerFailed(f"the runner exited: {self.stderr_tail()}") from None
+        except OverflowError:
+            self.close()
+            raise RunnerFailed(
+                f"the runner wrote over {MAX_LINE >> 20} MiB without ending a line"
+            ) from None
         line = bytes(self._pending[:end])
         del self._pending[: end + 1]
         try:
