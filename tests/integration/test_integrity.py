@@ -1,10 +1,14 @@
-"""A changed image is refused (exit 4), by `replay replay` and by `replay serve`, naming
-what differs: the deployment's code, an installed library's file, or (outside the files
-the fingerprint covers) the image itself, which is not one built for the manifest."""
+"""A changed image is refused (exit 4), by `replay replay` and by `replay serve`, before
+anything in it runs, naming what differs: the runner, the deployment's code, an installed
+library's file, or (outside the files the fingerprint covers) the image itself, which is
+not one the manifest's signed build record lists. Nothing of a runner's protocol stream
+reaches the engine's logs."""
 
 from __future__ import annotations
 
 import contextlib
+import json
+import time
 from pathlib import Path
 
 import docker
@@ -105,3 +109,102 @@ def test_manifest_verify_reads_the_store_not_its_own_cache(registry, claims_work
     assert sha256_file(stored) != manifest.manifest_id
     error = refused("manifest", "verify", manifest.manifest_id)
     assert manifest.manifest_id[:12] in error
+
+
+def starts_of(engine, image_id: str, since: float) -> list[dict]:
+    """Containers of the image (by id or any tag) the engine started since `since`."""
+    names = {image_id, *engine.images.get(image_id).tags}
+    events = engine.events(
+        since=int(since),
+        until=int(time.time()) + 1,
+        decode=True,
+        filters={"type": "container", "event": "start"},
+    )
+    return [event for event in events if event.get("from") in names]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'import sys; sys.stderr.write("FORGED CODE RAN\\n"); sys.exit(7)',
+        "import time; time.sleep(600)",
+    ],
+)
+def test_a_forged_runner_never_runs(forgeable, engine, line):
+    """One line added to the image's runner, committed under its tag: refused naming the
+    runner file and the image, and no container of the forgery ever starts."""
+    manifest, built, txn = forgeable
+    marker = "/^from __future__ import annotations$/a"
+    forged = forge(engine, built, f"sed -i '{marker} {line}' /opt/replay/runner.py")
+    since = time.time()
+    for command in (("replay", txn), ("build", manifest.manifest_id)):
+        result = run_cli(*command)
+        assert result.returncode == 4, result.stdout + result.stderr
+        assert "FORGED" not in result.stdout + result.stderr
+        assert "/opt/replay/runner.py" in result.stderr and forged[:19] in result.stderr
+        assert "before anything in it ran" in result.stderr
+    assert time.time() - since < 60  # a sleeping forgery would take 120 s to give up
+    assert starts_of(engine, forged, since) == []
+
+
+def test_a_forged_id_added_to_this_machines_build_record_is_refused(forgeable, engine):
+    """The attack on the local copy of the build record: the standard-library forgery's
+    id appended to `image_ids` in the cached build.json proves nothing, and `manifest
+    verify` names the copy."""
+    from replay.settings import load_settings
+    from replay.stores.manifests import manifest_store
+
+    manifest, built, txn = forgeable
+    forged = forge(engine, built, "echo '# changed' >> /usr/lib/python3.11/json/__init__.py")
+    cached = manifest_store(load_settings()).cache_dir / manifest.manifest_id / "build.json"
+    record = json.loads(cached.read_text())
+    record["image_ids"].append(forged)
+    cached.write_text(json.dumps(record))
+    error = refused("manifest", "verify", manifest.manifest_id)
+    assert error.startswith("error: build record (this machine's copy): its signature")
+    since = time.time()
+    error = refused("replay", txn)
+    assert forged[:19] in error and "not an image built for manifest" in error
+    assert starts_of(engine, forged, since) == []
+
+
+def test_a_forged_id_added_to_the_tracking_stores_record_is_refused(forgeable, engine):
+    """The same id added to the tracking store's tags (anyone who can write MLflow's
+    database): the record's signature no longer holds, so nothing is proven by it."""
+    from mlflow.tracking import MlflowClient
+
+    from replay.settings import load_settings
+    from replay.stores.manifests import TAG_IMAGES, manifest_store
+
+    manifest, built, txn = forgeable
+    forged = forge(engine, built, "echo '# changed' >> /usr/lib/python3.11/json/__init__.py")
+    settings = load_settings()
+    store = manifest_store(settings)
+    run = store._run_for(manifest.manifest_id)
+    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    client.set_tag(run.info.run_id, TAG_IMAGES, f"{run.data.tags[TAG_IMAGES]} {forged}")
+    (store.cache_dir / manifest.manifest_id / "build.json").unlink()
+    error = refused("replay", txn)
+    assert "build record of manifest" in error and "signature does not hold" in error
+    error = refused("manifest", "verify", manifest.manifest_id)
+    assert error.startswith("error: build record:") and "signature does not hold" in error
+
+
+def test_no_decision_reaches_the_engines_logs(served, captured, engine):
+    """A served, sealed decision: its runner containers keep no engine log, and no file
+    the engine keeps for them holds the decision's score."""
+    assert served[0]["score"] is not None
+    runners = engine.containers.list(
+        filters={"label": [f"replay.manifest_id={captured.manifest_id}", "replay.role=runner"]}
+    )
+    assert runners, "the session's server runs no container"
+    root = Path(engine.info()["DockerRootDir"])
+    scores = [json.dumps(answer["score"]).encode() for answer in served]
+    for runner in runners:
+        assert runner.attrs["HostConfig"]["LogConfig"]["Type"] == "none"
+        assert runner.attrs["LogPath"] == ""
+        kept = [path for path in (root / "containers" / runner.id).rglob("*") if path.is_file()]
+        assert kept, f"cannot read the engine's files of {runner.id[:12]} under {root}"
+        for path in kept:
+            data = path.read_bytes()
+            assert not [score for score in scores if score in data], path
