@@ -260,6 +260,11 @@ class RunnerContainer:
     def close(self) -> None:
         import docker
 
+        # shutdown, not only close: docker-py's response still holds the socket, so
+        # close() alone leaves it open, and an engine still copying a runner's output
+        # into it (one writing without end) would never finish removing the container
+        with contextlib.suppress(OSError):
+            self._raw.shutdown(socket.SHUT_RDWR)
         with contextlib.suppress(OSError):
             self._raw.close()
         with contextlib.suppress(docker.errors.DockerException):  # already going

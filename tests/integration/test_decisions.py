@@ -216,6 +216,23 @@ def test_the_sandbox_holds(hostile, engine):
     assert not Path("/opt/deployment/planted.txt").exists()
 
 
+def test_a_runner_that_never_ends_a_line_is_cut_off(hostile, engine, monkeypatch):
+    """A deployment writing to the protocol's descriptor without end: the host holds
+    at most MAX_LINE bytes of it (1 MiB here), then drops the container."""
+    from replay.images import container as runner_container
+    from replay.images.build import find_image
+    from replay.images.container import RunnerContainer, RunnerFailed
+
+    monkeypatch.setattr(runner_container, "MAX_LINE", 1 << 20)
+    image = find_image(engine, hostile.manifest_id)
+    runner = RunnerContainer(engine, image.id, hostile.entrypoint)
+    runner.load(seed=0)
+    with pytest.raises(RunnerFailed, match="over 1 MiB without ending a line"):
+        hostile_answer(runner, "flood")
+    assert len(runner._pending) <= 1 << 20
+    assert runner.container.id not in [c.id for c in engine.containers.list(all=True)]
+
+
 def test_a_hung_request_times_out_and_the_container_is_stopped(hostile, engine):
     from replay.images.build import find_image
     from replay.images.container import RunnerContainer, RunnerFailed, Sandbox
