@@ -269,14 +269,19 @@ class OutputSpec:
     favourable: str | bool | int
     fields: Mapping[str, Feature]
 
+    def check_finite(self, outputs: Mapping[str, Any]) -> None:
+        """Refuse outputs holding NaN or an infinity (they have no JSON, and no meaning),
+        whatever the declared fields."""
+        for name, value in outputs.items():
+            if not _finite(value):
+                raise BadInput(f"output field {name!r} holds a non-finite number")
+
     def check(self, outputs: Mapping[str, Any]) -> dict[str, Any]:
         """The outputs a deployment answered, against the declared fields."""
         missing = [name for name in self.fields if name not in outputs]
         if missing:
             raise BadInput(f"output field {missing[0]!r} is missing")
-        for name, value in outputs.items():
-            if not _finite(value):  # NaN and infinities have no JSON, and no meaning
-                raise BadInput(f"output field {name!r} holds a non-finite number")
+        self.check_finite(outputs)
         return {
             name: self.fields[name].check(value) if name in self.fields else value
             for name, value in outputs.items()

@@ -3,11 +3,13 @@ and the rules every question keeps."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
-from replay.errors import ImmutableInput
+from replay.errors import BadInput, ImmutableInput
 from replay.execution.decision import Decision
+from replay.execution.predictor import PredictionError
 from replay.execution.warm import WarmDeployment, warm_for
 from replay.ledger import open_ledger
 from replay.ledger.chain import access_entry
@@ -44,3 +46,14 @@ def immutable_edits(schema: Schema, names: Iterable[str], allowed: bool) -> tupl
             "immutable inputs are allowed, for compliance probing"
         )
     return immutable
+
+
+def answered(schema: Schema, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Refuse answers holding NaN or an infinity: an answer to a question must print as
+    JSON, and a deployment that answers so is broken (a type the fields do not declare
+    is shown as it came, as a score a plot cannot draw)."""
+    for row in rows:
+        try:
+            schema.output.check_finite(row)
+        except BadInput as problem:
+            raise PredictionError(f"the deployment's outputs break its schema: {problem}") from None

@@ -19,7 +19,7 @@ from replay.execution.decision import Decision
 from replay.execution.predictor import Predictor
 from replay.execution.warm import WarmDeployment
 from replay.manifests.schema import Feature, Schema
-from replay.questions.asking import asking, immutable_edits
+from replay.questions.asking import answered, asking, immutable_edits
 from replay.settings import Settings
 
 if TYPE_CHECKING:
@@ -140,6 +140,8 @@ def sweep_of(
     points = dict(zip(names, map(list, zip(*itertools.product(*axes), strict=True)), strict=True))
     shared = {name: value for name, value in base.items() if name not in points}
     outputs = predictor.predict_columns(points, decision.seed, shared=shared)
+    rows = zip(*outputs.values(), strict=True)
+    answered(schema, (dict(zip(outputs, row, strict=True)) for row in rows))
     return Sweep(
         decision.txn_id,
         decision.manifest_id,

@@ -11,7 +11,7 @@ from replay.execution.decision import Decision
 from replay.execution.predictor import Predictor
 from replay.execution.warm import WarmDeployment
 from replay.manifests.schema import OutputSpec, Schema
-from replay.questions.asking import asking, immutable_edits
+from replay.questions.asking import answered, asking, immutable_edits
 from replay.settings import Settings
 
 
@@ -84,6 +84,7 @@ def whatif_of(
     probed = immutable_edits(schema, changed, allow_immutable)
     modified = schema.check({**decision.inputs, **edits})
     outputs = predictor.predict(modified, decision.seed)
+    answered(schema, [outputs])
     return WhatIf(decision, modified, outputs, schema.output, probed)
 
 

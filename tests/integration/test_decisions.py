@@ -244,3 +244,21 @@ def test_a_hung_request_times_out_and_the_container_is_stopped(hostile, engine):
     with pytest.raises(RunnerFailed, match="no answer within 2 s"):
         hostile_answer(runner, "sleep")
     assert container_id not in [c.id for c in engine.containers.list(all=True)]
+
+
+def test_a_deployment_answering_nan_to_a_question_is_one_line(hostile):
+    """NaN has no JSON and no meaning: a what-if whose answer holds one is the
+    deployment's error in one line, not a result printed as NaN."""
+    from replay.execution.warm import WarmDeployment
+    from replay.ledger.decisions import record_decision
+
+    with WarmDeployment(hostile.manifest_id) as warm:
+        outputs = warm.predict({"action": "ok"}, 5)
+    txn = record_decision(hostile.manifest_id, {"action": "ok"}, outputs, seed=5).txn_id
+    result = run_cli("whatif", txn, "--set", "action=nan", "--json")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout == ""
+    assert result.stderr.strip() == (
+        "error: the deployment's outputs break its schema: "
+        "output field 'score' holds a non-finite number"
+    )

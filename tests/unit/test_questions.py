@@ -603,3 +603,19 @@ def test_a_batch_of_long_texts_is_sent_in_parts_and_answered_as_one(monkeypatch)
     parts.clear()
     assert exact.predict_batch([{"text": "", "x": i} for i in range(20)], 0)[-1]["x"] == 19
     assert len(parts) == 1  # short rows: one request
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_a_sweep_or_what_if_answered_with_nan_is_the_deployments_error(claims, bad):
+    predictor = InProcessPredictor(
+        lambda row: {**triage(row), "score": bad if row["claim_amount"] > 30_000 else 0.5}
+    )
+    referred = decided(claims, {**CLAIM, "claim_amount": 1_000.0}, seed=11)
+    with pytest.raises(PredictionError, match="output field 'score' holds a non-finite"):
+        sweep_of(CLAIMS, referred, [Range("claim_amount", 0, 60_000, 13)], predictor)
+    with pytest.raises(PredictionError, match="output field 'score' holds a non-finite"):
+        whatif_of(CLAIMS, referred, {"claim_amount": 50_000}, predictor)
+    assert (
+        whatif_of(CLAIMS, referred, {"claim_amount": 2_000}, predictor).modified_outputs["score"]
+        == 0.5
+    )
