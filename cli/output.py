@@ -23,6 +23,7 @@ import click
 
 from replay.display import shorten
 from replay.errors import INTERNAL_ERROR, ReplayError, ReplayWarning
+from replay.settings import without_password
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -35,7 +36,9 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 
 
 def fail(message: str, code: int) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
+    # a store's URL may reach here from a layer that cannot mask it (the engine's
+    # address from replay.images) or inside a library's message: none shows a password
+    click.echo(f"error: {without_password(message)}", err=True)
     sys.exit(code)
 
 
@@ -66,7 +69,8 @@ class ReplayGroup(click.Group):
             if os.environ.get("REPLAY_DEBUG"):
                 traceback.print_exc()
             fail(
-                f"internal error: {type(error).__name__}: {shorten(str(error), 200)} "
+                f"internal error: {type(error).__name__}: "
+                f"{shorten(without_password(str(error)), 200)} "
                 "(a bug in replay; REPLAY_DEBUG=1 shows where)",
                 INTERNAL_ERROR,
             )
@@ -82,9 +86,10 @@ def _warn_in_one_line(
 ) -> None:
     """Replay's own warnings as one `warning:` line on stderr; others as Python shows them."""
     if issubclass(category, ReplayWarning):
-        click.echo(f"warning: {message}", err=True)
+        click.echo(f"warning: {without_password(str(message))}", err=True)
     else:
-        click.echo(warnings.formatwarning(message, category, filename, lineno).strip(), err=True)
+        shown = warnings.formatwarning(message, category, filename, lineno).strip()
+        click.echo(without_password(shown), err=True)
 
 
 def jsonable(value: Any) -> Any:

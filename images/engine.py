@@ -12,17 +12,26 @@ if TYPE_CHECKING:
 
 
 LOCAL_ENGINE = "unix:///var/run/docker.sock"
+# Seconds an engine has to answer the first calls when the caller names no budget
+# (replay's callers pass REPLAY_CONNECT_TIMEOUT, whose default this is).
+ANSWER_WITHIN = 5.0
 
 
-def docker_client(address: str | None = None, timeout: int = 600) -> docker.DockerClient:
-    """A client for the engine at `address` (default: the local socket), checked to answer."""
+def docker_client(
+    address: str | None = None, timeout: int = 600, connect_timeout: float = ANSWER_WITHIN
+) -> docker.DockerClient:
+    """A client for the engine at `address` (default: the local socket), checked to answer
+    within `connect_timeout` seconds; later calls (builds, pulls) may take `timeout`."""
     import docker  # about 0.3 s; only commands that reach the engine pay it
+    import requests  # docker's own HTTP client: a ping cut short by the budget is its error
 
     address = address or LOCAL_ENGINE
     try:
-        client = docker.DockerClient(base_url=address, version="auto", timeout=timeout)
+        # the version asked for by "auto" and the ping are held to the short budget
+        client = docker.DockerClient(base_url=address, version="auto", timeout=connect_timeout)
         client.ping()
-    except docker.errors.DockerException as error:
+        client.api.timeout = timeout
+    except (docker.errors.DockerException, requests.RequestException) as error:
         raise EngineUnavailable(
             f"no Docker engine answers at {address} ({one_line(error)}); "
             "start one with `replay up` or point DOCKER_HOST at a running engine"

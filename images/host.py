@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from replay.images.engine import docker_client
+from replay.images.engine import ANSWER_WITHIN, docker_client
 
 from replay.errors import EngineUnavailable, EnvironmentProblem
 
@@ -73,11 +73,11 @@ def _wait_until(check: Callable[[], bool], seconds: float, what: str, log: str) 
     raise EnvironmentProblem(f"{what} did not come up within {seconds:.0f} s; see {log}")
 
 
-def ensure_engine(address: str | None = None) -> str:
+def ensure_engine(address: str | None = None, connect_timeout: float = ANSWER_WITHIN) -> str:
     """Return the engine version; with no `address` given, start a local dockerd if none
-    answers on the local socket."""
+    answers on the local socket within `connect_timeout` seconds."""
     try:
-        client = docker_client(address)
+        client = docker_client(address, connect_timeout=connect_timeout)
     except EngineUnavailable:
         if address:
             raise  # the user chose an engine; starting another would hide the problem
@@ -91,7 +91,7 @@ def ensure_engine(address: str | None = None) -> str:
 
     def answers() -> bool:
         try:
-            docker_client(timeout=5)
+            docker_client(connect_timeout=connect_timeout)
         except EngineUnavailable:
             return False
         return True
@@ -100,21 +100,24 @@ def ensure_engine(address: str | None = None) -> str:
     return str(docker_client().version()["Version"])
 
 
-def registry_answers(address: str) -> bool:
+def registry_answers(address: str, connect_timeout: float = ANSWER_WITHIN) -> bool:
+    """Whether a registry at `address` (HOST:PORT) answers within `connect_timeout` s."""
     # urllib.request brings http.client and email (20 ms): only bring-up pays for it
+    import http.client
     import urllib.error
     import urllib.request
 
     try:
-        with urllib.request.urlopen(f"http://{address}/v2/", timeout=2) as response:
+        with urllib.request.urlopen(f"http://{address}/v2/", timeout=connect_timeout) as response:
             return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
+    # http.client.InvalidURL: an address no registry can have (`host:abc`, say)
+    except (urllib.error.URLError, http.client.HTTPException, OSError):
         return False
 
 
-def ensure_registry(address: str, storage: Path) -> None:
+def ensure_registry(address: str, storage: Path, connect_timeout: float = ANSWER_WITHIN) -> None:
     """A Docker registry at `address` (Debian's docker-registry, storing under `storage`)."""
-    if registry_answers(address):
+    if registry_answers(address, connect_timeout):
         return
     host = address.split(":")[0]
     if host not in {"127.0.0.1", "localhost"}:
@@ -132,4 +135,9 @@ def ensure_registry(address: str, storage: Path) -> None:
         f"http:\n  addr: {address}\n"
     )
     _start_background(["docker-registry", "serve", str(config)], "registry")
-    _wait_until(lambda: registry_answers(address), 30, "registry", str(_log_path("registry")))
+    _wait_until(
+        lambda: registry_answers(address, connect_timeout),
+        30,
+        "registry",
+        str(_log_path("registry")),
+    )

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from replay.manifests.source import STATE_FOLDER
 
@@ -58,25 +58,47 @@ class Settings:
 
 # Query parameters whose values are secrets, by a word in their name (any case).
 SECRET_WORDS = ("password", "passwd", "pwd", "secret", "token", "key", "signature", "credential")
+# A stretch of a message that may be an address: quotes and brackets around it end it.
+_ADDRESS = re.compile(r"[^\s'\"`<>()]+")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+_END_OF_AUTHORITY = re.compile(r"[/?#]")
+# An image's digest (`python:3.11@sha256:…`) is not a host after a user's password.
+_DIGEST = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,}")
 
 
-def without_password(url: str) -> str:
-    """A store's URL fit for a message: a password in its userinfo left out, and the
-    value of any secret-looking query parameter (`?password=…`, `sslkey`, …) masked."""
-    parts = original = urlsplit(url)
-    if parts.password is not None:
-        host = parts.hostname or ""
-        netloc = f"{parts.username}@{host}" + (f":{parts.port}" if parts.port else "")
-        parts = parts._replace(netloc=netloc)
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    if any(word in name.lower() for name, _ in pairs for word in SECRET_WORDS):
-        masked = [
-            (name, "***" if any(word in name.lower() for word in SECRET_WORDS) else value)
-            for name, value in pairs
-        ]
-        parts = parts._replace(query=urlencode(masked, safe="*/"))
-    # rebuilt only when something was left out: urlunsplit would shorten sqlite:////path
-    return url if parts == original else urlunsplit(parts)
+def without_password(text: str) -> str:
+    """A store's URL or address, or a message naming some, fit to show: the password of
+    any userinfo left out (`scheme://user:pw@host`, or bare `user:pw@host:port`) and the
+    value of any secret-looking query parameter (`?password=…`, `sslkey`, …) masked.
+    Read by hand rather than by `urlsplit`, so that a URL it cannot parse (a bad port,
+    an unclosed IPv6 bracket) loses its password all the same; the rest is kept as is."""
+    return _ADDRESS.sub(lambda found: _masked(found.group()), text)
+
+
+def _masked(address: str) -> str:
+    scheme = _SCHEME.search(address)
+    head, rest = (address[: scheme.end()], address[scheme.end() :]) if scheme else ("", address)
+    authority = _END_OF_AUTHORITY.split(rest, maxsplit=1)[0]
+    _, colon, port = authority.rpartition(":")
+    if colon and "@" in rest and "@" not in authority and not port.isdigit():
+        # `user:pa/ss@host`: a password with an unquoted / (no parser reads it, yet it
+        # is one): the userinfo runs to the last @
+        end = rest.rindex("@")
+        authority = rest[:end] + _END_OF_AUTHORITY.split(rest[end:], maxsplit=1)[0]
+    # the last @ ends the userinfo, as for urlsplit: a password may hold an unquoted @
+    userinfo, at, host = authority.rpartition("@")
+    if at and ":" in userinfo and not _DIGEST.fullmatch(host):
+        rest = f"{userinfo.partition(':')[0]}@{host}{rest[len(authority) :]}"
+    path, mark, query = rest.partition("?")
+    if not mark:
+        return head + rest
+    query, hash_mark, fragment = query.partition("#")
+    pairs = [
+        f"{name}{equals}***" if any(word in name.lower() for word in SECRET_WORDS) else pair
+        for pair in query.split("&")
+        for name, equals, _ in [pair.partition("=")]
+    ]
+    return f"{head}{path}?{'&'.join(pairs)}{hash_mark}{fragment}"
 
 
 def _location(location: str) -> str:

@@ -104,7 +104,7 @@ def build(manifest_id: str, *, settings: Settings | None = None) -> BuildResult:
     settings = settings or load_settings()
     store = manifest_store(settings)
     manifest = store.load(manifest_id)
-    client = docker_client(settings.docker_host)
+    client = docker_client(settings.docker_host, connect_timeout=settings.connect_timeout)
     existing = image_build.find_image(client, manifest.manifest_id)
     recorded = store.build_record(manifest.manifest_id)
     if existing is not None:

@@ -77,7 +77,7 @@ def capture(
         )
     model_files = model_file_facts(spec, default_remote(spec.root))
     _check_models_stored(source, spec.root, model_files, push)
-    client = docker_client(settings.docker_host)
+    client = docker_client(settings.docker_host, connect_timeout=settings.connect_timeout)
     engine = engine_facts(client)
     with step("base image") as progress:
         requested, base_image = base_image_for(client, spec.base_image, settings, progress)

@@ -8,7 +8,7 @@ from replay.deployments.capturing import base_image_for
 from replay.images import host
 from replay.images.engine import docker_client
 from replay.progress import step
-from replay.settings import Settings, load_settings
+from replay.settings import Settings, load_settings, without_password
 
 
 @dataclass(frozen=True)
@@ -25,15 +25,18 @@ def up(settings: Settings | None = None) -> HostEnvironment:
     """Start (or reuse) the Docker engine and local registry; make the default base image."""
     settings = settings or load_settings()
     with step("Docker engine"):
-        version = host.ensure_engine(settings.docker_host)
-    with step(f"registry {settings.registry}"):
-        host.ensure_registry(settings.registry, settings.cache / "registry")
+        version = host.ensure_engine(settings.docker_host, settings.connect_timeout)
+    registry = without_password(settings.registry)
+    with step(f"registry {registry}"):
+        host.ensure_registry(
+            settings.registry, settings.cache / "registry", settings.connect_timeout
+        )
     with step("base image") as progress:
-        client = docker_client(settings.docker_host)
+        client = docker_client(settings.docker_host, connect_timeout=settings.connect_timeout)
         _, reference = base_image_for(client, None, settings, progress)
     return HostEnvironment(
         engine_version=version,
-        registry=settings.registry,
+        registry=registry,
         base_image=reference,
         home=str(settings.home),
     )

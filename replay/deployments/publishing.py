@@ -32,7 +32,7 @@ def publish(manifest_id: str, *, settings: Settings | None = None) -> Publicatio
     built = build(manifest_id, settings=settings)
     store = manifest_store(settings)
     manifest = store.load(built.manifest_id)
-    client = docker_client(settings.docker_host)
+    client = docker_client(settings.docker_host, connect_timeout=settings.connect_timeout)
     image = client.images.get(built.image_id)
     repository = f"{settings.registry}/replay/{manifest.name}"
     with step(f"push {repository}:{manifest.short_id}") as progress:

@@ -11,11 +11,12 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from replay.errors import BadInput, EnvironmentProblem
+from replay.settings import load_settings, without_password
 
 if TYPE_CHECKING:
     from distributed import Client
 
-CONNECT_WITHIN = 10  # seconds to reach a scheduler given by address
+JOINED_WITHIN = 10  # seconds a reached scheduler has for its first worker to join
 IN_FLIGHT_PER_WORKER = 2  # tasks queued per worker: it never waits, nothing piles up
 
 Tag = TypeVar("Tag")
@@ -28,9 +29,14 @@ def default_workers() -> int:
 
 
 @contextmanager
-def dask_client(scheduler: str | None = None, workers: int | None = None) -> Iterator[Client]:
-    """A client of the scheduler at `scheduler` (or DASK_SCHEDULER_ADDRESS), else of a
-    new `LocalCluster` of `workers` processes, closed with the block."""
+def dask_client(
+    scheduler: str | None = None,
+    workers: int | None = None,
+    connect_timeout: float | None = None,
+) -> Iterator[Client]:
+    """A client of the scheduler at `scheduler` (or DASK_SCHEDULER_ADDRESS), reached
+    within `connect_timeout` seconds (None: REPLAY_CONNECT_TIMEOUT), else of a new
+    `LocalCluster` of `workers` processes, closed with the block."""
     import dask
     from distributed import Client, LocalCluster  # about 1 s: only history work pays it
 
@@ -38,23 +44,24 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
     if address:
         if workers is not None:
             raise BadInput("a number of workers sizes a local cluster; a scheduler has its own")
+        shown = without_password(address)
+        seconds = load_settings().connect_timeout if connect_timeout is None else connect_timeout
         try:
-            client = Client(address, timeout=CONNECT_WITHIN)
+            _handshake(address, seconds)
+            client = Client(address, timeout=seconds)
         except ValueError:
-            raise BadInput(
-                f"{address!r} is not a Dask scheduler address (tcp://HOST:PORT)"
-            ) from None
+            raise BadInput(f"{shown!r} is not a Dask scheduler address (tcp://HOST:PORT)") from None
         except (OSError, TimeoutError):
             raise EnvironmentProblem(
-                f"no Dask scheduler answers at {address} within {CONNECT_WITHIN} s"
+                f"no Dask scheduler answers at {shown} within {seconds:g} s"
             ) from None
         with client:
             try:  # work sent to a scheduler without workers would wait for ever
-                client.wait_for_workers(1, timeout=CONNECT_WITHIN)
+                client.wait_for_workers(1, timeout=JOINED_WITHIN)
             except TimeoutError:
                 raise EnvironmentProblem(
-                    f"the Dask scheduler at {address} has no workers (none joined within "
-                    f"{CONNECT_WITHIN} s)"
+                    f"the Dask scheduler at {shown} has no workers (none joined within "
+                    f"{JOINED_WITHIN} s)"
                 ) from None
             yield client
         return
@@ -73,6 +80,26 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
         raise EnvironmentProblem(f"a local Dask cluster could not start: {error}") from None
     with cluster, Client(cluster) as client:
         yield client
+
+
+def _handshake(address: str, seconds: float) -> None:
+    """Raise OSError or TimeoutError unless a scheduler at `address` completes Dask's
+    handshake within `seconds`: a Client's own timeout covers connecting only, and a
+    port that accepts but never answers would hold it in the handshake for ever."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from distributed.comm import connect
+    from distributed.security import Security
+
+    async def greeted() -> None:
+        arguments = Security().get_connection_args("client")  # as a Client's own
+        comm = await asyncio.wait_for(connect(address, timeout=seconds, **arguments), seconds)
+        await comm.close()
+
+    # on a thread of its own: the caller may be running an event loop (a notebook's)
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, greeted()).result()
 
 
 def workers_of(client: Client) -> int:

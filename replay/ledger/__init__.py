@@ -40,21 +40,26 @@ __all__ = [
 ]
 
 
-def open_ledger_at(location: str | Path, keys: SubjectKeyStore | None = None) -> Ledger:
-    """A `postgresql://` URL, or the path of a SQLite file; without `keys`, entries
+def open_ledger_at(
+    location: str | Path,
+    keys: SubjectKeyStore | None = None,
+    connect_timeout: float | None = None,
+) -> Ledger:
+    """A `postgresql://` URL (reached within `connect_timeout` seconds, None:
+    REPLAY_CONNECT_TIMEOUT), or the path of a SQLite file; without `keys`, entries
     with a subject can be neither written nor read (the chain still verifies)."""
     location = str(location)
     if location.startswith(("postgresql://", "postgres://")):
-        return PostgresLedger(location, keys=keys)
+        return PostgresLedger(location, connect_timeout, keys=keys)
     return SQLiteLedger(location, keys=keys)
 
 
 def subject_keys(settings: Settings) -> SubjectKeyStore:
     """The subjects' key store (`REPLAY_SUBJECT_KEYS`), apart from the ledger."""
-    return open_subject_keys(settings.subject_keys)
+    return open_subject_keys(settings.subject_keys, settings.connect_timeout)
 
 
 def open_ledger(settings: Settings | None = None) -> Ledger:
     """The ledger the settings name (`REPLAY_LEDGER`), able to seal and open entries."""
     settings = settings or load_settings()
-    return open_ledger_at(settings.ledger, subject_keys(settings))
+    return open_ledger_at(settings.ledger, subject_keys(settings), settings.connect_timeout)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from replay.ledger.chain import Ledger, table_sql
-from replay.settings import without_password
+from replay.settings import load_settings, without_password
 from replay.stores.postgres import connect
 from replay.stores.subject_keys import SubjectKeyStore
 
@@ -44,10 +44,13 @@ class PostgresLedger(Ledger):
     placeholder = "%s"
 
     def __init__(
-        self, url: str, connect_timeout: int = 10, keys: SubjectKeyStore | None = None
+        self, url: str, connect_timeout: float | None = None, keys: SubjectKeyStore | None = None
     ) -> None:
         self.url = url
-        self.connect_timeout = connect_timeout
+        # seconds to connect (None: REPLAY_CONNECT_TIMEOUT)
+        self.connect_timeout = (
+            load_settings().connect_timeout if connect_timeout is None else connect_timeout
+        )
         self.keys = keys
         self._local = threading.local()
         self._initialise()

@@ -14,10 +14,15 @@ import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from replay.errors import BadInput, EnvironmentProblem, IntegrityError
 from replay.manifests.canonical import sha256_file
+from replay.settings import load_settings, without_password
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
 
 
 class BlobStore(ABC):
@@ -93,12 +98,10 @@ class S3BlobStore(BlobStore):
     complete, so a failed `put` leaves nothing half-written under the blob's name.
     """
 
-    def __init__(self, bucket: str, prefix: str = "") -> None:
-        import boto3  # about 0.5 s: only S3 users pay it
-
+    def __init__(self, bucket: str, prefix: str = "", connect_timeout: float | None = None) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-        self.client = boto3.client("s3")
+        self.client = s3_client(connect_timeout)
 
     def __str__(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}"
@@ -128,29 +131,55 @@ class S3BlobStore(BlobStore):
             self.client.download_file(self.bucket, self.key(digest), str(destination))
 
 
+def s3_client(connect_timeout: float | None = None) -> BaseClient:
+    """An S3 client (endpoint and credentials from boto3's usual chain) whose every call
+    is one try of `connect_timeout` seconds (None: REPLAY_CONNECT_TIMEOUT): botocore's
+    default, 60 s and five tries with backoff, would hold a command for minutes."""
+    import boto3  # about 0.5 s: only S3 users pay it
+    from botocore.config import Config
+
+    seconds = load_settings().connect_timeout if connect_timeout is None else connect_timeout
+    bounded = Config(
+        connect_timeout=seconds,
+        read_timeout=seconds,
+        retries={"total_max_attempts": 1, "mode": "standard"},
+    )
+    return boto3.client("s3", config=bounded)
+
+
 @contextlib.contextmanager
 def reaching_s3(where: str) -> Iterator[None]:
-    """Turn botocore's failures into one line naming `where` (a store)."""
-    from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+    """Turn botocore's failures into one line naming `where` (a store), the endpoint
+    without its password."""
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        ReadTimeoutError,
+    )
 
     try:
         yield
-    except EndpointConnectionError as error:
+    except (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError) as error:
         endpoint = urlsplit(error.kwargs.get("endpoint_url", "")).netloc or "(unknown)"
-        raise EnvironmentProblem(f"{where}: cannot reach the S3 endpoint {endpoint}") from None
+        raise EnvironmentProblem(
+            f"{where}: cannot reach the S3 endpoint {without_password(endpoint)}"
+        ) from None
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "")
         message = error.response.get("Error", {}).get("Message") or code
-        raise EnvironmentProblem(f"{where}: {code}: {message}") from None
+        raise EnvironmentProblem(f"{where}: {code}: {without_password(message)}") from None
     except BotoCoreError as error:
-        raise EnvironmentProblem(f"{where}: {error}") from None
+        raise EnvironmentProblem(f"{where}: {without_password(str(error))}") from None
 
 
-def open_blob_store(location: str) -> BlobStore:
-    """`s3://bucket/prefix` or a folder."""
+def open_blob_store(location: str, connect_timeout: float | None = None) -> BlobStore:
+    """`s3://bucket/prefix` or a folder; an S3 call answers within `connect_timeout`
+    seconds or fails (None: REPLAY_CONNECT_TIMEOUT)."""
     if location.startswith("s3://"):
         bucket, _, prefix = location.removeprefix("s3://").partition("/")
         if not bucket:
             raise BadInput(f"blob store {location!r} names no bucket (s3://bucket/prefix)")
-        return S3BlobStore(bucket, prefix)
+        return S3BlobStore(bucket, prefix, connect_timeout)
     return LocalBlobStore(Path(location))

@@ -154,9 +154,10 @@ class ManifestStore:
                 self._client = MlflowClient(tracking_uri=self.tracking_uri)
                 self._client.search_experiments(max_results=1)
             except Exception as error:
+                # MLflow's message names the URL, password and all: masked before it is cut
                 raise EnvironmentProblem(
                     f"MLflow tracking at {without_password(self.tracking_uri)} is unreachable: "
-                    f"{one_line(error)}"
+                    f"{one_line(without_password(str(error)) or type(error).__name__)}"
                 ) from None
         return self._client
 
@@ -453,6 +454,11 @@ def manifest_store(settings: Settings) -> ManifestStore:
     """The manifest store the settings name (MLflow tracking, and the cache in home)."""
     if not settings.home.exists():
         private_folder(settings.home)  # the state folder holds personal data and keys
+    # MLflow's HTTP client waits 120 s a try and retries for minutes: replay's calls get
+    # one try within the connect budget, unless the user set MLflow's own variables.
+    # (MLflow reads only whole seconds.)
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(1, int(settings.connect_timeout))))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     return ManifestStore(
         settings.tracking_uri,
         settings.artifact_root,

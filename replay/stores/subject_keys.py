@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from replay.errors import ReplayWarning
-from replay.settings import without_password
+from replay.settings import load_settings, without_password
 from replay.stores.postgres import connect
 from replay.stores.sqlite_file import SQLiteFile
 
@@ -165,9 +165,12 @@ class PostgresSubjectKeys(TableKeys):
     is reused; the server's WAL archive and backups keep it until they are recycled:
     keep their retention shorter than your erasure deadline."""
 
-    def __init__(self, url: str, connect_timeout: int = 10) -> None:
+    def __init__(self, url: str, connect_timeout: float | None = None) -> None:
         self.url = url
-        self.connect_timeout = connect_timeout
+        # seconds to connect (None: REPLAY_CONNECT_TIMEOUT)
+        self.connect_timeout = (
+            load_settings().connect_timeout if connect_timeout is None else connect_timeout
+        )
         self._local = threading.local()
         self._connection().execute(_KEYS_SCHEMA_POSTGRES)
 
@@ -214,8 +217,9 @@ CREATE TABLE IF NOT EXISTS subject_keys (
 """
 
 
-def open_subject_keys(location: str) -> SubjectKeyStore:
-    """A `postgresql://` URL, or the path of a SQLite file."""
+def open_subject_keys(location: str, connect_timeout: float | None = None) -> SubjectKeyStore:
+    """A `postgresql://` URL (reached within `connect_timeout` seconds, None:
+    REPLAY_CONNECT_TIMEOUT), or the path of a SQLite file."""
     if location.startswith(("postgresql://", "postgres://")):
-        return PostgresSubjectKeys(location)
+        return PostgresSubjectKeys(location, connect_timeout)
     return LocalSubjectKeys(Path(location))

@@ -87,14 +87,18 @@ def built(captured):
 
 
 def run_cli(
-    *args: str, env: dict[str, str | None] | None = None, cwd: Path | None = None
+    *args: str,
+    env: dict[str, str | None] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 600,
 ) -> subprocess.CompletedProcess:
-    """The installed `replay` command, as a user runs it (`env` values of None unset)."""
+    """The installed `replay` command, as a user runs it (`env` values of None unset),
+    killed after `timeout` seconds (subprocess.TimeoutExpired)."""
     command = [str(Path(sys.executable).parent / "replay"), *args]
     merged = {**os.environ, **(env or {})}
     environment = {name: value for name, value in merged.items() if value is not None}
     return subprocess.run(
-        command, capture_output=True, text=True, env=environment, cwd=cwd, timeout=600
+        command, capture_output=True, text=True, env=environment, cwd=cwd, timeout=timeout
     )
 
 

@@ -142,7 +142,10 @@ def test_an_unreachable_scheduler_is_one_line_and_writes_nothing(claims_decided)
     address = f"tcp://127.0.0.1:{free_port()}"
     refused = run_cli("replay", "--all", "--scheduler", address)
     assert refused.returncode == 3
-    assert refused.stderr.strip() == f"error: no Dask scheduler answers at {address} within 10 s"
+    budget = load_settings().connect_timeout  # REPLAY_CONNECT_TIMEOUT
+    assert refused.stderr.strip() == (
+        f"error: no Dask scheduler answers at {address} within {budget:g} s"
+    )
     nothing = run_cli("replay", "--all", "--deployment", "nobody")
     assert nothing.returncode == 2
     assert nothing.stderr.strip() == "error: no logged decisions match: nothing to replay"
