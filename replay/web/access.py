@@ -1,21 +1,25 @@
 """Who may use the HTTP API and the console.
 
 The API takes bearer tokens with a scope (`decide`, `read`): `add_token`, `list_tokens`
-and `revoke_token` manage them (`replay tokens ...`); `require` is the FastAPI
-dependency every route but `/health` uses: no or an unknown token is 401, a token
-without the route's scope 403. The console's people sign in as users with a role
-(`support`, `compliance`, `admin`): `add_user`, `list_users`, `remove_user`
-(`replay users ...`).
+and `revoke_token` manage them (`replay tokens ...`); `TokenGate` checks them in front
+of the whole API, from a request's headers alone, before its route runs or its body is
+read: no or an unknown token is 401, a token without the scope of the request's method
+403, whatever the body. The console's people sign in as users with a role (`support`,
+`compliance`, `admin`): `add_user`, `list_users`, `remove_user` (`replay users ...`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from replay.settings import Settings, load_settings
 from replay.stores.tokens import Token, TokenStore
 from replay.stores.users import User, UserStore
+
+if TYPE_CHECKING:  # FastAPI loads in about 0.3 s: only a running server pays it
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
 
 def token_store(settings: Settings) -> TokenStore:
@@ -60,22 +64,52 @@ def remove_user(name: str, *, settings: Settings | None = None) -> User:
     return user_store(settings or load_settings()).remove(name)
 
 
-def require(scope: str, store: TokenStore) -> Any:
-    """A FastAPI dependency: the caller's token, which must have `scope`."""
-    from fastapi import Depends, HTTPException
-    from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+class TokenGate:
+    """ASGI middleware in front of the whole API: every request but those to
+    `open_paths` needs a bearer token with the scope its method needs (`scopes`), checked
+    from its headers before anything reads its body or routes it, so that a caller
+    without a token learns nothing of what the API parses (not even its body limit). A
+    method no scope allows is refused (405) to every token. The request's token is kept
+    in its state (`request.state.token`)."""
 
-    bearer = HTTPBearer(auto_error=False)
+    def __init__(
+        self,
+        app: ASGIApp,
+        store: TokenStore,
+        scopes: Mapping[str, str],
+        open_paths: frozenset[str],
+    ) -> None:
+        self.app = app
+        self.store = store
+        self.scopes = scopes
+        self.open_paths = open_paths
 
-    def check(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Token:  # noqa: B008
-        unauthorised = {"WWW-Authenticate": "Bearer"}
-        if credentials is None:
-            raise HTTPException(401, "send a token: Authorization: Bearer TOKEN", unauthorised)
-        token = store.find(credentials.credentials)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] not in self.open_paths:
+            refusal = await self._refusal(scope)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    async def _refusal(self, scope: Scope) -> Any:
+        """The answer refusing this request, or None with its token kept in its state."""
+        from fastapi.responses import JSONResponse
+        from starlette.concurrency import run_in_threadpool
+        from starlette.datastructures import Headers
+
+        ask = {"WWW-Authenticate": "Bearer"}
+        kind, _, secret = Headers(scope=scope).get("authorization", "").partition(" ")
+        if kind.lower() != "bearer" or not secret.strip():
+            return JSONResponse({"detail": "send a token: Authorization: Bearer TOKEN"}, 401, ask)
+        token = await run_in_threadpool(self.store.find, secret.strip())  # reads a file
         if token is None:
-            raise HTTPException(401, "unknown or revoked token", unauthorised)
-        if token.scope != scope:
-            raise HTTPException(403, f"this token's scope is {token.scope}, not {scope}")
-        return token
-
-    return Depends(check)
+            return JSONResponse({"detail": "unknown or revoked token"}, 401, ask)
+        needed = self.scopes.get(scope["method"])
+        if needed is None:
+            return JSONResponse({"detail": f"no route of this API takes {scope['method']}"}, 405)
+        if token.scope != needed:
+            detail = f"this token's scope is {token.scope}, not {needed}"
+            return JSONResponse({"detail": detail}, 403)
+        scope.setdefault("state", {})["token"] = token
+        return None

@@ -1,21 +1,41 @@
 """What replay's HTTP servers (`serve`, `console`) share: a bound on what a request may
-send, and a SIGTERM that ends the process in bounded time with its containers closed."""
+send, and a SIGTERM that answers the requests still in flight and ends the process in
+bounded time with its containers closed."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
 import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # FastAPI loads in about 0.3 s: only a running server pays it
-    from fastapi import FastAPI, Request
+from replay.errors import EnvironmentProblem
 
-# Seconds from SIGTERM to the end of the process, whatever happens: uvicorn's graceful
-# wait for requests in flight, then closing the containers within STOP_WITHIN.
+if TYPE_CHECKING:  # FastAPI loads in about 0.3 s: only a running server pays it
+    import socket
+
+    from fastapi import FastAPI, Request
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# Seconds from SIGTERM to the end of the process, whatever happens: requests in flight
+# get DRAIN seconds to finish and those still waiting are then answered 503; uvicorn's
+# graceful wait (GRACEFUL_WAIT, a backstop for an answer already half sent) cancels what
+# is left; then the containers are closed within STOP_WITHIN.
+DRAIN = 4.0
 GRACEFUL_WAIT = 5
 STOP_WITHIN = 15.0
+
+STOPPING = (
+    f"the server is stopping: this request did not finish within {DRAIN:g} s of the "
+    "signal to stop and gets no other answer; send it again once the server is back"
+)
+
+
+class Stopping(EnvironmentProblem):
+    """The server stopped before this request was answered."""
 
 
 def limit_body(app: FastAPI, max_body: int) -> None:
@@ -36,6 +56,89 @@ def limit_body(app: FastAPI, max_body: int) -> None:
         return await call_next(request)
 
 
+_HANDLER, _STOP = "handler", "stop"
+
+
+class _Answer:
+    """Who answers one request: its handler, or the server stopping (503). Claimed once,
+    so a request answered 503 is never acted on afterwards by its handler's thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by: str | None = None
+
+    def claim(self, by: str) -> bool:
+        with self._lock:
+            self._by = self._by or by
+            return self._by == by
+
+
+def claim_answer(request: Request) -> None:
+    """Called by a handler before it acts for good (logs a decision): Stopping once the
+    server has answered this request 503. A request served without `run` (in process)
+    has no stop to race."""
+    answer = request.scope.get("state", {}).get("answer")
+    if answer is not None and not answer.claim(_HANDLER):
+        raise Stopping(STOPPING)
+
+
+class Draining:
+    """ASGI middleware around a whole app: once the server stops, a request still in
+    flight DRAIN seconds later is answered 503 with the reason as JSON (uvicorn's own
+    cancel, past its graceful wait, answers a bare 500 in plain text). Its handler may
+    be blocked in a thread (on a paused container): it is raced, not awaited."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._over = asyncio.Event()
+
+    def stop(self) -> None:
+        """The server is stopping: called in its event loop."""
+        asyncio.get_running_loop().call_later(DRAIN, self._over.set)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        answer = _Answer()
+        scope.setdefault("state", {})["answer"] = answer
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        handler = asyncio.ensure_future(self.app(scope, receive, sending))
+        over = asyncio.ensure_future(self._over.wait())
+        try:
+            await asyncio.wait({handler, over}, return_when=asyncio.FIRST_COMPLETED)
+            if not handler.done() and (started or not answer.claim(_STOP)):
+                await handler  # its answer is under way: uvicorn's graceful wait bounds it
+        except asyncio.CancelledError:
+            handler.cancel()
+            raise
+        finally:
+            over.cancel()
+        if handler.done():
+            handler.result()  # its failure, if any, is uvicorn's to report
+            return
+        handler.cancel()
+        body = json.dumps({"detail": STOPPING}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 503,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
 def end_on_sigterm() -> None:
     """Make SIGTERM a normal exit (uvicorn re-raises it once it has shut down, its
     graceful wait bounded), so the caller's `with` blocks close their containers; the
@@ -52,9 +155,18 @@ def end_on_sigterm() -> None:
 
 
 def run(app: FastAPI, host: str, port: int) -> None:
-    """Serve `app` until interrupted or terminated."""
+    """Serve `app` until interrupted or terminated; requests still in flight DRAIN
+    seconds after the signal are answered 503 (`Draining`)."""
     import uvicorn
 
-    uvicorn.run(
-        app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=GRACEFUL_WAIT
+    draining = Draining(app)
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            draining.stop()  # as uvicorn starts its own graceful wait
+            await super().shutdown(sockets)
+
+    config = uvicorn.Config(
+        draining, host=host, port=port, log_level="warning", timeout_graceful_shutdown=GRACEFUL_WAIT
     )
+    Server(config).run()

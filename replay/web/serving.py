@@ -6,6 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+# At the top, unlike FastAPI's other names: a route's annotations are resolved in this
+# module's namespace. Only a server imports this module.
+from starlette.requests import Request
+
 from replay.deployments.history import resolve_target
 from replay.errors import BadInput, EnvironmentProblem, IntegrityError, one_line
 from replay.execution.warm import WarmDeployment
@@ -17,8 +21,12 @@ from replay.ledger.group_commit import GroupCommit
 from replay.manifests.canonical import canonical_json
 from replay.settings import Settings, load_settings
 from replay.stores.tokens import Token
-from replay.web.access import require, token_store
-from replay.web.running import end_on_sigterm, limit_body, run
+from replay.web.access import TokenGate, token_store
+from replay.web.running import claim_answer, end_on_sigterm, limit_body, run
+
+# The scope a token needs for each method of the API: `decide` may POST /decisions,
+# `read` may GET them (HEAD is GET without the body).
+SCOPES = {"POST": "decide", "GET": "read", "HEAD": "read"}
 
 
 def create_app(warm: WarmDeployment, settings: Settings) -> Any:
@@ -60,6 +68,9 @@ def create_app(warm: WarmDeployment, settings: Settings) -> Any:
     )
 
     limit_body(app, settings.max_body)
+    # Added last, so it runs first: the token is checked before the body limit and before
+    # any body is read, so a caller without a token learns nothing of what is parsed.
+    app.add_middleware(TokenGate, store=tokens, scopes=SCOPES, open_paths=frozenset({"/health"}))
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -73,8 +84,9 @@ def create_app(warm: WarmDeployment, settings: Settings) -> Any:
             "containers": {"running": warm.running, "of": warm.size},
         }
 
-    @app.post("/decisions", dependencies=[require("decide", tokens)])
+    @app.post("/decisions")
     def decide(
+        request: Request,
         inputs: dict[str, Any] = Body(..., embed=True),  # noqa: B008 - FastAPI idiom
         subject: str | None = Body(None, embed=True),
     ) -> dict[str, Any]:
@@ -91,6 +103,7 @@ def create_app(warm: WarmDeployment, settings: Settings) -> Any:
         except BadInput as error:  # the deployment's fault, not the caller's: not logged
             detail = f"the deployment's outputs break its schema: {error}"
             raise HTTPException(status_code=502, detail=detail) from None
+        claim_answer(request)  # not once the server stopping has answered it 503
         entry = group.record(
             NewEntry(  # logged, and on disk, before the answer leaves
                 manifest_id=manifest.manifest_id,
@@ -111,13 +124,14 @@ def create_app(warm: WarmDeployment, settings: Settings) -> Any:
         }
 
     @app.get("/decisions/{txn_id}")
-    def show(txn_id: str, caller: Token = require("read", tokens)) -> dict[str, Any]:  # noqa: B008
+    def show(txn_id: str, request: Request) -> dict[str, Any]:
         try:
             entry = ledger.get(txn_id)
         except BadInput:
             raise HTTPException(status_code=404, detail=f"no transaction {txn_id}") from None
         if entry.subject is not None and entry.opened is not None:  # a person's data, read
-            by = f"token {caller.name}"
+            token: Token = request.state.token  # the one TokenGate let in
+            by = f"token {token.name}"
             group.record(access_entry(entry.subject, by, "show", refers_to=txn_id))
         return entry.to_dict()
 

@@ -18,8 +18,8 @@ def test_every_route_but_health_needs_a_token_of_its_scope(server, served, token
     txn = served[0]["transaction_id"]
     body = {"inputs": {"income": 1.0}}
     assert httpx.get(f"{server}/health").status_code == 200
-    for path in ("/docs", "/openapi.json", "/redoc"):
-        assert httpx.get(f"{server}{path}").status_code == 404
+    for path in ("/docs", "/openapi.json", "/redoc"):  # no such pages, even with a token
+        assert httpx.get(f"{server}{path}", headers=tokens["read"]).status_code == 404
     missing = httpx.post(f"{server}/decisions", json=body)
     assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
     assert httpx.get(f"{server}/decisions/{txn}").status_code == 401
@@ -31,6 +31,92 @@ def test_every_route_but_health_needs_a_token_of_its_scope(server, served, token
     assert refused.status_code == 403 and "scope is decide, not read" in refused.text
     shown = httpx.get(f"{server}/decisions/{txn}", headers=tokens["read"])
     assert shown.status_code == 200 and shown.json()["txn_id"] == txn
+
+
+# Bodies the API refuses once it parses them: malformed JSON, bytes that are not UTF-8,
+# a form, a multipart body without its boundary, nothing at all.
+UNPARSABLE = [
+    ("application/json", b'{"inputs": {'),
+    ("application/json", b"\xff\xfe{"),
+    ("application/x-www-form-urlencoded", b"inputs=1"),
+    ("multipart/form-data", b"--x\r\n"),
+    ("application/json", b""),
+]
+
+
+def test_a_caller_without_the_right_token_is_refused_before_the_body_is_read(
+    server, served, tokens, warm
+):
+    """Every route of the API, as `create_app` makes it, with bodies that would be refused
+    4xx once parsed: no or an unknown token is 401, a token of the other scope 403, so a
+    caller without a token learns nothing of what the API parses."""
+    from replay.settings import load_settings
+    from replay.web.serving import create_app
+
+    txn = served[0]["transaction_id"]
+    routes = sorted(
+        (method, route.path.replace("{txn_id}", txn))
+        for route in create_app(warm, load_settings()).routes
+        for method in route.methods
+        if route.path != "/health"
+    )
+    assert ("POST", "/decisions") in routes and ("GET", f"/decisions/{txn}") in routes
+    strangers = [
+        {},
+        {"Authorization": "Bearer rpl_not-a-token"},
+        {"Authorization": "Basic dGVzdHM6dGVzdHM="},
+        {"Authorization": "Bearer"},
+    ]
+    other_scope = {"POST": tokens["read"], "GET": tokens["decide"]}
+    for method, path in routes:
+        for kind, body in UNPARSABLE:
+            sent = {"Content-Type": kind}
+            for stranger in strangers:
+                refused = httpx.request(
+                    method, f"{server}{path}", content=body, headers={**sent, **stranger}
+                )
+                assert refused.status_code == 401, (method, path, stranger, body, refused.text)
+                assert refused.headers["www-authenticate"] == "Bearer"
+                assert "token" in refused.json()["detail"]
+            refused = httpx.request(
+                method, f"{server}{path}", content=body, headers={**sent, **other_scope[method]}
+            )
+            assert refused.status_code == 403, (method, path, body, refused.text)
+            assert "this token's scope is" in refused.json()["detail"]
+    # The same body with the route's own token is parsed, and refused for what it is.
+    parsed = httpx.post(
+        f"{server}/decisions",
+        content=UNPARSABLE[0][1],
+        headers={**tokens["decide"], "Content-Type": "application/json"},
+    )
+    assert parsed.status_code == 422 and "JSON decode error" in parsed.text
+
+
+OVER_LIMIT = b"x" * (1_048_576 + 1)  # REPLAY_MAX_BODY's default, and a byte
+
+
+def test_without_a_token_nothing_else_is_learned_not_even_the_body_limit(server, tokens):
+    """The token is checked first from the headers alone: a body of no stated length or
+    over the limit, a path or a method the API does not have, are all 401 to a stranger."""
+
+    def chunks():
+        yield b'{"inputs": {}}'
+
+    for method, path, extra in (
+        ("POST", "/decisions", {"content": chunks()}),
+        ("POST", "/decisions", {"content": OVER_LIMIT}),
+        ("GET", "/no-such-route", {}),
+        ("DELETE", "/decisions/txn_x", {}),
+        ("GET", "/openapi.json", {}),
+    ):
+        refused = httpx.request(method, f"{server}{path}", **extra)
+        assert refused.status_code == 401, (method, path, refused.text)
+    # with a token, each gets its own answer
+    too_long = httpx.post(f"{server}/decisions", content=OVER_LIMIT, headers=tokens["decide"])
+    assert too_long.status_code == 413 and "REPLAY_MAX_BODY" in too_long.json()["detail"]
+    assert httpx.get(f"{server}/no-such-route", headers=tokens["read"]).status_code == 404
+    wrong_method = httpx.delete(f"{server}/decisions/txn_x", headers=tokens["read"])
+    assert wrong_method.status_code == 405
 
 
 def test_a_token_is_shown_once_kept_hashed_and_refused_once_revoked(server, served, replay_env):

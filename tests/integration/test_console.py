@@ -577,3 +577,45 @@ def test_pages_are_private_and_forms_need_the_sessions_token(console, served):
         fragment = client.get(f"/decisions/{txn}/reasons", headers={"HX-Request": "true"})
         assert fragment.headers.get("HX-Redirect") == "/login"
         assert ledger_size() == before
+
+
+def test_no_form_is_read_before_the_session_and_the_role_are_checked(console, served):
+    """Every form the console takes, posted with a body it cannot parse (a multipart
+    body without its boundary, 400 once read): without a session it is sent to sign in,
+    and a support user posting a form of another role is refused for the role, the body
+    never read either way."""
+    import re
+
+    from replay.web.console import PAGES
+
+    _, txn = a_rejected(served, 0)
+    posted = {
+        route.path.replace("{txn_id}", txn).replace("{name}", "ada")
+        for page in PAGES
+        for route in page.router.routes
+        if "POST" in route.methods
+    }
+    support_may = {"/find", f"/decisions/{txn}/replay", f"/decisions/{txn}/what-if"}
+    support_may |= {f"/decisions/{txn}/sweep", "/logout"}
+    not_support = {f"/decisions/{txn}/review", f"/decisions/{txn}/report", "/users"}
+    not_support |= {"/users/ada/remove"}
+    assert posted == support_may | not_support | {"/login"}  # a new form: say who may post it
+    unparsable = {"content": b"--x\r\n", "headers": {"Content-Type": "multipart/form-data"}}
+    before = ledger_size()
+    with httpx.Client(base_url=console, timeout=60) as client:
+        for path in posted - {"/login"}:
+            refused = client.post(path, **unparsable)
+            assert refused.status_code == 303, (path, refused.status_code, refused.text[:200])
+            assert refused.headers["location"] == "/login"
+        token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text)[1]
+        signed = client.post(
+            "/login", data={"csrf": token, "name": "tess", "password": PASSWORDS["tess"]}
+        )
+        assert signed.status_code == 303
+        for path in not_support:
+            refused = client.post(path, **unparsable)
+            assert refused.status_code == 403, (path, refused.status_code, refused.text[:200])
+            assert "your role (support)" in refused.text
+        read = client.post("/find", **unparsable)  # a form support may post: read, and refused
+        assert read.status_code == 400, read.text[:200]
+    assert ledger_size() == before

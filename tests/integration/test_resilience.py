@@ -176,6 +176,70 @@ def test_sigterm_ends_a_busy_server_within_its_bound(hostile, tokens, tmp_path):
     assert time.monotonic() - started < 25  # STOP_WITHIN, and a margin
 
 
+def test_sigterm_answers_requests_waiting_on_paused_runners_503_with_a_reason(
+    hostile, tokens, engine
+):
+    """Both runners paused (`docker pause`), a request waiting on each: SIGTERM answers
+    both 503 with the reason, as JSON, once they had their DRAIN seconds and before
+    uvicorn's own graceful wait would cancel them (a bare 500); nothing is logged, and
+    the process ends within its bound with its paused containers removed."""
+    import replay
+    from replay.web.running import DRAIN, GRACEFUL_WAIT, STOP_WITHIN
+
+    label = f"replay.manifest_id={hostile.manifest_id}"
+    others = {c.id for c in engine.containers.list(all=True, filters={"label": label})}
+    port = free_port()
+    command = [str(Path(sys.executable).parent / "replay"), "serve", hostile.manifest_id]
+    process = subprocess.Popen(
+        [*command, "--port", str(port), "--containers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    mine = []
+    answered: list[tuple[float, httpx.Response]] = []
+
+    def waiting_client() -> None:
+        response = ask(url, tokens, "ok")
+        answered.append((time.monotonic(), response))
+
+    try:
+        deadline = time.monotonic() + 120
+        while not answers(url):
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.3)
+        mine = [c for c in engine.containers.list(filters={"label": label}) if c.id not in others]
+        assert len(mine) == 2  # this server's own runners
+        for container in mine:
+            container.pause()
+        before = replay.verify_ledger().entries
+        clients = [threading.Thread(target=waiting_client) for _ in range(2)]
+        for client in clients:
+            client.start()
+        time.sleep(1)  # each request holds a paused runner
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        process.wait(GRACEFUL_WAIT + STOP_WITHIN + 10)
+        ended = time.monotonic() - signalled
+        for client in clients:
+            client.join(10)
+    finally:
+        process.kill()
+        for container in mine:
+            with contextlib.suppress(Exception):  # removed by the server, as it should be
+                container.unpause()
+    assert len(answered) == 2
+    for at, refused in answered:
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["content-type"] == "application/json"
+        assert refused.json()["detail"].startswith("the server is stopping: this request did not")
+        assert DRAIN - 0.5 < at - signalled < GRACEFUL_WAIT  # given its time, then answered
+    assert ended < GRACEFUL_WAIT + STOP_WITHIN, ended
+    assert replay.verify_ledger().entries == before
+    left = {c.id for c in engine.containers.list(all=True, filters={"label": label})}
+    assert not left & {c.id for c in mine}
+
+
 @pytest.fixture
 def tiny_disk(tmp_path):
     """A 1 MB tmpfs, unmounted afterwards."""
@@ -284,14 +348,17 @@ def test_a_kill_loop_never_leaves_a_request_waiting_and_the_pool_recovers(
     assert ask(url, tokens, "ok").status_code == 200
 
 
-def test_a_chunked_body_is_refused_before_it_is_read(server):
-    """No token needed to try: a body of no stated length (or one that contradicts its
-    Content-Length with chunks) is never read into memory."""
+def test_a_chunked_body_is_refused_before_it_is_read(server, tokens):
+    """A body of no stated length (or one that contradicts its Content-Length with
+    chunks) is never read into memory, even a token holder's (without a token it is 401
+    before anything: test_access)."""
 
     def chunks():
         yield b'{"inputs": {"debt": "'
         yield b"x" * 1_000_000
         yield b'"}}'
 
-    refused = httpx.post(f"{server}/decisions", content=chunks(), timeout=60)
+    refused = httpx.post(
+        f"{server}/decisions", content=chunks(), headers=tokens["decide"], timeout=60
+    )
     assert refused.status_code == 411 and "Content-Length" in refused.json()["detail"]

@@ -51,8 +51,8 @@ def reasons(request: Request, txn_id: str, console: Shared, user: SignedIn) -> A
 
 @router.post("/decisions/{txn_id}/replay", response_class=HTMLResponse)
 async def reexecute(request: Request, txn_id: str, console: Shared, user: SignedIn) -> Any:
+    user.require("decision")  # before the form is read: a role refused whatever was sent
     await console.form(request)
-    user.require("decision")
 
     def run() -> ReplayResult:
         opened = console.shown_to(txn_id, user, "decision", "decision: re-execute")
@@ -66,8 +66,8 @@ async def reexecute(request: Request, txn_id: str, console: Shared, user: Signed
 
 @router.post("/decisions/{txn_id}/review")
 async def review(request: Request, txn_id: str, console: Shared, user: SignedIn) -> Any:
-    fields = await console.form(request)
     user.require("review")
+    fields = await console.form(request)
     made = await run_in_threadpool(
         lambda: review_decision(
             txn_id,

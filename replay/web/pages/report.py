@@ -19,8 +19,8 @@ router = APIRouter()
 # A POST: making a report is a ledger entry, which a link from elsewhere must not make.
 @router.post("/decisions/{txn_id}/report")
 async def report_pdf(request: Request, txn_id: str, console: Shared, user: SignedIn) -> Any:
-    await console.form(request)
     user.require("report")
+    await console.form(request)
 
     def make() -> bytes:
         entry = console.entry(txn_id)

@@ -147,7 +147,10 @@ class Console:
         return RedirectResponse("/login", status_code=303)
 
     async def form(self, request: Request) -> dict[str, str]:
-        """The posted form as text fields, refused without this session's CSRF token."""
+        """The posted form as text fields, refused without this session's CSRF token.
+        Past the sign-in page, read only once the session and the role are checked
+        (`SignedIn` runs before the route, `require` first in it): a refused caller's
+        body is never parsed."""
         form = await request.form()
         fields = {key: value for key, value in form.items() if isinstance(value, str)}
         self.sessions.check_form(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from replay.errors import BadInput
-from replay.web.pages.shared import Shared
+from replay.web.pages.shared import Shared, signed_in
 from replay.web.sessions import ROLE_HOME
 
 router = APIRouter()
@@ -35,7 +35,8 @@ async def login(request: Request, console: Shared) -> Any:
     return RedirectResponse(ROLE_HOME[user.role], status_code=303)
 
 
-@router.post("/logout")
+# Signed in first: without a session there is nothing to end, and no form is read.
+@router.post("/logout", dependencies=[Depends(signed_in)])
 async def logout(request: Request, console: Shared) -> Any:
     await console.form(request)
     request.session.clear()

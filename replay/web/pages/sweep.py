@@ -28,8 +28,8 @@ def sweep_page(request: Request, txn_id: str, console: Shared, user: SignedIn) -
 
 @router.post("/decisions/{txn_id}/sweep", response_class=HTMLResponse)
 async def sweep(request: Request, txn_id: str, console: Shared, user: SignedIn) -> Any:
-    form = await console.form(request)
     user.require("sweep")
+    form = await console.form(request)
 
     def ask() -> Sweep:
         opened = console.open(txn_id)

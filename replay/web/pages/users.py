@@ -25,8 +25,8 @@ def users_page(request: Request, console: Shared, user: SignedIn) -> Any:
 
 @router.post("/users")
 async def users_add(request: Request, console: Shared, user: SignedIn) -> Any:
-    fields = await console.form(request)
     user.require("users")
+    fields = await console.form(request)
     name = fields.get("name", "").strip()
     role = fields.get("role", "")
     password = fields.get("password", "")
@@ -37,8 +37,8 @@ async def users_add(request: Request, console: Shared, user: SignedIn) -> Any:
 
 @router.post("/users/{name}/remove")
 async def users_remove(request: Request, name: str, console: Shared, user: SignedIn) -> Any:
-    await console.form(request)
     user.require("users")
+    await console.form(request)
     if name == user.name:
         raise BadInput("you cannot remove yourself: ask another admin")
     removed = await run_in_threadpool(remove_user, name, settings=console.settings)

@@ -28,8 +28,8 @@ def whatif_page(request: Request, txn_id: str, console: Shared, user: SignedIn) 
 
 @router.post("/decisions/{txn_id}/what-if", response_class=HTMLResponse)
 async def whatif(request: Request, txn_id: str, console: Shared, user: SignedIn) -> Any:
-    form = await console.form(request)
     user.require("what-if")
+    form = await console.form(request)
 
     def ask() -> WhatIf:
         opened = console.open(txn_id)
