@@ -61,7 +61,9 @@ class WarmDeployment(Predictor):
         self.settings = settings or load_settings()
         self.store: ManifestStore = manifest_store(self.settings)
         self.manifest: Manifest = self.store.load(manifest_id)
-        self.client = docker_client(self.settings.docker_host)
+        self.client = docker_client(
+            self.settings.docker_host, connect_timeout=self.settings.connect_timeout
+        )
         # As many CPUs as the threads the deployment declared, so it runs as it was captured.
         self.sandbox = sandbox or Sandbox(
             cpus=float(self.manifest.runtime.threads),

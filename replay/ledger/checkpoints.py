@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from replay.errors import BadInput, IntegrityError, ReplayWarning, one_line
 from replay.ledger.chain import Ledger, LedgerVerification
 from replay.manifests.canonical import canonical_json
-from replay.stores.blobs import reaching_s3
+from replay.stores.blobs import reaching_s3, s3_client
 from replay.stores.keys import write_once
 
 if TYPE_CHECKING:
@@ -226,10 +226,8 @@ class S3CheckpointStore(CheckpointStore):
     written."""
 
     def __init__(self, bucket: str, prefix: str) -> None:
-        import boto3  # about 0.5 s: only S3 users pay it
-
         self.bucket, self.prefix = bucket, prefix.strip("/") + "/"
-        self.client = boto3.client("s3")
+        self.client = s3_client()  # one try within the connect budget, never minutes
 
     def __str__(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}"

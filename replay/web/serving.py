@@ -19,7 +19,7 @@ from replay.ledger.checkpoints import Checkpointer
 from replay.ledger.decisions import checkpoint_ledger, new_seed, subject_key
 from replay.ledger.group_commit import GroupCommit
 from replay.manifests.canonical import canonical_json
-from replay.settings import Settings, load_settings
+from replay.settings import Settings, load_settings, without_password
 from replay.stores.tokens import Token
 from replay.web.access import TokenGate, token_store
 from replay.web.running import claim_answer, end_on_sigterm, limit_body, run
@@ -55,7 +55,9 @@ def create_app(warm: WarmDeployment, settings: Settings) -> Any:
     # Every failure is an answer with a message: the caller's mistakes 4xx, the
     # deployment's or the machine's 503, never a bare 500 nor a hanging request.
     def failure(status: int) -> Any:
-        return lambda _request, error: JSONResponse({"detail": one_line(error, 500)}, status)
+        return lambda _request, error: JSONResponse(
+            {"detail": without_password(one_line(error, 500))}, status
+        )
 
     app.add_exception_handler(BadInput, failure(422))
     app.add_exception_handler(EnvironmentProblem, failure(503))
