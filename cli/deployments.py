@@ -35,14 +35,41 @@ def up(as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("path", type=click.Path(file_okay=True, dir_okay=True), default=".")
+@click.argument("target", default=".")
 @click.option("--allow-dirty", is_flag=True, help="Capture uncommitted changes (recorded).")
 @click.option("--relock", is_flag=True, help="Resolve the requirements again (no cache).")
 @click.option("--push", is_flag=True, help="`dvc push` model files the remote lacks first.")
+@click.option(
+    "--spec",
+    type=click.Path(dir_okay=False),
+    help="For an MLflow model: what its signature cannot say (replay.yaml's keys).",
+)
+@click.option(
+    "--reference",
+    type=click.Path(dir_okay=False),
+    help="For an MLflow model: a CSV of realistic inputs (else its input example).",
+)
 @json_option
-def capture(path: str, allow_dirty: bool, relock: bool, push: bool, as_json: bool) -> None:
-    """Freeze the deployment at PATH (its replay.yaml) as a manifest in MLflow."""
-    manifest = replay.capture(path, allow_dirty=allow_dirty, relock=relock, push=push)
+def capture(
+    target: str,
+    allow_dirty: bool,
+    relock: bool,
+    push: bool,
+    spec: str | None,
+    reference: str | None,
+    as_json: bool,
+) -> None:
+    """Freeze a deployment as a manifest in MLflow: the folder TARGET (its replay.yaml),
+    or an MLflow model (models:/NAME/VERSION, models:/NAME@ALIAS, runs:/RUN_ID/PATH, or
+    a model folder)."""
+    manifest = replay.capture(
+        target,
+        allow_dirty=allow_dirty,
+        relock=relock,
+        push=push,
+        spec=spec,
+        reference=reference,
+    )
     emit(manifest, as_json, lambda found: click.echo(found.manifest_id))
 
 
@@ -122,11 +149,23 @@ def _show_manifest(found: Manifest) -> None:
     out, code = console(), found.code
     out.print(f"[bold]{found.name}[/bold] {found.version}  manifest {found.manifest_id}")
     out.print(f"captured   {found.created_at}")
-    out.print(
-        f"code       {code.repository} @ {code.commit[:12]}"
-        + (" [red](dirty)[/red]" if code.dirty else "")
-        + f"  entrypoint {code.entrypoint}"
-    )
+    source = found.model_source
+    if source is None:
+        out.print(
+            f"code       {code.repository} @ {(code.commit or '')[:12]}"
+            + (" [red](dirty)[/red]" if code.dirty else "")
+            + f"  entrypoint {code.entrypoint}"
+        )
+    else:
+        origin = [f"version {source.version}"] if source.version else []
+        origin += [f"run {source.run_id}"] if source.run_id else []
+        out.print(f"model      {source.uri} ({', '.join(origin + list(source.flavours))})")
+        if source.rule is not None:
+            rule = source.rule
+            out.print(
+                f"rule       {rule['decision']} = {rule['at_or_above']} if {rule['score']} "
+                f">= {rule['threshold']}, else {rule['below']}"
+            )
     out.print(f"base image {found.image.base}")
     environment = found.environment
     out.print(f"python     {environment.python}, {len(environment.wheels)} locked wheels")

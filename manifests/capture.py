@@ -101,6 +101,7 @@ def assemble_manifest(
     requested_base: str,
     runner: Path,
     engine: dict[str, Any],
+    model_source: dict[str, Any] | None = None,
     created_at: datetime | None = None,
 ) -> Manifest:
     reference = spec.root / spec.reference_sample
@@ -122,7 +123,8 @@ def assemble_manifest(
             "archive_size": archive.stat().st_size,
             "entrypoint": spec.entrypoint,
         },
-        "model": {"files": model_files},
+        # where a model captured from MLflow came from (absent for a folder deployment)
+        "model": {"files": model_files, **({"source": model_source} if model_source else {})},
         "environment": {
             "python": python,
             "platforms": platforms,

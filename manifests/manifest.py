@@ -70,13 +70,28 @@ class ModelFile:
 
 @dataclass(frozen=True)
 class Code:
-    repository: str  # a path on the capturing machine, or the `origin` URL
+    repository: str  # a path on the capturing machine, the `origin` URL, or a model URI
     subdirectory: str
-    commit: str
+    commit: str | None  # None when replay wrote the code (a model captured from MLflow)
     dirty: bool
     archive_sha256: str
     archive_size: int
     entrypoint: str  # module:function
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model captured from MLflow came from: the URI given, the registered
+    version and run it named then, and the threshold rule its decision is made by."""
+
+    uri: str
+    registered_name: str | None
+    version: str | None
+    alias: str | None
+    run_id: str | None
+    flavours: tuple[str, ...]
+    mlflow_version: str | None
+    rule: Mapping[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -147,6 +162,7 @@ class Manifest:
     created_at: str = field(init=False)
     code: Code = field(init=False)
     model_files: tuple[ModelFile, ...] = field(init=False)
+    model_source: ModelSource | None = field(init=False)
     environment: Environment = field(init=False)
     image: ImageRecipe = field(init=False)
     runtime: Runtime = field(init=False)
@@ -176,6 +192,7 @@ class Manifest:
                 )
                 for item in document["model"]["files"]
             ),
+            "model_source": _model_source(document["model"].get("source")),
             "environment": Environment(
                 python=environment["python"],
                 platforms=tuple(environment["platforms"]),
@@ -214,3 +231,10 @@ class Manifest:
     @property
     def entrypoint(self) -> str:
         return self.code.entrypoint
+
+
+def _model_source(source: Mapping[str, Any] | None) -> ModelSource | None:
+    if source is None:
+        return None
+    source = copy.deepcopy(dict(source))
+    return ModelSource(**{**source, "flavours": tuple(source["flavours"])})

@@ -23,7 +23,7 @@ _SOURCE = [".", f":(exclude,glob)**/{STATE_FOLDER}/**"]
 class SourceState:
     repository: str  # the git top level (a path on this machine) or its `origin` URL
     subdirectory: str  # the deployment folder inside the repository ("" at the top)
-    commit: str
+    commit: str | None  # None for code replay wrote itself (a model from a registry)
     dirty: bool
     toplevel: Path
 
@@ -72,10 +72,11 @@ def source_files(root: Path) -> list[str]:
     return sorted(name for name in files if (root / name).is_file())
 
 
-def write_source_archive(root: Path, destination: Path) -> None:
-    """A tar of the deployment's source with fixed owners, times and order."""
+def write_source_archive(root: Path, destination: Path, files: list[str] | None = None) -> None:
+    """A tar of the deployment's source (`files` under `root`, else what git knows) with
+    fixed owners, times and order."""
     with tarfile.open(destination, "w", format=tarfile.PAX_FORMAT) as archive:
-        for name in source_files(root):
+        for name in sorted(files) if files is not None else source_files(root):
             path = root / name
             info = tarfile.TarInfo(name)
             info.size = path.stat().st_size

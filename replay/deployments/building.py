@@ -96,7 +96,7 @@ def _build_context(
             _artifact_checked(store, manifest.manifest_id, name, expected, downloads).rename(
                 context / name
             )
-    fetch_model_files(manifest, context / "model")
+    fetch_model_files(manifest, context / "model", blobs)
 
 
 def build(manifest_id: str, *, settings: Settings | None = None) -> BuildResult:

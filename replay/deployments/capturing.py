@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from replay.deployments.building import store_wheels
+from replay.deployments.model_capture import prepared_model
 from replay.errors import BadInput, ReplayWarning
 from replay.images import base
 from replay.images.engine import docker_client, engine_facts
@@ -18,8 +19,9 @@ from replay.manifests.canonical import sha256_bytes
 from replay.manifests.capture import assemble_manifest, image_platforms, model_file_facts
 from replay.manifests.lock import compile_lock
 from replay.manifests.manifest import DvcCopy, Manifest
+from replay.manifests.model_uri import looks_like_model
 from replay.manifests.source import SourceState, source_state, write_source_archive
-from replay.manifests.spec import load_spec
+from replay.manifests.spec import DeploymentSpec, load_spec
 from replay.progress import Progress, step
 from replay.settings import Settings, load_settings
 from replay.stores.manifests import REFERENCE_FILE, RUNNER_FILE, SOURCE_FILE, manifest_store
@@ -56,27 +58,60 @@ def _locked(requirements_in: Path, settings: Settings, relock: bool) -> str:
 
 
 def capture(
-    path: str | Path,
+    target: str | Path,
     *,
     allow_dirty: bool = False,
     relock: bool = False,
     push: bool = False,
+    spec: str | Path | None = None,
+    reference: str | Path | None = None,
     settings: Settings | None = None,
 ) -> Manifest:
-    """Freeze the deployment described by `path/replay.yaml` as a manifest in MLflow.
+    """Freeze a deployment as a manifest in MLflow: a folder described by its
+    `replay.yaml`, or an MLflow model (`models:/NAME/VERSION`, `models:/NAME@ALIAS`,
+    `runs:/RUN_ID/PATH`, a model folder) with an optional `spec` file and `reference`
+    sample (see `replay.deployments.model_capture.prepared_model`).
 
     Every model file DVC tracks must already be in its DVC remote (`push` pushes it
     first): a manifest must never name a model no store can give back."""
     settings = settings or load_settings()
-    spec = load_spec(path)
-    source = source_state(spec.root)
+    if looks_like_model(target):
+        with prepared_model(target, spec=spec, reference=reference, settings=settings) as model:
+            return freeze(
+                model.spec,
+                model.source,
+                model.model_files,
+                settings=settings,
+                relock=relock,
+                source_files=model.source_files,
+                model_source=model.model_source,
+            )
+    if spec is not None or reference is not None:
+        raise BadInput(f"{target}: --spec and --reference are for MLflow models only")
+    deployment = load_spec(target)
+    source = source_state(deployment.root)
     if source.dirty and not allow_dirty:
         raise BadInput(
-            f"{spec.root} has uncommitted changes (see `git status`); commit them, "
+            f"{deployment.root} has uncommitted changes (see `git status`); commit them, "
             "or capture with allow_dirty (recorded as dirty: true)"
         )
-    model_files = model_file_facts(spec, default_remote(spec.root))
-    _check_models_stored(source, spec.root, model_files, push)
+    model_files = model_file_facts(deployment, default_remote(deployment.root))
+    _check_models_stored(source, deployment.root, model_files, push)
+    return freeze(deployment, source, model_files, settings=settings, relock=relock)
+
+
+def freeze(
+    spec: DeploymentSpec,
+    source: SourceState,
+    model_files: list[dict[str, Any]],
+    *,
+    settings: Settings,
+    relock: bool = False,
+    source_files: list[str] | None = None,
+    model_source: dict[str, Any] | None = None,
+) -> Manifest:
+    """The manifest of a checked deployment: base digest, lock, wheels, source archive
+    (`source_files`, else what git knows), recorded in MLflow with its files."""
     client = docker_client(settings.docker_host, connect_timeout=settings.connect_timeout)
     engine = engine_facts(client)
     with step("base image") as progress:
@@ -104,7 +139,7 @@ def capture(
         )
     with tempfile.TemporaryDirectory() as scratch, step("record manifest in MLflow"):
         archive = Path(scratch) / SOURCE_FILE
-        write_source_archive(spec.root, archive)
+        write_source_archive(spec.root, archive, source_files)
         runner = Path(scratch) / RUNNER_FILE
         runner.write_bytes(resources.files("replay.images").joinpath(RUNNER_FILE).read_bytes())
         manifest = assemble_manifest(
@@ -120,6 +155,7 @@ def capture(
             requested_base=requested,
             runner=runner,
             engine=engine,
+            model_source=model_source,
         )
         reference = Path(scratch) / REFERENCE_FILE
         reference.write_bytes((spec.root / spec.reference_sample).read_bytes())

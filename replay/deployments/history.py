@@ -15,7 +15,7 @@ from replay.manifests.manifest import Manifest, is_id_prefix
 from replay.settings import Settings, load_settings
 from replay.stores.blobs import open_blob_store
 from replay.stores.manifests import DeploymentRecord, ManifestStore, manifest_store
-from replay.stores.models import stored_copies
+from replay.stores.models import BLOB_STORE, stored_copies
 
 
 def list_deployments(
@@ -89,9 +89,10 @@ def verify_manifest(manifest_id: str, *, settings: Settings | None = None) -> Ma
         for name, expected in stored_files(manifest).items():
             path = store.artifact(manifest.manifest_id, name, folder)
             checks.append(Check(f"stored {name}", expected, sha256_file(path)))
+    blobs = open_blob_store(settings.blobs)
     for item in manifest.model_files:
         places = []
-        for where, path in stored_copies(manifest, item):  # a path lives only until next()
+        for where, path in stored_copies(manifest, item, blobs):  # lives until next()
             places.append(where)
             checks.append(
                 Check(f"model file {item.path} ({where})", item.sha256, sha256_file(path))
@@ -100,10 +101,12 @@ def verify_manifest(manifest_id: str, *, settings: Settings | None = None) -> Ma
             # the copy that must outlive this machine: its absence always fails
             remote = f"DVC remote {item.dvc.remote or '(none configured)'}"
             checks.append(Check(f"model file {item.path} ({remote})", item.sha256, "(missing)"))
+        elif manifest.model_source is not None and BLOB_STORE not in places:
+            # a model from a registry is kept only here: the registry may delete it
+            checks.append(Check(f"model file {item.path} ({BLOB_STORE})", item.sha256, "(missing)"))
         elif not places:
             checks.append(Check(f"model file {item.path}", item.sha256, "(no stored copy)"))
     checks.extend(_build_checks(store, manifest.manifest_id))
-    blobs = open_blob_store(settings.blobs)
     for wheel in manifest.environment.wheels:
         found = (
             blobs.stored_sha256(wheel.sha256) if blobs.has(wheel.sha256) else f"(not in {blobs})"

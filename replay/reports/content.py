@@ -186,7 +186,8 @@ def gather(
         outputs={name: wording.exact(value) for name, value in entry.outputs.items()},
         evidence={
             "manifest_id": manifest.manifest_id,
-            "code_commit": manifest.code.commit,
+            # a model from a registry has no commit: its URI and version say what it is
+            "code_commit": manifest.code.commit or _model_origin(manifest),
             "model_files": {model.path: model.sha256 for model in manifest.model_files},
             "base_image": manifest.image.base,
             "image_fingerprint": answers.fingerprint,
@@ -214,3 +215,12 @@ def _shown(feature: Feature, value: Any) -> Shown:
     return Shown(
         feature.name, feature.title, wording.readable(feature, value), wording.exact(value)
     )
+
+
+def _model_origin(manifest: Manifest) -> str:
+    source = manifest.model_source
+    if source is None:
+        return "(none recorded)"
+    version = f" version {source.version}" if source.version else ""
+    run = f", run {source.run_id}" if source.run_id else ""
+    return f"MLflow model {source.uri}{version}{run}"

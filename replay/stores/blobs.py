@@ -46,6 +46,13 @@ class BlobStore(ABC):
             raise IntegrityError(f"blob {digest} in {self} hashes to {found}")
         return destination
 
+    def copy(self, digest: str, destination: Path) -> Path:
+        """Copy a blob as stored, unchecked: for callers that compare its hash with a
+        manifest's themselves (to name the copy that differs)."""
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        self._fetch(digest, destination)
+        return destination
+
     def stored_sha256(self, digest: str) -> str:
         """The sha256 of the bytes stored under `digest` (for verification reports)."""
         with tempfile.TemporaryDirectory() as scratch:

@@ -176,7 +176,7 @@ class ManifestStore:
             run_name=f"{manifest.version}-{manifest.short_id}",
             tags={
                 TAG_ID: manifest.manifest_id,
-                TAG_COMMIT: manifest.code.commit,
+                TAG_COMMIT: manifest.code.commit or "",
                 TAG_DIRTY: str(manifest.code.dirty).lower(),
                 TAG_BASE: manifest.image.base,
                 "replay.version": manifest.version,

@@ -16,6 +16,9 @@ from typing import Any
 from replay.errors import BadInput, EnvironmentProblem, IntegrityError, one_line
 from replay.manifests.canonical import sha256_file
 from replay.manifests.manifest import DvcCopy, Manifest, ModelFile
+from replay.stores.blobs import BlobStore
+
+BLOB_STORE = "replay's blob store"
 
 
 def default_remote(root: Path) -> tuple[str | None, str | None]:
@@ -49,14 +52,22 @@ def _rev(manifest: Manifest) -> str | None:
     return None if manifest.code.dirty else manifest.code.commit
 
 
-def stored_copies(manifest: Manifest, item: ModelFile) -> Iterator[tuple[str, Path]]:
-    """(where, local path) for every stored copy of a model file: work tree, DVC remote.
+def stored_copies(
+    manifest: Manifest, item: ModelFile, blobs: BlobStore | None = None
+) -> Iterator[tuple[str, Path]]:
+    """(where, local path) for every stored copy of a model file: work tree, replay's
+    blob store (where a model captured from MLflow is kept), DVC remote.
 
     The remote is read through DVC's own filesystem for it, so its configuration
     (S3 endpoint, credentials, profile) applies as it does to `dvc pull`."""
     workspace = _workspace(manifest)
     if workspace is not None and (workspace / item.path).is_file():
         yield "work tree", workspace / item.path
+    if blobs is not None and blobs.has(item.sha256):
+        with tempfile.TemporaryDirectory() as scratch:
+            yield BLOB_STORE, blobs.copy(item.sha256, Path(scratch) / Path(item.path).name)
+    if item.dvc is None:
+        return
     with _remote_object(manifest.code.repository, _rev(manifest), item.dvc) as (
         where,
         odb,
@@ -123,13 +134,22 @@ def _reaching(where: str, url: str) -> Iterator[None]:
         raise EnvironmentProblem(f"{where} ({url}) cannot be read: {error}") from None
 
 
-def fetch_model_files(manifest: Manifest, destination: Path) -> None:
+def store_model_files(root: Path, model_files: list[dict[str, Any]], blobs: BlobStore) -> None:
+    """Keep model files that no DVC remote holds in replay's blob store, by sha256."""
+    for item in model_files:
+        if item["dvc"] is None:
+            blobs.put(root / item["path"])
+
+
+def fetch_model_files(
+    manifest: Manifest, destination: Path, blobs: BlobStore | None = None
+) -> None:
     """Copy every model file to `destination/<path>`, from the first copy whose hash holds."""
     for item in manifest.model_files:
         target = destination / item.path
         target.parent.mkdir(parents=True, exist_ok=True)
         seen = []
-        for where, path in stored_copies(manifest, item):
+        for where, path in stored_copies(manifest, item, blobs):
             if sha256_file(path) == item.sha256:
                 shutil.copyfile(path, target)
                 break
