@@ -274,8 +274,11 @@ def container_requirements(text: str, where: str) -> tuple[str, list[str]]:
         name = match.group("name").lower().replace("_", "-")
         if name in LOADER_SUBSTITUTES:
             substitute = LOADER_SUBSTITUTES[name]
-            notes.append(f"the container loads the model with {substitute} in place of {name}")
+            note = f"the container loads the model with {substitute} in place of {name}"
             line, name = substitute + match.group("rest"), substitute
+            if line in lines:
+                continue  # the model already named the smaller loader, at the same pin
+            notes.append(note)
         names.add(name)
         lines.append(line)
     if "mlflow-skinny" not in names:

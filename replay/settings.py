@@ -64,6 +64,8 @@ _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _END_OF_AUTHORITY = re.compile(r"[/?#]")
 # An image's digest (`python:3.11@sha256:…`) is not a host after a user's password.
 _DIGEST = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,}")
+# MLflow's model URIs name no host: `models:/fraud@champion` is a model and its alias.
+_MODEL_URI = re.compile(r"(?:models|runs):/[^/]")
 
 
 def without_password(text: str) -> str:
@@ -76,6 +78,8 @@ def without_password(text: str) -> str:
 
 
 def _masked(address: str) -> str:
+    if _MODEL_URI.match(address):
+        return address
     scheme = _SCHEME.search(address)
     head, rest = (address[: scheme.end()], address[scheme.end() :]) if scheme else ("", address)
     authority = _END_OF_AUTHORITY.split(rest, maxsplit=1)[0]

@@ -54,6 +54,8 @@ def test_a_password_is_left_out_wherever_it_is(shown, masked):
         "http://mlflow:5000/path/user@example",
         "postgresql://ledger@DB.example.com:5432/replay?sslmode=require",
         "error: what went wrong? nothing: see /var/log/replay/registry.log",
+        "models:/credit-sk@champion",  # a registered model and its alias
+        "warning: models:/fraud@challenger: bounds come from the model's input example",
     ],
 )
 def test_what_holds_no_password_is_kept_as_it_is(kept):

@@ -1,0 +1,261 @@
+"""Models brought from a team's MLflow Model Registry: a real tracking server (SQLite
+backend, its own artifact root) holding registered versions and an alias, captured by
+version and by alias, built, decided, replayed, asked what-if questions, and replayed
+again after the registry deleted the version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import ROOT, free_port, run_cli, unavailable
+
+LOG_MODELS = ROOT / "tests" / "fixtures" / "registry" / "log_models.py"
+BOUNDS = {
+    "income": {"min": 0, "max": 20000},
+    "debts": {"min": 0, "max": 10000},
+    "age": {"min": 18, "max": 90, "immutable": True},
+}
+RULE = {"threshold": 0.5, "at_or_above": "approve", "below": "reject"}
+APPLICANTS = [
+    {"income": 2100.0, "debts": 1800.5, "age": 29, "region": "north"},
+    {"income": 7400.25, "debts": 300.0, "age": 52, "region": "east"},
+    {"income": 3900.0, "debts": 2500.0, "age": 41, "region": "south"},
+]
+
+
+@pytest.fixture(scope="session")
+def team_registry(registry, tmp_path_factory):
+    """A team's MLflow server with credit models of three libraries registered
+    (see tests/fixtures/registry/log_models.py); (its URL, run id by name/version)."""
+    folder = tmp_path_factory.mktemp("team-mlflow")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with open(folder / "server.log", "w") as log:
+        server = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "mlflow"),
+                "server",
+                "--backend-store-uri",
+                f"sqlite:///{folder / 'mlflow.db'}",
+                "--artifacts-destination",
+                str(folder / "artifacts"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 90
+        while not _answers(f"{url}/health"):
+            if server.poll() is not None or time.monotonic() > deadline:
+                unavailable(f"the MLflow server did not start: see {folder / 'server.log'}")
+            time.sleep(0.5)
+        registered = folder / "registered.json"
+        subprocess.run(
+            [sys.executable, str(LOG_MODELS), url, str(registered)],
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
+        yield url, json.loads(registered.read_text())
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@contextmanager
+def reading(url: str) -> Iterator[None]:
+    """The team's registry as replay finds it: MLFLOW_TRACKING_URI, for this block."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = url
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["MLFLOW_TRACKING_URI"]
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = before
+
+
+def spec_file(folder: Path, score: str, inputs: dict) -> Path:
+    import yaml
+
+    path = folder / f"spec-{score}.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "inputs": inputs,
+                "output": {"score": score, "favourable": "approve", "rule": RULE},
+            }
+        )
+    )
+    return path
+
+
+def decided(manifest_id: str, applicants: list[dict]) -> dict[str, dict]:
+    """Each applicant decided in the manifest's container (seed i) and logged: the
+    outputs by transaction id."""
+    from replay.execution.warm import WarmDeployment
+    from replay.ledger.decisions import record_decision
+
+    logged = {}
+    with WarmDeployment(manifest_id) as warm:
+        for seed, applicant in enumerate(applicants):
+            outputs = warm.predict(applicant, seed)
+            assert outputs["decision"] in ("approve", "reject")
+            logged[record_decision(manifest_id, applicant, outputs, seed=seed).txn_id] = outputs
+    return logged
+
+
+@pytest.fixture(scope="session")
+def champion(team_registry, tmp_path_factory):
+    """`models:/credit-sk@champion` (skops) captured, built and three decisions logged."""
+    import replay
+
+    url, _ = team_registry
+    spec = spec_file(tmp_path_factory.mktemp("spec"), "prediction_1", BOUNDS)
+    with reading(url):
+        manifest = replay.capture("models:/credit-sk@champion", spec=spec)
+    replay.build(manifest.manifest_id)
+    return manifest, decided(manifest.manifest_id, APPLICANTS)
+
+
+def test_a_version_captured_by_alias_records_the_version_and_run(champion, team_registry):
+    manifest, _ = champion
+    _, registered = team_registry
+    source = manifest.model_source
+    assert (source.registered_name, source.version, source.alias) == ("credit-sk", "1", "champion")
+    assert source.run_id == registered["credit-sk/1"]
+    assert "sklearn" in source.flavours and source.rule["score"] == "prediction_1"
+    assert manifest.code.commit is None
+    assert any(item.path == "mlflow/MLmodel" for item in manifest.model_files)
+    # what the signature could not say came from the spec; the rest from the model
+    assert manifest.schema.inputs["age"].immutable
+    assert manifest.schema.inputs["region"].values == ("east", "north", "south")
+
+
+def test_the_decision_replays_after_the_registry_deleted_the_version(champion, team_registry):
+    from mlflow import MlflowClient
+    from replay.images.build import find_image
+    from replay.images.engine import docker_client
+
+    import replay
+    from replay.settings import load_settings
+
+    manifest, transactions = champion
+    url, _ = team_registry
+    MlflowClient(tracking_uri=url).delete_model_version("credit-sk", "1")
+    with reading(url), pytest.raises(replay.errors.BadInput, match="not found in the registry"):
+        replay.capture("models:/credit-sk/1")
+    # no local image either: the replay rebuilds it from what replay itself kept
+    client = docker_client(load_settings().docker_host)
+    client.images.remove(find_image(client, manifest.manifest_id).id, force=True)
+    result = replay.replay(next(iter(transactions)))
+    assert result.verdict == "reproduced"
+    assert result.recovery == "rebuild"
+    verified = run_cli("manifest", "verify", manifest.short_id)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_what_if_and_counterfactual_ask_the_registered_model(champion):
+    import replay
+
+    _, transactions = champion
+    first = next(iter(transactions))
+    richer = replay.whatif(first, {"income": 9000.0})
+    assert richer.modified_outputs["decision"] in ("approve", "reject")
+    assert richer.modified_outputs["prediction_1"] > richer.original_outputs["prediction_1"]
+    rejected = next(txn for txn, out in transactions.items() if out["decision"] == "reject")
+    answer = replay.counterfactual(rejected)
+    assert answer.options, answer.none_found
+    assert all(option.outputs["decision"] == "approve" for option in answer.options)
+    assert all("age" not in option.changes for option in answer.options)  # immutable
+
+
+def test_a_model_file_altered_in_the_blob_store_fails_verify(champion):
+    from replay.settings import load_settings
+    from replay.stores.blobs import open_blob_store
+
+    manifest, _ = champion
+    weights = next(item for item in manifest.model_files if item.path.endswith(".skops"))
+    stored = open_blob_store(load_settings().blobs).path(weights.sha256)
+    original = stored.read_bytes()
+    stored.chmod(0o644)
+    try:
+        stored.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+        verified = run_cli("manifest", "verify", manifest.short_id)
+        assert verified.returncode == 4, verified.stdout + verified.stderr
+        assert weights.path in verified.stdout + verified.stderr
+    finally:
+        stored.write_bytes(original)
+
+
+@pytest.mark.parametrize(
+    ("uri", "score", "inputs"),
+    [
+        ("models:/credit-sk/2", "prediction_1", BOUNDS),  # cloudpickle, as older models are
+        ("models:/credit-xgb/1", "prediction", BOUNDS),  # an XGBoost booster
+    ],
+)
+def test_other_serializations_and_libraries_replay_bit_for_bit(
+    team_registry, tmp_path, uri, score, inputs
+):
+    import replay
+
+    url, _ = team_registry
+    applicants = [{k: v for k, v in a.items() if k in inputs or "sk" in uri} for a in APPLICANTS]
+    with reading(url):
+        manifest = replay.capture(uri, spec=spec_file(tmp_path, score, inputs))
+    built = replay.build(manifest.manifest_id)
+    print(f"{uri}: image {built.image_id[:19]}, {_image_size(built.image_id)} MB")
+    transactions = decided(manifest.manifest_id, applicants)
+    for transaction in transactions:
+        assert replay.replay(transaction).verdict == "reproduced"
+    edited = replay.whatif(list(transactions)[1], {"debts": 9500.0})
+    assert edited.modified_outputs[score] < edited.original_outputs[score]
+
+
+def test_a_bad_model_uri_or_spec_is_one_line(team_registry, tmp_path):
+    url, _ = team_registry
+    env = {"MLFLOW_TRACKING_URI": url}
+    missing = run_cli("capture", "models:/credit-sk/99", env=env)
+    assert missing.returncode == 2
+    assert "models:/credit-sk/99: not found in the registry" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
+    unsaid = run_cli("capture", "models:/credit-xgb/1", env=env)
+    assert unsaid.returncode == 2 and "which decision helps" in unsaid.stderr
+    stage = run_cli("capture", "models:/credit-xgb/Production", env=env)
+    assert stage.returncode == 2 and "not frozen" in stage.stderr
+
+
+def _image_size(image_id: str) -> int:
+    from replay.images.engine import docker_client
+
+    from replay.settings import load_settings
+
+    image = docker_client(load_settings().docker_host).images.get(image_id)
+    return round(image.attrs["Size"] / 1e6)
