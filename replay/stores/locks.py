@@ -30,6 +30,9 @@ from replay.stores.blobs import reaching_s3, s3_client
 
 RECORD_FORMAT = "replay lock record 1"
 FOLDER = "locks"
+# Bytes read of a record at most: a lock of hundreds of distributions is far smaller,
+# and a store's writer must not make a capture read (or hold) anything larger.
+MAX_RECORD = 8 * 2**20
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,8 @@ class LockStore(ABC):
     """Records by key; a write replaces the record whole or not at all."""
 
     @abstractmethod
-    def read(self, key: str) -> bytes | None: ...
+    def read(self, key: str) -> bytes | None:
+        """The record's first MAX_RECORD + 1 bytes, or None when there is none."""
 
     @abstractmethod
     def write(self, key: str, data: bytes) -> None: ...
@@ -68,10 +72,11 @@ class FolderLockStore(LockStore):
         return str(self.path(key))
 
     def read(self, key: str) -> bytes | None:
-        try:
-            return self.path(key).read_bytes()
-        except FileNotFoundError:
+        path = self.path(key)
+        if not path.is_file():  # nor a FIFO, which would hang the read
             return None
+        with open(path, "rb") as handle:
+            return handle.read(MAX_RECORD + 1)
 
     def write(self, key: str, data: bytes) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -99,7 +104,10 @@ class S3LockStore(LockStore):
             listing = self.client.list_objects_v2(Bucket=self.bucket, Prefix=name, MaxKeys=1)
             if not any(item["Key"] == name for item in listing.get("Contents", [])):
                 return None
-            body: bytes = self.client.get_object(Bucket=self.bucket, Key=name)["Body"].read()
+            found = self.client.get_object(
+                Bucket=self.bucket, Key=name, Range=f"bytes=0-{MAX_RECORD}"
+            )
+            body: bytes = found["Body"].read(MAX_RECORD + 1)
         return body
 
     def write(self, key: str, data: bytes) -> None:
@@ -134,6 +142,8 @@ def lock_record(inputs: LockInputs, lock_text: str, wheels: list[dict[str, str]]
 
 def record_problem(data: bytes, inputs: LockInputs, requirements_text: str) -> str | None:
     """Why a record read for `inputs` cannot be reused, or None."""
+    if len(data) > MAX_RECORD:
+        return f"it is larger than {MAX_RECORD // 2**20} MiB"
     try:
         record = json.loads(data)
     except ValueError:

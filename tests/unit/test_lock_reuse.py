@@ -240,3 +240,15 @@ def test_other_lines_of_pip_compile_are_not_shown():
     assert compile_progress("Using indexes:") is None
     assert compile_progress("  https://bob:pw@idx.example/simple") is None
     assert compile_progress("") is None
+
+
+def test_a_record_too_large_to_be_one_is_not_read_whole(tmp_path):
+    from replay.stores.locks import MAX_RECORD
+
+    locks = Locks(settings_for(tmp_path))
+    locks.save(inputs(), LOCK, WHEELS)
+    stored = tmp_path / "home" / "blobs" / "locks" / f"{inputs().key}.json"
+    stored.write_bytes(b" " * (MAX_RECORD + 100))
+    assert len(locks.shared.read(inputs().key) or b"") == MAX_RECORD + 1
+    found, problem = locks.find(inputs(), REQUIREMENTS)
+    assert found is None and "larger than 8 MiB" in problem
