@@ -42,7 +42,7 @@ PIP_COMPILE_ARGS = [
     "--no-emit-find-links",
     "--no-emit-trusted-host",
 ]
-# Raised when the key's recipe changes, so that no lock keyed the old way is taken.
+# Bumped when the recipe of the key changes, so that no lock keyed the old way is taken.
 KEY_FORMAT = "replay lock key 1"
 
 # pip options (as `pip config list` names them) that decide which distributions the
@@ -55,25 +55,18 @@ RESOLVER_OPTIONS = frozenset(
         "find-links",
         "no-index",
         "constraint",
+        "build-constraint",  # may change the metadata a source distribution gives
         "pre",
+        "all-releases",
+        "only-final",
+        "ignore-requires-python",
+        "use-feature",
+        "use-deprecated",
         "only-binary",
         "no-binary",
         "prefer-binary",
         "uploaded-prior-to",
     }
-)
-# The environment markers pip-compile evaluates on this host. The kernel's release and
-# build string (`platform_release`, `platform_version`) are left out: no requirement
-# names them in practice, and they would keep every machine from reusing another's lock.
-MARKERS = (
-    "implementation_name",
-    "os_name",
-    "platform_machine",
-    "platform_python_implementation",
-    "platform_system",
-    "python_full_version",
-    "python_version",
-    "sys_platform",
 )
 
 
@@ -146,7 +139,10 @@ _PLAIN = re.compile(
 
 
 def marker_environment() -> dict[str, str]:
-    """The environment markers pip-compile resolves against on this host (see MARKERS)."""
+    """The environment markers pip-compile resolves against on this host. The kernel's
+    release and build string (`platform_release`, `platform_version`) are left out: no
+    requirement names them in practice, and they would keep every machine from reusing
+    another's lock."""
     return {
         "implementation_name": sys.implementation.name,
         "os_name": os.name,
@@ -187,7 +183,7 @@ def resolver_settings(config_list: str) -> dict[str, str]:
         except (ValueError, SyntaxError):
             value = raw
         settings[name] = value
-        if option == "constraint":  # the same file name may come to hold other pins
+        if option in {"constraint", "build-constraint"}:  # a file may come to hold other pins
             for index, item in enumerate(value.split()):
                 if "://" in item and not item.startswith("file://"):
                     continue  # a remote file: its address is what can be known here
