@@ -89,7 +89,7 @@ def _locked(
     if not relock:
         found, problem = locks.find(inputs, requirements.decode(errors="replace"))
     if problem:
-        warnings.warn(f"{problem}; it is not reused: locking again", ReplayWarning, stacklevel=3)
+        warnings.warn(f"{problem}; locking again", ReplayWarning, stacklevel=3)
     if found is None:
         with step("lock requirements (pip-compile)") as progress:
             lock_text = compile_lock(requirements_in, progress)

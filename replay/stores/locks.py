@@ -209,14 +209,14 @@ class Locks:
         if data is not None:
             problem = record_problem(data, inputs, requirements_text)
             if problem is not None:
-                return None, f"the stored lock {self.shared.where(key)} {problem}"
+                return None, f"the stored lock {self.shared.where(key)} cannot be reused: {problem}"
             if self.local.read(key) != data:
                 self.local.write(key, data)
             return _stored(data, self.shared.where(key)), ""
         data = self.local.read(key)
         if data is None or record_problem(data, inputs, requirements_text) is not None:
             return None, ""  # this machine's copy is only a cache: a bad one is replaced
-        self.shared.write(key, data)  # made before locks were shared: share it now
+        self.shared.write(key, data)  # locked here for another state folder: share it
         return _stored(data, self.local.where(key)), ""
 
     def save(self, inputs: LockInputs, lock_text: str, wheels: list[dict[str, str]] | None) -> None:
@@ -231,7 +231,7 @@ def _stored(data: bytes, where: str) -> StoredLock:
     return StoredLock(
         key=record["key"],
         lock=record["lock"],
-        wheels=record["wheels"],
+        wheels=record.get("wheels"),
         made_at=str(record.get("made_at", "")),
         where=where,
     )
