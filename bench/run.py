@@ -26,6 +26,9 @@
    second for 30 s, against the same load undisturbed: throughput ratio, the slowest
    answer (goal: within the request timeout), how long the pool takes to be whole again,
    and acknowledged decisions missing from the ledger (goal: none).
+6. `replay capture` of the credit example, as a user runs it: first with its lock
+   resolved anew (`--relock`), then new versions with unchanged requirements, which
+   reuse the stored lock and wheels (goal: at most 10 s), against the first.
 
 Results go to bench/results/<time>.json with a description of the machine.
 """
@@ -36,6 +39,7 @@ import json
 import multiprocessing
 import os
 import platform
+import re
 import shutil
 import socket
 import statistics
@@ -86,6 +90,35 @@ def deployment() -> tuple:
     workspace = make_workspace("credit", home / "credit-approval", home / "dvc-remote")
     manifest = replay.capture(workspace)
     return workspace, manifest, replay.build(manifest.manifest_id)
+
+
+def capture_benchmark(folder: Path, recaptures: int = 3) -> dict:
+    """Seconds of `replay capture` of a fresh credit deployment: first with a cold lock
+    (`--relock`: pip-compile runs), then `recaptures` new versions of it with the same
+    requirements (the stored lock and wheels reused), each a new commit."""
+    from workspace import make_workspace
+
+    workspace = make_workspace("credit", folder / "credit-approval", folder / "dvc-remote")
+    first = timed([REPLAY, "capture", "--relock", str(workspace)])
+    again = []
+    for number in range(1, recaptures + 1):
+        spec = workspace / "replay.yaml"
+        spec.write_text(re.sub(r'(?m)^version: ".*"$', f'version: "1.{number}"', spec.read_text()))
+        subprocess.run(
+            ["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qam", str(number)],
+            cwd=workspace,
+            check=True,
+        )
+        again.append(timed([REPLAY, "capture", str(workspace)]))
+    recapture = statistics.median(again)
+    return {
+        "first_cold_lock_s": first,
+        "recapture_median_s": recapture,
+        "recapture_s": again,
+        "ratio_to_first": recapture / first,
+        "goal_recapture_s_at_most": 10,
+        "met": recapture <= 10,
+    }
 
 
 def replay_benchmark(manifest, built, runs: int) -> dict:
@@ -1076,6 +1109,7 @@ def main() -> int:
             "when": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": machine(),
             "replay_one_decision": replay_benchmark(manifest, built, runs=9),
+            "capture": capture_benchmark(Path(home) / "capture-bench"),
             "ledger_append": ledger_benchmark(total=16_000),
             "questions": questions_benchmark(workspace, manifest, built),
         }
@@ -1099,6 +1133,12 @@ def main() -> int:
         f"replay one decision: {replay_result['replay_median_s']:.2f} s median vs bare docker "
         f"run {replay_result['bare_docker_run_median_s']:.2f} s -> ratio "
         f"{replay_result['ratio']:.2f} (goal <= 1.5)"
+    )
+    captured = results["capture"]
+    print(
+        f"capture of the credit example: first (lock resolved) {captured['first_cold_lock_s']:.1f}"
+        f" s; a new version, same requirements: {captured['recapture_median_s']:.1f} s median "
+        f"(goal <= 10) -> ratio {captured['ratio_to_first']:.2f}"
     )
     grouped = ledger_result["threads_16_group_commit"]
     sealed, plain = (

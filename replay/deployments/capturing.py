@@ -3,6 +3,7 @@ hashes frozen as a manifest in MLflow."""
 
 from __future__ import annotations
 
+import re
 import sys
 import tempfile
 import warnings
@@ -15,15 +16,16 @@ from replay.deployments.model_capture import prepared_model
 from replay.errors import BadInput, ReplayWarning
 from replay.images import base
 from replay.images.engine import docker_client, engine_facts
-from replay.manifests.canonical import sha256_bytes
 from replay.manifests.capture import assemble_manifest, image_platforms, model_file_facts
-from replay.manifests.lock import compile_lock
+from replay.manifests.lock import compile_lock, index_settings, lock_inputs
 from replay.manifests.manifest import DvcCopy, Manifest
 from replay.manifests.model_uri import looks_like_model
 from replay.manifests.source import SourceState, source_state, write_source_archive
 from replay.manifests.spec import DeploymentSpec, load_spec
 from replay.progress import Progress, step
 from replay.settings import Settings, load_settings
+from replay.stores.blobs import LocalBlobStore, open_blob_store
+from replay.stores.locks import Locks
 from replay.stores.manifests import REFERENCE_FILE, RUNNER_FILE, SOURCE_FILE, manifest_store
 from replay.stores.models import default_remote, in_remote, push_models
 
@@ -41,20 +43,70 @@ def base_image_for(
     return f"{repository}:{base.DEFAULT_TAG}", default
 
 
-def _locked(requirements_in: Path, settings: Settings, relock: bool) -> str:
-    """pip-compile's lock, cached by the exact requirements text and Python version.
-
-    Resolving takes tens of seconds; the same requirements on the same Python give the
-    cached lock back unless `relock` asks for a fresh resolution.
-    """
-    key = sha256_bytes(requirements_in.read_bytes() + sys.version.encode())
-    cached = settings.cache / "locks" / f"{key}.txt"
-    if cached.is_file() and not relock:
-        return cached.read_text()
-    text = compile_lock(requirements_in)
+def _base_python(client: Any, base_image: str, settings: Settings) -> str:
+    """The base image's `major.minor` Python, asked in a container once per base digest:
+    a digest names the same bytes for ever, so the answer is kept on this machine."""
+    digest = base_image.rpartition("@")[2]
+    cached = settings.cache / "base-python" / digest.replace(":", "-")
+    try:
+        known = cached.read_text().strip()
+    except OSError:
+        known = ""
+    if re.fullmatch(r"\d+\.\d+", known):
+        return known
+    python = base.python_version(client, base_image)
     cached.parent.mkdir(parents=True, exist_ok=True)
-    cached.write_text(text)
-    return text
+    partial = cached.with_name(f".{cached.name}.partial")
+    partial.write_text(python)
+    partial.replace(cached)
+    return python
+
+
+def _wheels_stored(wheels: list[dict[str, str]], settings: Settings) -> bool:
+    """Whether the blob store holds every wheel, each still hashing to its sha256 where
+    that is cheap (a folder); an S3 copy is checked when a build reads it."""
+    blobs = open_blob_store(settings.blobs)
+    if isinstance(blobs, LocalBlobStore):
+        return all(
+            blobs.has(wheel["sha256"]) and blobs.stored_sha256(wheel["sha256"]) == wheel["sha256"]
+            for wheel in wheels
+        )
+    return all(blobs.has(wheel["sha256"]) for wheel in wheels)
+
+
+def _locked(
+    requirements_in: Path, python: str, platforms: list[str], settings: Settings, relock: bool
+) -> tuple[str, list[dict[str, str]]]:
+    """The hashed lock and its wheels (in the blob store).
+
+    Resolving takes tens of seconds: a lock stored for the same inputs (requirements
+    text, Python and platforms, pip's index settings) is reused unless `relock` asks
+    for a new one, and pip is not run at all when the blob store holds its wheels. A
+    stored lock that does not hold is not reused: a new one replaces it, with a warning.
+    """
+    requirements = requirements_in.read_bytes()
+    inputs = lock_inputs(requirements, platforms, index_settings())
+    locks = Locks(settings)
+    found, problem = None, ""
+    if not relock:
+        found, problem = locks.find(inputs, requirements.decode(errors="replace"))
+    if problem:
+        warnings.warn(f"{problem}; locking again", ReplayWarning, stacklevel=3)
+    if found is None:
+        with step("lock requirements (pip-compile)") as progress:
+            lock_text = compile_lock(requirements_in, progress)
+    else:
+        with step(f"lock requirements (stored lock {inputs.key[:12]} reused)"):
+            lock_text = found.lock
+    if found is not None and found.wheels is not None and _wheels_stored(found.wheels, settings):
+        with step(f"wheels ({len(found.wheels)} already in the blob store)"):
+            wheels = found.wheels
+    else:
+        with step("download wheels") as progress:
+            wheels = store_wheels(lock_text, python, platforms, settings, progress)
+    if found is None or found.wheels != wheels:
+        locks.save(inputs, lock_text, wheels)
+    return lock_text, wheels
 
 
 def capture(
@@ -116,18 +168,15 @@ def freeze(
     engine = engine_facts(client)
     with step("base image") as progress:
         requested, base_image = base_image_for(client, spec.base_image, settings, progress)
-        python = base.python_version(client, base_image)
+        python = _base_python(client, base_image, settings)
     host_python = f"{sys.version_info.major}.{sys.version_info.minor}"
     if python != host_python:
         raise BadInput(
             f"base image {requested} runs Python {python}, but locks are made with "
             f"Python {host_python}; choose a Python {host_python} base image"
         )
-    with step("lock requirements (pip-compile)"):
-        lock_text = _locked(spec.root / spec.requirements, settings, relock)
     platforms = image_platforms(engine["architecture"])
-    with step("download wheels") as progress:
-        wheels = store_wheels(lock_text, python, platforms, settings, progress)
+    lock_text, wheels = _locked(spec.root / spec.requirements, python, platforms, settings, relock)
     store = manifest_store(settings)
     earlier = [r for r in store.history(spec.name) if r.version == spec.version]
     if earlier:

@@ -59,7 +59,8 @@ def test_a_deployment_kept_on_s3_builds_and_verifies(s3, registry, tmp_path, mon
     monkeypatch.setenv("REPLAY_BLOBS", f"s3://{bucket}/blobs")
     workspace = make_workspace("credit", tmp_path / "credit-approval", f"s3://{bucket}/credit")
     manifest = replay.capture(workspace)
-    listing = boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix="blobs/")
+    # the wheels (lock records are kept beside them, under blobs/locks/)
+    listing = boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix="blobs/sha256/")
     assert {item["Key"].rsplit("/", 1)[1] for item in listing["Contents"]} == {
         wheel.sha256 for wheel in manifest.environment.wheels
     }
