@@ -130,6 +130,9 @@ def _show_manifest(found: Manifest) -> None:
     out.print(f"base image {found.image.base}")
     environment = found.environment
     out.print(f"python     {environment.python}, {len(environment.wheels)} locked wheels")
+    if environment.system_packages:
+        debs = ", ".join(f"{p.name} {p.version}" for p in environment.system_packages)
+        out.print(f"debian     {debs}")
     out.print(f"seed       {found.runtime.seed}, threads {found.runtime.threads}")
     for item in found.model_files:
         out.print(f"model      {item.path}  sha256 {item.sha256[:16]}…  {item.size:,} bytes")

@@ -101,6 +101,7 @@ def assemble_manifest(
     requested_base: str,
     runner: Path,
     engine: dict[str, Any],
+    system_packages: list[dict[str, str]] | None = None,
     created_at: datetime | None = None,
 ) -> Manifest:
     reference = spec.root / spec.reference_sample
@@ -108,6 +109,17 @@ def assemble_manifest(
         rows = max(sum(1 for _ in handle) - 1, 0)
     if rows < 1:
         raise BadInput(f"reference sample {spec.reference_sample} has no rows")
+    environment: dict[str, Any] = {
+        "python": python,
+        "platforms": platforms,
+        "lock": lock_text,
+        "lock_sha256": sha256_bytes(lock_text.encode()),
+        "wheels": wheels,
+    }
+    if system_packages:  # absent, not empty: manifests without any keep their ids
+        environment["system_packages"] = sorted(
+            system_packages, key=lambda package: (package["name"], package["architecture"])
+        )
     document = {
         "schema_version": SCHEMA_VERSION,
         "name": spec.name,
@@ -123,13 +135,7 @@ def assemble_manifest(
             "entrypoint": spec.entrypoint,
         },
         "model": {"files": model_files},
-        "environment": {
-            "python": python,
-            "platforms": platforms,
-            "lock": lock_text,
-            "lock_sha256": sha256_bytes(lock_text.encode()),
-            "wheels": wheels,
-        },
+        "environment": environment,
         "image": {
             "base": base_image,
             "requested_base": requested_base,

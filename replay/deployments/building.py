@@ -12,14 +12,15 @@ from replay.errors import BadInput, IntegrityError
 from replay.execution.predictor import batch_difference
 from replay.images import build as image_build
 from replay.images.container import DeploymentFailed, RunnerContainer, Sandbox
+from replay.images.debian import fetch_debs
 from replay.images.engine import docker_client
 from replay.images.inspection import unstarted_refusal
 from replay.images.wheelhouse import download_wheels
 from replay.manifests.canonical import sha256_file
-from replay.manifests.manifest import Manifest
+from replay.manifests.manifest import Manifest, SystemPackage
 from replay.progress import Progress, step
 from replay.settings import Settings, load_settings
-from replay.stores.blobs import open_blob_store
+from replay.stores.blobs import BlobStore, open_blob_store
 from replay.stores.manifests import (
     LOCK_FILE,
     REFERENCE_FILE,
@@ -43,6 +44,49 @@ def store_wheels(
     for wheel in wheels:
         blobs.put(folder / wheel["filename"])
     return wheels
+
+
+def debs_cache(settings: Settings) -> Path:
+    """Where downloaded .deb files (and apt's indexes) are kept on this machine."""
+    return settings.cache / "debs"
+
+
+def store_debs(
+    client: Any,
+    base_image: str,
+    packages: tuple[str, ...],
+    settings: Settings,
+    progress: Progress,
+) -> list[dict[str, str]]:
+    """Download (or reuse) the Debian packages for the base image's release and keep
+    them in the blob store, as wheels are kept."""
+    debs = fetch_debs(client, base_image, packages, debs_cache(settings), progress)
+    blobs = open_blob_store(settings.blobs)
+    for deb in debs:
+        blobs.put(debs_cache(settings) / "archives" / deb["filename"])
+    return debs
+
+
+def _deb_checked(
+    package: SystemPackage, blobs: BlobStore, settings: Settings, destination: Path
+) -> None:
+    """A system package's .deb from the blob store (else this machine's cache, which
+    then refills the store), refused unless it has the manifest's sha256."""
+    if not blobs.has(package.sha256):
+        cached = debs_cache(settings) / "archives" / package.filename
+        if not cached.is_file() or sha256_file(cached) != package.sha256:
+            raise IntegrityError(
+                f"system package {package.filename} (sha256 {package.sha256[:12]}) is not "
+                f"in the blob store {blobs}; capture the deployment again to fetch it"
+            )
+        blobs.put(cached)
+    try:
+        blobs.get(package.sha256, destination)
+    except IntegrityError as problem:
+        raise IntegrityError(
+            f"system package {package.filename} in the blob store differs from the "
+            f"manifest's sha256 {package.sha256[:12]} ({problem})"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -90,6 +134,8 @@ def _build_context(
         )
     for wheel in environment.wheels:
         blobs.get(wheel.sha256, context / "wheels" / wheel.filename)
+    for package in environment.system_packages:
+        _deb_checked(package, blobs, settings, context / image_build.DEBS_FOLDER / package.filename)
     downloads = context.parent / "downloads"
     for name, expected in stored_files(manifest).items():
         if name != LOCK_FILE:  # written from the manifest itself, above

@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from replay.deployments.building import store_wheels
+from replay.deployments.building import store_debs, store_wheels
 from replay.errors import BadInput, ReplayWarning
 from replay.images import base
 from replay.images.engine import docker_client, engine_facts
@@ -93,6 +93,12 @@ def capture(
     platforms = image_platforms(engine["architecture"])
     with step("download wheels") as progress:
         wheels = store_wheels(lock_text, python, platforms, settings, progress)
+    system_packages: list[dict[str, str]] = []
+    if spec.system_packages:
+        with step(f"system packages ({', '.join(spec.system_packages)})") as progress:
+            system_packages = store_debs(
+                client, base_image, spec.system_packages, settings, progress
+            )
     store = manifest_store(settings)
     earlier = [r for r in store.history(spec.name) if r.version == spec.version]
     if earlier:
@@ -120,6 +126,7 @@ def capture(
             requested_base=requested,
             runner=runner,
             engine=engine,
+            system_packages=system_packages,
         )
         reference = Path(scratch) / REFERENCE_FILE
         reference.write_bytes((spec.root / spec.reference_sample).read_bytes())
