@@ -98,13 +98,20 @@ def deployments_list(name: str | None, as_json: bool) -> None:
                     record.created_at,
                     record.manifest_id[:12],
                     record.commit[:10] + (" (dirty)" if record.dirty else ""),
-                    (record.image_id or "not built")[:19],
+                    _image_column(record),
                 )
                 for record in records
             ),
         )
 
     emit(replay.list_deployments(name), as_json, show)
+
+
+def _image_column(record: DeploymentRecord) -> str:
+    """The image, `not built`, or `failed: REASON` (the latest build's one line)."""
+    if record.build_failure is not None:
+        return f"failed: {record.build_failure}"
+    return (record.image_id or "not built")[:19]
 
 
 manifest = click.Group("manifest", help="Inspect and verify stored manifests.")

@@ -3,11 +3,12 @@
 The caller lays out a build context (`wheels/`, `debs/`, `source.tar`, `model/`,
 `reference.csv`, `requirements.lock`, `runner.py`) from the stores, each checked
 against the manifest; this module adds the Dockerfile, builds with the network off,
-and proves the result.
+and proves the result. A build that fails leaves no image of its own behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import posixpath
 import shlex
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
 
 LABEL_MANIFEST = "replay.manifest_id"
 LABEL_DEPLOYMENT = "replay.deployment"
+# On every stage of a build from its first step (the final image's label comes last):
+# what a failed build leaves is found by it and removed, and no other build's image is.
+LABEL_BUILD = "replay.build"
 # Where the image keeps the runner and the environment, and how it starts: the
 # Dockerfile writes them, and an image is checked against them before it starts.
 RUNNER_PATH = "/opt/replay/runner.py"
@@ -70,6 +74,7 @@ def render_dockerfile(manifest: Manifest) -> str:
     return Template(template).substitute(
         manifest_id=manifest.manifest_id,
         base=manifest.image.base,
+        build_label=f"{LABEL_BUILD}={manifest.manifest_id}",
         system_packages=_system_packages_step(manifest),
         runner=RUNNER_PATH,
         entrypoint=json.dumps(ENTRYPOINT),
@@ -88,6 +93,23 @@ def find_image(client: docker.DockerClient, manifest_id: str) -> Any | None:
     """A local image labelled with this manifest id, if one exists."""
     images = client.images.list(filters={"label": f"{LABEL_MANIFEST}={manifest_id}"})
     return images[0] if images else None
+
+
+def remove_build_images(client: docker.DockerClient, manifest_id: str) -> list[str]:
+    """Remove every unnamed image a build of `manifest_id` left (a finished stage, or the
+    steps before the one that failed: removing the last removes its unnamed parents);
+    the ids removed. Images of other builds carry other labels and are never touched."""
+    import docker
+
+    removed = []
+    for label in (LABEL_BUILD, LABEL_MANIFEST):
+        filters = {"label": f"{label}={manifest_id}", "dangling": True}
+        for image in client.images.list(filters=filters):
+            # one already gone with its child, or still used by a container: left alone
+            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                client.images.remove(image.id, force=True)
+                removed.append(image.id)
+    return removed
 
 
 def build_image(

@@ -5,6 +5,7 @@ network: apt-get is a stand-in script where it would be called)."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import shutil
 import stat
@@ -15,7 +16,13 @@ from types import SimpleNamespace
 
 import pytest
 from replay.images import debian, runner
-from replay.images.build import check_fingerprint, render_dockerfile
+from replay.images.build import (
+    LABEL_BUILD,
+    LABEL_MANIFEST,
+    check_fingerprint,
+    remove_build_images,
+    render_dockerfile,
+)
 from replay.manifests.manifest import Manifest, SystemPackage
 
 from replay.errors import BadInput, EnvironmentProblem, IntegrityError
@@ -112,6 +119,15 @@ def test_the_dockerfile_installs_the_debs_only_when_there_are_some():
     assert "RUN dpkg -i /tmp/replay/debs/*.deb" in final
     assert "libgomp1:amd64 > /opt/replay/system-packages.txt" in final
     assert final.index("dpkg -i") < final.index("USER 10001:10001")
+
+
+def test_every_stage_carries_the_build_label_from_its_first_step():
+    manifest = Manifest(manifest_document())
+    stages = render_dockerfile(manifest).split("\nFROM ")[1:]
+    assert len(stages) == 2
+    for stage in stages:
+        steps = [line for line in stage.splitlines()[1:] if line and line[0] not in "# "]
+        assert steps[0] == f"LABEL {LABEL_BUILD}={manifest.manifest_id}"
 
 
 # --- the runner's fingerprint ----------------------------------------------------------
@@ -354,7 +370,7 @@ def test_a_host_without_apt_is_an_environment_problem(tmp_path, monkeypatch):
     assert debian.fetch_debs(None, "base", (), tmp_path) == []  # none asked: apt not needed
 
 
-# --- the build's context ---------------------------------------------
+# --- the build's context and its leftovers ---------------------------------------------
 
 
 def test_a_deb_whose_stored_bytes_changed_is_refused_naming_it(tmp_path):
@@ -377,3 +393,49 @@ def test_a_deb_whose_stored_bytes_changed_is_refused_naming_it(tmp_path):
     missing = SystemPackage("libgone", "1.0", "amd64", "libgone_1.0_amd64.deb", "e" * 64)
     with pytest.raises(IntegrityError, match=r"system package libgone_1\.0_amd64\.deb .* not in"):
         _deb_checked(missing, blobs, settings, tmp_path / "more" / "x.deb")  # type: ignore[arg-type]
+
+
+class FakeImages:
+    """The engine's unnamed images, each with its labels."""
+
+    def __init__(self, images: dict[str, dict[str, str]]) -> None:
+        self.images = images
+        self.removed: list[str] = []
+
+    def list(self, filters: dict) -> list[SimpleNamespace]:
+        assert filters["dangling"] is True  # named images are never taken
+        key, _, value = filters["label"].partition("=")
+        return [
+            SimpleNamespace(id=image)
+            for image, labels in self.images.items()
+            if labels.get(key) == value and image not in self.removed
+        ]
+
+    def remove(self, image: str, force: bool) -> None:
+        self.removed.append(image)
+
+
+def test_only_images_of_the_failed_build_are_removed():
+    images = FakeImages(
+        {
+            "sha256:stage": {LABEL_BUILD: "a" * 64},
+            "sha256:step": {LABEL_BUILD: "a" * 64, LABEL_MANIFEST: "a" * 64},
+            "sha256:other-build": {LABEL_BUILD: "b" * 64},
+            "sha256:unlabelled": {},
+        }
+    )
+    removed = remove_build_images(SimpleNamespace(images=images), "a" * 64)  # type: ignore[arg-type]
+    assert sorted(removed) == ["sha256:stage", "sha256:step"]
+    assert images.removed == removed
+
+
+def test_a_failed_build_is_listed_as_failed_with_its_reason():
+    from replay.stores.manifests import DeploymentRecord
+
+    record = DeploymentRecord(
+        "a" * 64, "lgbm", "1", "2026-01-01", "c" * 40, False, "base", None, "run"
+    )
+    assert record.status == "not built" and record.to_dict()["build_failure"] is None
+    failed = dataclasses.replace(record, build_failure="the deployment failed to load: OSError")
+    assert failed.to_dict()["status"] == "failed"
+    assert dataclasses.replace(record, image_id="sha256:1").status == "built"
