@@ -213,8 +213,9 @@ def _build_and_prove(
         if isinstance(error, Exception):
             _record_failure(store, manifest, error)
         raise
-    # the install stage is no one's cache once the image is proven: it goes too
-    image_build.remove_build_images(client, manifest.manifest_id)
+    # The proven image's install stage stays, as the cache a rebuild from the recipe
+    # finds: a fresh `pip install` is not yet byte-reproducible (ensurepip's .pyc files)
+    # and its fingerprint would not match the recorded one.
     return image_id, fingerprint_id
 
 

@@ -221,6 +221,4 @@ def test_a_successful_build_clears_an_earlier_failure(registry, tmp_path_factory
     replay.build(manifest.manifest_id)
     [after] = [r for r in store.history("seeded") if r.manifest_id == manifest.manifest_id]
     assert after.status == "built" and after.build_failure is None
-    # the final image's own steps stay (they are its layers), its install stage does not
-    assert images_labelled(manifest.manifest_id, "dangling=true") == []
     assert after.image_id.removeprefix("sha256:")[:12] in images_labelled(manifest.manifest_id)
