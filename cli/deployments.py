@@ -125,13 +125,20 @@ def deployments_list(name: str | None, as_json: bool) -> None:
                     record.created_at,
                     record.manifest_id[:12],
                     record.commit[:10] + (" (dirty)" if record.dirty else ""),
-                    (record.image_id or "not built")[:19],
+                    _image_column(record),
                 )
                 for record in records
             ),
         )
 
     emit(replay.list_deployments(name), as_json, show)
+
+
+def _image_column(record: DeploymentRecord) -> str:
+    """The image, `not built`, or `failed: REASON` (the latest build's one line)."""
+    if record.build_failure is not None:
+        return f"failed: {record.build_failure}"
+    return (record.image_id or "not built")[:19]
 
 
 manifest = click.Group("manifest", help="Inspect and verify stored manifests.")
@@ -169,6 +176,9 @@ def _show_manifest(found: Manifest) -> None:
     out.print(f"base image {found.image.base}")
     environment = found.environment
     out.print(f"python     {environment.python}, {len(environment.wheels)} locked wheels")
+    if environment.system_packages:
+        debs = ", ".join(f"{p.name} {p.version}" for p in environment.system_packages)
+        out.print(f"debian     {debs}")
     out.print(f"seed       {found.runtime.seed}, threads {found.runtime.threads}")
     for item in found.model_files:
         out.print(f"model      {item.path}  sha256 {item.sha256[:16]}…  {item.size:,} bytes")

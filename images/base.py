@@ -103,7 +103,7 @@ def _bootstrap_rootfs(cache: Path, progress: Progress) -> Path:
             f"--include={BOOTSTRAP_PACKAGES}",
             DEBIAN_SUITE,
             str(root),
-            _apt_mirror(),
+            apt_mirror(),
         ]
         code, output = run_streamed(command, lambda line: progress(f"debootstrap: {line[:80]}"))
         if code != 0:
@@ -119,7 +119,7 @@ def _bootstrap_rootfs(cache: Path, progress: Progress) -> Path:
     return tarball
 
 
-def _apt_mirror() -> str:
+def apt_mirror() -> str:
     """The Debian mirror this machine's apt already uses (debootstrap's default otherwise)."""
     for source in [Path("/etc/apt/sources.list"), *Path("/etc/apt/sources.list.d").glob("*")]:
         try:

@@ -1,14 +1,16 @@
 """How a manifest becomes an image: context, hermetic build, fingerprint check.
 
-The caller lays out a build context (`wheels/`, `source.tar`, `model/`,
+The caller lays out a build context (`wheels/`, `debs/`, `source.tar`, `model/`,
 `reference.csv`, `requirements.lock`, `runner.py`) from the stores, each checked
 against the manifest; this module adds the Dockerfile, builds with the network off,
-and proves the result.
+and proves the result. A build that fails leaves no image of its own behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import posixpath
 import shlex
 from collections.abc import Callable
 from importlib import resources
@@ -16,6 +18,7 @@ from pathlib import Path
 from string import Template
 from typing import TYPE_CHECKING, Any
 
+from replay.images.runner import SYSTEM_PACKAGES_FILE
 from replay.manifests.canonical import document_id
 from replay.manifests.manifest import Manifest
 
@@ -26,9 +29,14 @@ if TYPE_CHECKING:
 
 LABEL_MANIFEST = "replay.manifest_id"
 LABEL_DEPLOYMENT = "replay.deployment"
+# On every stage of a build from its first step (the final image's label comes last):
+# what a failed build leaves is found by it and removed, and no other build's image is.
+LABEL_BUILD = "replay.build"
 # Where the image keeps the runner and the environment, and how it starts: the
 # Dockerfile writes them, and an image is checked against them before it starts.
 RUNNER_PATH = "/opt/replay/runner.py"
+SYSTEM_PACKAGES_PATH = posixpath.join(posixpath.dirname(RUNNER_PATH), SYSTEM_PACKAGES_FILE)
+DEBS_FOLDER = "debs"  # in the build context
 ENVIRONMENT_PATH = "/opt/venv"
 ENTRYPOINT = [f"{ENVIRONMENT_PATH}/bin/python", RUNNER_PATH]
 CONTAINER_ENV = {
@@ -42,12 +50,32 @@ def image_tag(manifest: Manifest) -> str:
     return f"replay/{manifest.name}:{manifest.short_id}"
 
 
+def _system_packages_step(manifest: Manifest) -> str:
+    """The final stage's steps installing the manifest's .deb files (none without any):
+    dpkg, offline, then the list of what was installed for the runner's fingerprint."""
+    packages = manifest.environment.system_packages
+    if not packages:
+        return ""
+    listed = " ".join(shlex.quote(f"{p.name}:{p.architecture}") for p in packages)
+    return (
+        "# Debian packages fetched at capture for the base's release and checked against\n"
+        "# the manifest; the runner fingerprints the ones listed.\n"
+        f"COPY {DEBS_FOLDER}/ /tmp/replay/debs/\n"
+        "RUN dpkg -i /tmp/replay/debs/*.deb \\\n"
+        " && rm -rf /tmp/replay/debs \\\n"
+        f" && mkdir -p {posixpath.dirname(SYSTEM_PACKAGES_PATH)} \\\n"
+        f" && printf '%s\\n' {listed} > {SYSTEM_PACKAGES_PATH}\n"
+    )
+
+
 def render_dockerfile(manifest: Manifest) -> str:
     template = resources.files("replay.images").joinpath("Dockerfile.template").read_text()
     env = {**manifest.runtime.env, **CONTAINER_ENV}
     return Template(template).substitute(
         manifest_id=manifest.manifest_id,
         base=manifest.image.base,
+        build_label=f"{LABEL_BUILD}={manifest.manifest_id}",
+        system_packages=_system_packages_step(manifest),
         runner=RUNNER_PATH,
         entrypoint=json.dumps(ENTRYPOINT),
         env=" \\\n    ".join(f"{key}={shlex.quote(value)}" for key, value in sorted(env.items())),
@@ -65,6 +93,23 @@ def find_image(client: docker.DockerClient, manifest_id: str) -> Any | None:
     """A local image labelled with this manifest id, if one exists."""
     images = client.images.list(filters={"label": f"{LABEL_MANIFEST}={manifest_id}"})
     return images[0] if images else None
+
+
+def remove_build_images(client: docker.DockerClient, manifest_id: str) -> list[str]:
+    """Remove every unnamed image a build of `manifest_id` left (a finished stage, or the
+    steps before the one that failed: removing the last removes its unnamed parents);
+    the ids removed. Images of other builds carry other labels and are never touched."""
+    import docker
+
+    removed = []
+    for label in (LABEL_BUILD, LABEL_MANIFEST):
+        filters = {"label": f"{label}={manifest_id}", "dangling": True}
+        for image in client.images.list(filters=filters):
+            # one already gone with its child, or still used by a container: left alone
+            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                client.images.remove(image.id, force=True)
+                removed.append(image.id)
+    return removed
 
 
 def build_image(
@@ -177,3 +222,20 @@ def check_fingerprint(manifest: Manifest, fingerprint: dict[str, Any]) -> None:
     python = manifest.environment.python
     if not fingerprint["python"].startswith(python + "."):
         raise IntegrityError(f"image runs Python {fingerprint['python']}, manifest wants {python}")
+    installed_packages = fingerprint.get("system_packages") or {}
+    for package in manifest.environment.system_packages:
+        found = installed_packages.get(package.name)
+        if found is None:
+            raise IntegrityError(
+                f"image lacks system package {package.name} {package.version} "
+                f"({package.architecture}), which the manifest installs"
+            )
+        if (found.get("version"), found.get("architecture")) != (
+            package.version,
+            package.architecture,
+        ):
+            raise IntegrityError(
+                f"image has system package {package.name} {found.get('version')} "
+                f"({found.get('architecture')}), the manifest pins {package.version} "
+                f"({package.architecture})"
+            )

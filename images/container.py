@@ -33,7 +33,7 @@ _STDOUT, _STDERR = 1, 2
 # numbers in sequence across rows, so questions that send batches are refused
 # (OldRunner). Before 6, logged decisions are replayed one request each; before 7, a
 # batch that must be answered row by row is sent as one request per row.
-PROTOCOLS = {"2", "3", "4", "5", "6", "7"}
+PROTOCOLS = {"2", "3", "4", "5", "6", "7", "8"}
 PER_ROW_SEEDS = 4
 SEEDS_PER_ROW = 6
 ALONE = 7  # batches answered row by row on request, and the model described

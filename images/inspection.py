@@ -96,6 +96,44 @@ def _sha256(stream: Any) -> str:
     return digest.hexdigest()
 
 
+def read_files(
+    client: docker.DockerClient, image_id: str, paths: list[str], limit: int = MAX_RECORD
+) -> dict[str, bytes | None]:
+    """The bytes of each absolute path in the image (at most `limit` of each), None where
+    there is no regular file; a symbolic link is followed inside the image (a few hops:
+    Debian's `/etc/os-release` points to `../usr/lib/os-release`)."""
+    import docker
+
+    found: dict[str, bytes | None] = {}
+    with _created(client, image_id) as container:
+        for path in paths:
+            found[path], target = None, path
+            for _ in range(8):
+                try:
+                    kind, value = _read_first(container, target, limit)
+                except docker.errors.NotFound:
+                    break
+                if kind == "file":
+                    found[path] = value
+                    break
+                if kind != "link":
+                    break
+                target = os.path.normpath(os.path.join(os.path.dirname(target), value.decode()))
+    return found
+
+
+def _read_first(container: Any, path: str, limit: int) -> tuple[str, bytes]:
+    """The archive's first entry (the path itself): ("file", its bytes), ("link", where
+    it points) or ("other", b""); the stream is read to its end either way."""
+    first: tuple[str, bytes] | None = None
+    for _, member, stream in _members(container, path):
+        if first is None and stream is not None:
+            first = ("file", stream.read(limit))
+        elif first is None:
+            first = ("link", member.linkname.encode()) if member.issym() else ("other", b"")
+    return first or ("other", b"")
+
+
 def outside_view(client: docker.DockerClient, image_id: str) -> OutsideView:
     """The image's entrypoint and runner file, read without starting it."""
     import docker

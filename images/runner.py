@@ -54,7 +54,10 @@ batch (before, a batch was seeded once and its random draws ran on from row to r
 fingerprints content: every file of the source and of the installed environment; 6 takes
 a seed per row of a batch (`seeds`), so decisions made with different seeds are
 replayed in one batch, each row answered as its single request would be; 7 answers a
-batch `alone` (row by row through `predict`) and describes the loaded model.
+batch `alone` (row by row through `predict`) and describes the loaded model; 8
+fingerprints the Debian packages the build installed from the manifest's `.deb` files
+(`system_packages`: each one's version, architecture and a sha256 over its installed
+regular files, as dpkg lists them).
 
     python runner.py --fingerprint   print only the fingerprint, as one JSON line
 """
@@ -78,7 +81,11 @@ if TYPE_CHECKING:  # annotations only: the runner must start on any Python from 
     from collections.abc import Callable, Mapping
     from typing import TextIO
 
-RUNNER_VERSION = "7"
+RUNNER_VERSION = "8"
+# Beside the runner, written by the build: the Debian packages it installed (`name:arch`
+# a line). The manifest names them, so the image is asked about exactly those.
+SYSTEM_PACKAGES_FILE = "system-packages.txt"
+DPKG_DIR = "/var/lib/dpkg"
 DESCRIBED_DEPTH = 4  # pipelines inside pipelines are described this many levels down
 
 
@@ -176,6 +183,68 @@ def environment_content(root: str) -> dict[str, Any]:
     }
 
 
+def dpkg_status(text: str) -> dict[tuple[str, str], str]:
+    """The version of each package dpkg's status file says is installed, by (name, arch)."""
+    installed = {}
+    for stanza in text.split("\n\n"):
+        fields = {}
+        for line in stanza.splitlines():
+            key, colon, value = line.partition(":")
+            if colon and not line.startswith((" ", "\t")):
+                fields[key] = value.strip()
+        if fields.get("Status", "").endswith(" installed") and "Package" in fields:
+            installed[(fields["Package"], fields.get("Architecture", ""))] = fields.get(
+                "Version", ""
+            )
+    return installed
+
+
+def installed_files_sha256(list_file: str, root: str = "/") -> str:
+    """One sha256 over a package's installed regular files (paths and contents) as its
+    dpkg `.list` names them; directories and symbolic links are left out."""
+    with open(list_file, encoding="utf-8", errors="surrogateescape") as handle:
+        paths = sorted({line.rstrip("\n") for line in handle if line.strip()})
+    digest = hashlib.sha256()
+    for path in paths:
+        where = os.path.join(root, path.lstrip("/"))
+        if os.path.isfile(where) and not os.path.islink(where):
+            digest.update(f"{path}\0{_sha256(where)}\n".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
+
+
+def system_packages(
+    listing: str | None = None, dpkg_dir: str = DPKG_DIR, root: str = "/"
+) -> dict[str, dict[str, str]]:
+    """Each Debian package the build installed (`listing`, beside the runner by default):
+    its installed version and architecture, and the sha256 of its files. A package dpkg
+    does not have installed is left out, which the host refuses."""
+    if listing is None:
+        listing = os.path.join(os.path.dirname(os.path.abspath(__file__)), SYSTEM_PACKAGES_FILE)
+    try:
+        with open(listing, encoding="utf-8") as handle:
+            wanted = [line.strip() for line in handle if line.strip()]
+    except FileNotFoundError:
+        return {}  # an image built without system packages
+    with open(os.path.join(dpkg_dir, "status"), encoding="utf-8", errors="replace") as handle:
+        installed = dpkg_status(handle.read())
+    found = {}
+    for entry in wanted:
+        name, _, architecture = entry.partition(":")
+        version = installed.get((name, architecture))
+        if version is None:
+            continue
+        info = os.path.join(dpkg_dir, "info")
+        candidates = [os.path.join(info, f"{name}:{architecture}.list")]
+        candidates.append(os.path.join(info, f"{name}.list"))
+        lists = [path for path in candidates if os.path.isfile(path)]
+        found[name] = {
+            "version": version,
+            "architecture": architecture,
+            "files_sha256": installed_files_sha256(lists[0], root) if lists else "no file list",
+        }
+    return dict(sorted(found.items()))
+
+
 def fingerprint() -> dict[str, Any]:
     """What this image really contains: Python, installed distributions and every file
     of them, the deployment's source and model bytes, the runner."""
@@ -198,6 +267,7 @@ def fingerprint() -> dict[str, Any]:
         "model_files": dict(sorted(model_files.items())),
         "source_files": dict(sorted(source_files.items())),
         "environment": environment_content(environment_dir()),
+        "system_packages": system_packages(),
     }
 
 

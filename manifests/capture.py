@@ -102,6 +102,7 @@ def assemble_manifest(
     runner: Path,
     engine: dict[str, Any],
     model_source: dict[str, Any] | None = None,
+    system_packages: list[dict[str, str]] | None = None,
     created_at: datetime | None = None,
 ) -> Manifest:
     reference = spec.root / spec.reference_sample
@@ -109,6 +110,17 @@ def assemble_manifest(
         rows = max(sum(1 for _ in handle) - 1, 0)
     if rows < 1:
         raise BadInput(f"reference sample {spec.reference_sample} has no rows")
+    environment: dict[str, Any] = {
+        "python": python,
+        "platforms": platforms,
+        "lock": lock_text,
+        "lock_sha256": sha256_bytes(lock_text.encode()),
+        "wheels": wheels,
+    }
+    if system_packages:  # absent, not empty: manifests without any keep their ids
+        environment["system_packages"] = sorted(
+            system_packages, key=lambda package: (package["name"], package["architecture"])
+        )
     document = {
         "schema_version": SCHEMA_VERSION,
         "name": spec.name,
@@ -125,13 +137,7 @@ def assemble_manifest(
         },
         # where a model captured from MLflow came from (absent for a folder deployment)
         "model": {"files": model_files, **({"source": model_source} if model_source else {})},
-        "environment": {
-            "python": python,
-            "platforms": platforms,
-            "lock": lock_text,
-            "lock_sha256": sha256_bytes(lock_text.encode()),
-            "wheels": wheels,
-        },
+        "environment": environment,
         "image": {
             "base": base_image,
             "requested_base": requested_base,

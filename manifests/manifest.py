@@ -103,12 +103,26 @@ class Wheel:
 
 
 @dataclass(frozen=True)
+class SystemPackage:
+    """A Debian package installed in the image from its `.deb`, fetched at capture for
+    the base image's release and architecture (a package `replay.yaml` names, or one it
+    needs that the base lacks)."""
+
+    name: str
+    version: str
+    architecture: str
+    filename: str
+    sha256: str
+
+
+@dataclass(frozen=True)
 class Environment:
     python: str  # major.minor
     platforms: tuple[str, ...]
     lock: str  # the hashed lock text
     lock_sha256: str
     wheels: tuple[Wheel, ...]
+    system_packages: tuple[SystemPackage, ...] = ()
 
     @property
     def requirements(self) -> list[LockedRequirement]:
@@ -199,6 +213,9 @@ class Manifest:
                 lock=environment["lock"],
                 lock_sha256=environment["lock_sha256"],
                 wheels=tuple(Wheel(**wheel) for wheel in environment["wheels"]),
+                system_packages=tuple(
+                    SystemPackage(**package) for package in environment.get("system_packages", ())
+                ),
             ),
             "image": ImageRecipe(**document["image"]),
             # a copy: changing a typed part must never change the document its id hashes

@@ -10,8 +10,9 @@ question. An output field may be `nullable` (a rule layer that decides without a
 from __future__ import annotations
 
 import csv
+import difflib
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -41,6 +42,19 @@ FEATURE_KEYS = frozenset(
 )
 TRUE_WORDS = frozenset({"true", "yes", "1"})
 FALSE_WORDS = frozenset({"false", "no", "0"})
+
+
+def refuse_unknown_keys(data: Mapping[Any, Any], known: Iterable[str], where: str) -> None:
+    """One line naming the first key of `data` that is not in `known` (with the known key
+    it most resembles, when one does): a typo silently ignored would make a deployment
+    other than the one its author described."""
+    allowed = sorted(known)
+    unknown = sorted(str(key) for key in data if key not in allowed)
+    if not unknown:
+        return
+    close = difflib.get_close_matches(unknown[0], allowed, n=1)
+    hint = f"did you mean `{close[0]}`?" if close else f"known: {', '.join(allowed)}"
+    raise BadInput(f"{where}: unknown key `{unknown[0]}` ({hint})")
 
 
 def parse_boolean(text: str) -> bool:
@@ -118,9 +132,7 @@ class Feature:
         where = where or f"feature `{name}`"
         if not isinstance(spec, Mapping):
             raise BadInput(f"{where} must be a mapping with at least `type`")
-        unknown = set(spec) - FEATURE_KEYS
-        if unknown:
-            raise BadInput(f"{where}: unknown key `{sorted(unknown)[0]}`")
+        refuse_unknown_keys(spec, FEATURE_KEYS, where)
         kind = spec.get("type")
         if kind not in TYPES:
             raise BadInput(f"{where}: type must be number, integer, boolean, string or text")

@@ -2,19 +2,40 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 from replay.manifests.manifest import GLOBAL_SEED
-from replay.manifests.schema import Schema
+from replay.manifests.schema import Schema, refuse_unknown_keys
 
 from replay.errors import BadInput, one_line
 
 SPEC_FILE = "replay.yaml"
 MAX_THREADS = 256  # as the manifest schema allows
 OUTPUT_KEYS = ("decision", "score", "favourable", "fields")
+# Every top-level key replay.yaml may hold: any other is a typo or a feature this
+# version lacks, and silently ignoring it would capture something other than was meant.
+TOP_KEYS = (
+    "name",
+    "version",
+    "entrypoint",
+    "model",
+    "requirements",
+    "reference_sample",
+    "base_image",
+    "seeds",
+    "threads",
+    "batch_exact",
+    "system_packages",
+    "inputs",
+    "output",
+)
+# A Debian package name (Debian policy 5.6.1): lowercase letters, digits, `+`, `-`, `.`,
+# at least two characters, starting with a letter or digit.
+DEBIAN_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 
 
 @dataclass(frozen=True)
@@ -32,6 +53,8 @@ class DeploymentSpec:
     batch_exact: bool
     io: dict[str, Any]  # the `io` section of the manifest, as written
     schema: Schema  # the same, typed and checked
+    # Debian packages the image needs beyond its base (`libgomp1` for LightGBM), as named
+    system_packages: tuple[str, ...] = ()
 
 
 def _require(data: dict[str, Any], key: str, kind: type, where: Path) -> Any:
@@ -41,6 +64,19 @@ def _require(data: dict[str, Any], key: str, kind: type, where: Path) -> Any:
     if not isinstance(value, kind):
         raise BadInput(f"{where}: `{key}` must be a {kind.__name__}")
     return value
+
+
+def _system_packages(data: dict[str, Any], file: Path) -> tuple[str, ...]:
+    packages = data.get("system_packages", [])
+    if not isinstance(packages, list):
+        raise BadInput(f"{file}: `system_packages` must list Debian package names")
+    for package in packages:
+        if not isinstance(package, str) or not DEBIAN_PACKAGE.match(package):
+            raise BadInput(
+                f"{file}: system package {package!r} is not a Debian package name "
+                "(lowercase letters, digits, `+`, `-`, `.`)"
+            )
+    return tuple(dict.fromkeys(packages))  # the same package named twice is one
 
 
 def load_spec(path: Path | str) -> DeploymentSpec:
@@ -56,6 +92,7 @@ def load_spec(path: Path | str) -> DeploymentSpec:
     if not isinstance(data, dict):
         raise BadInput(f"{file}: expected a mapping at the top")
     root = file.parent.resolve()
+    refuse_unknown_keys(data, TOP_KEYS, str(file))
 
     model = _require(data, "model", list, file)
     if not model or not all(isinstance(item, str) for item in model):
@@ -73,6 +110,8 @@ def load_spec(path: Path | str) -> DeploymentSpec:
     if entrypoint.count(":") != 1:
         raise BadInput(f"{file}: entrypoint must be `module:function`, not {entrypoint!r}")
     seeds = data.get("seeds", {GLOBAL_SEED: 0})
+    if isinstance(seeds, dict):
+        refuse_unknown_keys(seeds, (GLOBAL_SEED,), f"{file}: seeds")
     if (
         not isinstance(seeds, dict)
         or set(seeds) != {GLOBAL_SEED}
@@ -90,12 +129,14 @@ def load_spec(path: Path | str) -> DeploymentSpec:
     if not isinstance(batch_exact, bool):
         raise BadInput(f"{file}: `batch_exact` must be true or false")
 
+    base_image = data.get("base_image")
+    if base_image is not None and not isinstance(base_image, str):
+        raise BadInput(f"{file}: `base_image` must be an image reference (`python:3.11-slim`)")
+
     inputs = _require(data, "inputs", dict, file)
     output = _require(data, "output", dict, file)
+    refuse_unknown_keys(output, OUTPUT_KEYS, f"{file}: output")
     _require(output, "fields", dict, file)
-    unknown = set(output) - set(OUTPUT_KEYS)
-    if unknown:
-        raise BadInput(f"{file}: output has an unknown key `{sorted(unknown)[0]}`")
     io = {
         "inputs": {str(name): spec for name, spec in inputs.items()},
         "output": {key: output[key] for key in OUTPUT_KEYS if key in output},
@@ -110,10 +151,11 @@ def load_spec(path: Path | str) -> DeploymentSpec:
         model=model,
         requirements=requirements,
         reference_sample=reference,
-        base_image=data.get("base_image"),
+        base_image=base_image,
         seeds=seeds,
         threads=threads,
         batch_exact=batch_exact,
         io=io,
         schema=schema,
+        system_packages=_system_packages(data, file),
     )

@@ -3,28 +3,31 @@ checked against the manifest, a hermetic build, and the proof (fingerprint) reco
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from replay.errors import BadInput, IntegrityError
+from replay.errors import BadInput, IntegrityError, ReplayError, one_line
 from replay.execution.predictor import batch_difference
 from replay.images import build as image_build
 from replay.images.container import DeploymentFailed, RunnerContainer, Sandbox
+from replay.images.debian import fetch_debs
 from replay.images.engine import docker_client
 from replay.images.inspection import unstarted_refusal
 from replay.images.wheelhouse import download_wheels
 from replay.manifests.canonical import sha256_file
-from replay.manifests.manifest import Manifest
+from replay.manifests.manifest import Manifest, SystemPackage
 from replay.progress import Progress, step
-from replay.settings import Settings, load_settings
-from replay.stores.blobs import open_blob_store
+from replay.settings import Settings, load_settings, without_password
+from replay.stores.blobs import BlobStore, open_blob_store
 from replay.stores.manifests import (
     LOCK_FILE,
     REFERENCE_FILE,
     RUNNER_FILE,
     SOURCE_FILE,
+    BuildRecord,
     ManifestStore,
     manifest_store,
 )
@@ -43,6 +46,49 @@ def store_wheels(
     for wheel in wheels:
         blobs.put(folder / wheel["filename"])
     return wheels
+
+
+def debs_cache(settings: Settings) -> Path:
+    """Where downloaded .deb files (and apt's indexes) are kept on this machine."""
+    return settings.cache / "debs"
+
+
+def store_debs(
+    client: Any,
+    base_image: str,
+    packages: tuple[str, ...],
+    settings: Settings,
+    progress: Progress,
+) -> list[dict[str, str]]:
+    """Download (or reuse) the Debian packages for the base image's release and keep
+    them in the blob store, as wheels are kept."""
+    debs = fetch_debs(client, base_image, packages, debs_cache(settings), progress)
+    blobs = open_blob_store(settings.blobs)
+    for deb in debs:
+        blobs.put(debs_cache(settings) / "archives" / deb["filename"])
+    return debs
+
+
+def _deb_checked(
+    package: SystemPackage, blobs: BlobStore, settings: Settings, destination: Path
+) -> None:
+    """A system package's .deb from the blob store (else this machine's cache, which
+    then refills the store), refused unless it has the manifest's sha256."""
+    if not blobs.has(package.sha256):
+        cached = debs_cache(settings) / "archives" / package.filename
+        if not cached.is_file() or sha256_file(cached) != package.sha256:
+            raise IntegrityError(
+                f"system package {package.filename} (sha256 {package.sha256[:12]}) is not "
+                f"in the blob store {blobs}; capture the deployment again to fetch it"
+            )
+        blobs.put(cached)
+    try:
+        blobs.get(package.sha256, destination)
+    except IntegrityError as problem:
+        raise IntegrityError(
+            f"system package {package.filename} in the blob store differs from the "
+            f"manifest's sha256 {package.sha256[:12]} ({problem})"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -90,6 +136,8 @@ def _build_context(
         )
     for wheel in environment.wheels:
         blobs.get(wheel.sha256, context / "wheels" / wheel.filename)
+    for package in environment.system_packages:
+        _deb_checked(package, blobs, settings, context / image_build.DEBS_FOLDER / package.filename)
     downloads = context.parent / "downloads"
     for name, expected in stored_files(manifest).items():
         if name != LOCK_FILE:  # written from the manifest itself, above
@@ -108,7 +156,7 @@ def build(manifest_id: str, *, settings: Settings | None = None) -> BuildResult:
     existing = image_build.find_image(client, manifest.manifest_id)
     recorded = store.build_record(manifest.manifest_id)
     if existing is not None:
-        image_id, reused = existing.id, True
+        image_id = existing.id
         # an image found under the manifest's label is trusted only if it was proven,
         # and is refused before anything in it runs (its fingerprint too)
         why = unstarted_refusal(
@@ -124,7 +172,29 @@ def build(manifest_id: str, *, settings: Settings | None = None) -> BuildResult:
                 f"but {why}; refused before anything in it ran (remove it with docker "
                 "rmi to build or recover the recorded one)"
             )
-    else:
+        fingerprint_id = _prove(client, manifest, image_id, recorded, store, built=False)
+        return BuildResult(
+            manifest.manifest_id, image_id, image_build.image_tag(manifest), fingerprint_id, True
+        )
+    image_id, fingerprint_id = _build_and_prove(client, manifest, recorded, store, settings)
+    return BuildResult(
+        manifest.manifest_id, image_id, image_build.image_tag(manifest), fingerprint_id, False
+    )
+
+
+def _build_and_prove(
+    client: Any,
+    manifest: Manifest,
+    recorded: BuildRecord | None,
+    store: ManifestStore,
+    settings: Settings,
+) -> tuple[str, str]:
+    """A new image of the manifest, built hermetically and proven: its id and fingerprint
+    id. Whatever fails (the build, the fingerprint, the first answer), nothing of this
+    build stays (the image, every stage) and the reason is recorded beside the manifest;
+    a later successful build clears it."""
+    image_id = None
+    try:
         with (
             tempfile.TemporaryDirectory() as scratch,
             step(f"build {image_build.image_tag(manifest)}") as progress,
@@ -132,28 +202,56 @@ def build(manifest_id: str, *, settings: Settings | None = None) -> BuildResult:
             context = Path(scratch) / "context"
             context.mkdir()
             _build_context(manifest, store, settings, context, progress)
-            image_id, reused = image_build.build_image(client, manifest, context, progress), False
+            image_id = image_build.build_image(client, manifest, context, progress)
+        fingerprint_id = _prove(client, manifest, image_id, recorded, store, built=True)
+    except BaseException as error:  # Ctrl-C too: an unproven image is never left behind
+        if image_id is not None:
+            with contextlib.suppress(Exception):
+                client.images.remove(image_id, force=True)
+        with contextlib.suppress(Exception):  # the build's own error is the one to show
+            image_build.remove_build_images(client, manifest.manifest_id)
+        if isinstance(error, Exception):
+            _record_failure(store, manifest, error)
+        raise
+    # The proven image's install stage stays, as the cache a rebuild from the recipe
+    # finds: a fresh `pip install` is not yet byte-reproducible (ensurepip's .pyc files)
+    # and its fingerprint would not match the recorded one.
+    return image_id, fingerprint_id
+
+
+def _prove(
+    client: Any,
+    manifest: Manifest,
+    image_id: str,
+    recorded: BuildRecord | None,
+    store: ManifestStore,
+    *,
+    built: bool,
+) -> str:
+    """The image's fingerprint checked against the manifest (and the recorded one), a
+    new (`built`) image made to answer, and the proof recorded; its fingerprint id."""
     fingerprint = image_build.image_fingerprint(client, image_id)
     fingerprint_id = image_build.fingerprint_id(fingerprint)
-    try:
-        image_build.check_fingerprint(manifest, fingerprint)
-        if recorded is not None and recorded.fingerprint_id != fingerprint_id:
-            difference = image_build.fingerprint_difference(recorded.fingerprint, fingerprint)
-            raise IntegrityError(
-                f"image {image_id[:19]} differs from the fingerprint recorded for manifest "
-                f"{manifest.short_id} ({difference})"
-            )
-        if not reused:
-            _prove_it_answers(client, manifest, image_id, store)
-    except (IntegrityError, BadInput):
-        if not reused:
-            client.images.remove(image_id, force=True)  # never leave an unproven image behind
-        raise
+    image_build.check_fingerprint(manifest, fingerprint)
+    if recorded is not None and recorded.fingerprint_id != fingerprint_id:
+        difference = image_build.fingerprint_difference(recorded.fingerprint, fingerprint)
+        raise IntegrityError(
+            f"image {image_id[:19]} differs from the fingerprint recorded for manifest "
+            f"{manifest.short_id} ({difference})"
+        )
+    if built:
+        _prove_it_answers(client, manifest, image_id, store)
     if recorded is None or recorded.image_id != image_id:
         store.attach_build(manifest.manifest_id, image_id, fingerprint, fingerprint_id)
-    return BuildResult(
-        manifest.manifest_id, image_id, image_build.image_tag(manifest), fingerprint_id, reused
-    )
+    return fingerprint_id
+
+
+def _record_failure(store: ManifestStore, manifest: Manifest, error: Exception) -> None:
+    """Say beside the manifest why its build failed (`deployments list` shows it); a
+    store that cannot be reached must not hide the build's own error."""
+    reason = str(error) if isinstance(error, ReplayError) else f"{type(error).__name__}: {error}"
+    with contextlib.suppress(Exception):
+        store.record_build_failure(manifest.manifest_id, without_password(one_line(reason, 300)))
 
 
 def _prove_it_answers(client: Any, manifest: Manifest, image_id: str, store: ManifestStore) -> None:

@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from replay.deployments.building import store_wheels
+from replay.deployments.building import store_debs, store_wheels
 from replay.deployments.model_capture import prepared_model
 from replay.errors import BadInput, ReplayWarning
 from replay.images import base
@@ -177,6 +177,12 @@ def freeze(
         )
     platforms = image_platforms(engine["architecture"])
     lock_text, wheels = _locked(spec.root / spec.requirements, python, platforms, settings, relock)
+    system_packages: list[dict[str, str]] = []
+    if spec.system_packages:
+        with step(f"system packages ({', '.join(spec.system_packages)})") as progress:
+            system_packages = store_debs(
+                client, base_image, spec.system_packages, settings, progress
+            )
     store = manifest_store(settings)
     earlier = [r for r in store.history(spec.name) if r.version == spec.version]
     if earlier:
@@ -205,6 +211,7 @@ def freeze(
             runner=runner,
             engine=engine,
             model_source=model_source,
+            system_packages=system_packages,
         )
         reference = Path(scratch) / REFERENCE_FILE
         reference.write_bytes((spec.root / spec.reference_sample).read_bytes())

@@ -78,8 +78,9 @@ class ManifestVerification:
 
 
 def verify_manifest(manifest_id: str, *, settings: Settings | None = None) -> ManifestVerification:
-    """Recompute every hash the manifest records: lock, source archive, reference, models;
-    everything read from the stores again, never from this machine's cache."""
+    """Recompute every hash the manifest records: lock, source archive, reference, models,
+    wheels and system packages; everything read from the stores again, never from this
+    machine's cache."""
     settings = settings or load_settings()
     store = manifest_store(settings)
     manifest = store.load(manifest_id, fresh=True)
@@ -112,6 +113,13 @@ def verify_manifest(manifest_id: str, *, settings: Settings | None = None) -> Ma
             blobs.stored_sha256(wheel.sha256) if blobs.has(wheel.sha256) else f"(not in {blobs})"
         )
         checks.append(Check(f"wheel {wheel.filename}", wheel.sha256, found))
+    for package in manifest.environment.system_packages:
+        found = (
+            blobs.stored_sha256(package.sha256)
+            if blobs.has(package.sha256)
+            else f"(not in {blobs})"
+        )
+        checks.append(Check(f"system package {package.filename}", package.sha256, found))
     return ManifestVerification(manifest.manifest_id, checks)
 
 

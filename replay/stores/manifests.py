@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import tempfile
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,7 @@ TAG_FINGERPRINT = "replay.fingerprint"
 TAG_REPO_DIGEST = "replay.repo_digest"
 TAG_ARCHIVE = "replay.archive_sha256"
 TAG_SIGNATURE = "replay.build_signature"  # Ed25519 over BuildRecord.statement, hex
+TAG_FAILURE = "replay.build_failure"  # why the latest build failed; cleared by a success
 TAG_COMMIT = "mlflow.source.git.commit"
 TAG_DIRTY = "replay.dirty"
 
@@ -62,6 +63,17 @@ class DeploymentRecord:
     base_image: str
     image_id: str | None
     run_id: str
+    build_failure: str | None = None  # why the latest build failed, until one succeeds
+
+    @property
+    def status(self) -> str:
+        """`failed` (the latest build did), `built` or `not built`."""
+        if self.build_failure is not None:
+            return "failed"
+        return "built" if self.image_id else "not built"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "status": self.status}
 
 
 # What a build record's signature vouches for, named and versioned so that no other
@@ -337,6 +349,7 @@ class ManifestStore:
                     base_image=tags.get(TAG_BASE, ""),
                     image_id=tags.get(TAG_IMAGE),
                     run_id=run.info.run_id,
+                    build_failure=tags.get(TAG_FAILURE),
                 )
             )
         return records
@@ -361,6 +374,10 @@ class ManifestStore:
             manifest_id=self.resolve(manifest_id),
         )
         return self._record_build(run_id, record)
+
+    def record_build_failure(self, manifest_id: str, reason: str) -> None:
+        """Record beside the manifest why its latest build failed (one line)."""
+        self.client.set_tag(self._run_for(manifest_id).info.run_id, TAG_FAILURE, reason)
 
     def attach_publication(
         self, manifest_id: str, repo_digest: str, archive_sha256: str
@@ -387,6 +404,8 @@ class ManifestStore:
         for name, value in tags.items():
             if value is not None:
                 self.client.set_tag(run_id, name, value)
+        if TAG_FAILURE in self.client.get_run(run_id).data.tags:  # a proven image: built
+            self.client.delete_tag(run_id, TAG_FAILURE)
         stored = self._checked(self.stored_build(record.manifest_id))
         if stored is None:  # tags were just set; MLflow lost them
             raise EnvironmentProblem(f"MLflow did not keep the build of {record.manifest_id[:12]}")

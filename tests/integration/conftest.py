@@ -302,15 +302,25 @@ def served(server, workspace, tokens):
 
 def committed_fixture(name: str, tmp_path_factory, edits=()) -> Path:
     """The deployment under tests/fixtures/NAME, with `edits` ((file, old, new) text
-    replacements) applied, committed in its own repository."""
+    replacements) applied, its model trained by its `train.py` where it has one,
+    committed in its own repository."""
     import shutil
 
     folder = tmp_path_factory.mktemp(name) / name
-    shutil.copytree(ROOT / "tests" / "fixtures" / name, folder)
+    shutil.copytree(
+        ROOT / "tests" / "fixtures" / name,
+        folder,
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
     for file, old, new in edits:
         text = (folder / file).read_text()
         assert old in text, f"{old!r} is not in {file}"
         (folder / file).write_text(text.replace(old, new))
+    if (folder / "train.py").is_file():
+        quiet = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}  # no caches committed
+        subprocess.run(
+            [sys.executable, "train.py"], cwd=folder, env=quiet, check=True, capture_output=True
+        )
     for command in (
         ["git", "init", "-q"],
         ["git", "add", "-A"],

@@ -58,7 +58,7 @@ def test_threads_pin_every_thread_pool(deployment):
         (lambda d: d["output"].update(decision="verdict"), "not in `fields`"),
         (lambda d: d["output"].pop("favourable"), "favourable"),
         (lambda d: d.update(seeds={"global": "x"}), "`seeds` must be {global: N}"),
-        (lambda d: d.update(seeds={"global": 1, "numpy": 2}), "`seeds` must be {global: N}"),
+        (lambda d: d.update(seeds={"global": 1, "numpy": 2}), r"seeds: unknown key `numpy`"),
         (lambda d: d.update(threads=0), "`threads` must be a whole number from 1"),
         (lambda d: d.update(threads=1.5), "`threads` must be a whole number from 1"),
         (lambda d: d.update(threads=True), "`threads` must be a whole number from 1"),
@@ -70,6 +70,55 @@ def test_bad_specs_name_the_problem(deployment, change, message):
     edit(deployment, change)
     with pytest.raises(BadInput, match=message):
         load_spec(deployment)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda d: d.update(batch_exct=True),
+            r"unknown key `batch_exct` \(did you mean `batch_exact`",
+        ),
+        (lambda d: d.update(colour="red"), r"unknown key `colour` \(known: base_image, "),
+        (lambda d: d.update({3: "x"}), "unknown key `3`"),
+        (
+            lambda d: d["inputs"]["income"].update(monotonic="increasing"),
+            "input `income`: unknown key `monotonic`",
+        ),
+        (lambda d: d["output"].update(favorable="approved"), "output: unknown key `favorable`"),
+        (
+            lambda d: d["output"]["fields"]["score"].update(nulable=True),
+            "output field `score`: unknown key `nulable`",
+        ),
+        (lambda d: d.update(seeds={"global": 1, "Global": 2}), "seeds: unknown key `Global`"),
+    ],
+)
+def test_every_unknown_key_is_named_with_its_file(deployment, change, message):
+    edit(deployment, change)
+    with pytest.raises(BadInput, match=message) as refused:
+        load_spec(deployment)
+    assert str(refused.value).startswith(str(deployment / "replay.yaml"))
+    assert "\n" not in str(refused.value)
+
+
+def test_an_unknown_key_fails_the_cli_with_exit_2(deployment):
+    from click.testing import CliRunner
+    from replay.cli.main import cli
+
+    edit(deployment, lambda d: d.update(sytem_packages=["libgomp1"]))
+    result = CliRunner().invoke(cli, ["capture", str(deployment)])
+    assert result.exit_code == 2
+    assert "unknown key `sytem_packages` (did you mean `system_packages`?)" in result.output
+
+
+def test_system_packages_are_debian_names(deployment):
+    assert load_spec(deployment).system_packages == ()
+    edit(deployment, lambda d: d.update(system_packages=["libgomp1", "libstdc++6", "libgomp1"]))
+    assert load_spec(deployment).system_packages == ("libgomp1", "libstdc++6")
+    for bad in (["LibGomp"], ["libgomp1; rm -rf /"], ["a"], [1], "libgomp1"):
+        edit(deployment, lambda d, bad=bad: d.update(system_packages=bad))
+        with pytest.raises(BadInput, match="system"):
+            load_spec(deployment)
 
 
 def test_missing_and_malformed_files(tmp_path):
