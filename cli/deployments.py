@@ -37,7 +37,9 @@ def up(as_json: bool) -> None:
 @click.command()
 @click.argument("target", default=".")
 @click.option("--allow-dirty", is_flag=True, help="Capture uncommitted changes (recorded).")
-@click.option("--relock", is_flag=True, help="Resolve the requirements again (no cache).")
+@click.option(
+    "--relock", is_flag=True, help="Resolve the requirements again, replacing the stored lock."
+)
 @click.option("--push", is_flag=True, help="`dvc push` model files the remote lacks first.")
 @click.option(
     "--spec",
