@@ -262,3 +262,12 @@ def _image_size(image_id: str) -> int:
 
     image = docker_client(load_settings().docker_host).images.get(image_id)
     return round(image.attrs["Size"] / 1e6)
+
+
+def test_the_report_names_the_registered_model_as_its_evidence(champion, tmp_path):
+    manifest, transactions = champion
+    made = run_cli("report", next(iter(transactions)), "--out", str(tmp_path), "--format", "html")
+    assert made.returncode == 0, made.stdout + made.stderr
+    page = next(tmp_path.glob("*.html")).read_text()
+    assert "MLflow model models:/credit-sk@champion version 1" in page
+    assert manifest.manifest_id in page
