@@ -79,18 +79,24 @@ def _system_packages(data: dict[str, Any], file: Path) -> tuple[str, ...]:
     return tuple(dict.fromkeys(packages))  # the same package named twice is one
 
 
-def load_spec(path: Path | str) -> DeploymentSpec:
-    """Read `replay.yaml` from a deployment folder (or the file itself)."""
-    path = Path(path)
-    file = path / SPEC_FILE if path.is_dir() else path
-    if not file.is_file():
-        raise BadInput(f"no {SPEC_FILE} in {path}")
+def read_mapping(file: Path) -> dict[str, Any]:
+    """A YAML file whose top is a mapping (`replay.yaml`, a model's spec), or BadInput."""
     try:
         data = yaml.safe_load(file.read_text())
     except yaml.YAMLError as error:
         raise BadInput(f"{file}: not valid YAML ({one_line(error)})") from None
     if not isinstance(data, dict):
         raise BadInput(f"{file}: expected a mapping at the top")
+    return data
+
+
+def load_spec(path: Path | str) -> DeploymentSpec:
+    """Read `replay.yaml` from a deployment folder (or the file itself)."""
+    path = Path(path)
+    file = path / SPEC_FILE if path.is_dir() else path
+    if not file.is_file():
+        raise BadInput(f"no {SPEC_FILE} in {path}")
+    data = read_mapping(file)
     root = file.parent.resolve()
     refuse_unknown_keys(data, TOP_KEYS, str(file))
 

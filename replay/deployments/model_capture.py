@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from replay.errors import BadInput, ReplayWarning, one_line
+from replay.errors import BadInput, ReplayWarning
 from replay.manifests.capture import model_file_facts
 from replay.manifests.model_uri import MODEL_FILE, parse_model_uri
 from replay.manifests.pyfunc import (
@@ -37,7 +37,7 @@ from replay.manifests.pyfunc import (
 )
 from replay.manifests.schema import parse_boolean
 from replay.manifests.source import SourceState
-from replay.manifests.spec import SPEC_FILE, DeploymentSpec, load_spec
+from replay.manifests.spec import SPEC_FILE, DeploymentSpec, load_spec, read_mapping
 from replay.progress import step
 from replay.settings import Settings
 from replay.stores.blobs import open_blob_store
@@ -155,13 +155,7 @@ def _read_spec(path: str | Path | None) -> dict[str, Any]:
     file = Path(path)
     if not file.is_file():
         raise BadInput(f"spec file {file} does not exist")
-    try:
-        data = yaml.safe_load(file.read_text())
-    except yaml.YAMLError as error:
-        raise BadInput(f"{file}: not valid YAML ({one_line(error)})") from None
-    if not isinstance(data, dict):
-        raise BadInput(f"{file}: expected a mapping at the top")
-    return data
+    return read_mapping(file)
 
 
 def _default_name(origin: ModelOrigin) -> str:
