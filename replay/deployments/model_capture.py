@@ -35,7 +35,7 @@ from replay.manifests.pyfunc import (
     read_mlmodel,
     signature_inputs,
 )
-from replay.manifests.schema import parse_boolean
+from replay.manifests.schema import Feature
 from replay.manifests.source import SourceState
 from replay.manifests.spec import SPEC_FILE, DeploymentSpec, load_spec, read_mapping
 from replay.progress import step
@@ -165,21 +165,11 @@ def _default_name(origin: ModelOrigin) -> str:
     return name[:63]
 
 
-def _typed(text: str, kind: str) -> Any:
-    """A CSV cell as the value the signature's column type holds."""
+def _typed(name: str, text: str, kind: str) -> Any:
+    """A CSV cell as the value the signature's column type holds (None when empty)."""
     if text == "":
         return None
-    replay_type = COLUMN_TYPES[kind][0]
-    try:
-        if replay_type == "number":
-            return float(text)
-        if replay_type == "integer":
-            return int(float(text))
-        if replay_type == "boolean":
-            return parse_boolean(text)
-    except ValueError:
-        raise BadInput(f"{text!r} is not a {replay_type}") from None
-    return text
+    return Feature.from_json(name, {"type": COLUMN_TYPES[kind][0]}).parse(text)
 
 
 def _reference_rows(
@@ -210,7 +200,7 @@ def _reference_rows(
         raise BadInput(f"{where}: the reference sample has no rows")
     kinds = dict(columns)
     try:
-        return [{name: _typed(str(row[name]), kinds[name]) for name in names} for row in raw]
+        return [{name: _typed(name, str(row[name]), kinds[name]) for name in names} for row in raw]
     except BadInput as problem:
         raise BadInput(f"{where}: reference sample: {problem}") from None
 
