@@ -213,9 +213,9 @@ def _build_and_prove(
         if isinstance(error, Exception):
             _record_failure(store, manifest, error)
         raise
-    # The proven image's install stage stays, as the cache a rebuild from the recipe
-    # finds: a fresh `pip install` is not yet byte-reproducible (ensurepip's .pyc files)
-    # and its fingerprint would not match the recorded one.
+    # The proven image's install stage stays as the engine's cache: a rebuild from the
+    # recipe (recovery) then skips the install step. It is not needed for the rebuild
+    # to match: the install step is reproducible in content (see Dockerfile.template).
     return image_id, fingerprint_id
 
 
