@@ -33,7 +33,7 @@ demo: up
 	$(BIN)/python examples/credit/demo.py
 
 test: up lint
-	$(BIN)/pytest -q -ra tests
+	$(BIN)/pytest -q -ra --durations=30 tests
 
 unit: env
 	$(BIN)/pytest -q tests/unit
