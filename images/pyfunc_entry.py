@@ -37,16 +37,26 @@ def predict(inputs: dict[str, Any]) -> dict[str, Any]:
 
 def predict_batch(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every row in one call of `predict`, each answered with its named outputs."""
+    answers = [_decided(outputs) for outputs in _named(_model.predict(_table(rows)), len(rows))]
+    return answers
+
+
+def _table(rows: list[dict[str, Any]]) -> Any:
+    """The rows as the model takes them: a frame of typed columns, or one 2-D array
+    (a model whose signature is a tensor) with the columns in the signature's order."""
+    if SETTINGS.get("tensor"):
+        import numpy
+
+        names = [column for column, _ in SETTINGS["columns"]]
+        return numpy.array([[row[name] for name in names] for row in rows], SETTINGS["tensor"])
     import pandas
 
-    frame = pandas.DataFrame(
+    return pandas.DataFrame(
         {
             column: pandas.Series([row[column] for row in rows], dtype=dtype)
             for column, dtype in SETTINGS["columns"]
         }
     )
-    answers = [_decided(outputs) for outputs in _named(_model.predict(frame), len(rows))]
-    return answers
 
 
 def _plain(value: Any) -> Any:
@@ -61,6 +71,8 @@ def _plain(value: Any) -> Any:
 def _named(result: Any, count: int) -> list[dict[str, Any]]:
     """`predict`'s answer (a frame, a series, an array or a list) as one dict per row."""
     names = SETTINGS["outputs"]
+    if hasattr(result, "columns") and all(isinstance(label, int) for label in result.columns):
+        result = result.to_numpy()  # a frame of numbered columns (PyTorch's): as an array
     if hasattr(result, "to_dict") and hasattr(result, "columns"):  # a DataFrame
         records = result.to_dict(orient="records")
         return [{str(key): _plain(value) for key, value in row.items()} for row in records]

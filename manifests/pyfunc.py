@@ -43,6 +43,14 @@ COLUMN_TYPES = {
     "string": ("string", "object"),
 }
 TENSOR_TYPES = {"float": "number", "int": "integer", "uint": "integer", "bool": "boolean"}
+# A tensor input's dtype → the MLflow column type each of its columns is described as.
+TENSOR_COLUMN_TYPES = {
+    "float64": "double",
+    "float32": "float",
+    "int64": "long",
+    "int32": "integer",
+    "bool": "boolean",
+}
 # Libraries whose wheels load a shared library the base image lacks (Debian packages).
 KNOWN_SYSTEM_NEEDS = {"lightgbm": ("libgomp1",)}
 # The loader a container needs is smaller than the package a model was logged with:
@@ -86,14 +94,20 @@ def _signature_part(mlmodel: Mapping[str, Any], part: str) -> list[dict[str, Any
     return parsed if isinstance(parsed, list) else None
 
 
-def signature_inputs(mlmodel: Mapping[str, Any], where: str) -> list[tuple[str, str]]:
-    """(column, MLflow type) of each input the signature declares, in order."""
+def signature_inputs(
+    mlmodel: Mapping[str, Any], where: str, named: Sequence[str] = ()
+) -> list[tuple[str, str]]:
+    """(column, MLflow type) of each input the signature declares, in order. A model
+    taking one 2-D tensor (as PyTorch's default `pt2` format must) has no column names:
+    `named` (the spec's inputs, in order) names its columns."""
     columns = _signature_part(mlmodel, "inputs")
     if columns is None:
         raise BadInput(
             f"{where}: the model was logged without a signature; log it with one "
             "(mlflow.models.infer_signature) so replay knows its inputs"
         )
+    if tensor_dtype(mlmodel) is not None:
+        return _tensor_columns(columns[0], named, where)
     found = []
     for column in columns:
         kind, name = column.get("type"), column.get("name")
@@ -101,10 +115,39 @@ def signature_inputs(mlmodel: Mapping[str, Any], where: str) -> list[tuple[str, 
             shown = name if isinstance(name, str) else "(unnamed)"
             raise BadInput(
                 f"{where}: input {shown} is a {kind}; replay answers tabular models whose "
-                f"inputs are named columns of {', '.join(COLUMN_TYPES)}"
+                f"inputs are named columns of {', '.join(COLUMN_TYPES)}, or one table of "
+                "numbers (a 2-D tensor)"
             )
         found.append((name, str(kind)))
     return found
+
+
+def tensor_dtype(mlmodel: Mapping[str, Any]) -> str | None:
+    """The numpy dtype of the one tensor the model takes, if it takes one (else None)."""
+    columns = _signature_part(mlmodel, "inputs") or []
+    if len(columns) != 1 or columns[0].get("type") != "tensor":
+        return None
+    return str((columns[0].get("tensor-spec") or {}).get("dtype", ""))
+
+
+def _tensor_columns(
+    column: Mapping[str, Any], named: Sequence[str], where: str
+) -> list[tuple[str, str]]:
+    tensor = column.get("tensor-spec") or {}
+    shape, dtype = tensor.get("shape") or [], str(tensor.get("dtype", ""))
+    kind = TENSOR_COLUMN_TYPES.get(dtype)
+    if len(shape) != 2 or not isinstance(shape[1], int) or shape[1] < 1 or kind is None:
+        raise BadInput(
+            f"{where}: the model takes a {dtype} tensor of shape {shape}; replay answers "
+            "tabular models: a 2-D tensor of numbers, one row per decision"
+        )
+    width = shape[1]
+    if len(named) != width:
+        raise BadInput(
+            f"{where}: the model takes a table of {width} unnamed numbers (a tensor); name "
+            f"its columns in order under `inputs` in --spec ({len(named)} named)"
+        )
+    return [(name, kind) for name in named]
 
 
 def signature_outputs(mlmodel: Mapping[str, Any]) -> dict[str, str]:
@@ -319,8 +362,11 @@ def pyfunc_deployment(
             else ""
         )
         raise BadInput(f"{where}: unknown key `{unknown[0]}` in the spec{hint}")
-    columns = signature_inputs(mlmodel, where)
-    inputs = describe_inputs(columns, rows, spec.get("inputs") or {}, where)
+    given_inputs = spec.get("inputs") or {}
+    if not isinstance(given_inputs, Mapping):
+        raise BadInput(f"{where}: spec inputs must be a mapping of input names")
+    columns = signature_inputs(mlmodel, where, list(given_inputs))
+    inputs = describe_inputs(columns, rows, given_inputs, where)
     output, rule = describe_output(signature_outputs(mlmodel), spec.get("output") or {}, where)
     requirements, notes = container_requirements(requirements_txt, where)
     flavours = [flavour for flavour in mlmodel["flavors"] if flavour != "python_function"]
@@ -345,6 +391,7 @@ def pyfunc_deployment(
     adapter = {
         "model": MODEL_FOLDER,
         "columns": [[column, COLUMN_TYPES[kind][1]] for column, kind in columns],
+        **({"tensor": tensor} if (tensor := tensor_dtype(mlmodel)) else {}),
         "outputs": list(signature_outputs(mlmodel)),
         "rule": rule,
     }

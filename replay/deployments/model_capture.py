@@ -83,7 +83,9 @@ def prepared_model(
         with step(f"fetch {model.uri}"):
             origin = fetch_model(model, root / MODEL_FOLDER, settings)
         mlmodel = read_mlmodel((root / MODEL_FOLDER / MODEL_FILE).read_text(), model.uri)
-        columns = signature_inputs(mlmodel, model.uri)
+        named = given.get("inputs")  # a tensor's columns are named by the spec
+        named = list(named) if isinstance(named, dict) else []
+        columns = signature_inputs(mlmodel, model.uri, named)
         rows = _reference_rows(root, columns, reference, model.uri)
         if reference is None:
             warnings.warn(
@@ -225,9 +227,24 @@ def _example_rows(folder: Path, names: list[str], where: str) -> list[dict[str, 
         records = [dict(zip(columns, row, strict=True)) for row in example["data"]]
     elif isinstance(example, list) and all(isinstance(row, Mapping) for row in example):
         records = [dict(row) for row in example]
+    elif _is_table(example, len(names)) or (
+        isinstance(example, Mapping) and _is_table(example.get("inputs"), len(names))
+    ):
+        # a tensor's example (a bare matrix, or `{"inputs": matrix}`): named by the spec
+        matrix = example if isinstance(example, list) else example["inputs"]
+        records = [dict(zip(names, row, strict=True)) for row in matrix]
     else:
         raise BadInput(f"{where}: its input example is not a table; give --reference FILE")
     return [{name: "" if row.get(name) is None else row[name] for name in names} for row in records]
+
+
+def _is_table(rows: Any, width: int) -> bool:
+    """A list of rows that are lists of `width` values (a 2-D tensor's JSON)."""
+    return (
+        isinstance(rows, list)
+        and bool(rows)
+        and all(isinstance(row, list) and len(row) == width for row in rows)
+    )
 
 
 def _write_deployment(

@@ -9,6 +9,7 @@ from replay.manifests.pyfunc import (
     describe_inputs,
     describe_output,
     pyfunc_deployment,
+    signature_inputs,
     signature_outputs,
     system_needs,
 )
@@ -234,3 +235,61 @@ def test_a_model_without_a_signature_is_refused():
             reference="reference.csv",
             where="m",
         )
+
+
+TABLE = [{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 3]}}]
+
+
+def test_a_tensor_input_is_named_by_the_spec_in_order():
+    named = ["income", "debts", "age"]
+    assert signature_inputs(mlmodel(TABLE), "m", named) == [
+        ("income", "float"),
+        ("debts", "float"),
+        ("age", "float"),
+    ]
+    rows = [
+        {"income": 900.0, "debts": 10.0, "age": 30.0},
+        {"income": 50.0, "debts": 0.0, "age": 70.0},
+    ]
+    decided = pyfunc_deployment(
+        mlmodel=mlmodel(TABLE, flavours=("pytorch",)),
+        requirements_txt="mlflow==3.17.2\ntorch==2.13.0\n",
+        rows=rows,
+        spec={
+            "inputs": {"income": {}, "debts": {"max": 500}, "age": {"immutable": True}},
+            "output": {"score": "prediction", "favourable": "approve", "rule": RULE},
+        },
+        name="credit-torch",
+        version="1",
+        model_files=["mlflow/MLmodel"],
+        reference="reference.csv",
+        where="m",
+    )
+    assert decided.adapter["tensor"] == "float32"
+    assert [column for column, _ in decided.adapter["columns"]] == named
+    assert decided.spec["inputs"]["income"] == {"type": "number", "min": 50.0, "max": 900.0}
+    assert decided.spec["inputs"]["debts"]["max"] == 500
+
+
+@pytest.mark.parametrize(
+    ("inputs", "named", "message"),
+    [
+        (TABLE, ["income", "debts"], "a table of 3 unnamed numbers .* \\(2 named\\)"),
+        (TABLE, [], "name its columns in order under `inputs`"),
+        (
+            [{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 28, 28]}}],
+            ["pixels"],
+            "shape \\[-1, 28, 28\\]; replay answers tabular models",
+        ),
+        ([{"type": "tensor", "tensor-spec": {"dtype": "str", "shape": [-1, 1]}}], ["t"], "str"),
+    ],
+)
+def test_a_tensor_that_is_not_a_named_table_is_refused(inputs, named, message):
+    with pytest.raises(BadInput, match=message):
+        signature_inputs(mlmodel(inputs), "m", named)
+
+
+def test_an_unnamed_column_is_refused():
+    unnamed = [{"type": "double"}, {"type": "double"}]
+    with pytest.raises(BadInput, match="input \\(unnamed\\) is a double"):
+        signature_inputs(mlmodel(unnamed), "m")
