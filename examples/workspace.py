@@ -87,3 +87,22 @@ def retrain(workspace: Path, seed: int) -> Path:
     _run(workspace, "git", "commit", "-q", "-m", f"credit model retrained (seed {seed})")
     _run(workspace, *dvc, "push", "-q")
     return workspace
+
+
+def committed_copy(source: Path, destination: Path, edits=()) -> Path:
+    """The deployment folder `source` copied to `destination` (no DVC: its model files
+    are committed with it), `edits` ((file, old, new) text replacements) applied, its
+    model trained by its `train.py` where it has one, committed in its own repository."""
+    shutil.copytree(source, destination, ignore=shutil.ignore_patterns("__pycache__"))
+    for file, old, new in edits:
+        text = (destination / file).read_text()
+        if old not in text:
+            raise ValueError(f"{old!r} is not in {file}")
+        (destination / file).write_text(text.replace(old, new))
+    _run(destination, "git", "init", "-q", "-b", "main")
+    if (destination / "train.py").is_file():
+        # no bytecode caches committed
+        _run(destination, sys.executable, "-B", "train.py")
+    _run(destination, "git", "add", "-A")
+    _run(destination, "git", "commit", "-q", "-m", destination.name)
+    return destination

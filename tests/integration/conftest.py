@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).parents[2]
 sys.path.insert(0, str(ROOT / "examples"))
 
-from workspace import make_workspace, read_new_cases  # noqa: E402
+from workspace import committed_copy, make_workspace, read_new_cases  # noqa: E402
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -302,32 +302,9 @@ def served(server, workspace, tokens):
 
 def committed_fixture(name: str, tmp_path_factory, edits=()) -> Path:
     """The deployment under tests/fixtures/NAME, with `edits` ((file, old, new) text
-    replacements) applied, its model trained by its `train.py` where it has one,
-    committed in its own repository."""
-    import shutil
-
+    replacements) applied, its model trained, committed in its own repository."""
     folder = tmp_path_factory.mktemp(name) / name
-    shutil.copytree(
-        ROOT / "tests" / "fixtures" / name,
-        folder,
-        ignore=shutil.ignore_patterns("__pycache__"),
-    )
-    for file, old, new in edits:
-        text = (folder / file).read_text()
-        assert old in text, f"{old!r} is not in {file}"
-        (folder / file).write_text(text.replace(old, new))
-    if (folder / "train.py").is_file():
-        quiet = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}  # no caches committed
-        subprocess.run(
-            [sys.executable, "train.py"], cwd=folder, env=quiet, check=True, capture_output=True
-        )
-    for command in (
-        ["git", "init", "-q"],
-        ["git", "add", "-A"],
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", name],
-    ):
-        subprocess.run(command, cwd=folder, check=True, capture_output=True)
-    return folder
+    return committed_copy(ROOT / "tests" / "fixtures" / name, folder, edits)
 
 
 def fixture_deployment(name: str, tmp_path_factory):

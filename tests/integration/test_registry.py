@@ -6,21 +6,16 @@ again after the registry deleted the version.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import ROOT, free_port, run_cli, unavailable
+from tests.fixtures.registry.team import ServerDidNotStart, team_server
+from tests.integration.conftest import run_cli, unavailable
 
-LOG_MODELS = ROOT / "tests" / "fixtures" / "registry" / "log_models.py"
 BOUNDS = {
     "income": {"min": 0, "max": 20000},
     "debts": {"min": 0, "max": 10000},
@@ -38,53 +33,11 @@ APPLICANTS = [
 def team_registry(registry, tmp_path_factory):
     """A team's MLflow server with credit models of three libraries registered
     (see tests/fixtures/registry/log_models.py); (its URL, run id by name/version)."""
-    folder = tmp_path_factory.mktemp("team-mlflow")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with open(folder / "server.log", "w") as log:
-        server = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "mlflow"),
-                "server",
-                "--backend-store-uri",
-                f"sqlite:///{folder / 'mlflow.db'}",
-                "--artifacts-destination",
-                str(folder / "artifacts"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "1",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
     try:
-        deadline = time.monotonic() + 90
-        while not _answers(f"{url}/health"):
-            if server.poll() is not None or time.monotonic() > deadline:
-                unavailable(f"the MLflow server did not start: see {folder / 'server.log'}")
-            time.sleep(0.5)
-        registered = folder / "registered.json"
-        subprocess.run(
-            [sys.executable, str(LOG_MODELS), url, str(registered)],
-            check=True,
-            capture_output=True,
-            timeout=600,
-        )
-        yield url, json.loads(registered.read_text())
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
+        with team_server(tmp_path_factory.mktemp("team-mlflow")) as running:
+            yield running
+    except ServerDidNotStart as error:
+        unavailable(str(error))
 
 
 @contextmanager
@@ -219,6 +172,7 @@ def test_a_model_file_altered_in_the_blob_store_fails_verify(champion):
     [
         ("models:/credit-sk/2", "prediction_1", BOUNDS),  # cloudpickle, as older models are
         ("models:/credit-xgb/1", "prediction", BOUNDS),  # an XGBoost booster
+        ("models:/credit-xgb/2", "prediction", BOUNDS),  # a tensor: the spec names columns
         ("models:/credit-lgbm/1", "prediction", BOUNDS),  # LightGBM: libgomp1 inferred
     ],
 )
