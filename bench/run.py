@@ -29,6 +29,10 @@
 6. `replay capture` of the credit example, as a user runs it: first with its lock
    resolved anew (`--relock`), then new versions with unchanged requirements, which
    reuse the stored lock and wheels (goal: at most 10 s), against the first.
+7. Frameworks (`bench/frameworks.py`): scikit-learn, LightGBM, XGBoost and PyTorch
+   models from a real MLflow registry, LightGBM and XGBoost as folder deployments:
+   capture (lock resolved, then reused), build, image size, and one decision replayed
+   against a bare `docker run` of the same image.
 
 Results go to bench/results/<time>.json with a description of the machine.
 """
@@ -38,7 +42,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import platform
 import re
 import shutil
 import socket
@@ -50,35 +53,21 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from frameworks import frameworks_benchmark
+from frameworks import summary as frameworks_summary
+from measure import REPLAY, machine, one_decision_against_docker_run, timed
+
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT / "examples"))
-REPLAY = str(Path(sys.executable).parent / "replay")
-
-
-def machine() -> dict:
-    from replay.images.engine import docker_client
-    from replay.manifests.capture import cpu_facts
-
-    from replay.settings import load_settings
-
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return {
-        "cpu": cpu_facts()["model"],
-        "cores": os.cpu_count(),
-        "memory_gib": round(memory / 2**30, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "docker_engine": docker_client(load_settings().docker_host).version()["Version"],
-    }
-
-
-def timed(command: list[str], stdin: bytes | None = None) -> float:
-    started = time.perf_counter()
-    result = subprocess.run(command, input=stdin, capture_output=True)
-    elapsed = time.perf_counter() - started
-    if result.returncode != 0:
-        raise SystemExit(f"{' '.join(command[:3])} failed: {result.stderr.decode()[-500:]}")
-    return elapsed
+CREDIT_APPLICANT = {
+    "income": 48000.0,
+    "debt": 21000.0,
+    "loan_amount": 30000.0,
+    "age": 29,
+    "years_employed": 2.0,
+    "credit_history_years": 3.5,
+    "late_payments": 2,
+}
 
 
 def deployment() -> tuple:
@@ -122,56 +111,8 @@ def capture_benchmark(folder: Path, recaptures: int = 3) -> dict:
 
 
 def replay_benchmark(manifest, built, runs: int) -> dict:
-    from replay.execution.warm import WarmDeployment
-    from replay.ledger.decisions import record_decision
-
-    inputs = {
-        "income": 48000.0,
-        "debt": 21000.0,
-        "loan_amount": 30000.0,
-        "age": 29,
-        "years_employed": 2.0,
-        "credit_history_years": 3.5,
-        "late_payments": 2,
-    }
-    with WarmDeployment(manifest.manifest_id) as warm:
-        outputs = warm.predict(inputs, seed=11)
-    txn = record_decision(
-        manifest.manifest_id, inputs, outputs, seed=11, fingerprint_id=built.fingerprint_id
-    ).txn_id
-    bare_stdin = (
-        json.dumps({"type": "load"})
-        + "\n"
-        + json.dumps({"id": "r1", "inputs": inputs, "seed": 11})
-        + "\n"
-    ).encode()
-    bare = [
-        "docker",
-        "run",
-        "-i",
-        "--rm",
-        "--network",
-        "none",
-        built.image_id,
-        "--serve",
-        manifest.entrypoint,
-    ]
-    timed(bare, bare_stdin)  # first run warms the page cache for both
-    replay_times, bare_times = [], []
-    for _ in range(runs):  # interleaved, so machine noise hits both alike
-        bare_times.append(timed(bare, bare_stdin))
-        replay_times.append(timed([REPLAY, "replay", txn, "--json"]))
-    ratio = statistics.median(replay_times) / statistics.median(bare_times)
-    return {
-        "runs": runs,
-        "replay_median_s": statistics.median(replay_times),
-        "bare_docker_run_median_s": statistics.median(bare_times),
-        "ratio": ratio,
-        "goal_ratio_at_most": 1.5,
-        "met": ratio <= 1.5,
-        "replay_s": replay_times,
-        "bare_s": bare_times,
-    }
+    """`replay replay` of a credit applicant's decision against a bare `docker run`."""
+    return one_decision_against_docker_run(manifest, built, CREDIT_APPLICANT, runs)
 
 
 def _bench_entry(worker: int, i: int, count: int, sealed: bool):
@@ -1110,6 +1051,7 @@ def main() -> int:
             "machine": machine(),
             "replay_one_decision": replay_benchmark(manifest, built, runs=9),
             "capture": capture_benchmark(Path(home) / "capture-bench"),
+            "frameworks": frameworks_benchmark(Path(home) / "frameworks-bench"),
             "ledger_append": ledger_benchmark(total=16_000),
             "questions": questions_benchmark(workspace, manifest, built),
         }
@@ -1140,6 +1082,7 @@ def main() -> int:
         f" s; a new version, same requirements: {captured['recapture_median_s']:.1f} s median "
         f"(goal <= 10) -> ratio {captured['ratio_to_first']:.2f}"
     )
+    print("\n".join(frameworks_summary(results["frameworks"])))
     grouped = ledger_result["threads_16_group_commit"]
     sealed, plain = (
         ledger_result[f"processes_8_{kind}_per_second"] for kind in ("sealed", "plain")

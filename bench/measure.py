@@ -1,0 +1,93 @@
+"""What every part of `make bench` measures with: the machine, a timed command, and one
+logged decision replayed against a bare `docker run` of the same image."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPLAY = str(Path(sys.executable).parent / "replay")
+
+
+def machine() -> dict:
+    from replay.images.engine import docker_client
+    from replay.manifests.capture import cpu_facts
+
+    from replay.settings import load_settings
+
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return {
+        "cpu": cpu_facts()["model"],
+        "cores": os.cpu_count(),
+        "memory_gib": round(memory / 2**30, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "docker_engine": docker_client(load_settings().docker_host).version()["Version"],
+    }
+
+
+def run_timed(command: list[str], stdin: bytes | None = None) -> tuple[float, str]:
+    """Seconds the command took and what it printed; a failure ends the benchmark."""
+    started = time.perf_counter()
+    result = subprocess.run(command, input=stdin, capture_output=True)
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(command[:3])} failed: {result.stderr.decode()[-500:]}")
+    return elapsed, result.stdout.decode()
+
+
+def timed(command: list[str], stdin: bytes | None = None) -> float:
+    return run_timed(command, stdin)[0]
+
+
+def one_decision_against_docker_run(manifest, built, inputs: dict, runs: int) -> dict:
+    """A decision on `inputs` logged, then the median time from starting `replay replay
+    TXN` to its verdict, against a bare `docker run` of the same image loading the
+    deployment and answering the same single prediction (goal: ratio at most 1.5)."""
+    from replay.execution.warm import WarmDeployment
+    from replay.ledger.decisions import record_decision
+
+    with WarmDeployment(manifest.manifest_id) as warm:
+        outputs = warm.predict(inputs, seed=11)
+    txn = record_decision(
+        manifest.manifest_id, inputs, outputs, seed=11, fingerprint_id=built.fingerprint_id
+    ).txn_id
+    bare_stdin = (
+        json.dumps({"type": "load"})
+        + "\n"
+        + json.dumps({"id": "r1", "inputs": inputs, "seed": 11})
+        + "\n"
+    ).encode()
+    bare = [
+        "docker",
+        "run",
+        "-i",
+        "--rm",
+        "--network",
+        "none",
+        built.image_id,
+        "--serve",
+        manifest.entrypoint,
+    ]
+    timed(bare, bare_stdin)  # first run warms the page cache for both
+    replay_times, bare_times = [], []
+    for _ in range(runs):  # interleaved, so machine noise hits both alike
+        bare_times.append(timed(bare, bare_stdin))
+        replay_times.append(timed([REPLAY, "replay", txn, "--json"]))
+    ratio = statistics.median(replay_times) / statistics.median(bare_times)
+    return {
+        "runs": runs,
+        "replay_median_s": statistics.median(replay_times),
+        "bare_docker_run_median_s": statistics.median(bare_times),
+        "ratio": ratio,
+        "goal_ratio_at_most": 1.5,
+        "met": ratio <= 1.5,
+        "replay_s": replay_times,
+        "bare_s": bare_times,
+    }
