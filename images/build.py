@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import posixpath
+import re
 import shlex
 from collections.abc import Callable
 from importlib import resources
@@ -29,9 +30,6 @@ if TYPE_CHECKING:
 
 LABEL_MANIFEST = "replay.manifest_id"
 LABEL_DEPLOYMENT = "replay.deployment"
-# On every stage of a build from its first step (the final image's label comes last):
-# what a failed build leaves is found by it and removed, and no other build's image is.
-LABEL_BUILD = "replay.build"
 # Where the image keeps the runner and the environment, and how it starts: the
 # Dockerfile writes them, and an image is checked against them before it starts.
 RUNNER_PATH = "/opt/replay/runner.py"
@@ -74,7 +72,6 @@ def render_dockerfile(manifest: Manifest) -> str:
     return Template(template).substitute(
         manifest_id=manifest.manifest_id,
         base=manifest.image.base,
-        build_label=f"{LABEL_BUILD}={manifest.manifest_id}",
         system_packages=_system_packages_step(manifest),
         runner=RUNNER_PATH,
         entrypoint=json.dumps(ENTRYPOINT),
@@ -95,20 +92,38 @@ def find_image(client: docker.DockerClient, manifest_id: str) -> Any | None:
     return images[0] if images else None
 
 
-def remove_build_images(client: docker.DockerClient, manifest_id: str) -> list[str]:
-    """Remove every unnamed image a build of `manifest_id` left (a finished stage, or the
-    steps before the one that failed: removing the last removes its unnamed parents);
-    the ids removed. Images of other builds carry other labels and are never touched."""
+class BuildSteps:
+    """The images a build creates, read from the engine's build stream as it comes: each
+    step's ` ---> ID` line, unless the step was taken from the cache or is a `FROM` (the
+    base, or another manifest's stage, belong to others). What a failed build leaves is
+    exactly these, and only these are removed."""
+
+    _ID = re.compile(r"^---> ([0-9a-f]{12,64})$")
+
+    def __init__(self) -> None:
+        self.created: list[str] = []
+        self._not_ours = False
+
+    def feed(self, line: str) -> None:
+        line = line.strip()
+        if (line.startswith("Step ") and " : FROM " in line) or line == "---> Using cache":
+            self._not_ours = True
+        elif match := self._ID.match(line):
+            if not self._not_ours:
+                self.created.append(match.group(1))
+            self._not_ours = False
+
+
+def remove_images(client: docker.DockerClient, image_ids: list[str]) -> list[str]:
+    """Remove the images (newest first: a step's image is the parent of the next); the
+    ids removed. One already gone, or still used by a container, is left alone."""
     import docker
 
     removed = []
-    for label in (LABEL_BUILD, LABEL_MANIFEST):
-        filters = {"label": f"{label}={manifest_id}", "dangling": True}
-        for image in client.images.list(filters=filters):
-            # one already gone with its child, or still used by a container: left alone
-            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-                client.images.remove(image.id, force=True)
-                removed.append(image.id)
+    for image_id in reversed(image_ids):
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            client.images.remove(image_id, force=True)
+            removed.append(image_id)
     return removed
 
 
@@ -116,9 +131,12 @@ def build_image(
     client: docker.DockerClient,
     manifest: Manifest,
     context: Path,
+    steps: BuildSteps,
     progress: Callable[[str], None] = lambda _: None,
 ) -> str:
-    """Build the manifest's image from a prepared context with the network off."""
+    """Build the manifest's image from a prepared context with the network off; the
+    images it creates are noted in `steps` as they come, so that a caller can remove
+    them whatever fails, here or later."""
     import docker
 
     (context / "Dockerfile").write_text(render_dockerfile(manifest))
@@ -137,6 +155,7 @@ def build_image(
                 raise EnvironmentProblem(f"image build failed: {event['error'].strip()}")
             line = (event.get("stream") or "").strip()
             if line:
+                steps.feed(line)
                 progress(line[:90])
             image_id = (event.get("aux") or {}).get("ID", image_id)
     except docker.errors.APIError as error:

@@ -194,6 +194,7 @@ def _build_and_prove(
     build stays (the image, every stage) and the reason is recorded beside the manifest;
     a later successful build clears it."""
     image_id = None
+    steps = image_build.BuildSteps()
     try:
         with (
             tempfile.TemporaryDirectory() as scratch,
@@ -202,14 +203,12 @@ def _build_and_prove(
             context = Path(scratch) / "context"
             context.mkdir()
             _build_context(manifest, store, settings, context, progress)
-            image_id = image_build.build_image(client, manifest, context, progress)
+            image_id = image_build.build_image(client, manifest, context, steps, progress)
         fingerprint_id = _prove(client, manifest, image_id, recorded, store, built=True)
     except BaseException as error:  # Ctrl-C too: an unproven image is never left behind
-        if image_id is not None:
-            with contextlib.suppress(Exception):
-                client.images.remove(image_id, force=True)
+        created = [*steps.created, *([image_id] if image_id else [])]
         with contextlib.suppress(Exception):  # the build's own error is the one to show
-            image_build.remove_build_images(client, manifest.manifest_id)
+            image_build.remove_images(client, created)
         if isinstance(error, Exception):
             _record_failure(store, manifest, error)
         raise

@@ -164,19 +164,23 @@ def test_a_stored_deb_whose_bytes_changed_fails_verify_naming_it(lightgbm):
     assert f"system package {package.filename}: sha256" in error
 
 
-def images_labelled(manifest_id: str, *filters: str) -> list[str]:
-    """Every image carrying the build's or the manifest's label (`-a`: the intermediate
-    images of every step too), as `docker images` lists them."""
-    found = []
-    for label in ("replay.build", "replay.manifest_id"):
-        chosen = ["--filter", f"label={label}={manifest_id}"]
-        for extra in filters:
-            chosen += ["--filter", extra]
-        listed = subprocess.run(
-            ["docker", "images", "-a", "-q", *chosen], capture_output=True, text=True, check=True
-        )
-        found += listed.stdout.split()
-    return found
+def images_labelled(manifest_id: str) -> list[str]:
+    """Every image carrying the manifest's label, as `docker images -a` lists them."""
+    listed = subprocess.run(
+        ["docker", "images", "-a", "-q", "--filter", f"label=replay.manifest_id={manifest_id}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return listed.stdout.split()
+
+
+def every_image() -> set[str]:
+    """Every image the engine holds, intermediate ones too."""
+    listed = subprocess.run(
+        ["docker", "images", "-a", "-q", "--no-trunc"], capture_output=True, text=True, check=True
+    )
+    return set(listed.stdout.split())
 
 
 def test_a_failed_build_leaves_no_image_and_is_listed_failed_with_its_reason(
@@ -192,11 +196,13 @@ def test_a_failed_build_leaves_no_image_and_is_listed_failed_with_its_reason(
     )
     manifest = replay.capture(folder)
     assert manifest.environment.system_packages == ()
+    before = every_image()
     result = run_cli("build", manifest.manifest_id)
     assert result.returncode == 2, result.stderr
     (error,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert "libgomp.so.1" in error, error
-    assert images_labelled(manifest.manifest_id) == []  # not the image, not a stage
+    # nothing the build made stays: not the image, not a stage, not a step before
+    assert every_image() - before == set()
 
     listed = cli_json("deployments", "list", manifest.name)
     [record] = [r for r in listed if r["manifest_id"] == manifest.manifest_id]

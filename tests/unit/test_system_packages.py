@@ -17,10 +17,9 @@ from types import SimpleNamespace
 import pytest
 from replay.images import debian, runner
 from replay.images.build import (
-    LABEL_BUILD,
-    LABEL_MANIFEST,
+    BuildSteps,
     check_fingerprint,
-    remove_build_images,
+    remove_images,
     render_dockerfile,
 )
 from replay.manifests.manifest import Manifest, SystemPackage
@@ -121,13 +120,15 @@ def test_the_dockerfile_installs_the_debs_only_when_there_are_some():
     assert final.index("dpkg -i") < final.index("USER 10001:10001")
 
 
-def test_every_stage_carries_the_build_label_from_its_first_step():
-    manifest = Manifest(manifest_document())
-    stages = render_dockerfile(manifest).split("\nFROM ")[1:]
-    assert len(stages) == 2
-    for stage in stages:
-        steps = [line for line in stage.splitlines()[1:] if line and line[0] not in "# "]
-        assert steps[0] == f"LABEL {LABEL_BUILD}={manifest.manifest_id}"
+def test_the_install_stage_depends_only_on_the_lock_and_wheels():
+    """Another manifest with the same requirements (here: another version, another
+    commit) renders the same install stage, so the engine's cache serves both."""
+    first = Manifest(manifest_document())
+    second = Manifest(manifest_document(version="2.0"))
+    assert first.manifest_id != second.manifest_id
+    stages = [render_dockerfile(m).split("\nFROM ")[1] for m in (first, second)]
+    assert stages[0] == stages[1]
+    assert first.manifest_id not in stages[0]
 
 
 # --- the runner's fingerprint ----------------------------------------------------------
@@ -393,38 +394,52 @@ def test_a_deb_whose_stored_bytes_changed_is_refused_naming_it(tmp_path):
         _deb_checked(missing, blobs, settings, tmp_path / "more" / "x.deb")  # type: ignore[arg-type]
 
 
+# What the engine's classic builder streams for a two-stage build whose last step fails
+# (recorded from Docker 20.10; the base's id and a step's container ids are not images
+# the build made).
+STREAM = [
+    "Step 1/6 : FROM 127.0.0.1:5000/replay/python@sha256:e98f AS install",
+    " ---> 9c372166070b",
+    "Step 2/6 : COPY requirements.lock /tmp/replay/requirements.lock",
+    " ---> Using cache",
+    " ---> 1111aaaa2222",
+    "Step 3/6 : RUN python3 -m venv /opt/venv",
+    " ---> Running in 0fd0dec9fb60",
+    "Removing intermediate container 0fd0dec9fb60",
+    " ---> 59f8957e7ab6",
+    "Step 4/6 : FROM 127.0.0.1:5000/replay/python@sha256:e98f",
+    " ---> 9c372166070b",
+    "Step 5/6 : COPY --from=install /opt/venv /opt/venv",
+    " ---> 969af1783b51",
+    "Step 6/6 : RUN false",
+    " ---> Running in e90a71180550",
+    "Removing intermediate container e90a71180550",
+]
+
+
+def test_only_the_images_a_build_made_are_noted():
+    steps = BuildSteps()
+    for line in STREAM:
+        steps.feed(line)
+    assert steps.created == ["59f8957e7ab6", "969af1783b51"]
+
+
 class FakeImages:
-    """The engine's unnamed images, each with its labels."""
-
-    def __init__(self, images: dict[str, dict[str, str]]) -> None:
-        self.images = images
-        self.removed: list[str] = []
-
-    def list(self, filters: dict) -> list[SimpleNamespace]:
-        assert filters["dangling"] is True  # named images are never taken
-        key, _, value = filters["label"].partition("=")
-        return [
-            SimpleNamespace(id=image)
-            for image, labels in self.images.items()
-            if labels.get(key) == value and image not in self.removed
-        ]
+    def __init__(self, gone: set[str]) -> None:
+        self.gone, self.removed = gone, []
 
     def remove(self, image: str, force: bool) -> None:
+        import docker
+
+        if image in self.gone:
+            raise docker.errors.NotFound(image)
         self.removed.append(image)
 
 
-def test_only_images_of_the_failed_build_are_removed():
-    images = FakeImages(
-        {
-            "sha256:stage": {LABEL_BUILD: "a" * 64},
-            "sha256:step": {LABEL_BUILD: "a" * 64, LABEL_MANIFEST: "a" * 64},
-            "sha256:other-build": {LABEL_BUILD: "b" * 64},
-            "sha256:unlabelled": {},
-        }
-    )
-    removed = remove_build_images(SimpleNamespace(images=images), "a" * 64)  # type: ignore[arg-type]
-    assert sorted(removed) == ["sha256:stage", "sha256:step"]
-    assert images.removed == removed
+def test_images_are_removed_newest_first_and_one_gone_is_no_error():
+    images = FakeImages(gone={"b"})
+    removed = remove_images(SimpleNamespace(images=images), ["a", "b", "c"])  # type: ignore[arg-type]
+    assert removed == ["c", "a"] and images.removed == ["c", "a"]
 
 
 def test_a_failed_build_is_listed_as_failed_with_its_reason():
