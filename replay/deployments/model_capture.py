@@ -34,6 +34,7 @@ from replay.manifests.pyfunc import (
     pyfunc_deployment,
     read_mlmodel,
     signature_inputs,
+    tensor_dtype,
 )
 from replay.manifests.schema import Feature
 from replay.manifests.source import SourceState
@@ -118,6 +119,8 @@ def prepared_model(
         _warn_of_python(mlmodel, model.uri)
         source_files = _write_deployment(root, decided.spec, decided.requirements, decided.adapter)
         deployment = load_spec(root)
+        tensor_columns = named if tensor_dtype(mlmodel) else []
+        _check_reference(deployment, root / REFERENCE, tensor_columns, model.uri)
         model_files = model_file_facts(deployment, (None, None))
         store_model_files(root, model_files, open_blob_store(settings.blobs))
         yield PreparedModel(
@@ -236,6 +239,24 @@ def _example_rows(folder: Path, names: list[str], where: str) -> list[dict[str, 
     else:
         raise BadInput(f"{where}: its input example is not a table; give --reference FILE")
     return [{name: "" if row.get(name) is None else row[name] for name in names} for row in records]
+
+
+def _check_reference(
+    deployment: DeploymentSpec, sample: Path, tensor_columns: list[str], where: str
+) -> None:
+    """The reference rows within the inputs as declared (the spec's bounds on top of the
+    rows'): found now, not when the build's first answer reads them. For a tensor, a
+    wrong order of the spec's inputs is the likely cause, so the order is shown."""
+    try:
+        deployment.schema.read_rows(sample)
+    except BadInput as problem:
+        order = (
+            f" (the spec names the model's tensor columns in this order: "
+            f"{', '.join(tensor_columns)})"
+            if tensor_columns
+            else ""
+        )
+        raise BadInput(f"{where}: reference sample: {problem}{order}") from None
 
 
 def _is_table(rows: Any, width: int) -> bool:

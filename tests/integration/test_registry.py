@@ -63,7 +63,8 @@ def spec_file(folder: Path, score: str, inputs: dict) -> Path:
             {
                 "inputs": inputs,
                 "output": {"score": score, "favourable": "approve", "rule": RULE},
-            }
+            },
+            sort_keys=False,  # in order, as a person writes them: they name a tensor's columns
         )
     )
     return path
@@ -207,6 +208,12 @@ def test_a_bad_model_uri_or_spec_is_one_line(team_registry, tmp_path):
     assert unsaid.returncode == 2 and "which decision helps" in unsaid.stderr
     stage = run_cli("capture", "models:/credit-xgb/Production", env=env)
     assert stage.returncode == 2 and "not frozen" in stage.stderr
+    # a tensor's columns named out of order: its example's incomes land on `age`
+    shuffled = spec_file(tmp_path, "prediction", {key: BOUNDS[key] for key in reversed(BOUNDS)})
+    swapped = run_cli("capture", "models:/credit-xgb/2", "--spec", str(shuffled), env=env)
+    assert swapped.returncode == 2, swapped.stderr
+    assert "is above its maximum" in swapped.stderr
+    assert "in this order: age, debts, income" in swapped.stderr
 
 
 def _image_size(image_id: str) -> int:
