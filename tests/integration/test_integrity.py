@@ -21,9 +21,9 @@ pytestmark = pytest.mark.integration
 RUNNER = 'ENTRYPOINT ["/opt/venv/bin/python", "/opt/replay/runner.py"]'
 
 
-@pytest.fixture
-def forgeable(registry, engine, claims_workspace, claims_decided):
-    """A manifest of its own (tests replace its image) and one decision it made."""
+@pytest.fixture(scope="module")
+def genuine(registry, engine, claims_workspace, claims_decided):
+    """A manifest of its own, built once for the module, and one decision it made."""
     import replay
     from replay.execution.warm import WarmDeployment
     from replay.ledger.decisions import record_decision
@@ -35,11 +35,30 @@ def forgeable(registry, engine, claims_workspace, claims_decided):
         outputs = warm.predict(claim, 3)
     txn = record_decision(manifest.manifest_id, claim, outputs, seed=3).txn_id
     yield manifest, built, txn
+    with contextlib.suppress(docker.errors.DockerException):
+        engine.images.remove(built.image_id, force=True)
+
+
+@pytest.fixture
+def forgeable(genuine, engine):
+    """The genuine image, which each test replaces under its tag with a forgery: after
+    the test, the forgeries are removed (keeping their parent, the genuine image) and
+    the genuine image has its tag back."""
+    from replay.settings import load_settings
+    from replay.stores.manifests import manifest_store
+
+    manifest, built, _ = genuine
+    cached = manifest_store(load_settings()).cache_dir / manifest.manifest_id / "build.json"
+    copy = cached.read_bytes()
+    yield genuine
     label = f"replay.manifest_id={manifest.manifest_id}"
-    forged = [image.id for image in engine.images.list(filters={"label": label})]
-    for image_id in [*forged, built.image_id]:  # children first
-        with contextlib.suppress(docker.errors.DockerException):
-            engine.images.remove(image_id, force=True)
+    for image in engine.images.list(filters={"label": label}):
+        if image.id != built.image_id:
+            with contextlib.suppress(docker.errors.DockerException):
+                engine.images.remove(image.id, force=True, noprune=True)
+    repository, tag = built.tag.rsplit(":", 1)
+    engine.images.get(built.image_id).tag(repository, tag)
+    cached.write_bytes(copy)  # a test may have forged or removed this machine's copy
 
 
 def forge(engine, built, script: str) -> str:
@@ -182,12 +201,16 @@ def test_a_forged_id_added_to_the_tracking_stores_record_is_refused(forgeable, e
     store = manifest_store(settings)
     run = store._run_for(manifest.manifest_id)
     client = MlflowClient(tracking_uri=settings.tracking_uri)
-    client.set_tag(run.info.run_id, TAG_IMAGES, f"{run.data.tags[TAG_IMAGES]} {forged}")
+    genuine_ids = run.data.tags[TAG_IMAGES]
+    client.set_tag(run.info.run_id, TAG_IMAGES, f"{genuine_ids} {forged}")
     (store.cache_dir / manifest.manifest_id / "build.json").unlink()
-    error = refused("replay", txn)
-    assert "build record of manifest" in error and "signature does not hold" in error
-    error = refused("manifest", "verify", manifest.manifest_id)
-    assert error.startswith("error: build record:") and "signature does not hold" in error
+    try:
+        error = refused("replay", txn)
+        assert "build record of manifest" in error and "signature does not hold" in error
+        error = refused("manifest", "verify", manifest.manifest_id)
+        assert error.startswith("error: build record:") and "signature does not hold" in error
+    finally:
+        client.set_tag(run.info.run_id, TAG_IMAGES, genuine_ids)
 
 
 def test_no_decision_reaches_the_engines_logs(served, captured, engine):
