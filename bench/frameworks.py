@@ -51,13 +51,13 @@ FOLDERS = {
 
 def frameworks_benchmark(folder: Path, runs: int = 5) -> dict:
     """The figures of every framework, by name (see the module's docstring)."""
+    from workspace import committed_copy
+
     from tests.fixtures.registry.team import team_server
 
     folder.mkdir(parents=True, exist_ok=True)
     results = {}
     for name, (fixture, applicant) in FOLDERS.items():
-        from workspace import committed_copy
-
         deployment = committed_copy(ROOT / "tests" / "fixtures" / fixture, folder / fixture)
         results[name] = _measure([str(deployment)], applicant, runs)
     (folder / "team").mkdir()
