@@ -4,7 +4,7 @@ call of the public function with its name (`replay.whatif`, `replay.build`, ...)
 from __future__ import annotations
 
 import click
-from replay.cli import deployments, history, ledger, questions, reports, subjects, web
+from replay.cli import deployments, history, ingest, ledger, questions, reports, subjects, web
 from replay.cli.output import ReplayGroup
 
 
@@ -37,6 +37,7 @@ COMMANDS = [
     web.console,
     web.tokens,
     web.users,
+    ingest.ingest,
 ]
 for command in COMMANDS:
     cli.add_command(command)

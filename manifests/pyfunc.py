@@ -277,6 +277,17 @@ def describe_output(
     return output, rule
 
 
+def decided_by_rule(outputs: Mapping[str, Any], rule: Mapping[str, Any]) -> dict[str, Any]:
+    """`outputs` with the decision the threshold rule makes from their score, as the
+    container makes it (`images/pyfunc_entry.py`, which imports nothing of replay): for
+    decisions made elsewhere that logged only the score."""
+    score = outputs.get(rule["score"])
+    if isinstance(score, bool) or not isinstance(score, int | float):
+        raise BadInput(f"output field {rule['score']!r} is missing or not a number")
+    above = score >= rule["threshold"]
+    return {**outputs, rule["decision"]: rule["at_or_above"] if above else rule["below"]}
+
+
 def _checked_rule(rule: Any, where: str) -> dict[str, Any]:
     if not isinstance(rule, Mapping) or set(rule) != RULE_KEYS:
         raise BadInput(

@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time, __getattr_
     from replay.history.drift import drift
     from replay.history.export import export_ledger
     from replay.history.fairness import fairness
+    from replay.ingestion.ingest import held_events, ingest
     from replay.ledger.decisions import (
         checkpoint_ledger,
         list_transactions,
@@ -47,6 +48,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time, __getattr_
         revoke_token,
     )
     from replay.web.console import console
+    from replay.web.listening import listen
     from replay.web.serving import serve
 
 __version__ = "0.1.0"
@@ -66,6 +68,8 @@ _PUBLIC = {
     "drift": "replay.history.drift",
     "export_ledger": "replay.history.export",
     "WarmDeployment": "replay.execution.warm",
+    "ingest": "replay.ingestion.ingest",
+    "held_events": "replay.ingestion.ingest",
     "record_decision": "replay.ledger.decisions",
     "show_transaction": "replay.ledger.decisions",
     "list_transactions": "replay.ledger.decisions",
@@ -81,6 +85,7 @@ _PUBLIC = {
     "explain": "replay.questions.explanations",
     "serve": "replay.web.serving",
     "console": "replay.web.console",
+    "listen": "replay.web.listening",
     "report": "replay.reports.reporting",
     "report_subject": "replay.reports.reporting",
     "add_token": "replay.web.access",
@@ -108,10 +113,13 @@ __all__ = [
     "export_ledger",
     "export_subject",
     "fairness",
+    "held_events",
+    "ingest",
     "list_deployments",
     "list_tokens",
     "list_transactions",
     "list_users",
+    "listen",
     "publish",
     "record_decision",
     "remove_user",

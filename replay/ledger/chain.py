@@ -14,8 +14,10 @@ backend only says how to connect, lock and create its table.
 
 Entries have a format version. Format 1 (no `format` column) held inputs and outputs
 in clear. Format 2 seals them per subject (`replay.ledger.sealing`) when the entry has
-one, and hashes the ciphertext; both formats verify, so ledgers written before sealing
-keep their proof.
+one, and hashes the ciphertext. Format 3 adds where a decision made elsewhere came from
+(`source`, `source_id`: one entry per source event, `replay.ingestion`); its `time` is
+then when the decision was made, not when it was logged. Every format verifies, so
+ledgers written before keep their proof.
 """
 
 from __future__ import annotations
@@ -44,8 +46,8 @@ from replay.manifests.canonical import canonical_json, sha256_bytes
 from replay.stores.subject_keys import SubjectKeyStore
 
 GENESIS = "0" * 64
-FORMAT = 2  # the entry format this version writes
-KINDS = ("decision", "replay", "review", "access", "erasure", "report", "backtest")
+FORMAT = 3  # the entry format this version writes
+KINDS = ("decision", "replay", "review", "access", "erasure", "report", "backtest", "audit")
 # Kinds whose inputs and outputs are a person's data, sealed when the entry has a
 # subject. An access (someone read a person's entries) or an erasure says nothing
 # about the person and stays readable after the erasure, as evidence.
@@ -71,11 +73,20 @@ CREATE TABLE IF NOT EXISTS entries (
     prev_hash TEXT NOT NULL UNIQUE,
     hash TEXT NOT NULL,  -- no index needed: prev_hash UNIQUE already stops a fork
     format {integer},
-    sealed {integer}
+    sealed {integer},
+    source TEXT,
+    source_id TEXT
 );
+"""
+
+
+# Made after the columns of later formats were added to an older ledger's table.
+INDEX_SQL = """
 CREATE INDEX IF NOT EXISTS entries_deployment_time ON entries (deployment, time);
 CREATE INDEX IF NOT EXISTS entries_subject ON entries (subject);
 CREATE INDEX IF NOT EXISTS entries_refers_to ON entries (refers_to);
+-- one entry per source event: ingesting it again adds nothing (NULLs never collide)
+CREATE UNIQUE INDEX IF NOT EXISTS entries_source ON entries (source, source_id);
 """
 
 
@@ -96,9 +107,18 @@ _COLUMNS = (
     "hash",
     "format",
     "sealed",
+    "source",
+    "source_id",
 )
-# Added by format 2: a ledger made before it gets them as NULL (format 1) columns.
-FORMAT_2_COLUMNS = ("format", "sealed")
+# Added by formats 2 and 3: a ledger made before gets them as NULL columns, and its
+# entries' hashes cover none of them.
+ADDED_COLUMNS = {2: ("format", "sealed"), 3: ("source", "source_id")}
+LATER_COLUMNS = {
+    version: tuple(
+        name for later, names in ADDED_COLUMNS.items() if later > version for name in names
+    )
+    for version in range(1, FORMAT + 1)
+}
 
 
 @dataclass(frozen=True)
@@ -115,13 +135,16 @@ class NewEntry:
     kind: str = "decision"
     refers_to: str | None = None
     txn_id: str | None = None
+    time: datetime | None = None  # when it was decided, if not now (a decision made elsewhere)
+    source: str | None = None  # where a decision made elsewhere came from: kserve, sagemaker, file
+    source_id: str | None = None  # its event's id there
 
 
 @dataclass(frozen=True)
 class PreparedEntry:
     """An entry sealed and ready to commit."""
 
-    columns: dict[str, Any]  # all but seq, time and the links
+    columns: dict[str, Any]  # all but seq and the links; time None: now
     plain: tuple[str, str] | None  # a sealed entry's inputs and outputs JSON
 
 
@@ -143,6 +166,8 @@ class LedgerEntry:
     hash: str
     format: int | None  # None: format 1, written before entries had one
     sealed: int | None  # 1: inputs and outputs are sealed under the subject's key
+    source: str | None = None  # format 3: a decision made elsewhere, from where
+    source_id: str | None = None
     # Not stored: a sealed entry's inputs and outputs JSON when its key was found, the
     # day its subject was erased, or why it cannot be opened.
     opened: tuple[str, str] | None = field(default=None, repr=False, compare=False)
@@ -241,15 +266,16 @@ def entry_hash(prev_hash: str, body: dict[str, Any]) -> str:
 
 
 def _body(entry: dict[str, Any]) -> dict[str, Any]:
-    """What an entry's hash covers: every column but the links, and in format 1 none
-    of the columns format 2 added."""
-    left_out = {"prev_hash", "hash"} | (set() if entry["format"] else set(FORMAT_2_COLUMNS))
+    """What an entry's hash covers: every column but the links and those added by
+    formats later than its own."""
+    left_out = {"prev_hash", "hash", *LATER_COLUMNS[entry["format"] or 1]}
     return {key: entry[key] for key in _COLUMNS if key not in left_out}
 
 
-def new_transaction_id() -> str:
-    """Sortable by time (milliseconds), unique by 48 random bits."""
-    return f"txn_{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
+def new_transaction_id(at: datetime | None = None) -> str:
+    """Sortable by time (milliseconds; `at`, else now), unique by 48 random bits."""
+    moment = time.time() if at is None else at.timestamp()
+    return f"txn_{int(moment * 1000):012x}{secrets.token_hex(6)}"
 
 
 def pseudonym(subject: str, key: bytes) -> str:
@@ -318,7 +344,7 @@ class Ledger(ABC):
         keys = self.keys.current_many(sorted(subjects)) if self.keys and subjects else {}
         prepared = []
         for entry in entries:
-            txn_id = entry.txn_id or new_transaction_id()
+            txn_id = entry.txn_id or new_transaction_id(entry.time)
             inputs = canonical_json(entry.inputs).decode()
             outputs = canonical_json(entry.outputs).decode()
             plain = None
@@ -340,13 +366,27 @@ class Ledger(ABC):
                 "refers_to": entry.refers_to,
                 "format": FORMAT,
                 "sealed": int(plain is not None),
+                "source": entry.source,
+                "source_id": entry.source_id,
+                "time": None if entry.time is None else _stored_time(entry.time),
             }
             prepared.append(PreparedEntry(row, plain))
         return prepared
 
-    def append(self, entries: Iterable[NewEntry], durable: bool = True) -> list[LedgerEntry]:
+    def append(
+        self,
+        entries: Iterable[NewEntry],
+        durable: bool = True,
+        *,
+        skip_known: bool = False,
+        also: Callable[[Any], None] | None = None,
+    ) -> list[LedgerEntry]:
         """Append entries in order, in one transaction; return them as stored, once they
-        are on disk (or, not `durable`, once committed: `flush` then puts them there)."""
+        are on disk (or, not `durable`, once committed: `flush` then puts them there).
+
+        With `skip_known`, an entry whose source event is already in the ledger (or
+        earlier in `entries`) is left out, not refused. `also(connection)` runs in the
+        same transaction (what else must be written with the entries, or not at all)."""
         pending = self._prepare(list(entries))
         insert = (
             f"INSERT INTO entries ({', '.join(_COLUMNS)}) "
@@ -359,12 +399,13 @@ class Ledger(ABC):
             ).fetchone()
             seq, prev_hash = head if head else (0, GENESIS)
             stored, rows = [], []
-            for prepared in pending:
+            now = datetime.now(UTC).isoformat(timespec="microseconds")
+            for prepared in self._unknown(connection, pending) if skip_known else pending:
                 seq += 1
                 row: dict[str, Any] = {
                     **prepared.columns,
                     "seq": seq,
-                    "time": datetime.now(UTC).isoformat(timespec="microseconds"),
+                    "time": prepared.columns["time"] or now,
                     "prev_hash": prev_hash,
                 }
                 row["hash"] = entry_hash(prev_hash, _body(row))
@@ -372,7 +413,10 @@ class Ledger(ABC):
                 columns = dict(zip(_FIELDS, rows[-1], strict=True))
                 stored.append(LedgerEntry(**columns, opened=prepared.plain))
                 prev_hash = row["hash"]
-            connection.cursor().executemany(insert, rows)  # psycopg has it on cursors only
+            if rows:
+                connection.cursor().executemany(insert, rows)  # psycopg: on cursors only
+            if also is not None:
+                also(connection)
             return stored
 
         try:
@@ -384,6 +428,33 @@ class Ledger(ABC):
 
     def record(self, entry: NewEntry) -> LedgerEntry:
         return self.append([entry])[0]
+
+    def _unknown(self, connection: Any, pending: list[PreparedEntry]) -> list[PreparedEntry]:
+        """`pending` without the entries whose source event the ledger (or an earlier
+        entry of `pending`) already holds; read under the write lock."""
+        events = {(p.columns["source"], p.columns["source_id"]) for p in pending}
+        events.discard((None, None))
+        known: set[tuple[str, str]] = set()
+        by_source: dict[str, list[str]] = {}
+        for source, source_id in events:
+            by_source.setdefault(source, []).append(source_id)
+        for source, ids in by_source.items():
+            for start in range(0, len(ids), 500):  # under every driver's parameter limit
+                part = ids[start : start + 500]
+                marks = ", ".join(self.placeholder for _ in part)
+                rows = connection.execute(
+                    f"SELECT source, source_id FROM entries WHERE source = {self.placeholder} "
+                    f"AND source_id IN ({marks})",
+                    [source, *part],
+                )
+                known.update((row[0], row[1]) for row in rows)
+        kept = []
+        for prepared in pending:
+            event = (prepared.columns["source"], prepared.columns["source_id"])
+            if event[0] is None or event not in known:
+                kept.append(prepared)
+                known.add(event)
+        return kept
 
     def _rows(self, sql: str, parameters: Iterable[Any] = ()) -> Iterator[LedgerEntry]:
         cursor = self._connection().execute(
@@ -466,6 +537,7 @@ class Ledger(ABC):
         subject: str | None = None,
         kind: str | None = "decision",
         refers_to: str | None = None,
+        source: str | None = None,
         after: int | None = None,
         through: int | None = None,
         limit: int | None = None,
@@ -480,6 +552,7 @@ class Ledger(ABC):
             subject=subject,
             kind=kind,
             refers_to=refers_to,
+            source=source,
             after=after,
             through=through,
         )
@@ -541,6 +614,7 @@ class Ledger(ABC):
         subject: str | None = None,
         kind: str | None = "decision",
         refers_to: str | None = None,
+        source: str | None = None,
         after: int | None = None,
         through: int | None = None,
     ) -> tuple[str, builtins.list[Any]]:
@@ -550,6 +624,7 @@ class Ledger(ABC):
             ("subject", "=", subject),
             ("kind", "=", kind),
             ("refers_to", "=", refers_to),
+            ("source", "=", source),
             ("seq", ">", after),
             ("seq", "<=", through),
             ("time", ">=", None if since is None else _stored_time(since)),
@@ -569,9 +644,12 @@ class Ledger(ABC):
                 return LedgerVerification(count, expected_seq, "is missing")
             if entry.prev_hash != expected_prev:
                 return LedgerVerification(count, entry.seq, "does not link to the one before it")
-            # format 1 hashes neither `format` nor `sealed`: it must have neither
-            changed = entry.format is None and entry.sealed is not None
-            if changed or entry_hash(entry.prev_hash, _body(entry.columns())) != entry.hash:
+            # an older format's hash covers no later column: it must have none
+            columns = entry.columns()
+            later = LATER_COLUMNS.get(entry.format or 1, ())
+            changed = entry.format not in LATER_COLUMNS and entry.format is not None
+            changed = changed or any(columns[name] is not None for name in later)
+            if changed or entry_hash(entry.prev_hash, _body(columns)) != entry.hash:
                 return LedgerVerification(count, entry.seq, "was changed after it was written")
             expected_prev, expected_seq = entry.hash, entry.seq + 1
         return LedgerVerification(count)

@@ -12,7 +12,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from replay.ledger.chain import Ledger, table_sql
+from replay.ledger.chain import INDEX_SQL, Ledger, table_sql
+from replay.ledger.holding import HOLDING_SQL
 from replay.settings import load_settings, without_password
 from replay.stores.postgres import connect
 from replay.stores.subject_keys import SubjectKeyStore
@@ -27,9 +28,15 @@ _SCHEMA_LOCK = 0x7265706C6179  # "replay"
 _SCHEMA = (
     table_sql("BIGINT")
     + """
--- a ledger made before entry formats: its entries stay format 1 (NULL)
+-- a ledger made before later entry formats: its entries keep theirs (NULL in these)
 ALTER TABLE entries ADD COLUMN IF NOT EXISTS format BIGINT;
 ALTER TABLE entries ADD COLUMN IF NOT EXISTS sealed BIGINT;
+ALTER TABLE entries ADD COLUMN IF NOT EXISTS source TEXT;
+ALTER TABLE entries ADD COLUMN IF NOT EXISTS source_id TEXT;
+"""
+    + INDEX_SQL
+    + HOLDING_SQL
+    + """
 CREATE OR REPLACE FUNCTION replay_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN RAISE EXCEPTION 'the ledger is append-only'; END $$;
 CREATE OR REPLACE TRIGGER entries_no_change BEFORE UPDATE OR DELETE ON entries

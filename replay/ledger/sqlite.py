@@ -13,12 +13,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from replay.ledger.chain import FORMAT_2_COLUMNS, Ledger, table_sql
+from replay.ledger.chain import ADDED_COLUMNS, INDEX_SQL, Ledger, table_sql
+from replay.ledger.holding import HOLDING_SQL
 from replay.stores.sqlite_file import SQLiteFile
 from replay.stores.subject_keys import SubjectKeyStore
 
 _SCHEMA = (
     table_sql("INTEGER")
+    + INDEX_SQL
+    + HOLDING_SQL
     + """
 CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
     BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
@@ -55,13 +58,18 @@ class SQLiteLedger(Ledger):
     @staticmethod
     def _missing_columns(connection: sqlite3.Connection) -> list[str]:
         present = {row[1] for row in connection.execute("PRAGMA table_info(entries)")}
-        return [name for name in FORMAT_2_COLUMNS if name not in present]
+        added = [name for names in ADDED_COLUMNS.values() for name in names]
+        return [name for name in added if name not in present]
 
     def _add_columns(self, connection: sqlite3.Connection) -> None:
-        """A ledger made before entry formats gets their columns (its entries, NULL in
-        them, stay format 1 and verify as they did)."""
+        """A ledger made before later entry formats gets their columns, indexes and
+        tables (its entries, NULL in them, keep their format and verify as they did)."""
         for name in self._missing_columns(connection):  # again, now holding the lock
-            connection.execute(f"ALTER TABLE entries ADD COLUMN {name} INTEGER")
+            kind = "TEXT" if name in ADDED_COLUMNS[3] else "INTEGER"
+            connection.execute(f"ALTER TABLE entries ADD COLUMN {name} {kind}")
+        for statement in (INDEX_SQL + HOLDING_SQL).split(";"):
+            if statement.strip():
+                connection.execute(statement)
 
     def _is_duplicate(self, error: Exception) -> bool:
         return isinstance(error, sqlite3.IntegrityError)

@@ -16,7 +16,7 @@ from pathlib import Path
 from replay.errors import BadInput
 from replay.stores.records import RecordFile
 
-SCOPES = ("decide", "read")
+SCOPES = ("decide", "read", "ingest")  # ingest: post decisions made elsewhere
 PREFIX = "rpl_"
 
 

@@ -70,7 +70,11 @@ class TokenGate:
     from its headers before anything reads its body or routes it, so that a caller
     without a token learns nothing of what the API parses (not even its body limit). A
     method no scope allows is refused (405) to every token. The request's token is kept
-    in its state (`request.state.token`)."""
+    in its state (`request.state.token`).
+
+    A path under one of `sender_paths` needs that path's scope instead, and takes the
+    token as its last segment too (`/ingest/kserve/TOKEN`): a sender such as KServe's
+    payload logger is given a URL and cannot send headers. The server logs no URLs."""
 
     def __init__(
         self,
@@ -78,11 +82,13 @@ class TokenGate:
         store: TokenStore,
         scopes: Mapping[str, str],
         open_paths: frozenset[str],
+        sender_paths: Mapping[str, str] | None = None,
     ) -> None:
         self.app = app
         self.store = store
         self.scopes = scopes
         self.open_paths = open_paths
+        self.sender_paths = dict(sender_paths or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] not in self.open_paths:
@@ -100,12 +106,17 @@ class TokenGate:
 
         ask = {"WWW-Authenticate": "Bearer"}
         kind, _, secret = Headers(scope=scope).get("authorization", "").partition(" ")
+        sender = next((p for p in self.sender_paths if scope["path"].startswith(p)), None)
+        if sender is not None and kind.lower() != "bearer":
+            kind, secret = "bearer", scope["path"][len(sender) :].strip("/")
         if kind.lower() != "bearer" or not secret.strip():
             return JSONResponse({"detail": "send a token: Authorization: Bearer TOKEN"}, 401, ask)
         token = await run_in_threadpool(self.store.find, secret.strip())  # reads a file
         if token is None:
             return JSONResponse({"detail": "unknown or revoked token"}, 401, ask)
         needed = self.scopes.get(scope["method"])
+        if sender is not None:
+            needed = self.sender_paths[sender] if scope["method"] == "POST" else None
         if needed is None:
             return JSONResponse({"detail": f"no route of this API takes {scope['method']}"}, 405)
         if token.scope != needed:

@@ -29,6 +29,7 @@ EXPECTED_COMMANDS = {
     "deployments",
     "drift",
     "explain",
+    "ingest",
     "fairness",
     "ledger",
     "manifest",

@@ -1,0 +1,67 @@
+"""What a source logged of one decision made elsewhere, before replay checks it.
+
+A source (a file, SageMaker Data Capture, KServe's payload logger) is read into `Made`
+decisions, or `Unreadable` events when the record itself cannot be decoded; the
+`Ingestion` decides which are logged and which are quarantined, and why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from replay.errors import BadInput
+
+SOURCES = ("file", "sagemaker", "kserve")
+
+
+@dataclass(frozen=True)
+class Made:
+    """One decision as its source logged it: `deployment` as the source names it (a
+    deployment name or manifest id), `subject` the person's plain identifier (kept
+    only as a pseudonym), `payload` the record as read (kept if it is quarantined)."""
+
+    source: str
+    source_id: str
+    deployment: str
+    time: datetime | None
+    inputs: Any
+    outputs: Any
+    payload: bytes
+    subject: str | None = None
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A record that is not a decision at all (undecodable, or half a record)."""
+
+    source: str
+    source_id: str
+    deployment: str
+    reason: str
+    payload: bytes
+    subject: str | None = None  # the person it names, if it names one (sealed then)
+
+
+Event = Made | Unreadable
+
+
+def parse_time(value: Any) -> datetime:
+    """A decision's time: ISO 8601 text (`Z` or an offset; none means UTC) or seconds
+    since the epoch."""
+    if isinstance(value, bool):
+        raise BadInput(f"time {value!r} is neither ISO 8601 text nor seconds since the epoch")
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise BadInput(f"time {value[:40]!r} is not ISO 8601") from None
+    else:
+        raise BadInput("time must be ISO 8601 text or seconds since the epoch")
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,0 +1,287 @@
+"""Decisions made elsewhere, logged: the sources' formats decoded, halves paired, events
+logged once, bad ones quarantined with the reason (a real SQLite ledger in a folder;
+the deployment's manifest is built, not captured)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from replay.manifests.manifest import Manifest
+
+from replay.errors import BadInput
+from replay.ingestion import CloudEvent, Ingestion
+from replay.ingestion.files import SourceFile, json_lines
+from replay.ingestion.sagemaker import record_events
+from replay.ledger.chain import GENESIS, NewEntry, entry_hash
+from replay.settings import load_settings
+from tests.factories import manifest_document
+
+CREDIT = Manifest(manifest_document())  # inputs income (number), age (integer)
+# A registry model: it answers a score, and a declared threshold rule makes the decision.
+RULED = Manifest(
+    manifest_document(
+        name="credit-xgb",
+        model={
+            "files": CREDIT.document["model"]["files"],
+            "source": {
+                "uri": "models:/credit-xgb/1",
+                "registered_name": "credit-xgb",
+                "version": "1",
+                "alias": None,
+                "run_id": "r" * 32,
+                "flavours": ["xgboost"],
+                "mlflow_version": "3.17.0",
+                "rule": {
+                    "threshold": 0.5,
+                    "at_or_above": "approved",
+                    "below": "rejected",
+                    "score": "score",
+                    "decision": "decision",
+                },
+            },
+        },
+    )
+)
+
+
+@pytest.fixture
+def ingestion(tmp_path) -> Ingestion:
+    settings = load_settings({"REPLAY_HOME": str(tmp_path / "home")}, cwd=tmp_path)
+    made = Ingestion(settings)
+    made._manifests.update({"credit": CREDIT, "credit-xgb": RULED})  # in place of MLflow
+    return made
+
+
+def lines(path: Path, records: list) -> SourceFile:
+    path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in records))
+    return SourceFile(str(path), path=path)
+
+
+def record(i: int, **changes) -> dict:
+    return {
+        "time": f"2026-03-01T09:{i:02d}:00Z",
+        "inputs": {"income": 1000.0 + i, "age": 30 + i},
+        "outputs": {"decision": "approved", "score": i / 7},
+        "id": f"order-{i}",
+        **changes,
+    }
+
+
+def test_a_file_of_decisions_is_logged_once_with_its_times_and_bad_lines_quarantined(
+    ingestion, tmp_path
+):
+    records = [
+        record(1),
+        record(2, subject="applicant-2", seed=7),
+        record(1),  # the same event again
+        "{not json",
+        record(3, inputs={"income": "lots", "age": 33}),
+        record(4, outputs={"score": 0.5}),
+        record(5, colour="red"),
+    ]
+    file = lines(tmp_path / "decisions.jsonl", records)
+    counts = ingestion.log(json_lines(file, "credit"))
+    assert counts.to_dict() == {"logged": 2, "duplicate": 1, "pending": 0, "quarantined": 4}
+
+    logged = ingestion.ledger.list()
+    assert [(e.source, e.source_id, e.time) for e in logged] == [
+        ("file", "order-1", "2026-03-01T09:01:00.000000+00:00"),
+        ("file", "order-2", "2026-03-01T09:02:00.000000+00:00"),
+    ]
+    assert logged[0].outputs["score"] == 1 / 7 and logged[1].seed == 7
+    assert logged[1].is_sealed and logged[1].inputs == {"income": 1002.0, "age": 32}
+    reasons = {e.source_id: e.reason for e in ingestion.holding.events("quarantined")}
+    assert "income must be a number" in reasons["order-3"]
+    assert "output field 'decision' is missing" in reasons["order-4"]
+    assert "unknown key 'colour'" in reasons["order-5"]
+    assert any("not JSON" in reason for reason in reasons.values())
+
+    again = ingestion.log(json_lines(file, "credit"))  # nothing new, not even in quarantine
+    assert again.to_dict() == {"logged": 0, "duplicate": 7, "pending": 0, "quarantined": 0}
+    assert ingestion.ledger.verify().ok and ingestion.ledger.count() == 2
+
+
+def test_an_unknown_deployment_is_quarantined_naming_it(ingestion, tmp_path, monkeypatch):
+    def unknown(named: str) -> Manifest:
+        raise BadInput(f"unknown deployment {named!r}")
+
+    monkeypatch.setattr(ingestion, "manifest_of", unknown)
+    counts = ingestion.log(json_lines(lines(tmp_path / "d.jsonl", [record(1)]), "fraud"))
+    assert counts.quarantined == 1
+    (held,) = ingestion.holding.events("quarantined")
+    assert held.reason == "unknown deployment 'fraud'" and held.deployment == "fraud"
+    assert json.loads(held.payload or b"")["id"] == "order-1"  # kept as it came
+
+
+def capture(data_in: str, data_out: str, encoding: str = "CSV", kind: str = "text/csv") -> bytes:
+    part = {"observedContentType": kind, "mode": "INPUT", "data": data_in, "encoding": encoding}
+    answer = {**part, "mode": "OUTPUT", "data": data_out}
+    return json.dumps(
+        {
+            "captureData": {"endpointInput": part, "endpointOutput": answer},
+            "eventMetadata": {"eventId": "ev-1", "inferenceTime": "2026-02-03T04:05:06Z"},
+            "eventVersion": "0",
+        }
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("line", "inputs", "outputs"),
+    [
+        (capture("1200.5,41", "0.25"), [{"income": 1200.5, "age": 41}], [{"score": 0.25}]),
+        (
+            capture("1200.5,41\n900,30", "0.75\n0.25"),
+            [{"income": 1200.5, "age": 41}, {"income": 900.0, "age": 30}],
+            [{"score": 0.75}, {"score": 0.25}],
+        ),
+        (
+            capture(
+                json.dumps({"instances": [{"income": 5.0, "age": 20}]}),
+                json.dumps({"predictions": [0.5]}),
+                "JSON",
+                "application/json",
+            ),
+            [{"income": 5.0, "age": 20}],
+            [{"score": 0.5}],
+        ),
+        (
+            capture(
+                base64.b64encode(b"[[5.0, 20]]").decode(),
+                base64.b64encode(b"[[0.5]]").decode(),
+                "BASE64",
+                "application/json",
+            ),
+            [{"income": 5.0, "age": 20}],
+            [{"score": 0.5}],
+        ),
+    ],
+)
+def test_sagemaker_captures_are_decoded_by_their_encoding(line, inputs, outputs):
+    made = record_events(line, "capture:1", "credit-xgb", RULED)
+    assert [m.inputs for m in made] == inputs and [m.outputs for m in made] == outputs
+    ids = [m.source_id for m in made]
+    assert ids == (["ev-1"] if len(made) == 1 else ["ev-1/0", "ev-1/1"])
+    assert {m.time.isoformat() for m in made if m.time} == {"2026-02-03T04:05:06+00:00"}
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (
+            capture("[[1200.5, 41]]", "[[0.25, 0.1, 0.3]]", "JSON", "application/json"),
+            "3 output values for the output fields score",
+        ),
+        (capture("1200.5,41", "0.25,0.1,0.3"), "1 input rows but 3 outputs"),
+        (capture("1200.5,41\n900,30", "0.75"), "2 input rows but 1 outputs"),
+        (capture("1200.5", "0.5"), "a CSV row of 1 values for 2 inputs"),
+        (capture("@@@", "@@@", "BASE64"), "does not decode"),
+        (
+            b'{"captureData": {"endpointInput": {}}, "eventMetadata": {"eventId": "e"}}',
+            "without its response",
+        ),
+    ],
+)
+def test_an_undecodable_capture_is_one_unreadable_event_saying_why(line, reason):
+    (event,) = record_events(line, "capture:1", "credit-xgb", RULED)
+    assert reason in event.reason
+
+
+def test_a_score_alone_is_decided_by_the_deployments_declared_rule(ingestion):
+    made = record_events(capture("1200.5,41\n900,30", "0.75\n0.25"), "c:1", "credit-xgb", RULED)
+    counts = ingestion.log(made)
+    assert counts.logged == 2
+    assert [e.outputs for e in ingestion.ledger.list()] == [
+        {"score": 0.75, "decision": "approved"},
+        {"score": 0.25, "decision": "rejected"},
+    ]
+
+
+def event(part: str, body: dict, event_id: str = "ce-1", service: str = "credit") -> CloudEvent:
+    headers = {
+        "ce-id": event_id,
+        "ce-type": f"org.kubeflow.serving.inference.{part}",
+        "ce-source": "http://localhost:9081/",
+        "ce-specversion": "1.0",
+        "ce-time": "2026-04-05T06:07:08.123Z",
+        "ce-inferenceservicename": service,
+        "ce-namespace": "default",
+        "ce-component": "predictor",
+        "ce-endpoint": "",
+    }
+    return CloudEvent.of(headers, json.dumps(body).encode())
+
+
+REQUEST = {"instances": [[2500.0, 44]], "parameters": {"subject": "applicant-9"}}
+RESPONSE = {"predictions": [{"decision": "rejected", "score": 0.9}]}
+
+
+@pytest.mark.parametrize("first", ["request", "response"])
+def test_kserve_halves_are_paired_in_either_order_and_logged_once(ingestion, first):
+    halves = {"request": event("request", REQUEST), "response": event("response", RESPONSE)}
+    second = "response" if first == "request" else "request"
+    assert ingestion.receive(halves[first]).pending == 1
+    (held,) = ingestion.holding.events("pending")
+    assert (held.source_id, held.held_as, held.deployment) == ("ce-1", first, "credit")
+    assert ingestion.receive(halves[second]).logged == 1
+    assert ingestion.holding.events("pending") == []
+    for half in halves.values():  # either half again adds nothing, holds nothing
+        assert ingestion.receive(half).duplicate == 1
+    (entry,) = ingestion.ledger.list()
+    assert (entry.source, entry.source_id, entry.time) == (
+        "kserve",
+        "ce-1",
+        "2026-04-05T06:07:08.123000+00:00",
+    )
+    assert entry.is_sealed and entry.inputs == {"income": 2500.0, "age": 44}
+    assert entry.outputs == RESPONSE["predictions"][0]
+
+
+def test_a_held_request_is_sealed_under_its_persons_key(ingestion):
+    ingestion.receive(event("request", {**REQUEST, "instances": [[987654.25, 44]]}))
+    (held,) = ingestion.holding.events("pending")
+    assert held.subject is not None and held.subject.startswith("s_")
+    assert b"987654.25" in (held.payload or b"")  # opened with the key
+    ledger_file = Path(ingestion.settings.ledger)
+    database = sqlite3.connect(ledger_file)
+    stored = database.execute("SELECT payload FROM held_events").fetchone()[0]
+    assert "987654.25" not in stored and stored.startswith("aes-256-gcm:")
+
+
+def test_a_pair_that_is_no_decision_is_quarantined_and_released(ingestion):
+    ingestion.receive(event("request", REQUEST, "ce-2"))
+    counts = ingestion.receive(event("response", {"predictions": [{"score": 0.9}]}, "ce-2"))
+    assert counts.quarantined == 1 and ingestion.holding.events("pending") == []
+    (held,) = ingestion.holding.events("quarantined")
+    assert "output field 'decision' is missing" in held.reason
+    assert set(json.loads(held.payload or b"")) == {"request", "response"}
+
+
+def test_an_event_that_is_not_kserves_is_refused_saying_why():
+    with pytest.raises(BadInput, match="no ce-id header"):
+        CloudEvent.of({"content-type": "application/json"}, b"{}")
+    with pytest.raises(BadInput, match="is not KServe's"):
+        CloudEvent.of({"ce-id": "x", "ce-type": "com.example.other"}, b"{}")
+
+
+def test_an_older_entry_holding_a_later_formats_column_is_named_changed(ingestion):
+    ledger = ingestion.ledger
+    ledger.record(NewEntry(manifest_id="m" * 64, deployment="credit", inputs={}, outputs={}))
+    body = {**ledger.at(1).columns(), "format": 2, "source": "file", "source_id": "x"}
+    body.pop("prev_hash"), body.pop("hash")
+    covered = {key: value for key, value in body.items() if key not in ("source", "source_id")}
+    forged = entry_hash(GENESIS, covered)
+    database = sqlite3.connect(ingestion.settings.ledger)
+    database.execute("DROP TRIGGER entries_no_update")
+    database.execute(
+        "UPDATE entries SET format = 2, source = 'file', source_id = 'x', hash = ? WHERE seq = 1",
+        [forged],
+    )
+    database.commit()
+    assert ledger.verify().first_bad == 1
+    database.execute("UPDATE entries SET source = NULL, source_id = NULL WHERE seq = 1")
+    database.commit()
+    assert ledger.verify().ok  # a format 2 entry without them holds
