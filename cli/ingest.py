@@ -37,6 +37,10 @@ if TYPE_CHECKING:
     type=Assignment(),
     help="ISVC=DEPLOYMENT: events of a KServe InferenceService are that deployment's.",
 )
+@click.option(
+    "--columns",
+    help="NAME,NAME,...: the order of the inputs in CSV payloads (default: the manifest's).",
+)
 @click.option("--pending", is_flag=True, help="List the halves of decisions still waiting.")
 @click.option("--quarantined", is_flag=True, help="List the events that could not be logged.")
 @click.option("--limit", type=click.IntRange(min=1), help="With --pending or --quarantined.")
@@ -48,6 +52,7 @@ def ingest(
     listen: int | None,
     host: str,
     mapping: tuple[tuple[str, str], ...],
+    columns: str | None,
     pending: bool,
     quarantined: bool,
     limit: int | None,
@@ -82,6 +87,7 @@ def ingest(
             str(location),
             format=format_,
             deployment=deployment,
+            columns=[name.strip() for name in columns.split(",")] if columns else None,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     emit(counts, as_json, _counts)

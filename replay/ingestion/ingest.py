@@ -240,12 +240,14 @@ def ingest(
     *,
     format: str,
     deployment: str,
+    columns: list[str] | None = None,
     settings: Settings | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> IngestCounts:
     """Log the decisions of a file, a folder or an `s3://` prefix, made elsewhere by
     `deployment` (a name: its newest manifest, or a manifest id); `format` is `jsonl`,
-    `parquet` or `sagemaker`. `progress(files done, files)` after each file."""
+    `parquet` or `sagemaker`; `columns` orders the values of CSV payloads (default: the
+    manifest's inputs, in its order). `progress(files done, files)` after each file."""
     if format not in FORMATS:
         raise BadInput(f"format must be one of {', '.join(FORMATS)}")
     ingestion = Ingestion(settings, default=deployment)
@@ -261,7 +263,7 @@ def ingest(
             elif format == "parquet":
                 yield from parquet_rows(file, deployment)
             else:
-                yield from capture_events(file, deployment, manifest)
+                yield from capture_events(file, deployment, manifest, columns)
             if progress is not None:
                 progress(done + 1, len(files))
 

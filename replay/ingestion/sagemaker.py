@@ -30,14 +30,23 @@ from replay.manifests.manifest import Manifest
 SOURCE = "sagemaker"
 
 
-def capture_events(file: SourceFile, deployment: str, manifest: Manifest) -> Iterator[Event]:
-    """The decisions of one capture file."""
+def capture_events(
+    file: SourceFile, deployment: str, manifest: Manifest, columns: list[str] | None = None
+) -> Iterator[Event]:
+    """The decisions of one capture file (CSV requests' values in the order of
+    `columns`, default the manifest's)."""
     for number, line in enumerate(file.read().splitlines(), 1):
         if line.strip():
-            yield from record_events(line, f"{file.name}:{number}", deployment, manifest)
+            yield from record_events(line, f"{file.name}:{number}", deployment, manifest, columns)
 
 
-def record_events(line: bytes, where: str, deployment: str, manifest: Manifest) -> list[Event]:
+def record_events(
+    line: bytes,
+    where: str,
+    deployment: str,
+    manifest: Manifest,
+    columns: list[str] | None = None,
+) -> list[Event]:
     """The decisions of one captured request and response, or why there are none."""
     event_id = sha256_bytes(line)
     try:
@@ -53,8 +62,8 @@ def record_events(line: bytes, where: str, deployment: str, manifest: Manifest) 
             raise BadInput("the record has no captureData")
         if not isinstance(data.get("endpointOutput"), Mapping):
             raise BadInput("the record has no endpointOutput: a request without its response")
-        rows = _payload(data.get("endpointInput"), "endpointInput", manifest, inputs=True)
-        outputs = _payload(data["endpointOutput"], "endpointOutput", manifest, inputs=False)
+        rows = _payload(data.get("endpointInput"), "endpointInput", manifest, columns)
+        outputs = _payload(data["endpointOutput"], "endpointOutput", manifest, None)
         if len(rows) != len(outputs):
             raise BadInput(f"{len(rows)} input rows but {len(outputs)} outputs")
         moment = parse_time(metadata.get("inferenceTime"))
@@ -74,8 +83,12 @@ def record_events(line: bytes, where: str, deployment: str, manifest: Manifest) 
     ]
 
 
-def _payload(part: Any, name: str, manifest: Manifest, *, inputs: bool) -> list[dict[str, Any]]:
-    """A captured payload's rows (inputs) or outputs, decoded as its encoding says."""
+def _payload(
+    part: Any, name: str, manifest: Manifest, columns: list[str] | None
+) -> list[dict[str, Any]]:
+    """A captured payload's rows (`endpointInput`) or outputs, decoded as its encoding
+    says."""
+    inputs = name == "endpointInput"
     if not isinstance(part, Mapping) or not isinstance(part.get("data"), str):
         raise BadInput(f"{name} has no data")
     encoding = str(part.get("encoding", "")).upper()
@@ -88,7 +101,7 @@ def _payload(part: Any, name: str, manifest: Manifest, *, inputs: bool) -> list[
             raise BadInput(f"{name}: its BASE64 data does not decode to UTF-8 text") from None
         encoding = "JSON" if "json" in kind else "CSV" if "csv" in kind else ""
     if encoding == "CSV":
-        return csv_rows(text, manifest) if inputs else csv_outputs(text, manifest)
+        return csv_rows(text, manifest, columns) if inputs else csv_outputs(text, manifest)
     if encoding == "JSON":
         try:
             data = json.loads(text)

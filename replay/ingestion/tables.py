@@ -16,9 +16,14 @@ from replay.errors import BadInput
 from replay.manifests.manifest import Manifest
 
 
-def csv_rows(text: str, manifest: Manifest) -> list[dict[str, Any]]:
-    """Input rows of CSV text without a header, one value per declared input."""
-    names = list(manifest.schema.inputs)
+def csv_rows(
+    text: str, manifest: Manifest, columns: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """Input rows of CSV text without a header: one value per input, in the order of
+    `columns` (default: the manifest's)."""
+    names = columns or list(manifest.schema.inputs)
+    if sorted(names) != sorted(manifest.schema.inputs):
+        raise BadInput(f"CSV columns {', '.join(names)} are not the inputs of {manifest.name}")
     rows = []
     for values in csv.reader(io.StringIO(text)):
         if not values:

@@ -13,7 +13,7 @@ import pytest
 
 from replay.errors import BadInput, EnvironmentProblem, Erased
 from replay.ledger import LocalSubjectKeys, open_ledger, open_ledger_at
-from replay.ledger.chain import GENESIS, NewEntry
+from replay.ledger.chain import FORMAT, GENESIS, NewEntry
 from replay.ledger.decisions import checkpoint_ledger
 from replay.ledger.postgres import PostgresLedger
 from replay.settings import load_settings
@@ -67,7 +67,7 @@ def test_a_format_1_ledger_upgrades_seals_and_erases(postgres, tmp_path):
         stored = connection.execute(
             "SELECT inputs, format, sealed FROM entries WHERE seq = 4"
         ).fetchone()
-    assert stored[0].startswith("aes-256-gcm:") and stored[1:] == (2, 1)
+    assert stored[0].startswith("aes-256-gcm:") and stored[1:] == (FORMAT, 1)
     assert ledger.get(sealed.txn_id).inputs["name"] == "Zoë"
     destroyed = keys.destroy(sealed.subject)  # as `replay subject erase` does
     ledger.record(
