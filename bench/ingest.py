@@ -1,0 +1,247 @@
+"""`make bench`, ingestion: decisions made elsewhere logged into the ledger.
+
+1. `replay ingest` of 100,000 decisions from a JSON lines file, as a user runs it,
+   each durable and sealed under its person's key, against a naive chained SQLite
+   append loop measured in the same run (8 threads, one transaction per entry, each
+   reading the head and linking to it, `synchronous=FULL`); goal: at least twice it.
+2. KServe's CloudEvents posted over HTTP by 16 callers to `replay ingest --listen`,
+   each decision a request and its response; goal: at least 1,000 decisions/s.
+
+    python bench/ingest.py        # alone; `bench/run.py` runs it with the rest
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from measure import REPLAY, machine, run_timed
+
+ROOT = Path(__file__).parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "examples")]
+
+
+def naive_loop_per_second(path: Path, threads: int = 8, total: int = 16_000) -> float:
+    """Entries/s of the obvious way to keep a hash chain in SQLite: each of `threads`
+    appends one entry per transaction (head read, hash, insert), `synchronous=FULL`."""
+    setup = sqlite3.connect(path)
+    setup.execute("PRAGMA journal_mode=WAL")
+    setup.execute("CREATE TABLE chain (seq INTEGER PRIMARY KEY, body TEXT, hash TEXT)")
+    setup.close()
+    start = threading.Barrier(threads + 1)
+
+    def work(thread: int) -> None:
+        connection = sqlite3.connect(path, timeout=60, isolation_level=None)
+        connection.execute("PRAGMA synchronous=FULL")
+        start.wait()
+        for i in range(total // threads):
+            body = json.dumps({"thread": thread, "i": i, "income": 40000.0 + i})
+            connection.execute("BEGIN IMMEDIATE")
+            head = connection.execute("SELECT hash FROM chain ORDER BY seq DESC LIMIT 1")
+            previous = (head.fetchone() or ("0" * 64,))[0]
+            digest = hashlib.sha256((previous + body).encode()).hexdigest()
+            connection.execute("INSERT INTO chain (body, hash) VALUES (?, ?)", [body, digest])
+            connection.execute("COMMIT")
+        connection.close()
+
+    workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+    for worker in workers:
+        worker.start()
+    start.wait()
+    began = time.perf_counter()
+    for worker in workers:
+        worker.join()
+    return (total // threads) * threads / (time.perf_counter() - began)
+
+
+def decisions_file(path: Path, people: list[dict], count: int) -> None:
+    """`count` decisions of the credit example's applicants, each of its own person."""
+    first = datetime(2026, 1, 1, tzinfo=UTC)
+    with open(path, "w") as out:
+        for i in range(count):
+            record = {
+                "id": f"order-{i}",
+                "time": (first + timedelta(seconds=i)).isoformat(),
+                "inputs": people[i % len(people)],
+                "outputs": {
+                    "decision": "approved" if i % 3 else "rejected",
+                    "score": (i % 997) / 997,
+                    "reason": "bench",
+                    "audit": False,
+                },
+                "subject": f"applicant-{i}",
+            }
+            out.write(json.dumps(record) + "\n")
+
+
+def ingest_file_benchmark(folder: Path, deployment: str, people: list[dict], count: int) -> dict:
+    from replay.ledger import open_ledger
+
+    path = folder / "decisions.jsonl"
+    decisions_file(path, people, count)
+    ledger = open_ledger()
+    before = ledger.count()
+    seconds, printed = run_timed(
+        [REPLAY, "ingest", str(path), "--format", "jsonl", "--deployment", deployment, "--json"]
+    )
+    counts = json.loads(printed)
+    verified = ledger.verify()
+    if counts["logged"] != count or ledger.count() != before + count or not verified.ok:
+        raise SystemExit(f"ingest logged {counts}, chain {verified}")
+    baseline = naive_loop_per_second(folder / "naive.db")
+    return {
+        "decisions": count,
+        "durable_and_sealed": "each batch fsynced; every decision of its own person, sealed",
+        "seconds": seconds,
+        "per_second": count / seconds,
+        "naive_chained_loop_8_threads_per_second": baseline,
+        "ratio_to_naive_loop": count / seconds / baseline,
+        "goal_ratio_at_least": 2.0,
+    }
+
+
+def cloud_events_benchmark(
+    deployment: str, people: list[dict], pairs: int = 8_000, callers: int = 16
+) -> dict:
+    import httpx
+
+    import replay
+
+    token = replay.add_token(f"bench-{os.getpid()}", "ingest").token
+    port = _free_port()
+    server = subprocess.Popen(
+        [REPLAY, "ingest", "--listen", str(port), "--deployment", deployment],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/ingest/kserve/{token}"
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/health", server)
+        start = threading.Barrier(callers + 1)
+        failures: list[int] = []
+
+        def post(client, part: str, event_id: str, body: dict) -> None:
+            headers = {
+                "ce-id": event_id,
+                "ce-type": f"org.kubeflow.serving.inference.{part}",
+                "ce-specversion": "1.0",
+                "ce-source": "bench",
+                "ce-inferenceservicename": deployment,
+                "content-type": "application/json",
+            }
+            answer = client.post(url, content=json.dumps(body), headers=headers)
+            if answer.status_code != 200:
+                failures.append(answer.status_code)
+
+        def work(caller: int) -> None:
+            with httpx.Client(timeout=60) as client:
+                start.wait()
+                for i in range(caller, pairs, callers):
+                    person = people[i % len(people)]
+                    event_id = f"bench-{caller}-{i}"
+                    request = {"instances": [person], "parameters": {"subject": f"p-{i}"}}
+                    outputs = {"decision": "approved", "score": 0.5, "reason": "", "audit": False}
+                    post(client, "request", event_id, request)
+                    post(client, "response", event_id, {"predictions": [outputs]})
+
+        threads = [threading.Thread(target=work, args=(c,)) for c in range(callers)]
+        for thread in threads:
+            thread.start()
+        start.wait()
+        began = time.perf_counter()
+        for thread in threads:
+            thread.join()
+        seconds = time.perf_counter() - began
+    finally:
+        server.terminate()
+        server.wait(30)
+    if failures:
+        raise SystemExit(f"{len(failures)} CloudEvents refused: {sorted(set(failures))}")
+    return {
+        "decisions": pairs,
+        "callers": callers,
+        "posts": 2 * pairs,
+        "per_second": pairs / seconds,
+        "goal_at_least": 1000,
+    }
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_for(url: str, server: subprocess.Popen) -> None:
+    import httpx
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit("replay ingest --listen exited")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    raise SystemExit(f"replay ingest --listen did not answer at {url}")
+
+
+def ingest_benchmark(folder: Path, workspace: Path, deployment: str, count: int = 100_000) -> dict:
+    from workspace import read_new_cases
+
+    people = read_new_cases(workspace, "credit")
+    folder.mkdir(parents=True, exist_ok=True)
+    return {
+        "file": ingest_file_benchmark(folder, deployment, people, count),
+        "cloud_events": cloud_events_benchmark(deployment, people),
+    }
+
+
+def summary(results: dict) -> list[str]:
+    file, events = results["file"], results["cloud_events"]
+    return [
+        f"replay ingest of {file['decisions']:,} decisions (JSON lines, durable, sealed): "
+        f"{file['per_second']:,.0f}/s vs a naive chained SQLite loop "
+        f"{file['naive_chained_loop_8_threads_per_second']:,.0f}/s -> ratio "
+        f"{file['ratio_to_naive_loop']:.1f} (goal >= 2)",
+        f"KServe CloudEvents over HTTP, {events['callers']} callers: "
+        f"{events['per_second']:,.0f} decisions/s ({events['posts']:,} posts; goal >= 1,000)",
+    ]
+
+
+def main() -> int:
+    from workspace import make_workspace
+
+    import replay
+
+    with tempfile.TemporaryDirectory() as home:
+        os.environ["REPLAY_HOME"] = home
+        workspace = make_workspace("credit", Path(home) / "credit", Path(home) / "dvc-remote")
+        manifest = replay.capture(workspace)
+        results = {
+            "when": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": machine(),
+            "ingest": ingest_benchmark(Path(home) / "ingest-bench", workspace, manifest.name),
+        }
+    out = ROOT / "bench" / "results" / f"ingest-{results['when'].replace(':', '')}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print("\n".join(summary(results["ingest"])))
+    print(f"written to {out.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
