@@ -7,6 +7,8 @@ Once its transaction is committed it hands the turn to the first caller that que
 meanwhile, and flushes to disk while that one commits the next batch. Every caller
 returns only once its entry is on disk, so an answer is never sent for a decision the
 ledger could still lose. Each caller is woken once, to lead or because it is done.
+A caller may record several entries at once (`record_all`): they are consecutive in
+the chain and committed in one transaction, all of them or none.
 """
 
 from __future__ import annotations
@@ -20,12 +22,12 @@ from replay.ledger.chain import Ledger, LedgerEntry, NewEntry
 
 @dataclass
 class _Waiting:
-    entry: NewEntry
-    stored: LedgerEntry | None = None  # committed
+    entries: list[NewEntry]
+    stored: list[LedgerEntry] | None = None  # committed
     error: BaseException | None = None
     woken: threading.Event = field(default_factory=threading.Event)
 
-    def result(self) -> LedgerEntry:
+    def result(self) -> list[LedgerEntry]:
         if self.error is not None:
             raise self.error
         assert self.stored is not None
@@ -41,7 +43,12 @@ class GroupCommit:
 
     def record(self, entry: NewEntry) -> LedgerEntry:
         """Append `entry`; return it as stored once its transaction is on disk."""
-        waiting = _Waiting(entry)
+        return self.record_all([entry])[0]
+
+    def record_all(self, entries: list[NewEntry]) -> list[LedgerEntry]:
+        """Append `entries` next to each other in one transaction (all or none); return
+        them as stored once that transaction is on disk."""
+        waiting = _Waiting(list(entries))
         with self._lock:
             self._queue.append(waiting)
             leads = not self._committing
@@ -82,7 +89,9 @@ class GroupCommit:
     def _commit(self, batch: list[_Waiting]) -> None:
         """Commit `batch` in one transaction, without waiting for the disk."""
         try:
-            stored = self.ledger.append([each.entry for each in batch], durable=False)
+            stored = self.ledger.append(
+                [entry for each in batch for entry in each.entries], durable=False
+            )
         except BadInput as error:  # refused: one bad entry fails its own caller only
             if len(batch) == 1:
                 batch[0].error = error
@@ -94,5 +103,7 @@ class GroupCommit:
             for each in batch:
                 each.error = error
             return
-        for each, entry in zip(batch, stored, strict=True):
-            each.stored = entry
+        start = 0
+        for each in batch:
+            each.stored = stored[start : start + len(each.entries)]
+            start += len(each.entries)

@@ -104,23 +104,27 @@ class TokenGate:
         from starlette.concurrency import run_in_threadpool
         from starlette.datastructures import Headers
 
+        from replay.web.running import error_body
+
+        def refused(status: int, message: str, headers: dict[str, str] | None = None) -> Any:
+            return JSONResponse(error_body(scope["path"], message), status, headers)
+
         ask = {"WWW-Authenticate": "Bearer"}
         kind, _, secret = Headers(scope=scope).get("authorization", "").partition(" ")
         sender = next((p for p in self.sender_paths if scope["path"].startswith(p)), None)
         if sender is not None and kind.lower() != "bearer":
             kind, secret = "bearer", scope["path"][len(sender) :].strip("/")
         if kind.lower() != "bearer" or not secret.strip():
-            return JSONResponse({"detail": "send a token: Authorization: Bearer TOKEN"}, 401, ask)
+            return refused(401, "send a token: Authorization: Bearer TOKEN", ask)
         token = await run_in_threadpool(self.store.find, secret.strip())  # reads a file
         if token is None:
-            return JSONResponse({"detail": "unknown or revoked token"}, 401, ask)
+            return refused(401, "unknown or revoked token", ask)
         needed = self.scopes.get(scope["method"])
         if sender is not None:
             needed = self.sender_paths[sender] if scope["method"] == "POST" else None
         if needed is None:
-            return JSONResponse({"detail": f"no route of this API takes {scope['method']}"}, 405)
+            return refused(405, f"no route of this API takes {scope['method']}")
         if token.scope != needed:
-            detail = f"this token's scope is {token.scope}, not {needed}"
-            return JSONResponse({"detail": detail}, 403)
+            return refused(403, f"this token's scope is {token.scope}, not {needed}")
         scope.setdefault("state", {})["token"] = token
         return None

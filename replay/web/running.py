@@ -1,6 +1,7 @@
 """What replay's HTTP servers (`serve`, `console`) share: a bound on what a request may
-send, and a SIGTERM that answers the requests still in flight and ends the process in
-bounded time with its containers closed."""
+send, a SIGTERM that answers the requests still in flight and ends the process in
+bounded time with its containers closed, and errors written as each route's protocol
+writes them."""
 
 from __future__ import annotations
 
@@ -38,6 +39,18 @@ class Stopping(EnvironmentProblem):
     """The server stopped before this request was answered."""
 
 
+def is_open_inference(path: str) -> bool:
+    """Whether `path` is one of the Open Inference Protocol's routes (KServe's v2)."""
+    return path == "/v2" or path.startswith("/v2/")
+
+
+def error_body(path: str, message: str) -> dict[str, str]:
+    """An error's JSON body as the route's protocol writes it: `{"error": ...}` on the
+    Open Inference Protocol's routes (its clients read that key), FastAPI's
+    `{"detail": ...}` on replay's own."""
+    return {"error" if is_open_inference(path) else "detail": message}
+
+
 def limit_body(app: FastAPI, max_body: int) -> None:
     """Refuse a body over `max_body` bytes (413), or of no stated length (411)."""
     from fastapi.responses import JSONResponse
@@ -48,11 +61,12 @@ def limit_body(app: FastAPI, max_body: int) -> None:
             length = request.headers.get("content-length")
             # A chunked body would be read whole (before the caller is even checked),
             # whatever Content-Length claims: only bodies of a stated length are read.
+            path = request.url.path
             if length is None or "transfer-encoding" in request.headers:
-                return JSONResponse({"detail": "send the body with a Content-Length"}, 411)
+                return JSONResponse(error_body(path, "send the body with a Content-Length"), 411)
             if not length.isdigit() or int(length) > max_body:
                 limit = f"{max_body:,} bytes (REPLAY_MAX_BODY)"
-                return JSONResponse({"detail": f"the request body is over {limit}"}, 413)
+                return JSONResponse(error_body(path, f"the request body is over {limit}"), 413)
         return await call_next(request)
 
 
@@ -124,7 +138,7 @@ class Draining:
             handler.result()  # its failure, if any, is uvicorn's to report
             return
         handler.cancel()
-        body = json.dumps({"detail": STOPPING}).encode()
+        body = json.dumps(error_body(scope["path"], STOPPING)).encode()
         await send(
             {
                 "type": "http.response.start",

@@ -1,5 +1,6 @@
 """`replay serve`: an HTTP API whose every decision is made by the manifest's own
-container and written to the ledger before it is answered."""
+container and written to the ledger before it is answered; the Open Inference Protocol
+(KServe's v2) beside it."""
 
 from __future__ import annotations
 
@@ -14,18 +15,19 @@ from replay.deployments.history import resolve_target
 from replay.errors import BadInput, EnvironmentProblem, IntegrityError, one_line
 from replay.execution.warm import WarmDeployment
 from replay.ledger import open_ledger
-from replay.ledger.chain import NewEntry, access_entry, pseudonym
+from replay.ledger.chain import access_entry
 from replay.ledger.checkpoints import Checkpointer
-from replay.ledger.decisions import checkpoint_ledger, new_seed, subject_key
+from replay.ledger.decisions import checkpoint_ledger
 from replay.ledger.group_commit import GroupCommit
-from replay.manifests.canonical import canonical_json
 from replay.settings import Settings, load_settings, without_password
 from replay.stores.tokens import Token
 from replay.web.access import TokenGate, token_store
-from replay.web.running import claim_answer, end_on_sigterm, limit_body, run
+from replay.web.deciding import BrokenOutputs, Decider
+from replay.web.open_inference_routes import OPEN_PATHS, add_open_inference_routes
+from replay.web.running import end_on_sigterm, error_body, is_open_inference, limit_body, run
 
-# The scope a token needs for each method of the API: `decide` may POST /decisions,
-# `read` may GET them (HEAD is GET without the body).
+# The scope a token needs for each method of the API: `decide` may POST /decisions (and
+# infer), `read` may GET them (HEAD is GET without the body).
 SCOPES = {"POST": "decide", "GET": "read", "HEAD": "read"}
 
 
@@ -33,13 +35,14 @@ def create_app(warm: WarmDeployment, settings: Settings) -> Any:
     # FastAPI and Starlette: about 0.3 s, only servers pay it
     from fastapi import Body, FastAPI, HTTPException
     from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     manifest = warm.manifest
     ledger = open_ledger(settings)
     # Request threads' entries share transactions and disk flushes; each answer waits
     # for the commit that holds its decision.
     group = GroupCommit(ledger)
-    key = subject_key(settings)
+    decider = Decider(warm, settings, group)
     output = manifest.schema.output
     tokens = token_store(settings)
     # No /docs or /openapi.json: every route but /health needs a token, and those pages
@@ -53,26 +56,39 @@ def create_app(warm: WarmDeployment, settings: Settings) -> Any:
     )
 
     # Every failure is an answer with a message: the caller's mistakes 4xx, the
-    # deployment's or the machine's 503, never a bare 500 nor a hanging request.
+    # deployment's 502, the machine's 503, never a bare 500 nor a hanging request. The
+    # Open Inference Protocol's routes answer a caller's mistake 400 (replay's own 422).
     def failure(status: int) -> Any:
-        return lambda _request, error: JSONResponse(
-            {"detail": without_password(one_line(error, 500))}, status
-        )
+        def answer(request: Request, error: Exception) -> Any:
+            path = request.url.path
+            code = 400 if status == 422 and is_open_inference(path) else status
+            return JSONResponse(error_body(path, without_password(one_line(error, 500))), code)
+
+        return answer
 
     app.add_exception_handler(BadInput, failure(422))
+    app.add_exception_handler(BrokenOutputs, failure(502))
     app.add_exception_handler(EnvironmentProblem, failure(503))
     app.add_exception_handler(IntegrityError, failure(503))
     app.add_exception_handler(
+        StarletteHTTPException,  # routes' own, and unknown paths or methods
+        lambda request, error: JSONResponse(
+            error_body(request.url.path, error.detail), error.status_code, error.headers
+        ),
+    )
+    app.add_exception_handler(
         Exception,
-        lambda _request, error: JSONResponse(
-            {"detail": f"internal error: {type(error).__name__}"}, 500
+        lambda request, error: JSONResponse(
+            error_body(request.url.path, f"internal error: {type(error).__name__}"), 500
         ),
     )
 
     limit_body(app, settings.max_body)
     # Added last, so it runs first: the token is checked before the body limit and before
     # any body is read, so a caller without a token learns nothing of what is parsed.
-    app.add_middleware(TokenGate, store=tokens, scopes=SCOPES, open_paths=frozenset({"/health"}))
+    app.add_middleware(
+        TokenGate, store=tokens, scopes=SCOPES, open_paths=frozenset({"/health"}) | OPEN_PATHS
+    )
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -92,33 +108,11 @@ def create_app(warm: WarmDeployment, settings: Settings) -> Any:
         inputs: dict[str, Any] = Body(..., embed=True),  # noqa: B008 - FastAPI idiom
         subject: str | None = Body(None, embed=True),
     ) -> dict[str, Any]:
-        if subject is not None and not _fit_subject(subject):
-            raise BadInput("subject must be UTF-8 text of at most 256 characters")
         checked = manifest.schema.check(inputs)  # before the model runs
-        seed = new_seed()
-        outputs = warm.predict(checked, seed)
-        try:
-            output.check(outputs)
-            size = len(canonical_json(outputs))
-            if size > settings.max_output:
-                raise BadInput(f"{size:,} bytes, over {settings.max_output:,} (REPLAY_MAX_OUTPUT)")
-        except BadInput as error:  # the deployment's fault, not the caller's: not logged
-            detail = f"the deployment's outputs break its schema: {error}"
-            raise HTTPException(status_code=502, detail=detail) from None
-        claim_answer(request)  # not once the server stopping has answered it 503
-        entry = group.record(
-            NewEntry(  # logged, and on disk, before the answer leaves
-                manifest_id=manifest.manifest_id,
-                deployment=manifest.name,
-                inputs=checked,
-                outputs=outputs,
-                seed=seed,
-                fingerprint=warm.fingerprint_id,
-                subject=pseudonym(subject, key) if subject else None,
-            )
-        )
+        (decision,) = decider.decide(request, [checked], [subject])
+        outputs = decision.outputs
         return {
-            "transaction_id": entry.txn_id,
+            "transaction_id": decision.txn_id,
             "decision": outputs.get(output.decision),
             "score": outputs.get(output.score),
             "outputs": outputs,
@@ -137,15 +131,8 @@ def create_app(warm: WarmDeployment, settings: Settings) -> Any:
             group.record(access_entry(entry.subject, by, "show", refers_to=txn_id))
         return entry.to_dict()
 
+    add_open_inference_routes(app, warm, decider)
     return app
-
-
-def _fit_subject(subject: str) -> bool:
-    try:
-        subject.encode("utf-8")  # a lone surrogate cannot be: refused before the model runs
-    except UnicodeEncodeError:
-        return False
-    return 0 < len(subject) <= 256
 
 
 def serve(

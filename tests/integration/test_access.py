@@ -162,3 +162,26 @@ def test_a_ledger_password_never_reaches_a_message(url):
     assert result.returncode == 3, result.stderr
     assert "s3cret-pw" not in result.stderr + result.stdout
     assert "127.0.0.1:1" in result.stderr
+
+
+@pytest.mark.parametrize("status", [422, 503])
+def test_a_password_in_a_failure_never_reaches_an_answer(warm, tokens, status):
+    """serve's failures are answered with their message, masked like the CLI's: a store's
+    address named by an error keeps its host and loses its password."""
+    from fastapi.testclient import TestClient
+
+    from replay.errors import BadInput, EnvironmentProblem
+    from replay.settings import load_settings
+    from replay.web.serving import create_app
+
+    error = {422: BadInput, 503: EnvironmentProblem}[status]
+
+    def fail() -> None:
+        raise error("cannot reach the S3 endpoint http://alice:s3cretpw@127.0.0.1:1/bucket")
+
+    app = create_app(warm, load_settings())
+    app.add_api_route("/failing", fail, methods=["GET"])
+    answer = TestClient(app).get("/failing", headers=tokens["read"])
+    assert answer.status_code == status
+    assert "s3cretpw" not in answer.text
+    assert "127.0.0.1:1/bucket" in answer.json()["detail"]

@@ -164,6 +164,34 @@ def test_group_commit_shares_transactions_and_loses_nothing(ledger):
     assert sorted(e.seed for e in ledger.list()) == list(range(800))
 
 
+def test_a_callers_entries_are_consecutive_and_committed_all_or_none(ledger):
+    """Eight threads each record five entries at once among others recording one: each
+    caller's five are next to each other in the chain; five with one refused entry
+    among them are all refused, the other callers' kept."""
+    taken = ledger.record(ledger_decision(0)).txn_id
+    group = GroupCommit(ledger)
+
+    def five(first: int) -> list:
+        entries = [ledger_decision(first + i) for i in range(5)]
+        if first == 300:
+            entries[2] = ledger_decision(302, txn_id=taken)
+        return group.record_all(entries)
+
+    with ThreadPoolExecutor(16) as pool:
+        many = [pool.submit(five, 100 * caller) for caller in range(1, 9)]
+        single = [pool.submit(group.record, ledger_decision(1000 + i)) for i in range(40)]
+        outcomes = [future.exception() for future in many + single]
+    assert isinstance(outcomes[2], BadInput)
+    assert [o for i, o in enumerate(outcomes) if i != 2] == [None] * 47
+    for caller, future in enumerate(many, start=1):
+        if caller != 3:
+            stored = future.result()
+            assert [entry.seed for entry in stored] == [100 * caller + i for i in range(5)]
+            assert [entry.seq for entry in stored] == list(range(stored[0].seq, stored[0].seq + 5))
+    assert not any(300 <= entry.seed < 305 for entry in ledger.list())
+    assert ledger.verify().entries == 1 + 7 * 5 + 40
+
+
 def test_one_bad_entry_in_a_group_fails_only_its_caller(ledger):
     """The first commit is held until nine more callers queue, so the bad entry is in a
     batch of nine that the ledger refuses as a whole."""
