@@ -25,6 +25,8 @@ from replay.ingestion.events import Made, parse_time
 from replay.ingestion.tables import json_outputs, json_rows
 from replay.manifests.canonical import canonical_json
 from replay.manifests.manifest import Manifest
+from replay.manifests.open_inference import outputs_of_response, rows_of_request
+from replay.manifests.open_inference import subjects_of as subjects_of_parameters
 
 SOURCE = "kserve"
 TYPES = {
@@ -126,9 +128,10 @@ def decisions_of(
     outputs = _outputs(answered, manifest, len(rows))
     if len(outputs) != len(rows):
         raise BadInput(f"{len(rows)} input rows but {len(outputs)} outputs")
-    subjects = subjects_of(request) or [None] * len(rows)
-    if len(subjects) != len(rows):
-        raise BadInput(f"{len(subjects)} subjects for {len(rows)} rows")
+    parameters = asked.get("parameters") if isinstance(asked, Mapping) else None
+    subjects = subjects_of_parameters(
+        parameters if isinstance(parameters, Mapping) else {}, len(rows)
+    )
     moment = _time(request) or _time(response)
     return [
         Made(
@@ -155,8 +158,6 @@ def pair_payload(request: CloudEvent, response: CloudEvent) -> bytes:
 
 def _rows(body: Any, manifest: Manifest) -> list[dict[str, Any]]:
     if _tensors(body, "inputs"):
-        from replay.manifests.open_inference import rows_of_request
-
         rows, _, _ = rows_of_request(body, manifest.schema)
         return rows
     return json_rows(body, manifest)
@@ -164,8 +165,6 @@ def _rows(body: Any, manifest: Manifest) -> list[dict[str, Any]]:
 
 def _outputs(body: Any, manifest: Manifest, rows: int) -> list[dict[str, Any]]:
     if _tensors(body, "outputs"):
-        from replay.manifests.open_inference import outputs_of_response
-
         return outputs_of_response(body, manifest.schema.output, rows)
     return json_outputs(body, manifest)
 

@@ -16,14 +16,14 @@ from replay import __version__
 from replay.errors import BadInput
 from replay.execution.warm import WarmDeployment
 from replay.manifests.manifest import is_id_prefix
-from replay.web.deciding import Decider
-from replay.web.open_inference import (
+from replay.manifests.open_inference import (
     model_metadata,
     requested_outputs,
     response_of,
     rows_of_request,
     subjects_of,
 )
+from replay.web.deciding import Decider
 
 # Open like `/health`: an orchestrator's probes (Kubernetes' kubelet) carry no token,
 # and these say less than `/health` does: that the server answers, and whether any of

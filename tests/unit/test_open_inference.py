@@ -6,10 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from tritonclient.http import InferResult
-
-from replay.errors import BadInput
-from replay.web.open_inference import (
+from replay.manifests.open_inference import (
     model_metadata,
     outputs_of_response,
     requested_outputs,
@@ -17,6 +14,9 @@ from replay.web.open_inference import (
     rows_of_request,
     subjects_of,
 )
+from tritonclient.http import InferResult
+
+from replay.errors import BadInput
 from tests.factories import schema
 
 SCHEMA = schema(

@@ -21,8 +21,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from replay.errors import BadInput
 from replay.manifests.schema import Feature, FeatureType, OutputSpec, Schema
+
+from replay.errors import BadInput
 
 # The datatype a feature of each type is written as (metadata, responses).
 DATATYPES: dict[FeatureType, str] = {
