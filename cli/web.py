@@ -7,7 +7,7 @@ import sys
 
 import click
 from replay.cli.output import emit, json_option, table
-from replay.cli.params import count_option
+from replay.cli.params import Assignment, count_option
 
 import replay
 from replay.stores.tokens import SCOPES
@@ -21,13 +21,25 @@ from replay.stores.users import ROLES
 @count_option(
     "--containers", default=2, low=1, high=32, help="Warm containers answering in parallel."
 )
-def serve(target: str, host: str, port: int, containers: int) -> None:
-    """Serve decisions of TARGET (a deployment name or manifest id) over HTTP, logging each."""
+@click.option(
+    "--map",
+    "mapping",
+    multiple=True,
+    type=Assignment(),
+    help="ISVC=DEPLOYMENT: KServe's CloudEvents of that InferenceService are its decisions.",
+)
+def serve(
+    target: str, host: str, port: int, containers: int, mapping: tuple[tuple[str, str], ...]
+) -> None:
+    """Serve decisions of TARGET (a deployment name or manifest id) over HTTP, logging
+    each: replay's API, the Open Inference Protocol (/v2) and KServe's CloudEvents
+    (/ingest/kserve)."""
     replay.serve(
         target,
         host=host,
         port=port,
         containers=containers,
+        mapping=dict(mapping),
         ready=lambda line: click.echo(line, err=True),
     )
 

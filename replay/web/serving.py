@@ -4,7 +4,7 @@ container and written to the ledger before it is answered; the Open Inference Pr
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 # At the top, unlike FastAPI's other names: a route's annotations are resolved in this
@@ -14,6 +14,7 @@ from starlette.requests import Request
 from replay.deployments.history import resolve_target
 from replay.errors import BadInput, EnvironmentProblem, IntegrityError, one_line
 from replay.execution.warm import WarmDeployment
+from replay.ingestion import Ingestion
 from replay.ledger import open_ledger
 from replay.ledger.chain import access_entry
 from replay.ledger.checkpoints import Checkpointer
@@ -23,6 +24,7 @@ from replay.settings import Settings, load_settings, without_password
 from replay.stores.tokens import Token
 from replay.web.access import TokenGate, token_store
 from replay.web.deciding import BrokenOutputs, Decider
+from replay.web.listening import SENDER_PATHS, add_event_routes
 from replay.web.open_inference_routes import OPEN_PATHS, add_open_inference_routes
 from replay.web.running import end_on_sigterm, error_body, is_open_inference, limit_body, run
 
@@ -31,7 +33,12 @@ from replay.web.running import end_on_sigterm, error_body, is_open_inference, li
 SCOPES = {"POST": "decide", "GET": "read", "HEAD": "read"}
 
 
-def create_app(warm: WarmDeployment, settings: Settings) -> Any:
+def create_app(
+    warm: WarmDeployment, settings: Settings, mapping: Mapping[str, str] | None = None
+) -> Any:
+    """The API serving `warm`'s decisions, the Open Inference Protocol's routes, and
+    KServe's CloudEvents received for the served deployment (or, by InferenceService
+    name, those `mapping` names)."""
     # FastAPI and Starlette: about 0.3 s, only servers pay it
     from fastapi import Body, FastAPI, HTTPException
     from fastapi.responses import JSONResponse
@@ -87,7 +94,11 @@ def create_app(warm: WarmDeployment, settings: Settings) -> Any:
     # Added last, so it runs first: the token is checked before the body limit and before
     # any body is read, so a caller without a token learns nothing of what is parsed.
     app.add_middleware(
-        TokenGate, store=tokens, scopes=SCOPES, open_paths=frozenset({"/health"}) | OPEN_PATHS
+        TokenGate,
+        store=tokens,
+        scopes=SCOPES,
+        open_paths=frozenset({"/health"}) | OPEN_PATHS,
+        sender_paths=SENDER_PATHS,
     )
 
     @app.get("/health")
@@ -132,6 +143,7 @@ def create_app(warm: WarmDeployment, settings: Settings) -> Any:
         return entry.to_dict()
 
     add_open_inference_routes(app, warm, decider)
+    add_event_routes(app, Ingestion(settings, default=manifest.manifest_id, mapping=mapping))
     return app
 
 
@@ -141,11 +153,14 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     containers: int = 2,
+    mapping: Mapping[str, str] | None = None,
     settings: Settings | None = None,
     ready: Callable[[str], None] | None = None,
 ) -> None:
     """Serve decisions over HTTP until interrupted; `ready` is told, in one line, what
-    is served where once the containers are up."""
+    is served where once the containers are up. KServe's CloudEvents posted to
+    `/ingest/kserve` are the served deployment's decisions, or by InferenceService name
+    those of the deployment `mapping` names."""
     end_on_sigterm()
     settings = settings or load_settings()
     with WarmDeployment(
@@ -157,6 +172,6 @@ def serve(
                 f"serving {manifest.name} (manifest {manifest.short_id}, image: "
                 f"{warm.recovered.path}) on http://{host}:{port}"
             )
-        app = create_app(warm, settings)
+        app = create_app(warm, settings, mapping)
         with Checkpointer(lambda: checkpoint_ledger(settings=settings), settings.checkpoint_every):
             run(app, host, port)
