@@ -1,5 +1,6 @@
-"""`replay backtest`, `replay fairness` and `replay drift`: whole histories asked again
-(batch replay is `replay replay --all`, export `replay ledger export`)."""
+"""`replay backtest`, `replay audit`, `replay fairness` and `replay drift`: whole
+histories asked again (batch replay is `replay replay --all`, export `replay ledger
+export`)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from replay.cli.params import Bins, period_options, scheduler_option, workers_op
 
 import replay
 from replay.display import shorten
+from replay.errors import VerificationFailed
 
 if TYPE_CHECKING:
+    from replay.history.audit import Audit
     from replay.history.backtest import Backtest
     from replay.history.drift import Drift
     from replay.history.fairness import Fairness
@@ -85,6 +88,92 @@ def _show_backtest(result: Backtest) -> None:
         ),
     )
     click.echo(f"summary: {result.files['html']}\nflips:   {result.files['parquet']}")
+    click.echo(f"MLflow run {result.mlflow_run}; recorded as {result.record_txn}")
+
+
+@click.command()
+@click.option("--deployment", required=True, help="Whose ingested decisions (its name).")
+@period_options
+@click.option("--source", help="Only those from one stack: kserve, sagemaker, file.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Folder for the HTML summary.",
+)
+@scheduler_option
+@workers_option
+@json_option
+def audit(
+    deployment: str,
+    since: datetime | None,
+    until: datetime | None,
+    source: str | None,
+    out: Path,
+    scheduler: str | None,
+    workers: int | None,
+    as_json: bool,
+) -> None:
+    """Re-execute the decisions ingested from other serving stacks in the frozen
+    deployment's container: did production decide as what was frozen and validated?
+    Exit 1 when any diverged or failed."""
+    from rich.progress import Progress
+
+    with Progress(transient=True, disable=as_json) as bar:
+        task = bar.add_task("auditing", total=None)
+        result = replay.audit(
+            deployment,
+            since=since,
+            until=until,
+            source=source,
+            out=out,
+            scheduler=scheduler,
+            workers=workers,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    emit(result, as_json, _show_audit)
+    if not result.all_reproduced:
+        counts = result.summary["counts"]
+        raise VerificationFailed(
+            f"{counts['diverged'] + counts['failed']:,} decisions did not reproduce"
+        )
+
+
+def _largest(difference: float | None) -> str:
+    return "n/a" if difference is None else f"{difference:.6g}"
+
+
+def _show_audit(result: Audit) -> None:
+    summary = result.summary
+    counts = summary["counts"]
+    click.echo(
+        f"{summary['decisions']:,} ingested decisions of {result.deployment} re-executed: "
+        f"{counts['reproduced']:,} reproduced, {counts['diverged']:,} diverged, "
+        f"{counts['failed']:,} failed"
+    )
+    table(
+        ("source", "reproduced", "diverged", "failed"),
+        (
+            (source, *(f"{c[v]:,}" for v in ("reproduced", "diverged", "failed")))
+            for source, c in summary["by_source"].items()
+        ),
+    )
+    if summary["fields"]:
+        table(
+            ("field", "diverged", "largest difference"),
+            (
+                (
+                    name,
+                    f"{seen['diverged']:,}",
+                    "n/a" if seen["max_absolute"] is None else f"{seen['max_absolute']:.6g}",
+                )
+                for name, seen in summary["fields"].items()
+            ),
+        )
+    if summary["failure"]:
+        click.echo(f"first failure: {summary['failure']}")
+    click.echo(f"summary: {result.files['html']}")
     click.echo(f"MLflow run {result.mlflow_run}; recorded as {result.record_txn}")
 
 

@@ -31,6 +31,7 @@ COMMANDS = [
     questions.explain,
     reports.report,
     history.backtest,
+    history.audit,
     history.fairness,
     history.drift,
     web.serve,

@@ -60,6 +60,8 @@ def replay_many(
     deployment: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    source: str | None = None,
+    ingested: bool = False,
     txn_ids: list[str] | None = None,
     record: bool = True,
     keep_reproduced: bool = True,
@@ -67,13 +69,18 @@ def replay_many(
     workers: int | None = None,
     settings: Settings | None = None,
     progress: Callable[[int, int], None] | None = None,
+    observe: Callable[[LedgerEntry, ReplayResult], None] | None = None,
 ) -> ReplaySummary:
     """Replay many decisions on Dask (a local cluster of `workers` processes, or the
-    scheduler at `scheduler`); `progress(done, total)` as batches come back. Results of
-    reproduced decisions are counted, and kept only with `keep_reproduced`."""
+    scheduler at `scheduler`); `progress(done, total)` as batches come back, and
+    `observe(entry, result)` for each decision. Results of reproduced decisions are
+    counted, and kept only with `keep_reproduced`. Ingested decisions are selected by
+    their `source`, or all of them with `ingested`."""
     settings = settings or load_settings()
     ledger = open_ledger(settings)
-    filters: dict[str, Any] = ledger.selection(deployment=deployment, since=since, until=until)
+    filters: dict[str, Any] = ledger.selection(
+        deployment=deployment, since=since, until=until, source=source, ingested=ingested
+    )
     if txn_ids is not None:
         chunks: Iterator[list[LedgerEntry]] = iter([[ledger.get(txn) for txn in txn_ids]])
         total = len(txn_ids)
@@ -101,6 +108,8 @@ def replay_many(
                 results = record_replays(results, by_txn, settings)
             for result in results:
                 summary.counts[result.verdict] += 1
+                if observe is not None:
+                    observe(by_txn[result.txn_id], result)
                 if keep_reproduced or not result.reproduced:
                     kept.append((by_txn[result.txn_id].seq, result))
             if progress:

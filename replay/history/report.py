@@ -1,5 +1,6 @@
-"""A backtest's self-contained HTML summary: the flip table, the score shift and the
-flip rate by segment, drawn with matplotlib as SVG inside the page (no other file).
+"""Self-contained HTML summaries of whole histories, drawn with matplotlib as SVG inside
+the page (no other file): a backtest's flip table, score shift and flip rate by segment;
+an audit's verdicts by time window.
 Figures use constrained layout: tight_layout gives up on long labels with a warning on
 stderr. A segment's name is shown on one short line."""
 
@@ -13,6 +14,7 @@ from replay.figures import svg
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from replay.history.audit import Audit
     from replay.history.backtest import Backtest
     from replay.history.comparison import BacktestTally
     from replay.manifests.manifest import Manifest
@@ -77,7 +79,31 @@ def segments_figure(segments: dict[str, list[dict[str, Any]]]) -> Figure:
     return figure
 
 
-def render_backtest(result: Backtest, tally: BacktestTally, manifest: Manifest) -> str:
+def windows_figure(windows: list[dict[str, Any]]) -> Figure:
+    """Verdicts by time window, stacked: reproduced, diverged, failed."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8, 3), dpi=100, layout="constrained")
+    axes = figure.subplots()
+    places = list(range(len(windows)))
+    bottom = [0] * len(windows)
+    for verdict, colour in (
+        ("reproduced", "tab:green"),
+        ("diverged", "tab:red"),
+        ("failed", "0.5"),
+    ):
+        heights = [window[verdict] for window in windows]
+        axes.bar(places, heights, bottom=bottom, color=colour, label=verdict)
+        bottom = [low + high for low, high in zip(bottom, heights, strict=True)]
+    step = max(1, len(windows) // 12)  # at most about a dozen labels
+    axes.set_xticks(places[::step], [window["window"] for window in windows][::step])
+    axes.tick_params(axis="x", labelrotation=30)
+    axes.set_ylabel("decisions")
+    axes.legend(loc="upper right", fontsize=8)
+    return figure
+
+
+def _environment() -> Any:
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     environment = Environment(
@@ -85,12 +111,34 @@ def render_backtest(result: Backtest, tally: BacktestTally, manifest: Manifest) 
         autoescape=select_autoescape(["html"]),
     )
     environment.filters["shorten"] = shorten
+    return environment
+
+
+def render_audit(result: Audit, manifest: Manifest) -> str:
     summary = result.summary
-    return environment.get_template("backtest.html").render(
-        result=result,
-        summary=summary,
-        manifest=manifest,
-        flip_table=svg(flip_table_figure(summary)),
-        shift=svg(shift_figure(tally.sample)) if tally.sample else None,
-        segments=svg(segments_figure(summary["segments"])) if summary["segments"] else None,
+    return (
+        _environment()
+        .get_template("audit.html")
+        .render(
+            result=result,
+            summary=summary,
+            manifest=manifest,
+            windows=svg(windows_figure(summary["by_window"])) if summary["by_window"] else None,
+        )
+    )
+
+
+def render_backtest(result: Backtest, tally: BacktestTally, manifest: Manifest) -> str:
+    summary = result.summary
+    return (
+        _environment()
+        .get_template("backtest.html")
+        .render(
+            result=result,
+            summary=summary,
+            manifest=manifest,
+            flip_table=svg(flip_table_figure(summary)),
+            shift=svg(shift_figure(tally.sample)) if tally.sample else None,
+            segments=svg(segments_figure(summary["segments"])) if summary["segments"] else None,
+        )
     )

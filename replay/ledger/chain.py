@@ -538,13 +538,15 @@ class Ledger(ABC):
         kind: str | None = "decision",
         refers_to: str | None = None,
         source: str | None = None,
+        ingested: bool = False,
         after: int | None = None,
         through: int | None = None,
         limit: int | None = None,
     ) -> list[LedgerEntry]:
         """Entries oldest first, filtered: `since` inclusive, `until` exclusive (without
-        a time zone, UTC), `after` a sequence number (the last of the previous chunk),
-        `through` the last sequence number (the head when a long read began)."""
+        a time zone, UTC), `source` the stack an ingested decision came from (`ingested`:
+        any), `after` a sequence number (the last of the previous chunk), `through` the
+        last sequence number (the head when a long read began)."""
         where, parameters = self._where(
             deployment=deployment,
             since=since,
@@ -553,6 +555,7 @@ class Ledger(ABC):
             kind=kind,
             refers_to=refers_to,
             source=source,
+            ingested=ingested,
             after=after,
             through=through,
         )
@@ -615,10 +618,12 @@ class Ledger(ABC):
         kind: str | None = "decision",
         refers_to: str | None = None,
         source: str | None = None,
+        ingested: bool = False,
         after: int | None = None,
         through: int | None = None,
     ) -> tuple[str, builtins.list[Any]]:
-        clauses, parameters = [], []
+        clauses = ["source IS NOT NULL"] if ingested else []
+        parameters = []
         for column, operator, value in (
             ("deployment", "=", deployment),
             ("subject", "=", subject),

@@ -186,3 +186,57 @@ def test_kserve_cloud_events_are_paired_in_either_order_counted_and_replayed(
     assert json.loads(run_cli("ingest", "--pending", "--json").stdout) == []
     garbled = httpx.post(f"{url}{path}", content=b"{}", headers={"ce-id": "x", "ce-type": "y"})
     assert garbled.status_code == 400 and "quarantined" in garbled.json()["error"]
+
+
+def test_an_altered_production_output_is_diverged_in_the_audit_naming_the_field(
+    captured, decided, tmp_path
+):
+    """Decisions written to a file by another stack, one of them with a score production
+    never got from the frozen deployment: the audit re-executes them on Dask and names it."""
+    import mlflow
+
+    import replay
+    from replay.settings import load_settings
+
+    lines = []
+    for i, (person, outputs) in enumerate(decided[:5]):
+        answered = dict(outputs)
+        if i == 3:
+            answered["score"] = outputs["score"] + 0.001
+        moment = f"2025-03-01T0{i}:15:00+00:00"
+        lines.append(json.dumps({"time": moment, "inputs": person, "outputs": answered}))
+    source = tmp_path / "decisions.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    counts = replay.ingest(str(source), format="jsonl", deployment=captured.name)
+    assert counts.logged == 5
+
+    out = tmp_path / "audit"
+    out.mkdir()
+    window = ["--since", "2025-03-01", "--until", "2025-03-02"]
+    audited = run_cli(
+        "audit", "--deployment", captured.name, "--source", "file", *window,
+        "--out", str(out), "--workers", "1", "--json",
+    )  # fmt: skip
+    assert audited.returncode == 1, audited.stderr  # one did not reproduce
+    result = json.loads(audited.stdout)
+    summary = result["summary"]
+    assert summary["counts"] == {"reproduced": 4, "diverged": 1, "failed": 0}
+    assert summary["by_source"] == {"file": {"reproduced": 4, "diverged": 1, "failed": 0}}
+    assert list(summary["fields"]) == ["score"]
+    assert summary["fields"]["score"]["max_absolute"] == pytest.approx(0.001)
+    assert [w["window"] for w in summary["by_window"]] == [f"2025-03-01T0{i}" for i in range(5)]
+    (example,) = summary["examples"]
+    assert example["time"].startswith("2025-03-01T03:15")
+    page = Path(result["files"]["html"]).read_text()
+    assert example["txn_id"] in page and "<svg" in page
+    recorded = replay.show_transaction(result["record_txn"])
+    assert recorded.kind == "audit" and recorded.outputs["fields"] == {"score": 1}
+    run = mlflow.MlflowClient(load_settings().tracking_uri).get_run(result["mlflow_run"])
+    assert run.data.tags["replay.kind"] == "audit" and run.data.metrics["diverged"] == 1
+    # the whole selection again, but only what production got right: exit 0
+    again = run_cli(
+        "audit", "--deployment", captured.name, "--source", "file", "--since", "2025-03-01",
+        "--until", "2025-03-01T03:00", "--out", str(out), "--workers", "1",
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert "3 ingested decisions of" in again.stdout and "0 diverged" in again.stdout

@@ -21,6 +21,7 @@ from replay.errors import (
 from replay.questions.sweeps import Range
 
 EXPECTED_COMMANDS = {
+    "audit",
     "backtest",
     "build",
     "capture",
