@@ -79,7 +79,7 @@ def _spec(path: Path, score: str, applicant: dict) -> Path:
     rule = {"threshold": 0.5, "at_or_above": "approve", "below": "reject"}
     inputs = {key: bounds for key, bounds in BOUNDS.items() if key in applicant}
     output = {"score": score, "favourable": "approve", "rule": rule}
-    path.write_text(yaml.safe_dump({"inputs": inputs, "output": output}))
+    path.write_text(yaml.safe_dump({"inputs": inputs, "output": output}, sort_keys=False))
     return path
 
 

@@ -124,6 +124,9 @@ def _tree(root: str, skip: str | None = None) -> dict[str, str]:
     return files
 
 
+SITE_FOLDERS = ("site-packages", "dist-packages")
+
+
 def _record_sha256(text: str) -> str | None:
     """A RECORD hash (`sha256=` urlsafe base64 without padding) as hex; None if absent."""
     algorithm, _, value = text.partition("=")
@@ -148,8 +151,12 @@ def recorded_files(records: Mapping[str, str]) -> dict[str, tuple[str, str | Non
 
 
 def is_record(relative: str) -> bool:
+    """A distribution's RECORD: in a `.dist-info` folder directly in a site folder. One a
+    package vendors inside its own folder (setuptools' copy of wheel, whose RECORD names
+    a script it never installed) is a data file of that package, covered by its RECORD."""
     folder, name = os.path.split(relative)
-    return name == "RECORD" and folder.endswith(".dist-info")
+    site = os.path.basename(os.path.dirname(folder))
+    return name == "RECORD" and folder.endswith(".dist-info") and site in SITE_FOLDERS
 
 
 def modified_files(

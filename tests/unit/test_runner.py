@@ -287,6 +287,27 @@ def test_the_environment_fingerprint_checks_every_installed_file_against_its_rec
     )
 
 
+def test_a_distribution_vendored_inside_a_package_is_covered_by_the_packages_record(tmp_path):
+    """setuptools vendors wheel with its dist-info, whose RECORD names `bin/wheel`, a
+    script pip never installed there: only site folders' dist-infos are distributions."""
+    site = tmp_path / "lib" / "python3.11" / "site-packages"
+    vendored = site / "tools" / "_vendor" / "wheel-0.45.1.dist-info"
+    vendored.mkdir(parents=True)
+    (vendored / "RECORD").write_text("../../bin/wheel,sha256=AAAA,10\nwheel/__init__.py,,\n")
+    (site / "tools" / "core.py").write_text("X = 1\n")
+    (site / "tools-2.0.dist-info").mkdir()
+    files = ["tools/core.py", "tools/_vendor/wheel-0.45.1.dist-info/RECORD"]
+    lines = [_record_line(site, path) for path in files] + ["tools-2.0.dist-info/RECORD,,"]
+    (site / "tools-2.0.dist-info" / "RECORD").write_text("\n".join(lines) + "\n")
+    content = runner.environment_content(str(tmp_path))
+    assert content["modified"] == [] and list(content["distributions"]) == ["tools"]
+    assert content["unrecorded"] == {}
+    (vendored / "RECORD").write_text("forged\n")  # still a file its package's RECORD checks
+    assert runner.environment_content(str(tmp_path))["modified"] == [
+        "lib/python3.11/site-packages/tools/_vendor/wheel-0.45.1.dist-info/RECORD"
+    ]
+
+
 def test_a_batch_marked_alone_never_calls_predict_batch(deployment):
     """Protocol 7: the host asks for rows answered as single requests (the exact-batch
     rule), whatever the deployment's batch function would give."""
