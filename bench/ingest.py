@@ -6,6 +6,12 @@
    reading the head and linking to it, `synchronous=FULL`); goal: at least twice it.
 2. KServe's CloudEvents posted over HTTP by 16 callers to `replay ingest --listen`,
    each decision a request and its response; goal: at least 1,000 decisions/s.
+3. `replay audit` of the 100,000 ingested decisions (re-executed on Dask in the frozen
+   deployment's container, compared field by field) against `replay replay --all` of
+   the same decisions in the same run.
+
+The file's outputs are what the deployment decides for each applicant (no seed logged:
+the manifest's), so the audit finds every decision reproduced.
 
     python bench/ingest.py        # alone; `bench/run.py` runs it with the rest
 """
@@ -63,8 +69,9 @@ def naive_loop_per_second(path: Path, threads: int = 8, total: int = 16_000) -> 
     return (total // threads) * threads / (time.perf_counter() - began)
 
 
-def decisions_file(path: Path, people: list[dict], count: int) -> None:
-    """`count` decisions of the credit example's applicants, each of its own person."""
+def decisions_file(path: Path, people: list[dict], answers: list[dict], count: int) -> None:
+    """`count` decisions of the credit example's applicants with the deployment's
+    `answers`, each of its own person."""
     first = datetime(2026, 1, 1, tzinfo=UTC)
     with open(path, "w") as out:
         for i in range(count):
@@ -72,22 +79,19 @@ def decisions_file(path: Path, people: list[dict], count: int) -> None:
                 "id": f"order-{i}",
                 "time": (first + timedelta(seconds=i)).isoformat(),
                 "inputs": people[i % len(people)],
-                "outputs": {
-                    "decision": "approved" if i % 3 else "rejected",
-                    "score": (i % 997) / 997,
-                    "reason": "bench",
-                    "audit": False,
-                },
+                "outputs": answers[i % len(people)],
                 "subject": f"applicant-{i}",
             }
             out.write(json.dumps(record) + "\n")
 
 
-def ingest_file_benchmark(folder: Path, deployment: str, people: list[dict], count: int) -> dict:
+def ingest_file_benchmark(
+    folder: Path, deployment: str, people: list[dict], answers: list[dict], count: int
+) -> dict:
     from replay.ledger import open_ledger
 
     path = folder / "decisions.jsonl"
-    decisions_file(path, people, count)
+    decisions_file(path, people, answers, count)
     ledger = open_ledger()
     before = ledger.count()
     seconds, printed = run_timed(
@@ -110,7 +114,7 @@ def ingest_file_benchmark(folder: Path, deployment: str, people: list[dict], cou
 
 
 def cloud_events_benchmark(
-    deployment: str, people: list[dict], pairs: int = 8_000, callers: int = 16
+    deployment: str, people: list[dict], answers: list[dict], pairs: int = 8_000, callers: int = 16
 ) -> dict:
     import httpx
 
@@ -149,7 +153,7 @@ def cloud_events_benchmark(
                     person = people[i % len(people)]
                     event_id = f"bench-{caller}-{i}"
                     request = {"instances": [person], "parameters": {"subject": f"p-{i}"}}
-                    outputs = {"decision": "approved", "score": 0.5, "reason": "", "audit": False}
+                    outputs = answers[i % len(people)]
                     post(client, "request", event_id, request)
                     post(client, "response", event_id, {"predictions": [outputs]})
 
@@ -198,19 +202,61 @@ def _wait_for(url: str, server: subprocess.Popen) -> None:
     raise SystemExit(f"replay ingest --listen did not answer at {url}")
 
 
-def ingest_benchmark(folder: Path, workspace: Path, deployment: str, count: int = 100_000) -> dict:
+def audit_benchmark(folder: Path, deployment: str, count: int) -> dict:
+    """`replay audit` of the ingested decisions against `replay replay --all` of them."""
+    out = folder / "audit"
+    out.mkdir(exist_ok=True)
+    audit_s, printed = run_timed(
+        [
+            REPLAY,
+            "audit",
+            "--deployment",
+            deployment,
+            "--source",
+            "file",
+            "--out",
+            str(out),
+            "--json",
+        ]
+    )
+    audited = json.loads(printed)["summary"]
+    if audited["counts"]["reproduced"] != count:
+        raise SystemExit(f"the audit did not find every decision reproduced: {audited['counts']}")
+    # every decision of the deployment: the file's and the CloudEvents'
+    replay_all_s, printed = run_timed(
+        [REPLAY, "replay", "--all", "--deployment", deployment, "--json"]
+    )
+    replayed = sum(json.loads(printed)["counts"].values())
+    return {
+        "decisions": count,
+        "audit_seconds": audit_s,
+        "audit_per_second": count / audit_s,
+        "replay_all_decisions": replayed,
+        "replay_all_seconds": replay_all_s,
+        "replay_all_per_second": replayed / replay_all_s,
+        "ratio_to_replay_all": (count / audit_s) / (replayed / replay_all_s),
+    }
+
+
+def ingest_benchmark(folder: Path, workspace: Path, manifest_id: str, count: int = 100_000) -> dict:
     from workspace import read_new_cases
 
+    from replay.execution.warm import WarmDeployment
+
     people = read_new_cases(workspace, "credit")
+    with WarmDeployment(manifest_id) as warm:  # what the deployment decides for each
+        deployment, seed = warm.manifest.name, warm.manifest.runtime.seed
+        answers = warm.predict_each(people, [seed] * len(people))
     folder.mkdir(parents=True, exist_ok=True)
     return {
-        "file": ingest_file_benchmark(folder, deployment, people, count),
-        "cloud_events": cloud_events_benchmark(deployment, people),
+        "file": ingest_file_benchmark(folder, deployment, people, answers, count),
+        "cloud_events": cloud_events_benchmark(deployment, people, answers),
+        "audit": audit_benchmark(folder, deployment, count),
     }
 
 
 def summary(results: dict) -> list[str]:
-    file, events = results["file"], results["cloud_events"]
+    file, events, audit = results["file"], results["cloud_events"], results["audit"]
     return [
         f"replay ingest of {file['decisions']:,} decisions (JSON lines, durable, sealed): "
         f"{file['per_second']:,.0f}/s vs a naive chained SQLite loop "
@@ -218,6 +264,9 @@ def summary(results: dict) -> list[str]:
         f"{file['ratio_to_naive_loop']:.1f} (goal >= 2)",
         f"KServe CloudEvents over HTTP, {events['callers']} callers: "
         f"{events['per_second']:,.0f} decisions/s ({events['posts']:,} posts; goal >= 1,000)",
+        f"replay audit of {audit['decisions']:,} ingested decisions: "
+        f"{audit['audit_per_second']:,.0f}/s vs replay --all "
+        f"{audit['replay_all_per_second']:,.0f}/s -> ratio {audit['ratio_to_replay_all']:.2f}",
     ]
 
 
@@ -230,10 +279,13 @@ def main() -> int:
         os.environ["REPLAY_HOME"] = home
         workspace = make_workspace("credit", Path(home) / "credit", Path(home) / "dvc-remote")
         manifest = replay.capture(workspace)
+        replay.build(manifest.manifest_id)
         results = {
             "when": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": machine(),
-            "ingest": ingest_benchmark(Path(home) / "ingest-bench", workspace, manifest.name),
+            "ingest": ingest_benchmark(
+                Path(home) / "ingest-bench", workspace, manifest.manifest_id
+            ),
         }
     out = ROOT / "bench" / "results" / f"ingest-{results['when'].replace(':', '')}.json"
     out.parent.mkdir(exist_ok=True)

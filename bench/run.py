@@ -33,6 +33,9 @@
    models from a real MLflow registry, LightGBM and XGBoost as folder deployments:
    capture (lock resolved, then reused), build, image size, and one decision replayed
    against a bare `docker run` of the same image.
+8. Ingestion (`bench/ingest.py`): `replay ingest` of 100,000 decisions from JSON lines
+   against a naive chained SQLite loop, KServe's CloudEvents over HTTP from 16 callers,
+   and `replay audit` of the ingested decisions against `replay replay --all`.
 
 Results go to bench/results/<time>.json with a description of the machine.
 """
@@ -55,6 +58,8 @@ from pathlib import Path
 
 from frameworks import frameworks_benchmark
 from frameworks import summary as frameworks_summary
+from ingest import ingest_benchmark
+from ingest import summary as ingest_summary
 from measure import REPLAY, machine, one_decision_against_docker_run, timed
 
 ROOT = Path(__file__).parents[1]
@@ -1066,6 +1071,9 @@ def main() -> int:
         # last: they fill the ledger with a history
         results["history_replay"] = history_benchmark(workspace, manifest, built)
         results["ledger_export"] = export_benchmark(workspace, manifest)
+        results["ingest"] = ingest_benchmark(
+            Path(home) / "ingest-bench", workspace, manifest.manifest_id
+        )
     folder = ROOT / "bench" / "results"
     folder.mkdir(exist_ok=True)
     out = folder / f"{results['when'].replace(':', '')}.json"
@@ -1083,6 +1091,7 @@ def main() -> int:
         f"(goal <= 10) -> ratio {captured['ratio_to_first']:.2f}"
     )
     print("\n".join(frameworks_summary(results["frameworks"])))
+    print("\n".join(ingest_summary(results["ingest"])))
     grouped = ledger_result["threads_16_group_commit"]
     sealed, plain = (
         ledger_result[f"processes_8_{kind}_per_second"] for kind in ("sealed", "plain")
