@@ -51,6 +51,7 @@ def test_a_caller_without_the_right_token_is_refused_before_the_body_is_read(
     4xx once parsed: no or an unknown token is 401, a token of the other scope 403, so a
     caller without a token learns nothing of what the API parses."""
     from replay.settings import load_settings
+    from replay.web.open_inference_routes import OPEN_PATHS
     from replay.web.serving import create_app
 
     txn = served[0]["transaction_id"]
@@ -58,9 +59,15 @@ def test_a_caller_without_the_right_token_is_refused_before_the_body_is_read(
         (method, route.path.replace("{txn_id}", txn))
         for route in create_app(warm, load_settings()).routes
         for method in route.methods
-        if route.path != "/health"
+        if route.path not in {"/health", *OPEN_PATHS}  # probes carry no token
     )
     assert ("POST", "/decisions") in routes and ("GET", f"/decisions/{txn}") in routes
+    assert ("POST", "/v2/models/{name}/infer") in routes and ("POST", "/ingest/kserve") in routes
+
+    def message(answer: httpx.Response) -> str:  # the Open Inference Protocol's key on /v2
+        body = answer.json()
+        return body["error"] if answer.url.path.startswith("/v2") else body["detail"]
+
     strangers = [
         {},
         {"Authorization": "Bearer rpl_not-a-token"},
@@ -77,12 +84,12 @@ def test_a_caller_without_the_right_token_is_refused_before_the_body_is_read(
                 )
                 assert refused.status_code == 401, (method, path, stranger, body, refused.text)
                 assert refused.headers["www-authenticate"] == "Bearer"
-                assert "token" in refused.json()["detail"]
+                assert "token" in message(refused)
             refused = httpx.request(
                 method, f"{server}{path}", content=body, headers={**sent, **other_scope[method]}
             )
             assert refused.status_code == 403, (method, path, body, refused.text)
-            assert "this token's scope is" in refused.json()["detail"]
+            assert "this token's scope is" in message(refused)
     # The same body with the route's own token is parsed, and refused for what it is.
     parsed = httpx.post(
         f"{server}/decisions",
