@@ -25,12 +25,11 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from measure import REPLAY, machine, run_timed
+from measure import REPLAY, callers_timed, free_port, machine, run_timed
 
 ROOT = Path(__file__).parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "examples")]
@@ -43,12 +42,16 @@ def naive_loop_per_second(path: Path, threads: int = 8, total: int = 16_000) -> 
     setup.execute("PRAGMA journal_mode=WAL")
     setup.execute("CREATE TABLE chain (seq INTEGER PRIMARY KEY, body TEXT, hash TEXT)")
     setup.close()
-    start = threading.Barrier(threads + 1)
+    connections = []
+    for _ in range(threads):
+        connection = sqlite3.connect(
+            path, timeout=60, isolation_level=None, check_same_thread=False
+        )
+        connection.execute("PRAGMA synchronous=FULL")
+        connections.append(connection)
 
     def work(thread: int) -> None:
-        connection = sqlite3.connect(path, timeout=60, isolation_level=None)
-        connection.execute("PRAGMA synchronous=FULL")
-        start.wait()
+        connection = connections[thread]
         for i in range(total // threads):
             body = json.dumps({"thread": thread, "i": i, "income": 40000.0 + i})
             connection.execute("BEGIN IMMEDIATE")
@@ -57,16 +60,11 @@ def naive_loop_per_second(path: Path, threads: int = 8, total: int = 16_000) -> 
             digest = hashlib.sha256((previous + body).encode()).hexdigest()
             connection.execute("INSERT INTO chain (body, hash) VALUES (?, ?)", [body, digest])
             connection.execute("COMMIT")
-        connection.close()
 
-    workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
-    for worker in workers:
-        worker.start()
-    start.wait()
-    began = time.perf_counter()
-    for worker in workers:
-        worker.join()
-    return (total // threads) * threads / (time.perf_counter() - began)
+    seconds = callers_timed(work, threads)
+    for connection in connections:
+        connection.close()
+    return (total // threads) * threads / seconds
 
 
 def decisions_file(path: Path, people: list[dict], answers: list[dict], count: int) -> None:
@@ -121,7 +119,7 @@ def cloud_events_benchmark(
     import replay
 
     token = replay.add_token(f"bench-{os.getpid()}", "ingest").token
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [REPLAY, "ingest", "--listen", str(port), "--deployment", deployment],
         stdout=subprocess.DEVNULL,
@@ -130,7 +128,6 @@ def cloud_events_benchmark(
     url = f"http://127.0.0.1:{port}/ingest/kserve/{token}"
     try:
         _wait_for(f"http://127.0.0.1:{port}/health", server)
-        start = threading.Barrier(callers + 1)
         failures: list[int] = []
 
         def post(client, part: str, event_id: str, body: dict) -> None:
@@ -148,7 +145,6 @@ def cloud_events_benchmark(
 
         def work(caller: int) -> None:
             with httpx.Client(timeout=60) as client:
-                start.wait()
                 for i in range(caller, pairs, callers):
                     person = people[i % len(people)]
                     event_id = f"bench-{caller}-{i}"
@@ -157,14 +153,7 @@ def cloud_events_benchmark(
                     post(client, "request", event_id, request)
                     post(client, "response", event_id, {"predictions": [outputs]})
 
-        threads = [threading.Thread(target=work, args=(c,)) for c in range(callers)]
-        for thread in threads:
-            thread.start()
-        start.wait()
-        began = time.perf_counter()
-        for thread in threads:
-            thread.join()
-        seconds = time.perf_counter() - began
+        seconds = callers_timed(work, callers)
     finally:
         server.terminate()
         server.wait(30)
@@ -177,14 +166,6 @@ def cloud_events_benchmark(
         "per_second": pairs / seconds,
         "goal_at_least": 1000,
     }
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _wait_for(url: str, server: subprocess.Popen) -> None:

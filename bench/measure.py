@@ -1,15 +1,19 @@
-"""What every part of `make bench` measures with: the machine, a timed command, and one
-logged decision replayed against a bare `docker run` of the same image."""
+"""What every part of `make bench` measures with: the machine, a timed command, callers
+started together, a free port, and one logged decision replayed against a bare
+`docker run` of the same image."""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
+import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPLAY = str(Path(sys.executable).parent / "replay")
@@ -40,6 +44,30 @@ def run_timed(command: list[str], stdin: bytes | None = None) -> tuple[float, st
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(command[:3])} failed: {result.stderr.decode()[-500:]}")
     return elapsed, result.stdout.decode()
+
+
+def callers_timed(work: Callable[[int], None], callers: int) -> float:
+    """Seconds `callers` threads take to run `work(caller)`, started together."""
+    start = threading.Barrier(callers + 1)
+
+    def call(caller: int) -> None:
+        start.wait()
+        work(caller)
+
+    threads = [threading.Thread(target=call, args=(c,)) for c in range(callers)]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - began
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def timed(command: list[str], stdin: bytes | None = None) -> float:

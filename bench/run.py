@@ -47,7 +47,6 @@ import multiprocessing
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -60,7 +59,14 @@ from frameworks import frameworks_benchmark
 from frameworks import summary as frameworks_summary
 from ingest import ingest_benchmark
 from ingest import summary as ingest_summary
-from measure import REPLAY, machine, one_decision_against_docker_run, timed
+from measure import (
+    REPLAY,
+    callers_timed,
+    free_port,
+    machine,
+    one_decision_against_docker_run,
+    timed,
+)
 
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT / "examples"))
@@ -184,7 +190,6 @@ def callers_per_second(
 ) -> dict:
     """Decisions/s from `callers` threads of one process (as `replay serve`'s request
     threads), through group commit or each in its own transaction."""
-    import threading
 
     from replay.ledger.group_commit import GroupCommit
 
@@ -200,21 +205,12 @@ def callers_per_second(
     ledger.append = counted
     record = GroupCommit(ledger).record if grouped else ledger.record
     per_caller = total // callers
-    start = threading.Barrier(callers + 1)
 
     def work(caller: int) -> None:
-        start.wait()
         for i in range(per_caller):
             record(_bench_entry(caller, i, per_caller, sealed))
 
-    threads = [threading.Thread(target=work, args=(c,)) for c in range(callers)]
-    for thread in threads:
-        thread.start()
-    start.wait()
-    began = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - began
+    elapsed = callers_timed(work, callers)
     _verified(folder, name, callers * per_caller)
     return {
         "per_second": callers * per_caller / elapsed,
@@ -251,12 +247,6 @@ def ledger_benchmark(total: int) -> dict:
         "met_in_clear": grouped_plain["per_second"] >= 10_000,
         "chains_intact": True,
     }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def median_seconds(work, repeat: int) -> float:
