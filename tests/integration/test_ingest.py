@@ -71,8 +71,9 @@ def test_sagemaker_captures_in_s3_are_logged_once_and_replay_reproduced(
 
     location = f"s3://{bucket}/credit/"
     order = ("--columns", ",".join(names))  # the model's order: the manifest keeps them sorted
-    args = ("ingest", location, "--format", "sagemaker", "--deployment", captured.name, *order)
-    args = (*args, "--json")
+    # by manifest id: other tests capture newer versions of the same deployment
+    target = ("--deployment", captured.manifest_id)
+    args = ("ingest", location, "--format", "sagemaker", *target, *order, "--json")
     result = run_cli(*args)
     assert result.returncode == 0, result.stderr
     counts = json.loads(result.stdout)
@@ -108,7 +109,7 @@ def listener(captured, built, tokens, tmp_path_factory):
         "--listen",
         str(port),
         "--map",
-        f"credit-isvc={captured.name}",
+        f"credit-isvc={captured.manifest_id}",
     ]
     with open(log, "w") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
@@ -207,7 +208,7 @@ def test_an_altered_production_output_is_diverged_in_the_audit_naming_the_field(
         lines.append(json.dumps({"time": moment, "inputs": person, "outputs": answered}))
     source = tmp_path / "decisions.jsonl"
     source.write_text("\n".join(lines) + "\n")
-    counts = replay.ingest(str(source), format="jsonl", deployment=captured.name)
+    counts = replay.ingest(str(source), format="jsonl", deployment=captured.manifest_id)
     assert counts.logged == 5
 
     out = tmp_path / "audit"
