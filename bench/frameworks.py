@@ -11,14 +11,13 @@ size, and one logged decision replayed against a bare `docker run` of the same i
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from measure import REPLAY, machine, one_decision_against_docker_run, run_timed
+from measure import REPLAY, machine, one_decision_against_docker_run, run_timed, write_results
 
 ROOT = Path(__file__).parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "examples")]
@@ -131,11 +130,7 @@ def main() -> int:
             "machine": machine(),
             "frameworks": frameworks_benchmark(Path(home)),
         }
-    out = ROOT / "bench" / "results" / f"frameworks-{results['when'].replace(':', '')}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print("\n".join(summary(results["frameworks"])))
-    print(f"written to {out.relative_to(ROOT)}")
+    write_results("frameworks", results, summary(results["frameworks"]))
     return 0
 
 

@@ -29,7 +29,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from measure import REPLAY, callers_timed, free_port, machine, run_timed
+from measure import REPLAY, callers_timed, free_port, machine, run_timed, write_results
 
 ROOT = Path(__file__).parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "examples")]
@@ -268,11 +268,7 @@ def main() -> int:
                 Path(home) / "ingest-bench", workspace, manifest.manifest_id
             ),
         }
-    out = ROOT / "bench" / "results" / f"ingest-{results['when'].replace(':', '')}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print("\n".join(summary(results["ingest"])))
-    print(f"written to {out.relative_to(ROOT)}")
+    write_results("ingest", results, summary(results["ingest"]))
     return 0
 
 

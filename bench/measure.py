@@ -46,6 +46,16 @@ def run_timed(command: list[str], stdin: bytes | None = None) -> tuple[float, st
     return elapsed, result.stdout.decode()
 
 
+def write_results(name: str, results: dict, lines: list[str]) -> None:
+    """A part's results as bench/results/NAME-<time>.json, and its summary lines."""
+    root = Path(__file__).parents[1]
+    out = root / "bench" / "results" / f"{name}-{results['when'].replace(':', '')}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print("\n".join(lines))
+    print(f"written to {out.relative_to(root)}")
+
+
 def callers_timed(work: Callable[[int], None], callers: int) -> float:
     """Seconds `callers` threads take to run `work(caller)`, started together."""
     start = threading.Barrier(callers + 1)
