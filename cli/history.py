@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from replay.cli.output import emit, json_option, table
+from replay.cli.output import emit, json_option, progress_bar, table
 from replay.cli.params import Bins, period_options, scheduler_option, workers_option
 
 import replay
@@ -53,10 +53,8 @@ def backtest(
 ) -> None:
     """Re-run logged decisions in the CHALLENGER's container with their logged inputs
     and seeds; count what would have been decided otherwise, and for whom."""
-    from rich.progress import Progress
 
-    with Progress(transient=True, disable=as_json) as bar:
-        task = bar.add_task("backtesting", total=None)
+    with progress_bar("backtesting", as_json) as progress:
         result = replay.backtest(
             challenger,
             deployment=deployment,
@@ -66,7 +64,7 @@ def backtest(
             out=out,
             scheduler=scheduler,
             workers=workers,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            progress=progress,
         )
     emit(result, as_json, _show_backtest)
 
@@ -118,10 +116,8 @@ def audit(
     """Re-execute the decisions ingested from other serving stacks in the frozen
     deployment's container: did production decide as what was frozen and validated?
     Exit 1 when any diverged or failed."""
-    from rich.progress import Progress
 
-    with Progress(transient=True, disable=as_json) as bar:
-        task = bar.add_task("auditing", total=None)
+    with progress_bar("auditing", as_json) as progress:
         result = replay.audit(
             deployment,
             since=since,
@@ -130,7 +126,7 @@ def audit(
             out=out,
             scheduler=scheduler,
             workers=workers,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            progress=progress,
         )
     emit(result, as_json, _show_audit)
     if not result.all_reproduced:

@@ -8,7 +8,7 @@ import sys
 from typing import TYPE_CHECKING
 
 import click
-from replay.cli.output import emit, json_option, table
+from replay.cli.output import emit, json_option, progress_bar, table
 from replay.cli.params import Assignment
 
 import replay
@@ -79,16 +79,14 @@ def ingest(
         return
     if format_ is None or deployment is None:
         raise BadInput("reading LOCATION needs --format and --deployment")
-    from rich.progress import Progress
 
-    with Progress(transient=True, disable=as_json) as bar:
-        task = bar.add_task("ingesting", total=None)
+    with progress_bar("ingesting", as_json) as progress:
         counts = replay.ingest(
             str(location),
             format=format_,
             deployment=deployment,
             columns=[name.strip() for name in columns.split(",")] if columns else None,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            progress=progress,
         )
     emit(counts, as_json, _counts)
 

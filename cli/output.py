@@ -14,7 +14,8 @@ import os
 import sys
 import traceback
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
@@ -149,3 +150,14 @@ def number(value: Any, digits: int = 4) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return shorten(value) if isinstance(value, str) else str(value)
+
+
+@contextmanager
+def progress_bar(label: str, hidden: bool) -> Iterator[Callable[[int, int], None]]:
+    """A transient bar on stderr (none when `hidden`, as with --json), and the
+    `progress(done, total)` a library call reports to."""
+    from rich.progress import Progress  # only commands that show a bar load it
+
+    with Progress(transient=True, disable=hidden) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 import click
-from replay.cli.output import console, emit, json_option, number, table
+from replay.cli.output import console, emit, json_option, number, progress_bar, table
 from replay.cli.params import (
     Assignment,
     GridRange,
@@ -70,10 +70,8 @@ def replay_command(
         if not result.reproduced:
             raise VerificationFailed(f"{txn_id} {result.verdict}")
         return
-    from rich.progress import Progress  # only --all shows a bar
 
-    with Progress(transient=True, disable=as_json) as bar:
-        task = bar.add_task("replaying", total=None)
+    with progress_bar("replaying", as_json) as progress:
         summary = replay.replay_many(
             deployment=deployment,
             since=since,
@@ -81,7 +79,7 @@ def replay_command(
             scheduler=scheduler,
             workers=workers,
             keep_reproduced=False,  # only what did not reproduce is shown (and kept)
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            progress=progress,
         )
     emit(summary, as_json, _show_summary)
     if not summary.all_reproduced:
