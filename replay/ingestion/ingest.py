@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import astuple, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,13 +21,14 @@ from replay.ingestion.kserve import SOURCE as KSERVE
 from replay.ingestion.kserve import CloudEvent, decisions_of, pair_payload, row_ids, subjects_of
 from replay.ingestion.sagemaker import capture_events
 from replay.ledger import open_ledger
-from replay.ledger.chain import NewEntry, pseudonym
+from replay.ledger.chain import NewEntry, PreparedEntry, pseudonym
 from replay.ledger.decisions import subject_key
 from replay.ledger.holding import QUARANTINED, HeldEvent, Holding
 from replay.manifests.manifest import Manifest
 from replay.manifests.pyfunc import decided_by_rule
 from replay.settings import Settings, load_settings
 from replay.stores.manifests import manifest_store
+from replay.stores.subject_keys import SubjectKey
 
 BATCH = 2000  # decisions appended per transaction
 FORGET_UNKNOWN_S = 30.0  # a deployment not found is looked up again after this long
@@ -43,16 +45,14 @@ class IngestCounts:
     quarantined: int = 0
 
     def __add__(self, other: IngestCounts) -> IngestCounts:
-        return IngestCounts(
-            *(a + b for a, b in zip(asdict(self).values(), asdict(other).values(), strict=True))
-        )
+        return IngestCounts(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
 
     @property
     def total(self) -> int:
         return self.logged + self.duplicate + self.pending + self.quarantined
 
     def to_dict(self) -> dict[str, int]:
-        return asdict(self)
+        return dict(vars(self))  # (asdict copies deeply: these are numbers)
 
     def __str__(self) -> str:
         return (
@@ -127,86 +127,97 @@ class Ingestion:
         return pseudonym(subject, self.key) if subject else None
 
     def log(self, events: Iterable[Event], batch: int = BATCH) -> IngestCounts:
-        """Log every event read (in order), `batch` decisions per transaction."""
+        """Log every event read (in order), `batch` decisions per transaction. A writer
+        thread commits and flushes each batch while the next is read, checked and sealed
+        (SQLite and the disk run without Python's lock)."""
         counts = IngestCounts()
-        entries: list[NewEntry] = []
-        refused: list[dict[str, Any]] = []
-        for event in events:
-            if isinstance(event, Unreadable):
-                refused.append(self.quarantined(event, event.reason))
-            else:
-                try:
-                    entries.append(self.entry_of(event))
-                except BadInput as problem:
-                    refused.append(self.quarantined(event, str(problem)))
-            if len(entries) + len(refused) >= batch:
-                counts += self.commit(entries, refused)
-                entries, refused = [], []
-        if entries or refused:
-            counts += self.commit(entries, refused)
+        with ThreadPoolExecutor(1, thread_name_prefix="ingest-writer") as writer:
+            committing: Future[IngestCounts] | None = None
+            for entries, refused in _batches(self._entries(events), batch):
+                prepared = self.ledger._prepare(entries)
+                if committing is not None:
+                    counts += committing.result()
+                committing = writer.submit(self._commit, prepared, refused)
+            if committing is not None:
+                counts += committing.result()
         return counts
 
-    def commit(
-        self, entries: list[NewEntry], refused: list[dict[str, Any]], also: Any = None
+    def _entries(self, events: Iterable[Event]) -> Iterator[NewEntry | dict[str, Any]]:
+        """Each event's ledger entry, or its quarantined row saying why it is none."""
+        for event in events:
+            if isinstance(event, Unreadable):
+                yield self.quarantined(event, event.reason)
+                continue
+            try:
+                yield self.entry_of(event)
+            except BadInput as problem:
+                yield self.quarantined(event, str(problem))
+
+    def _commit(self, prepared: list[PreparedEntry], refused: list[dict[str, Any]]) -> IngestCounts:
+        return self.ledger._write(lambda connection: self._logged(connection, prepared, refused))
+
+    def _logged(
+        self, connection: Any, prepared: list[PreparedEntry], refused: list[dict[str, Any]]
     ) -> IngestCounts:
-        """Append `entries` (leaving out those logged already) and quarantine `refused`
-        (each at most once) in one transaction; `also(connection)` runs in it too."""
-        quarantine = self.holding.quarantine(refused)
-
-        def both(connection: Any) -> None:
-            quarantine(connection)
-            if also is not None:
-                also(connection)
-
-        stored = self.ledger.append(entries, skip_known=True, also=both)
+        """Inside a transaction: append `prepared` (leaving out those logged already)
+        and quarantine `refused` (each at most once)."""
+        stored = self.ledger._link(connection, prepared, skip_known=True)
+        added = self.holding.hold(connection, refused)
         return IngestCounts(
             logged=len(stored),
-            duplicate=len(entries) - len(stored) + len(refused) - quarantine.added,
-            quarantined=quarantine.added,
+            duplicate=len(prepared) - len(stored) + len(refused) - added,
+            quarantined=added,
         )
 
+    def quarantine(self, event: Unreadable) -> IngestCounts:
+        """Quarantine an event that cannot be read, with its reason."""
+        return self._commit([], [self.quarantined(event, event.reason)])
+
     def receive(self, event: CloudEvent) -> IngestCounts:
-        """One half of a decision from KServe's logger: held until its other half comes,
-        then logged (or quarantined, saying why) as the pending half is released."""
-        subjects = subjects_of(event) if event.part == "request" else None
-        # a held request is sealed under its person's key; one of several people, in clear
-        subject = self.pseudonym(subjects[0]) if subjects and len(subjects) == 1 else None
-        arrival = self.holding.arrive(
-            KSERVE,
-            event.id,
-            event.part,
-            event.service,
-            event.payload,
-            subject,
-            logged_as=(row_ids(event.id, 2)[0],),
+        """One half of a decision from KServe's logger (see `receive_all`)."""
+        return self.receive_all([event])[0]
+
+    def receive_all(self, events: list[CloudEvent]) -> list[IngestCounts]:
+        """Halves of decisions from KServe's logger, in order, each held until its other
+        half comes, then logged (or quarantined, saying why) as the pending half is
+        released; all in one transaction and one flush (halves that arrive together
+        are committed together). What becomes of each half, in order."""
+        # a held request is sealed under its person's key; one of several people's, in clear
+        subjects = [self._held_subject(event) for event in events]
+        # the keys of the people of these requests, and of those of the requests held
+        # for these responses, made or read in one go (one flush)
+        waiting = self.holding.subjects(KSERVE, [e.id for e in events if e.part == "response"])
+        named = sorted({subject for subject in [*subjects, *waiting] if subject is not None})
+        keys = self.ledger.keys.current_many(named) if named and self.ledger.keys else {}
+        counts: list[IngestCounts] = self.ledger._write(
+            lambda connection: _Arrivals(self, connection, keys).receive(events, subjects)
         )
-        if arrival.state != "paired":
-            return IngestCounts(**{arrival.state: 1})
-        assert arrival.other is not None
-        release = self.holding.release(KSERVE, event.id)
-        if arrival.other.payload is None:
-            refused = Unreadable(
-                KSERVE, event.id, event.service, "its subject's data was erased", b""
-            )
-            return self.commit([], [self.quarantined(refused, refused.reason)], also=release)
-        other = CloudEvent.held(arrival.other.payload)
-        request, response = (event, other) if event.part == "request" else (other, event)
-        entries: list[NewEntry] = []
+        return counts
+
+    def _held_subject(self, event: CloudEvent) -> str | None:
+        """The pseudonym a held half is sealed under: its request's one person."""
+        subjects = subjects_of(event) if event.part == "request" else None
+        return self.pseudonym(subjects[0]) if subjects and len(subjects) == 1 else None
+
+    def _pair(
+        self, request: CloudEvent, response: CloudEvent
+    ) -> tuple[list[NewEntry], dict[str, Any] | None]:
+        """A request and its response: their decisions' entries, or the pair's
+        quarantined row saying why they are none."""
         try:
-            manifest = self.manifest_of(event.service)
-            for made in decisions_of(request, response, event.service, manifest):
-                entries.append(self.entry_of(made))
+            manifest = self.manifest_of(request.service)
+            made = decisions_of(request, response, request.service, manifest)
+            return [self.entry_of(decision) for decision in made], None
         except BadInput as problem:
             pair = Unreadable(
                 KSERVE,
-                event.id,
-                event.service,
+                request.id,
+                request.service,
                 str(problem),
                 pair_payload(request, response),
                 (subjects_of(request) or [None])[0],
             )
-            return self.commit([], [self.quarantined(pair, pair.reason)], also=release)
-        return self.commit(entries, [], also=release)
+            return [], self.quarantined(pair, pair.reason)
 
     def quarantined(self, event: Event, reason: str) -> dict[str, Any]:
         """A held row for an event that cannot be logged, with the reason."""
@@ -220,6 +231,108 @@ class Ingestion:
             event.payload,
             subject,
         )
+
+
+class _Arrivals:
+    """The halves of decisions received together, inside their one transaction: what
+    is held, logged and released is read for all of them at once, followed in memory
+    as each half arrives in turn (exactly as if each had its own transaction), and
+    written at the end."""
+
+    def __init__(
+        self, ingestion: Ingestion, connection: Any, keys: Mapping[str, SubjectKey]
+    ) -> None:
+        self.ingestion = ingestion
+        self.holding = ingestion.holding
+        self.connection = connection
+        self.keys = keys
+        self.halves: dict[tuple[str, str], tuple[dict[str, Any], CloudEvent]] = {}  # new
+        self.released: list[str] = []
+        self.entries: list[NewEntry] = []
+
+    def receive(self, events: list[CloudEvent], subjects: list[str | None]) -> list[IngestCounts]:
+        ids = [event.id for event in events]
+        first_rows = [row_ids(event_id, 2)[0] for event_id in ids]  # a request of many rows
+        self.known = self.holding.known(self.connection, KSERVE, [*ids, *first_rows])
+        self.held: dict[str, dict[str, Any]] = dict(self.holding.held(self.connection, KSERVE, ids))
+        outcomes = [
+            self._arrive(event, subject, first_row)
+            for event, subject, first_row in zip(events, subjects, first_rows, strict=True)
+        ]
+        self.holding.hold(self.connection, [row for row, _ in self.halves.values()])
+        self.holding.release(self.connection, KSERVE, self.released)
+        prepared = self.ingestion.ledger._prepare(self.entries, self.keys)
+        stored = self.ingestion.ledger._link(self.connection, prepared, skip_known=True)
+        logged = {entry.source_id for entry in stored}
+        counts = []
+        for outcome in outcomes:
+            if isinstance(outcome, str):
+                counts.append(IngestCounts(**{outcome: 1}))
+            elif isinstance(outcome, dict):  # a pair quarantined
+                added = self.holding.hold(self.connection, [outcome])
+                counts.append(IngestCounts(quarantined=added, duplicate=1 - added))
+            else:
+                found = sum(1 for entry in outcome if entry.source_id in logged)
+                counts.append(IngestCounts(logged=found, duplicate=len(outcome) - found))
+        return counts
+
+    def _arrive(
+        self, event: CloudEvent, subject: str | None, first_row: str
+    ) -> str | dict[str, Any] | list[NewEntry]:
+        """What becomes of one half: `duplicate`, `pending`, the entries of the pair
+        it completes, or the pair's quarantined row."""
+        if event.id in self.known or first_row in self.known:
+            return "duplicate"
+        held = self.held.setdefault(event.id, {})
+        if event.part in held or QUARANTINED in held:
+            return "duplicate"
+        other_part = "response" if event.part == "request" else "request"
+        other = held.pop(other_part, None)
+        if other is None:
+            key = self.keys.get(subject) if subject else None
+            row = self.holding.half(
+                KSERVE, event.id, event.part, event.service, event.payload, subject, key
+            )
+            held[event.part] = row
+            self.halves[(event.id, event.part)] = (row, event)
+            return "pending"
+        if (event.id, other_part) in self.halves:  # held in this very batch: never written
+            other_event: CloudEvent | None = self.halves.pop((event.id, other_part))[1]
+        else:
+            self.released.append(event.id)
+            payload = self.holding.opened(other, self.keys).payload
+            other_event = None if payload is None else CloudEvent.held(payload)
+        if other_event is None:
+            held[QUARANTINED] = True
+            erased = Unreadable(
+                KSERVE, event.id, event.service, "its subject's data was erased", b""
+            )
+            return self.ingestion.quarantined(erased, erased.reason)
+        request, response = (
+            (event, other_event) if event.part == "request" else (other_event, event)
+        )
+        entries, refused = self.ingestion._pair(request, response)
+        if refused is not None:
+            held[QUARANTINED] = True
+            return refused
+        self.entries.extend(entries)
+        self.known.update(entry.source_id for entry in entries if entry.source_id)
+        return entries
+
+
+def _batches(
+    items: Iterable[NewEntry | dict[str, Any]], size: int
+) -> Iterator[tuple[list[NewEntry], list[dict[str, Any]]]]:
+    """Entries and quarantined rows, `size` of both together at a time, in order."""
+    entries: list[NewEntry] = []
+    refused: list[dict[str, Any]] = []
+    for item in items:
+        (entries if isinstance(item, NewEntry) else refused).append(item)  # type: ignore[arg-type]
+        if len(entries) + len(refused) >= size:
+            yield entries, refused
+            entries, refused = [], []
+    if entries or refused:
+        yield entries, refused
 
 
 def completed(outputs: Any, manifest: Manifest) -> dict[str, Any]:

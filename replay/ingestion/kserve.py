@@ -77,7 +77,10 @@ class CloudEvent:
     @property
     def payload(self) -> bytes:
         """What is kept of the event while it is held: its attributes and body."""
-        return canonical_json({"attributes": self.attributes, "body": self.body})
+        return canonical_json(self.kept())
+
+    def kept(self) -> dict[str, Any]:
+        return {"attributes": self.attributes, "body": self.body}
 
     @classmethod
     def held(cls, payload: bytes) -> CloudEvent:
@@ -133,6 +136,7 @@ def decisions_of(
         parameters if isinstance(parameters, Mapping) else {}, len(rows)
     )
     moment = _time(request) or _time(response)
+    payload = pair_payload(request, response)
     return [
         Made(
             source=SOURCE,
@@ -141,7 +145,7 @@ def decisions_of(
             time=moment,
             inputs=row,
             outputs=row_outputs,
-            payload=pair_payload(request, response),
+            payload=payload,
             subject=subject,
         )
         for source_id, row, row_outputs, subject in zip(
@@ -151,9 +155,7 @@ def decisions_of(
 
 
 def pair_payload(request: CloudEvent, response: CloudEvent) -> bytes:
-    return canonical_json(
-        {"request": json.loads(request.payload), "response": json.loads(response.payload)}
-    )
+    return canonical_json({"request": request.kept(), "response": response.kept()})
 
 
 def _rows(body: Any, manifest: Manifest) -> list[dict[str, Any]]:

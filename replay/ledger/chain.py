@@ -28,7 +28,7 @@ import json
 import secrets
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -43,7 +43,7 @@ from replay.errors import (
 )
 from replay.ledger.sealing import key_id_of, seal, unseal
 from replay.manifests.canonical import canonical_json, sha256_bytes
-from replay.stores.subject_keys import SubjectKeyStore
+from replay.stores.subject_keys import SubjectKey, SubjectKeyStore
 
 GENESIS = "0" * 64
 FORMAT = 3  # the entry format this version writes
@@ -331,17 +331,22 @@ class Ledger(ABC):
     def _is_duplicate(self, error: Exception) -> bool:
         """Whether `error` is the database refusing a duplicate (txn id, link)."""
 
-    def _prepare(self, entries: list[NewEntry]) -> list[PreparedEntry]:
+    def _prepare(
+        self, entries: list[NewEntry], keys: Mapping[str, SubjectKey] | None = None
+    ) -> list[PreparedEntry]:
         """Entries ready to commit: every column but their place in the chain, sealed
-        where they have a subject (new subjects' keys made in one go). Done before the
-        write lock is taken."""
+        where they have a subject (under `keys` given, else their subjects' keys, new
+        ones made in one go). Done before the write lock is taken."""
         for entry in entries:
             if entry.kind not in KINDS:
                 raise BadInput(f"ledger entry kind must be one of {', '.join(KINDS)}")
         subjects = {e.subject for e in entries if e.subject is not None and e.kind in SEALED_KINDS}
-        if subjects and self.keys is None:
-            raise BadInput("an entry with a subject needs the subject key store to seal it")
-        keys = self.keys.current_many(sorted(subjects)) if self.keys and subjects else {}
+        keys = dict(keys or {})
+        missing = sorted(subjects - set(keys))
+        if missing:
+            if self.keys is None:
+                raise BadInput("an entry with a subject needs the subject key store to seal it")
+            keys.update(self.keys.current_many(missing))
         prepared = []
         for entry in entries:
             txn_id = entry.txn_id or new_transaction_id(entry.time)
@@ -373,58 +378,48 @@ class Ledger(ABC):
             prepared.append(PreparedEntry(row, plain))
         return prepared
 
-    def append(
-        self,
-        entries: Iterable[NewEntry],
-        durable: bool = True,
-        *,
-        skip_known: bool = False,
-        also: Callable[[Any], None] | None = None,
-    ) -> list[LedgerEntry]:
+    def append(self, entries: Iterable[NewEntry], durable: bool = True) -> list[LedgerEntry]:
         """Append entries in order, in one transaction; return them as stored, once they
-        are on disk (or, not `durable`, once committed: `flush` then puts them there).
-
-        With `skip_known`, an entry whose source event is already in the ledger (or
-        earlier in `entries`) is left out, not refused. `also(connection)` runs in the
-        same transaction (what else must be written with the entries, or not at all)."""
+        are on disk (or, not `durable`, once committed: `flush` then puts them there)."""
         pending = self._prepare(list(entries))
-        insert = (
-            f"INSERT INTO entries ({', '.join(_COLUMNS)}) "
-            f"VALUES ({', '.join(self.placeholder for _ in _COLUMNS)})"
-        )
-
-        def work(connection: Any) -> list[LedgerEntry]:
-            head = connection.execute(
-                "SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1"
-            ).fetchone()
-            seq, prev_hash = head if head else (0, GENESIS)
-            stored, rows = [], []
-            now = datetime.now(UTC).isoformat(timespec="microseconds")
-            for prepared in self._unknown(connection, pending) if skip_known else pending:
-                seq += 1
-                row: dict[str, Any] = {
-                    **prepared.columns,
-                    "seq": seq,
-                    "time": prepared.columns["time"] or now,
-                    "prev_hash": prev_hash,
-                }
-                row["hash"] = entry_hash(prev_hash, _body(row))
-                rows.append([row[key] for key in _COLUMNS])
-                columns = dict(zip(_FIELDS, rows[-1], strict=True))
-                stored.append(LedgerEntry(**columns, opened=prepared.plain))
-                prev_hash = row["hash"]
-            if rows:
-                connection.cursor().executemany(insert, rows)  # psycopg: on cursors only
-            if also is not None:
-                also(connection)
-            return stored
-
         try:
-            return self._write(work, durable)
+            stored: list[LedgerEntry] = self._write(
+                lambda connection: self._link(connection, pending), durable
+            )
         except Exception as error:
             if self._is_duplicate(error):
                 raise BadInput(f"ledger refused the entry: {error}") from None
             raise
+        return stored
+
+    def _link(
+        self, connection: Any, pending: list[PreparedEntry], skip_known: bool = False
+    ) -> list[LedgerEntry]:
+        """Insert prepared entries after the head, inside a transaction holding the write
+        lock (`_write`); return them as stored. With `skip_known`, an entry whose source
+        event the ledger (or an earlier entry of `pending`) holds already is left out."""
+        head = connection.execute("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1")
+        seq, prev_hash = head.fetchone() or (0, GENESIS)
+        stored, rows = [], []
+        now = datetime.now(UTC).isoformat(timespec="microseconds")
+        for prepared in self._unknown(connection, pending) if skip_known else pending:
+            seq += 1
+            row: dict[str, Any] = {
+                **prepared.columns,
+                "seq": seq,
+                "time": prepared.columns["time"] or now,
+                "prev_hash": prev_hash,
+            }
+            row["hash"] = entry_hash(prev_hash, _body(row))
+            rows.append([row[key] for key in _COLUMNS])
+            columns = dict(zip(_FIELDS, rows[-1], strict=True))
+            stored.append(LedgerEntry(**columns, opened=prepared.plain))
+            prev_hash = row["hash"]
+        if rows:
+            marks = ", ".join(self.placeholder for _ in _COLUMNS)
+            insert = f"INSERT INTO entries ({', '.join(_COLUMNS)}) VALUES ({marks})"
+            connection.cursor().executemany(insert, rows)  # psycopg: on cursors only
+        return stored
 
     def record(self, entry: NewEntry) -> LedgerEntry:
         return self.append([entry])[0]

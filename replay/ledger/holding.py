@@ -3,7 +3,7 @@ made elsewhere waiting for their other half (`pending`), and events that could n
 logged (`quarantined`), each with the reason.
 
 They live in the ledger's database so that an event leaves the holding table in the
-same transaction that appends its decision (`Ledger.append(also=...)`): nothing is
+same transaction that appends its decision: nothing is
 ever both logged and held, nor neither. Held payloads are a person's data: one with a
 subject is sealed under that subject's key, like the chain's entries.
 """
@@ -11,7 +11,7 @@ subject is sealed under that subject's key, like the chain's entries.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +19,7 @@ from typing import Any
 from replay.errors import BadInput, IntegrityError
 from replay.ledger.chain import Ledger
 from replay.ledger.sealing import key_id_of, seal, unseal
+from replay.stores.subject_keys import SubjectKey
 
 HOLDING_SQL = """
 CREATE TABLE IF NOT EXISTS held_events (
@@ -71,16 +72,6 @@ class HeldEvent:
         return shown
 
 
-@dataclass(frozen=True)
-class Arrival:
-    """What became of one half of a decision: `duplicate` (logged or held already),
-    `pending` (held until its other half comes) or `paired` (its other half was
-    waiting: `other` is that half's payload, released when the decision is logged)."""
-
-    state: str
-    other: HeldEvent | None = None
-
-
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
@@ -103,7 +94,7 @@ class Holding:
             f"{self.mark} ORDER BY received, source_id{tail}",
             [QUARANTINED],
         )
-        return [self._opened(row) for row in list(rows)]
+        return [self.opened(row) for row in list(rows)]
 
     def counts(self) -> dict[str, int]:
         rows = self.ledger._connection().execute(
@@ -114,7 +105,7 @@ class Holding:
         found = {bool(flag): int(count) for flag, count in rows}
         return {"pending": found.get(False, 0), QUARANTINED: found.get(True, 0)}
 
-    def arrive(
+    def half(
         self,
         source: str,
         source_id: str,
@@ -122,41 +113,60 @@ class Holding:
         deployment: str,
         payload: bytes,
         subject: str | None = None,
-        logged_as: tuple[str, ...] = (),
-    ) -> Arrival:
-        """One half of a decision arrives: held until the other comes, unless it is
-        waiting already (then logging the decision releases it) or the event is known
-        (the ledger holds an entry of source id `source_id` or one of `logged_as`)."""
-        other_part = PARTS[1 - PARTS.index(part)]
-        reason = "waiting for its " + other_part
-        row = self.row(source, source_id, part, deployment, reason, payload, subject)
-        ids = (source_id, *logged_as)
+        key: SubjectKey | None = None,
+    ) -> dict[str, Any]:
+        """The row holding one half of a decision until its other half comes."""
+        if part not in PARTS:
+            raise BadInput(f"a decision's halves are {' and '.join(PARTS)}, not {part!r}")
+        reason = "waiting for its " + PARTS[1 - PARTS.index(part)]
+        return self.row(source, source_id, part, deployment, reason, payload, subject, key)
 
-        def work(connection: Any) -> Arrival:
-            found = connection.execute(
-                f"SELECT 1 FROM entries WHERE source = {self.mark} AND source_id IN "
-                f"({', '.join(self.mark for _ in ids)})",
-                [source, *ids],
-            ).fetchone()
-            if found:
-                return Arrival("duplicate")
-            held = {
-                held_row[2]: held_row
-                for held_row in connection.execute(
-                    f"SELECT {', '.join(_COLUMNS)} FROM held_events WHERE source = {self.mark} "
-                    f"AND source_id = {self.mark}",
-                    [source, source_id],
+    def subjects(self, source: str, source_ids: list[str]) -> list[str]:
+        """The people whose halves of these events are held (sealed under their keys)."""
+        rows = self._matching(
+            self.ledger._connection(), "SELECT DISTINCT subject", source, source_ids
+        )
+        return sorted({row[0] for row in rows if row[0] is not None})
+
+    def known(self, connection: Any, source: str, source_ids: list[str]) -> set[str]:
+        """Which of these events the ledger holds an entry of."""
+        return {
+            row[0]
+            for row in self._matching(
+                connection, "SELECT source_id", source, source_ids, table="entries"
+            )
+        }
+
+    def held(
+        self, connection: Any, source: str, source_ids: list[str]
+    ) -> dict[str, dict[str, tuple[Any, ...]]]:
+        """The held rows of these events (payloads as stored), by source id and part."""
+        found: dict[str, dict[str, tuple[Any, ...]]] = {}
+        for row in self._matching(connection, f"SELECT {', '.join(_COLUMNS)}", source, source_ids):
+            found.setdefault(row[1], {})[row[2]] = row
+        return found
+
+    def _matching(
+        self,
+        connection: Any,
+        select: str,
+        source: str,
+        source_ids: list[str],
+        table: str = "held_events",
+    ) -> list[tuple[Any, ...]]:
+        """`select` over the rows of `table` of these events."""
+        unique = sorted(set(source_ids))
+        rows: list[tuple[Any, ...]] = []
+        for start in range(0, len(unique), 500):  # under every driver's parameter limit
+            part = unique[start : start + 500]
+            rows.extend(
+                connection.execute(
+                    f"{select} FROM {table} WHERE source = {self.mark} AND source_id IN "
+                    f"({', '.join(self.mark for _ in part)})",
+                    [source, *part],
                 )
-            }
-            if part in held or QUARANTINED in held:
-                return Arrival("duplicate")
-            if other_part in held:
-                return Arrival("paired", self._opened(held[other_part]))
-            self._insert(connection, row)
-            return Arrival("pending")
-
-        arrival: Arrival = self.ledger._write(work)
-        return arrival
+            )
+        return rows
 
     def row(
         self,
@@ -167,14 +177,17 @@ class Holding:
         reason: str,
         payload: bytes,
         subject: str | None = None,
+        key: SubjectKey | None = None,
     ) -> dict[str, Any]:
-        """A row to hold, its payload sealed when it names a subject (made before the
-        write lock is taken: sealing may make the subject's key)."""
+        """A row to hold, its payload sealed when it names a subject, under `key` (else
+        the subject's current key: made before the write lock is taken, as sealing may
+        make it)."""
         stored = base64.b64encode(payload).decode()
         if subject is not None:
-            if self.ledger.keys is None:
-                raise BadInput("an event with a subject needs the subject key store to seal it")
-            key = self.ledger.keys.current(subject)
+            if key is None:
+                if self.ledger.keys is None:
+                    raise BadInput("an event with a subject needs the subject key store to seal it")
+                key = self.ledger.keys.current(subject)
             stored = seal(key, payload, _context(source, source_id, held_as))
         return {
             "source": source,
@@ -187,22 +200,20 @@ class Holding:
             "payload": stored,
         }
 
-    def quarantine(self, rows: list[dict[str, Any]]) -> Quarantine:
-        """What quarantines `rows` inside a ledger transaction (`append(also=...)`),
-        each event at most once."""
-        return Quarantine(self, rows)
+    def hold(self, connection: Any, rows: list[dict[str, Any]]) -> int:
+        """Hold `rows` (pending halves, or quarantined events) inside a ledger
+        transaction, each at most once; how many were new."""
+        return sum(self._insert(connection, row) for row in rows)
 
-    def release(self, source: str, source_id: str) -> Callable[[Any], None]:
-        """What removes an event's pending halves inside the transaction logging it."""
-
-        def work(connection: Any) -> None:
+    def release(self, connection: Any, source: str, source_ids: list[str]) -> None:
+        """Remove these events' pending halves, inside the transaction logging them."""
+        for start in range(0, len(source_ids), 500):
+            part = source_ids[start : start + 500]
             connection.execute(
-                f"DELETE FROM held_events WHERE source = {self.mark} AND source_id = "
-                f"{self.mark} AND held_as <> {self.mark}",
-                [source, source_id, QUARANTINED],
+                f"DELETE FROM held_events WHERE source = {self.mark} AND held_as <> "
+                f"{self.mark} AND source_id IN ({', '.join(self.mark for _ in part)})",
+                [source, QUARANTINED, *part],
             )
-
-        return work
 
     def _insert(self, connection: Any, row: dict[str, Any]) -> int:
         cursor = connection.execute(
@@ -212,14 +223,21 @@ class Holding:
         )
         return max(cursor.rowcount, 0)
 
-    def _opened(self, row: tuple[Any, ...]) -> HeldEvent:
+    def opened(
+        self, row: tuple[Any, ...], keys: Mapping[str, SubjectKey] | None = None
+    ) -> HeldEvent:
+        """A held row, its payload opened (with `keys` where they hold its subject's, else
+        from the key store), or None when its subject's data was erased."""
         values = dict(zip(_COLUMNS, row, strict=True))
         stored = values.pop("payload")
         payload: bytes | None = None
         if values["subject"] is None:
             payload = base64.b64decode(stored)
-        elif self.ledger.keys is not None:
-            secret = self.ledger.keys.find(values["subject"], key_id_of(stored))
+        else:
+            key_id, known = key_id_of(stored), (keys or {}).get(values["subject"])
+            secret = known.secret if known is not None and known.key_id == key_id else None
+            if secret is None and self.ledger.keys is not None:
+                secret = self.ledger.keys.find(values["subject"], key_id)
             if secret is not None:  # else its subject's data was erased
                 context = _context(values["source"], values["source_id"], values["held_as"])
                 try:
@@ -227,18 +245,6 @@ class Holding:
                 except IntegrityError:
                     payload = None
         return HeldEvent(**values, payload=payload)
-
-
-class Quarantine:
-    """Rows to quarantine in a transaction; `added` counts those new to it."""
-
-    def __init__(self, holding: Holding, rows: list[dict[str, Any]]) -> None:
-        self.holding = holding
-        self.rows = rows
-        self.added = 0
-
-    def __call__(self, connection: Any) -> None:
-        self.added = sum(self.holding._insert(connection, row) for row in self.rows)
 
 
 def _context(source: str, source_id: str, held_as: str) -> str:

@@ -25,12 +25,20 @@ class RecordFile(Generic[Record]):
     def __init__(self, path: Path, kind: type[Record]) -> None:
         self.path = path
         self.kind = kind
+        # The records as last read, and the file's identity then: a server checks a
+        # token on every request, and the file changes only by being replaced whole.
+        self._read: tuple[tuple[int, int, int], list[Record]] | None = None
 
     def read(self) -> list[Record]:
-        if not self.path.exists():
+        try:
+            status = self.path.stat()
+        except FileNotFoundError:
             return []
-        items: list[dict[str, Any]] = json.loads(self.path.read_text())
-        return [self.kind(**item) for item in items]
+        identity = (status.st_ino, status.st_mtime_ns, status.st_size)
+        if self._read is None or self._read[0] != identity:
+            items: list[dict[str, Any]] = json.loads(self.path.read_text())
+            self._read = identity, [self.kind(**item) for item in items]
+        return list(self._read[1])
 
     @contextlib.contextmanager
     def changing(self) -> Iterator[list[Record]]:

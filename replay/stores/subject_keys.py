@@ -60,8 +60,9 @@ class TableKeys(SubjectKeyStore):
     reads and keeps rows; making, racing and matching keys is the same for all."""
 
     @abstractmethod
-    def _read(self, subjects: list[str]) -> dict[str, SubjectKey]:
-        """The keys these subjects have, durable before they are used."""
+    def _read(self, subjects: list[str], durable: bool = True) -> dict[str, SubjectKey]:
+        """The keys these subjects have; with `durable`, on disk before they are
+        returned (they are about to seal new data)."""
 
     @abstractmethod
     def _keep(self, keys: dict[str, SubjectKey]) -> int:
@@ -86,7 +87,8 @@ class TableKeys(SubjectKeyStore):
         return found
 
     def find(self, subject: str, key_id: str) -> bytes | None:
-        found = self._read([subject]).get(subject)
+        # data sealed under a key was written only once its key was on disk
+        found = self._read([subject], durable=False).get(subject)
         return found.secret if found is not None and found.key_id == key_id else None
 
 
@@ -103,7 +105,7 @@ class LocalSubjectKeys(TableKeys):
         self.file = SQLiteFile(path, "subject key store", pragmas=("secure_delete=ON",))
         self.file.create("subject_keys", _KEYS_SCHEMA)
 
-    def _read(self, subjects: list[str]) -> dict[str, SubjectKey]:
+    def _read(self, subjects: list[str], durable: bool = True) -> dict[str, SubjectKey]:
         found = {}
         for start in range(0, len(subjects), 500):  # under SQLite's limit on parameters
             chunk = subjects[start : start + 500]
@@ -113,7 +115,7 @@ class LocalSubjectKeys(TableKeys):
                 chunk,
             )
             found.update({subject: SubjectKey(key_id, secret) for subject, key_id, secret in rows})
-        if found:  # another writer may have made them and not yet flushed them
+        if found and durable:  # another writer may have made them and not yet flushed them
             self.file.flush()
         return found
 
@@ -183,8 +185,8 @@ class PostgresSubjectKeys(TableKeys):
             connection = self._local.connection = connect(self.url, self.connect_timeout, str(self))
         return connection
 
-    def _read(self, subjects: list[str]) -> dict[str, SubjectKey]:
-        rows = self._connection().execute(
+    def _read(self, subjects: list[str], durable: bool = True) -> dict[str, SubjectKey]:
+        rows = self._connection().execute(  # a commit here is on disk: durable either way
             "SELECT subject, key_id, secret FROM subject_keys WHERE subject = ANY(%s)",
             [subjects],
         )

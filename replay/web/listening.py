@@ -9,13 +9,14 @@ the URL's last segment: `http://HOST:PORT/ingest/kserve/TOKEN`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from starlette.requests import Request
 
 from replay.errors import BadInput, EnvironmentProblem, IntegrityError, one_line
-from replay.ingestion import CloudEvent, Ingestion, Unreadable
+from replay.ingestion import CloudEvent, IngestCounts, Ingestion, Unreadable
 from replay.ledger.checkpoints import Checkpointer
 from replay.ledger.decisions import checkpoint_ledger
 from replay.manifests.canonical import sha256_bytes
@@ -27,10 +28,51 @@ EVENTS_PATH = "/ingest/kserve"
 SENDER_PATHS = {EVENTS_PATH: "ingest"}  # the scope its token needs
 
 
+class ArrivingTogether:
+    """Group commit of CloudEvents: the halves that arrive while a transaction is
+    under way wait, and are then received together in the next one (one transaction,
+    one disk flush, one hop to a worker thread), each answered once it is on disk.
+    KServe's logger posts one event per request, many at a time."""
+
+    def __init__(self, ingestion: Ingestion) -> None:
+        self.ingestion = ingestion
+        self._waiting: list[tuple[CloudEvent, asyncio.Future[IngestCounts]]] = []
+        self._draining: asyncio.Task[None] | None = None
+
+    async def receive(self, event: CloudEvent) -> IngestCounts:
+        answer: asyncio.Future[IngestCounts] = asyncio.get_running_loop().create_future()
+        self._waiting.append((event, answer))
+        if self._draining is None:
+            # a task of its own: the caller that started it may go away mid-transaction
+            self._draining = asyncio.create_task(self._drain())
+        return await asyncio.shield(answer)
+
+    async def _drain(self) -> None:
+        from starlette.concurrency import run_in_threadpool
+
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                try:
+                    counts = await run_in_threadpool(
+                        self.ingestion.receive_all, [event for event, _ in batch]
+                    )
+                except Exception as error:  # the ledger failed: every event of the batch
+                    for _, answer in batch:
+                        answer.set_exception(error)
+                    continue
+                for (_, answer), count in zip(batch, counts, strict=True):
+                    answer.set_result(count)
+        finally:
+            self._draining = None
+
+
 def add_event_routes(app: Any, ingestion: Ingestion) -> None:
     """`POST /ingest/kserve` (and `/ingest/kserve/{token}`) on `app`."""
     from fastapi.responses import JSONResponse
     from starlette.concurrency import run_in_threadpool
+
+    arriving = ArrivingTogether(ingestion)
 
     async def receive(request: Request) -> Any:
         body = await request.body()
@@ -38,15 +80,15 @@ def add_event_routes(app: Any, ingestion: Ingestion) -> None:
             event = CloudEvent.of(request.headers, body)
         except BadInput as problem:  # kept, with why, never dropped
             refused = Unreadable("kserve", sha256_bytes(body), "", str(problem), body)
-            await run_in_threadpool(
-                ingestion.commit, [], [ingestion.quarantined(refused, str(problem))]
-            )
+            await run_in_threadpool(ingestion.quarantine, refused)
             return JSONResponse({"error": f"quarantined: {problem}"}, 400)
-        counts = await run_in_threadpool(ingestion.receive, event)
+        counts = await arriving.receive(event)
         return JSONResponse(counts.to_dict())
 
     for path in (EVENTS_PATH, EVENTS_PATH + "/{token}"):
-        app.add_api_route(path, receive, methods=["POST"], include_in_schema=False)
+        # a plain Starlette route: it takes the request as it is, so FastAPI's
+        # parameter machinery has nothing to do on each of many small posts
+        app.add_route(path, receive, methods=["POST"], include_in_schema=False)
 
 
 def listen(

@@ -53,21 +53,40 @@ def error_body(path: str, message: str) -> dict[str, str]:
 
 def limit_body(app: FastAPI, max_body: int) -> None:
     """Refuse a body over `max_body` bytes (413), or of no stated length (411)."""
-    from fastapi.responses import JSONResponse
+    app.add_middleware(BodyLimit, max_body=max_body)
 
-    @app.middleware("http")
-    async def limited(request: Request, call_next: Any) -> Any:
-        if request.method in {"POST", "PUT", "PATCH"}:
-            length = request.headers.get("content-length")
-            # A chunked body would be read whole (before the caller is even checked),
-            # whatever Content-Length claims: only bodies of a stated length are read.
-            path = request.url.path
-            if length is None or "transfer-encoding" in request.headers:
-                return JSONResponse(error_body(path, "send the body with a Content-Length"), 411)
-            if not length.isdigit() or int(length) > max_body:
-                limit = f"{max_body:,} bytes (REPLAY_MAX_BODY)"
-                return JSONResponse(error_body(path, f"the request body is over {limit}"), 413)
-        return await call_next(request)
+
+class BodyLimit:
+    """ASGI middleware (plain: it runs on every request, and Starlette's
+    BaseHTTPMiddleware costs a task and a stream per request) for `limit_body`."""
+
+    def __init__(self, app: ASGIApp, max_body: int) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in {"POST", "PUT", "PATCH"}:
+            refusal = self._refusal(scope)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _refusal(self, scope: Scope) -> Any:
+        from fastapi.responses import JSONResponse
+        from starlette.datastructures import Headers
+
+        headers = Headers(scope=scope)
+        length = headers.get("content-length")
+        # A chunked body would be read whole (before the caller is even checked),
+        # whatever Content-Length claims: only bodies of a stated length are read.
+        path = scope["path"]
+        if length is None or "transfer-encoding" in headers:
+            return JSONResponse(error_body(path, "send the body with a Content-Length"), 411)
+        if not length.isdigit() or int(length) > self.max_body:
+            limit = f"{self.max_body:,} bytes (REPLAY_MAX_BODY)"
+            return JSONResponse(error_body(path, f"the request body is over {limit}"), 413)
+        return None
 
 
 _HANDLER, _STOP = "handler", "stop"
@@ -104,11 +123,17 @@ class Draining:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._over = asyncio.Event()
+        self._over: asyncio.Future[None] | None = None  # done DRAIN s after the stop
+
+    def _drained(self) -> asyncio.Future[None]:
+        if self._over is None:  # made in the server's event loop, by its first request
+            self._over = asyncio.get_running_loop().create_future()
+        return self._over
 
     def stop(self) -> None:
         """The server is stopping: called in its event loop."""
-        asyncio.get_running_loop().call_later(DRAIN, self._over.set)
+        over = self._drained()
+        asyncio.get_running_loop().call_later(DRAIN, lambda: over.done() or over.set_result(None))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -124,16 +149,13 @@ class Draining:
             await send(message)
 
         handler = asyncio.ensure_future(self.app(scope, receive, sending))
-        over = asyncio.ensure_future(self._over.wait())
-        try:
-            await asyncio.wait({handler, over}, return_when=asyncio.FIRST_COMPLETED)
+        try:  # one future shared by every request: no task of its own for each
+            await asyncio.wait({handler, self._drained()}, return_when=asyncio.FIRST_COMPLETED)
             if not handler.done() and (started or not answer.claim(_STOP)):
                 await handler  # its answer is under way: uvicorn's graceful wait bounds it
         except asyncio.CancelledError:
             handler.cancel()
             raise
-        finally:
-            over.cancel()
         if handler.done():
             handler.result()  # its failure, if any, is uvicorn's to report
             return
