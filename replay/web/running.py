@@ -133,7 +133,12 @@ class Draining:
     def stop(self) -> None:
         """The server is stopping: called in its event loop."""
         over = self._drained()
-        asyncio.get_running_loop().call_later(DRAIN, lambda: over.done() or over.set_result(None))
+
+        def drained() -> None:
+            if not over.done():
+                over.set_result(None)
+
+        asyncio.get_running_loop().call_later(DRAIN, drained)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
