@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,14 +44,15 @@ class IngestCounts:
     quarantined: int = 0
 
     def __add__(self, other: IngestCounts) -> IngestCounts:
-        return IngestCounts(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
+        both = zip(vars(self).values(), vars(other).values(), strict=True)
+        return IngestCounts(*(a + b for a, b in both))
 
     @property
     def total(self) -> int:
         return self.logged + self.duplicate + self.pending + self.quarantined
 
     def to_dict(self) -> dict[str, int]:
-        return dict(vars(self))  # (asdict copies deeply: these are numbers)
+        return dict(vars(self))
 
     def __str__(self) -> str:
         return (
@@ -319,7 +320,10 @@ def _batches(
     entries: list[NewEntry] = []
     refused: list[dict[str, Any]] = []
     for item in items:
-        (entries if isinstance(item, NewEntry) else refused).append(item)  # type: ignore[arg-type]
+        if isinstance(item, NewEntry):
+            entries.append(item)
+        else:
+            refused.append(item)
         if len(entries) + len(refused) >= size:
             yield entries, refused
             entries, refused = [], []
