@@ -44,6 +44,11 @@ if TYPE_CHECKING:
 @click.option("--pending", is_flag=True, help="List the halves of decisions still waiting.")
 @click.option("--quarantined", is_flag=True, help="List the events that could not be logged.")
 @click.option("--limit", type=click.IntRange(min=1), help="With --pending or --quarantined.")
+@click.option(
+    "--workers",
+    type=click.IntRange(0, 256),
+    help="Processes preparing decisions read from LOCATION (default: one per core; 0: none).",
+)
 @json_option
 def ingest(
     location: str | None,
@@ -56,6 +61,7 @@ def ingest(
     pending: bool,
     quarantined: bool,
     limit: int | None,
+    workers: int | None,
     as_json: bool,
 ) -> None:
     """Log decisions made elsewhere: LOCATION (a file, a folder or s3://bucket/prefix)
@@ -87,6 +93,7 @@ def ingest(
             deployment=deployment,
             columns=[name.strip() for name in columns.split(",")] if columns else None,
             progress=progress,
+            workers=workers,
         )
     emit(counts, as_json, _counts)
 

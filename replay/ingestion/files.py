@@ -82,15 +82,22 @@ def _s3_files(location: str) -> list[SourceFile]:
     return sorted(found, key=lambda file: file.name)
 
 
-def json_lines(file: SourceFile, deployment: str) -> Iterator[Event]:
-    """The decisions of a JSON lines file (blank lines skipped)."""
+Record = tuple[bytes, str]  # one decision's record as read, and where: `file:line`
+
+
+def records(file: SourceFile, format: str) -> Iterator[Record]:
+    """The records of one file: its lines (JSON lines, SageMaker captures; blank ones
+    skipped), or the rows of a Parquet file, each as a JSON line."""
+    if format == "parquet":
+        yield from _parquet_rows(file)
+        return
     for number, line in enumerate(file.read().splitlines(), 1):
         if line.strip():
-            yield _record_event(line, f"{file.name}:{number}", deployment)
+            yield line, f"{file.name}:{number}"
 
 
-def parquet_rows(file: SourceFile, deployment: str) -> Iterator[Event]:
-    """The decisions of a Parquet file: columns `time`, `inputs`, `outputs` (structs, or
+def _parquet_rows(file: SourceFile) -> Iterator[Record]:
+    """The rows of a Parquet file: columns `time`, `inputs`, `outputs` (structs, or
     JSON text), and optionally `subject`, `seed`, `id`."""
     import pyarrow.parquet as pq
 
@@ -104,7 +111,7 @@ def parquet_rows(file: SourceFile, deployment: str) -> Iterator[Event]:
                 with contextlib.suppress(ValueError):  # else refused: not an object
                     row[key] = json.loads(row[key])
         line = canonical_json({key: _plain(value) for key, value in row.items()})
-        yield _record_event(line, f"{file.name}:{number}", deployment)
+        yield line, f"{file.name}:{number}"
 
 
 def _plain(value: Any) -> Any:
@@ -118,7 +125,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _record_event(line: bytes, where: str, deployment: str) -> Event:
+def record_event(line: bytes, where: str, deployment: str) -> Event:
     """One plain record: a decision, or unreadable (not JSON, not a record)."""
     try:
         record = json.loads(line)

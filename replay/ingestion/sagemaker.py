@@ -17,27 +17,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from replay.errors import BadInput
 from replay.ingestion.events import Event, Made, Unreadable, parse_time
-from replay.ingestion.files import SourceFile
 from replay.ingestion.tables import csv_outputs, csv_rows, json_outputs, json_rows
 from replay.manifests.canonical import sha256_bytes
 from replay.manifests.manifest import Manifest
 
 SOURCE = "sagemaker"
-
-
-def capture_events(
-    file: SourceFile, deployment: str, manifest: Manifest, columns: list[str] | None = None
-) -> Iterator[Event]:
-    """The decisions of one capture file (CSV requests' values in the order of
-    `columns`, default the manifest's)."""
-    for number, line in enumerate(file.read().splitlines(), 1):
-        if line.strip():
-            yield from record_events(line, f"{file.name}:{number}", deployment, manifest, columns)
 
 
 def record_events(

@@ -260,7 +260,11 @@ class ManifestStore:
         return runs[0]
 
     def resolve(self, manifest_id: str) -> str:
-        """The full id of a manifest given a unique prefix."""
+        """The full id of a manifest given a unique prefix. A full id cached on this
+        machine is taken as it is, without MLflow (whose import alone takes seconds); a
+        prefix is always asked of the tracking store, where it may be ambiguous."""
+        if len(manifest_id) == 64 and self._cached(manifest_id) is not None:
+            return manifest_id
         return self._run_for(manifest_id).data.tags[TAG_ID]
 
     def artifact(self, manifest_id: str, name: str, destination: Path) -> Path:

@@ -14,7 +14,8 @@ from replay.manifests.manifest import Manifest
 
 from replay.errors import BadInput
 from replay.ingestion import CloudEvent, Ingestion
-from replay.ingestion.files import SourceFile, json_lines
+from replay.ingestion.files import SourceFile, records
+from replay.ingestion.reading import Reading
 from replay.ingestion.sagemaker import record_events
 from replay.ledger.chain import GENESIS, NewEntry, entry_hash
 from replay.settings import load_settings
@@ -74,7 +75,7 @@ def record(i: int, **changes) -> dict:
 def test_a_file_of_decisions_is_logged_once_with_its_times_and_bad_lines_quarantined(
     ingestion, tmp_path
 ):
-    records = [
+    written = [
         record(1),
         record(2, subject="applicant-2", seed=7),
         record(1),  # the same event again
@@ -83,8 +84,8 @@ def test_a_file_of_decisions_is_logged_once_with_its_times_and_bad_lines_quarant
         record(4, outputs={"score": 0.5}),
         record(5, colour="red"),
     ]
-    file = lines(tmp_path / "decisions.jsonl", records)
-    counts = ingestion.log(json_lines(file, "credit"))
+    file = lines(tmp_path / "decisions.jsonl", written)
+    counts = ingestion.log(records(file, "jsonl"), Reading("jsonl", "credit"))
     assert counts.to_dict() == {"logged": 2, "duplicate": 1, "pending": 0, "quarantined": 4}
 
     logged = ingestion.ledger.list()
@@ -100,7 +101,8 @@ def test_a_file_of_decisions_is_logged_once_with_its_times_and_bad_lines_quarant
     assert "unknown key 'colour'" in reasons["order-5"]
     assert any("not JSON" in reason for reason in reasons.values())
 
-    again = ingestion.log(json_lines(file, "credit"))  # nothing new, not even in quarantine
+    # nothing new, not even in quarantine
+    again = ingestion.log(records(file, "jsonl"), Reading("jsonl", "credit"))
     assert again.to_dict() == {"logged": 0, "duplicate": 7, "pending": 0, "quarantined": 0}
     assert ingestion.ledger.verify().ok and ingestion.ledger.count() == 2
 
@@ -110,7 +112,8 @@ def test_an_unknown_deployment_is_quarantined_naming_it(ingestion, tmp_path, mon
         raise BadInput(f"unknown deployment {named!r}")
 
     monkeypatch.setattr(ingestion, "manifest_of", unknown)
-    counts = ingestion.log(json_lines(lines(tmp_path / "d.jsonl", [record(1)]), "fraud"))
+    file = lines(tmp_path / "d.jsonl", [record(1)])
+    counts = ingestion.log(records(file, "jsonl"), Reading("jsonl", "fraud"))
     assert counts.quarantined == 1
     (held,) = ingestion.holding.events("quarantined")
     assert held.reason == "unknown deployment 'fraud'" and held.deployment == "fraud"
@@ -191,8 +194,8 @@ def test_an_undecodable_capture_is_one_unreadable_event_saying_why(line, reason)
 
 
 def test_a_score_alone_is_decided_by_the_deployments_declared_rule(ingestion):
-    made = record_events(capture("1200.5,41\n900,30", "0.75\n0.25"), "c:1", "credit-xgb", RULED)
-    counts = ingestion.log(made)
+    line = capture("1200.5,41\n900,30", "0.75\n0.25")
+    counts = ingestion.log([(line, "c:1")], Reading("sagemaker", "credit-xgb", RULED))
     assert counts.logged == 2
     assert [e.outputs for e in ingestion.ledger.list()] == [
         {"score": 0.75, "decision": "approved"},
