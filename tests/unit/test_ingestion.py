@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import sqlite3
 from pathlib import Path
 
@@ -13,11 +14,12 @@ import pytest
 from replay.manifests.manifest import Manifest
 
 from replay.errors import BadInput
-from replay.ingestion import CloudEvent, Ingestion
+from replay.ingestion import CloudEvent, IngestCounts, Ingestion
 from replay.ingestion.files import SourceFile, records
 from replay.ingestion.reading import Reading
 from replay.ingestion.sagemaker import record_events
 from replay.ledger.chain import GENESIS, NewEntry, entry_hash
+from replay.ledger.subjects import erase_subject
 from replay.settings import load_settings
 from tests.factories import manifest_document
 
@@ -49,12 +51,17 @@ RULED = Manifest(
 )
 
 
-@pytest.fixture
-def ingestion(tmp_path) -> Ingestion:
-    settings = load_settings({"REPLAY_HOME": str(tmp_path / "home")}, cwd=tmp_path)
+def fresh(folder: Path) -> Ingestion:
+    """An ingestion into a new ledger kept in `folder`."""
+    settings = load_settings({"REPLAY_HOME": str(folder / "home")}, cwd=folder)
     made = Ingestion(settings)
     made._manifests.update({"credit": CREDIT, "credit-xgb": RULED})  # in place of MLflow
     return made
+
+
+@pytest.fixture
+def ingestion(tmp_path) -> Ingestion:
+    return fresh(tmp_path)
 
 
 def lines(path: Path, records: list) -> SourceFile:
@@ -261,6 +268,181 @@ def test_a_pair_that_is_no_decision_is_quarantined_and_released(ingestion):
     (held,) = ingestion.holding.events("quarantined")
     assert "output field 'decision' is missing" in held.reason
     assert set(json.loads(held.payload or b"")) == {"request", "response"}
+
+
+PENDING, LOGGED = IngestCounts(pending=1), IngestCounts(logged=1)
+DUPLICATE, QUARANTINED = IngestCounts(duplicate=1), IngestCounts(quarantined=1)
+NO_DECISION = {"predictions": [{"score": 0.9}]}  # the output field 'decision' missing
+TWO_ROWS = {"instances": [[1500.0, 21], [3500.0, 62]], "parameters": {"subjects": ["a", "b"]}}
+TWO_ANSWERS = {
+    "predictions": [{"decision": "approved", "score": 0.2}, {"decision": "rejected", "score": 0.8}]
+}
+
+
+def pair(event_id: str, request: dict = REQUEST, response: dict = RESPONSE) -> list[CloudEvent]:
+    return [event("request", request, event_id), event("response", response, event_id)]
+
+
+def held_ids(ingestion: Ingestion, state: str) -> list[tuple[str, str]]:
+    return [(e.source_id, e.held_as) for e in ingestion.holding.events(state)]
+
+
+def logged_ids(ingestion: Ingestion) -> list[str | None]:
+    return [entry.source_id for entry in ingestion.ledger.list()]
+
+
+def holding_writes(ingestion: Ingestion) -> sqlite3.Connection:
+    """The ledger's database, noting every row ever written to the holding table (in
+    `held_log`), even one deleted again in the same transaction."""
+    database = sqlite3.connect(ingestion.settings.ledger)
+    database.executescript(
+        """
+        CREATE TABLE held_log (source_id TEXT, held_as TEXT);
+        CREATE TRIGGER held_logged AFTER INSERT ON held_events
+        BEGIN INSERT INTO held_log VALUES (NEW.source_id, NEW.held_as); END;
+        """
+    )
+    return database
+
+
+@pytest.mark.parametrize("first", ["request", "response"])
+def test_a_request_and_its_response_received_together_are_logged_once_and_never_held(
+    ingestion, first
+):
+    halves = {"request": event("request", REQUEST), "response": event("response", RESPONSE)}
+    second = "response" if first == "request" else "request"
+    database = holding_writes(ingestion)
+    assert ingestion.receive_all([halves[first], halves[second]]) == [PENDING, LOGGED]
+    (entry,) = ingestion.ledger.list()
+    assert (entry.source, entry.source_id, entry.time) == (
+        "kserve",
+        "ce-1",
+        "2026-04-05T06:07:08.123000+00:00",
+    )
+    assert entry.is_sealed and entry.inputs == {"income": 2500.0, "age": 44}
+    assert entry.outputs == RESPONSE["predictions"][0]
+    assert ingestion.holding.events("pending") == []
+    assert ingestion.holding.events("quarantined") == []
+    assert database.execute("SELECT * FROM held_log").fetchall() == []  # not even for a while
+    assert ingestion.ledger.verify().ok
+
+
+def test_the_same_request_twice_in_one_batch_is_held_once(ingestion):
+    request = event("request", REQUEST)
+    assert ingestion.receive_all([request, request]) == [PENDING, DUPLICATE]
+    assert held_ids(ingestion, "pending") == [("ce-1", "request")]
+    assert ingestion.ledger.count() == 0
+    assert ingestion.receive(event("response", RESPONSE)) == LOGGED  # the one held is paired
+    assert logged_ids(ingestion) == ["ce-1"] and held_ids(ingestion, "pending") == []
+
+
+@pytest.mark.parametrize(
+    ("halves", "logged"),
+    [
+        (pair("ce-1"), ["ce-1"]),
+        ([*reversed(pair("ce-1"))], ["ce-1"]),
+        (pair("ce-1", TWO_ROWS, TWO_ANSWERS), ["ce-1/0", "ce-1/1"]),  # known by its first row
+    ],
+)
+def test_a_pair_received_twice_in_one_batch_is_logged_once_and_its_copies_are_duplicates(
+    ingestion, halves, logged
+):
+    counts = ingestion.receive_all([*halves, *halves])
+    assert counts == [PENDING, IngestCounts(logged=len(logged)), DUPLICATE, DUPLICATE]
+    assert logged_ids(ingestion) == logged
+    assert held_ids(ingestion, "pending") == [] and held_ids(ingestion, "quarantined") == []
+    assert ingestion.receive_all([*halves]) == [DUPLICATE, DUPLICATE]  # and in a later batch
+
+
+def test_a_batch_completes_pairs_held_before_holds_new_halves_and_quarantines_bad_pairs(
+    ingestion,
+):
+    request_1, response_1 = pair("ce-1")
+    request_4, _ = pair("ce-4")
+    assert [ingestion.receive(request_1), ingestion.receive(request_4)] == [PENDING, PENDING]
+    counts = ingestion.receive_all(
+        [
+            response_1,  # completes the request held before
+            event("request", REQUEST, "ce-2"),  # waits for its response
+            *pair("ce-3", response=NO_DECISION),  # both halves here, no decision
+            event("response", NO_DECISION, "ce-4"),  # the request held before, no decision
+        ]
+    )
+    assert counts == [LOGGED, PENDING, PENDING, QUARANTINED, QUARANTINED]
+    assert logged_ids(ingestion) == ["ce-1"]
+    assert held_ids(ingestion, "pending") == [("ce-2", "request")]  # ce-1's and ce-4's released
+    reasons = {e.source_id: e.reason for e in ingestion.holding.events("quarantined")}
+    assert set(reasons) == {"ce-3", "ce-4"}
+    for reason in reasons.values():
+        assert "output field 'decision' is missing" in reason
+    for kept in ingestion.holding.events("quarantined"):  # the pair kept as it came
+        assert set(json.loads(kept.payload or b"")) == {"request", "response"}
+    assert ingestion.receive_all([response_1, *pair("ce-3")]) == [DUPLICATE] * 3
+
+
+def test_a_response_whose_held_request_was_erased_is_quarantined_saying_so(ingestion):
+    assert ingestion.receive_all(pair("ce-0")) == [PENDING, LOGGED]  # applicant-9 is known
+    secret = {**REQUEST, "instances": [[987654.25, 44]]}
+    assert ingestion.receive(event("request", secret, "ce-1")) == PENDING
+    (waiting,) = ingestion.holding.events("pending")
+    assert waiting.subject is not None and b"987654.25" in (waiting.payload or b"")
+    erase_subject("applicant-9", settings=ingestion.settings)
+    (waiting,) = ingestion.holding.events("pending")
+    assert waiting.payload is None  # its key is gone: it cannot be opened
+
+    other = {**REQUEST, "parameters": {"subject": "applicant-7"}}
+    response = event("response", RESPONSE, "ce-1")
+    counts = ingestion.receive_all([response, *pair("ce-2", request=other), response])
+    assert counts == [QUARANTINED, PENDING, LOGGED, DUPLICATE]
+    assert logged_ids(ingestion) == ["ce-0", "ce-2"]
+    assert ingestion.holding.events("pending") == []  # the erased request released
+    (refused,) = ingestion.holding.events("quarantined")
+    assert (refused.source_id, refused.reason) == ("ce-1", "its subject's data was erased")
+    assert b"987654.25" not in (refused.payload or b"")
+    assert ingestion.receive(response) == DUPLICATE
+    assert ingestion.ledger.verify().ok
+
+
+def mixed_halves() -> list[CloudEvent]:
+    """Halves of every fate: paired in either order, copied, never answered, no
+    decision, several rows."""
+    request_3, response_3 = pair("ce-3", response=NO_DECISION)
+    return [
+        *pair("ce-1"),
+        *pair("ce-1"),
+        *reversed(pair("ce-2", request={**REQUEST, "parameters": {"subject": "applicant-2"}})),
+        request_3,
+        response_3,
+        response_3,
+        request_3,
+        *pair("ce-4", TWO_ROWS, TWO_ANSWERS),
+        pair("ce-4", TWO_ROWS, TWO_ANSWERS)[1],
+        event("request", REQUEST, "ce-5"),  # never answered
+        event("request", REQUEST, "ce-5"),
+        *pair("ce-6", request={"instances": [[2500.0]]}),  # an input missing
+    ]
+
+
+@pytest.mark.parametrize("shuffled", [None, 1, 2, 3, 4, 5])
+def test_halves_received_together_fare_as_if_each_had_its_own_transaction(tmp_path, shuffled):
+    halves = mixed_halves()
+    if shuffled is not None:
+        random.Random(shuffled).shuffle(halves)
+    together, alone = fresh(tmp_path / "together"), fresh(tmp_path / "alone")
+    counts = together.receive_all(halves)
+    assert counts == [alone.receive(half) for half in halves]
+    assert all(vars(sum(counts, IngestCounts())).values())  # every fate is met
+
+    def state(ingestion: Ingestion) -> tuple[list, list, list]:
+        logged = [(e.source_id, e.inputs, e.outputs) for e in ingestion.ledger.list()]
+        return (
+            logged,
+            held_ids(ingestion, "pending"),
+            sorted((e.source_id, e.reason) for e in ingestion.holding.events("quarantined")),
+        )
+
+    assert state(together) == state(alone)
+    assert together.ledger.verify().ok
 
 
 def test_an_event_that_is_not_kserves_is_refused_saying_why():
