@@ -94,6 +94,17 @@ class Ingestion:
         if default is not None:
             self.manifest_of("")  # a default that names nothing is the caller's mistake now
 
+    def maker(self) -> Callable[[], Ingestion]:
+        """What makes an Ingestion like this one, knowing the manifests it found, in
+        another process."""
+        return partial(
+            Ingestion,
+            self.settings,
+            default=self.default,
+            mapping=self.mapping,
+            manifests=self._manifests,
+        )
+
     def manifest_of(self, named: str) -> Manifest:
         """The manifest an event's deployment name means (its newest, for a name)."""
         target = self.mapping.get(named) or self.default or named
@@ -153,15 +164,7 @@ class Ingestion:
             for each in itertools.chain(started, batches):
                 counts += self._commit(*self.prepare(reading.events(each)))
             return counts
-        # each process prepares with an Ingestion like this one, knowing its manifests
-        make = partial(
-            Ingestion,
-            self.settings,
-            default=self.default,
-            mapping=self.mapping,
-            manifests=self._manifests,
-        )
-        with preparing_processes(make, reading, workers) as preparing:
+        with preparing_processes(self.maker(), reading, workers) as preparing:
             later = preparing(itertools.chain(started[1:], batches))  # started on them now
             counts = self._commit(*self.prepare(reading.events(started[0])))
             for entries, refused in later:

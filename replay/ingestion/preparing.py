@@ -1,16 +1,15 @@
-"""Decisions read from files, prepared in worker processes: each batch of records is
-parsed, checked against its deployment's schema, pseudonymised and sealed under its
-people's keys (new keys made and put on disk there), while this process links the
-batches it gets back into the chain and commits them, in the order they were read.
-Preparing is most of an entry's cost (sealing alone a third); linking must be done one
-entry after another, so it stays in one process.
+"""Decisions read from files, prepared in processes of their own: each batch of records
+is parsed, checked against its deployment's schema, pseudonymised and sealed under its
+people's keys (new keys put on disk there) by processes running behind this one, which
+links the batches into the chain and commits them in the order read. Preparing is most
+of an entry's cost; linking must be done one entry after another, in one process.
 
 These are a stdlib `ProcessPoolExecutor`'s processes, not Dask's, where replay runs its
-other work over many decisions: they read the subject key store and hold the key
-behind pseudonyms, which pass to them through private pipes; a local Dask cluster
-passes its tasks over TCP that any local user can connect to, and takes 1.2 s to start
-here (a tenth of ingesting 100,000 decisions). The work is local anyway: the key store
-and the ledger are this machine's files.
+other work over many decisions: they read the subject key store and hold the key behind
+pseudonyms, which pass to them through private pipes, where a local Dask cluster passes
+its tasks over TCP that any local user can connect to; and a cluster takes 1.2 s to
+start here (a sixth of ingesting 100,000 decisions). The work is local anyway: the key
+store and the ledger are this machine's files.
 """
 
 from __future__ import annotations
@@ -35,18 +34,18 @@ Prepared = tuple[list[PreparedEntry], list[dict[str, Any]]]  # entries, quaranti
 
 
 class Preparer(Protocol):
-    """What prepares decisions in a worker (an `Ingestion`)."""
+    """What prepares decisions in those processes (an `Ingestion`)."""
 
     def prepare(self, events: Iterable[Event]) -> Prepared: ...
 
 
-_worker: tuple[Preparer, Reading] | None = None  # in a worker: what prepares, how to read
+_preparer: Preparer | None = None  # in a preparing process: what it prepares with
 
 
 def default_workers() -> int:
     """One process per core. They run behind this one (`nice`): linking and committing
-    is what they all wait for (on 2 cores, two workers at the same priority slowed
-    100,000 decisions from 8.0 s to 9.5 s; behind it, they took 6.5 s)."""
+    is what they all wait for (on 2 cores, two at the same priority slowed 100,000
+    decisions from 8.0 s to 9.5 s; behind it, they took 6.5 s)."""
     return max(1, os.cpu_count() or 1)
 
 
@@ -55,18 +54,19 @@ def preparing_processes(
     make: Callable[[], Preparer], reading: Reading, workers: int
 ) -> Iterator[Callable[[Iterable[list[Record]]], Iterator[Prepared]]]:
     """A function mapping batches of records to their prepared entries and quarantined
-    rows, in order, prepared by `workers` processes, each with the preparer `make`
-    makes (a few batches ahead of the one taken, never all of them in memory)."""
+    rows, in order, prepared by `workers` processes, each with what `make` makes (a few
+    batches ahead of the one taken, never all of them in memory)."""
     context = multiprocessing.get_context("spawn")  # no copy of this process's connections
-    arguments = (make, reading)
-    pool = ProcessPoolExecutor(workers, context, initializer=_start, initargs=arguments)
+    pool = ProcessPoolExecutor(workers, context, initializer=_start, initargs=(make,))
 
     def prepared(batches: Iterable[list[Record]]) -> Iterator[Prepared]:
         # the first batches are sent at once: the processes start on them while the
         # caller goes on with other work
         batches = iter(batches)
-        ahead = deque(pool.submit(_prepare, batch) for batch in islice(batches, 2 * workers))
-        return _in_order(pool, ahead, batches)
+        ahead = deque(
+            pool.submit(_prepare, reading, batch) for batch in islice(batches, 2 * workers)
+        )
+        return _in_order(pool, reading, ahead, batches)
 
     try:
         yield prepared
@@ -75,11 +75,14 @@ def preparing_processes(
 
 
 def _in_order(
-    pool: ProcessPoolExecutor, ahead: deque[Future[Prepared]], batches: Iterator[list[Record]]
+    pool: ProcessPoolExecutor,
+    reading: Reading,
+    ahead: deque[Future[Prepared]],
+    batches: Iterator[list[Record]],
 ) -> Iterator[Prepared]:
     """Each batch's result in turn, the next batch sent as one is taken."""
     for batch in batches:
-        ahead.append(pool.submit(_prepare, batch))
+        ahead.append(pool.submit(_prepare, reading, batch))
         yield _result(ahead.popleft())
     while ahead:
         yield _result(ahead.popleft())
@@ -92,14 +95,13 @@ def _result(future: Future[Prepared]) -> Prepared:
         raise EnvironmentProblem(f"a process preparing decisions died: {error}") from None
 
 
-def _start(make: Callable[[], Preparer], reading: Reading) -> None:
+def _start(make: Callable[[], Preparer]) -> None:
     os.nice(10)  # behind the process that links and commits, which they all wait for
-    global _worker
-    _worker = (make(), reading)
+    global _preparer
+    _preparer = make()
 
 
-def _prepare(batch: list[Record]) -> Prepared:
-    if _worker is None:
+def _prepare(reading: Reading, batch: list[Record]) -> Prepared:
+    if _preparer is None:
         raise RuntimeError("a preparing process was not started")
-    preparer, reading = _worker
-    return preparer.prepare(reading.events(batch))
+    return _preparer.prepare(reading.events(batch))

@@ -114,6 +114,28 @@ def test_a_file_of_decisions_is_logged_once_with_its_times_and_bad_lines_quarant
     assert ingestion.ledger.verify().ok and ingestion.ledger.count() == 2
 
 
+def test_batches_prepared_in_worker_processes_are_logged_as_in_this_one(tmp_path):
+    written = [
+        record(i, subject=f"applicant-{i}") if i % 7 else record(i, inputs={"income": "x"})
+        for i in range(1, 40)
+    ]
+    written[20:20] = [record(3, subject="applicant-3"), "{not json"]  # a copy, and no JSON
+    file = lines(tmp_path / "decisions.jsonl", written)
+    here, there = fresh(tmp_path / "here"), fresh(tmp_path / "there")
+    alone = here.log(records(file, "jsonl"), Reading("jsonl", "credit"), batch=4, workers=0)
+    together = there.log(records(file, "jsonl"), Reading("jsonl", "credit"), batch=4, workers=2)
+
+    assert together == alone
+    assert alone.logged and alone.duplicate and alone.quarantined
+    assert [(e.source_id, e.time, e.inputs, e.outputs) for e in there.ledger.list()] == [
+        (e.source_id, e.time, e.inputs, e.outputs) for e in here.ledger.list()
+    ]  # in the order read, each sealed under its person's key made in a worker
+    assert all(e.is_sealed for e in there.ledger.list()) and there.ledger.verify().ok
+    assert [e.reason for e in there.holding.events("quarantined")] == [
+        e.reason for e in here.holding.events("quarantined")
+    ]
+
+
 def test_an_unknown_deployment_is_quarantined_naming_it(ingestion, tmp_path, monkeypatch):
     def unknown(named: str) -> Manifest:
         raise BadInput(f"unknown deployment {named!r}")
