@@ -91,8 +91,11 @@ def _in_order(
 def _result(future: Future[Prepared]) -> Prepared:
     try:
         return future.result()
-    except BrokenProcessPool as error:  # killed, out of memory: the machine, not the input
-        raise EnvironmentProblem(f"a process preparing decisions died: {error}") from None
+    except BrokenProcessPool:  # killed, out of memory: the machine, not the input
+        raise EnvironmentProblem(
+            "a process preparing decisions died (a script calling replay.ingest at its top "
+            'level, without `if __name__ == "__main__":`, starts itself again in each one)'
+        ) from None
 
 
 def _start(make: Callable[[], Preparer]) -> None:
