@@ -217,11 +217,15 @@ class Ingestion:
         are committed together). What becomes of each half, in order."""
         # a held request is sealed under its person's key; one of several people's, in clear
         subjects = [self._held_subject(event) for event in events]
-        # the keys of the people of these requests, and of those of the requests held
-        # for these responses, made or read in one go (one flush)
+        # the keys of the people of these requests, made or read in one go (one flush),
+        # and those of the people of the requests held for these responses, read as they
+        # are: what was sealed under them is on disk, and an erased person gets no new one
         waiting = self.holding.subjects(KSERVE, [e.id for e in events if e.part == "response"])
-        named = sorted({subject for subject in [*subjects, *waiting] if subject is not None})
-        keys = self.ledger.keys.current_many(named) if named and self.ledger.keys else {}
+        named = sorted({subject for subject in subjects if subject is not None})
+        keys: dict[str, SubjectKey] = {}
+        if self.ledger.keys is not None:
+            keys.update(self.ledger.keys.existing(waiting) if waiting else {})
+            keys.update(self.ledger.keys.current_many(named) if named else {})
         counts: list[IngestCounts] = self.ledger._write(
             lambda connection: _Arrivals(self, connection, keys).receive(events, subjects)
         )

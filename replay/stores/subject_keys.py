@@ -46,6 +46,11 @@ class SubjectKeyStore(ABC):
         return {subject: self.current(subject) for subject in subjects}
 
     @abstractmethod
+    def existing(self, subjects: list[str]) -> dict[str, SubjectKey]:
+        """The keys these subjects have (none made), as they are: for opening what was
+        sealed, and so written, under them."""
+
+    @abstractmethod
     def find(self, subject: str, key_id: str) -> bytes | None:
         """The secret of `key_id`, or None once it was destroyed (or never existed)."""
 
@@ -85,6 +90,10 @@ class TableKeys(SubjectKeyStore):
                 found.update(self._read(missing))
             missing = [subject for subject in subjects if subject not in found]
         return found
+
+    def existing(self, subjects: list[str]) -> dict[str, SubjectKey]:
+        # data sealed under a key was written only once its key was on disk
+        return self._read(subjects, durable=False)
 
     def find(self, subject: str, key_id: str) -> bytes | None:
         # data sealed under a key was written only once its key was on disk

@@ -421,6 +421,7 @@ def test_a_response_whose_held_request_was_erased_is_quarantined_saying_so(inges
     (refused,) = ingestion.holding.events("quarantined")
     assert (refused.source_id, refused.reason) == ("ce-1", "its subject's data was erased")
     assert b"987654.25" not in (refused.payload or b"")
+    assert ingestion.ledger.keys.existing([waiting.subject]) == {}  # no new key made for them
     assert ingestion.receive(response) == DUPLICATE
     assert ingestion.ledger.verify().ok
 
