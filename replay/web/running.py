@@ -18,7 +18,8 @@ from replay.errors import EnvironmentProblem
 if TYPE_CHECKING:  # FastAPI loads in about 0.3 s: only a running server pays it
     import socket
 
-    from fastapi import FastAPI, Request
+    from fastapi import Request
+    from starlette.applications import Starlette
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Seconds from SIGTERM to the end of the process, whatever happens: requests in flight
@@ -51,7 +52,7 @@ def error_body(path: str, message: str) -> dict[str, str]:
     return {"error" if is_open_inference(path) else "detail": message}
 
 
-def limit_body(app: FastAPI, max_body: int) -> None:
+def limit_body(app: Starlette, max_body: int) -> None:
     """Refuse a body over `max_body` bytes (413), or of no stated length (411)."""
     app.add_middleware(BodyLimit, max_body=max_body)
 
@@ -195,7 +196,7 @@ def end_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, stop)
 
 
-def run(app: FastAPI, host: str, port: int) -> None:
+def run(app: Starlette, host: str, port: int) -> None:
     """Serve `app` until interrupted or terminated; requests still in flight DRAIN
     seconds after the signal are answered 503 (`Draining`)."""
     import uvicorn

@@ -187,6 +187,37 @@ def test_kserve_cloud_events_are_paired_in_either_order_counted_and_replayed(
     assert json.loads(run_cli("ingest", "--pending", "--json").stdout) == []
     garbled = httpx.post(f"{url}{path}", content=b"{}", headers={"ce-id": "x", "ce-type": "y"})
     assert garbled.status_code == 400 and "quarantined" in garbled.json()["error"]
+    wrong = httpx.get(f"{url}{path}")  # KServe's logger posts
+    assert wrong.status_code == 405 and "GET" in wrong.text
+    assert httpx.get(f"{url}/health").json()["held"]["quarantined"] >= 1
+
+
+def test_kserve_cloud_events_posted_at_once_are_each_logged_once(listener, captured, decided):
+    """Many senders at once: halves received together are committed together."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import replay
+
+    url, secret = listener
+    path = f"/ingest/kserve/{secret}"
+    sent = {}
+    for i in range(24):
+        person, outputs = decided[i % len(decided)]
+        request = {"instances": [person], "parameters": {"subject": f"q-{i}"}}
+        sent[f"ce-{uuid.uuid4().hex[:8]}"] = (request, {"predictions": [outputs]})
+
+    def both(event_id: str) -> list[dict]:
+        request, response = sent[event_id]
+        halves = [("request", request), ("response", response)]
+        if len(event_id) % 2:  # some responses first
+            halves.reverse()
+        return [post_event(url, path, part, event_id, body).json() for part, body in halves]
+
+    with ThreadPoolExecutor(12) as senders:
+        answers = list(senders.map(both, sent))
+    assert all([max(a, key=a.get) for a in pair] == ["pending", "logged"] for pair in answers)
+    logged = [e.source_id for e in replay.list_transactions(deployment=captured.name)]
+    assert sorted(event_id for event_id in logged if event_id in sent) == sorted(sent)
 
 
 def test_an_altered_production_output_is_diverged_in_the_audit_naming_the_field(
