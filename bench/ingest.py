@@ -90,6 +90,7 @@ def ingest_file_benchmark(
 ) -> dict:
     """`replay ingest` naming the deployment by its manifest id, as a script that knows
     which frozen deployment decided would (a name is looked up in MLflow: 2 s more)."""
+    from replay.ingestion.preparing import default_workers
     from replay.ledger import open_ledger
 
     path = folder / "decisions.jsonl"
@@ -108,7 +109,7 @@ def ingest_file_benchmark(
         "decisions": count,
         "durable_and_sealed": "each batch fsynced; every decision of its own person, sealed",
         "deployment_given_as": "manifest id",
-        "preparing_processes": os.cpu_count(),
+        "preparing_processes": default_workers(),
         "seconds": seconds,
         "per_second": count / seconds,
         "naive_chained_loop_8_threads_per_second": baseline,

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 @click.option(
     "--workers",
     type=click.IntRange(0, 256),
-    help="Processes preparing decisions read from LOCATION (default: one per core; 0: none).",
+    help="With LOCATION: processes preparing its decisions (default: one per core; 0: none).",
 )
 @json_option
 def ingest(

@@ -68,6 +68,12 @@ _DIGEST = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,}")
 _MODEL_URI = re.compile(r"(?:models|runs):/[^/]")
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity: a container's cpuset, not
+    the host's count)."""
+    return max(1, len(os.sched_getaffinity(0)))
+
+
 def without_password(text: str) -> str:
     """A store's URL or address, or a message naming some, fit to show: the password of
     any userinfo left out (`scheme://user:pw@host`, or bare `user:pw@host:port`) and the

@@ -5,13 +5,12 @@ machine by default, or on any scheduler by address (`--scheduler`, or Dask's own
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from replay.errors import BadInput, EnvironmentProblem
-from replay.settings import load_settings, without_password
+from replay.settings import load_settings, usable_cores, without_password
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -25,7 +24,7 @@ Tag = TypeVar("Tag")
 def default_workers() -> int:
     """Worker processes of a local cluster: one per core, each answering through its
     own warm containers (one thread each: a container answers one request at a time)."""
-    return max(1, os.cpu_count() or 1)
+    return usable_cores()
 
 
 @contextmanager

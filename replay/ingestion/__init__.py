@@ -1,8 +1,9 @@
 """Decisions made by other serving stacks, logged into the ledger: files of decisions
 (`files`), SageMaker Data Capture (`sagemaker`), KServe's payload logger (`kserve`),
-the payload shapes they log (`tables`), and the `ingest` module that checks each against
-its frozen deployment, pairs halves, leaves out what was logged already and
-quarantines the rest with its reason.
+the payload shapes they log (`tables`), how a source's records become events
+(`reading`), and the `ingest` module that checks each against its frozen deployment,
+pairs halves, leaves out what was logged already and quarantines the rest with its
+reason (large files prepared in processes of their own: `preparing`).
 """
 
 from replay.ingestion.events import Made, Unreadable

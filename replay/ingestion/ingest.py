@@ -17,7 +17,7 @@ from typing import Any
 from replay.deployments.history import resolve_target
 from replay.errors import BadInput, one_line
 from replay.ingestion.events import Event, Made, Unreadable
-from replay.ingestion.files import Record, records, source_files
+from replay.ingestion.files import FORMATS, Record, records, source_files
 from replay.ingestion.kserve import SOURCE as KSERVE
 from replay.ingestion.kserve import CloudEvent, decisions_of, pair_payload, row_ids, subjects_of
 from replay.ingestion.preparing import Prepared, default_workers, preparing_processes
@@ -32,9 +32,9 @@ from replay.settings import Settings, load_settings
 from replay.stores.manifests import manifest_store
 from replay.stores.subject_keys import SubjectKey
 
-# Decisions appended per transaction: fewer, larger commits write each page of the
-# subject index (its keys are random) fewer times (100,000 decisions in batches of
-# 10,000 committed in 4.6 s, in batches of 2,000 in 6.6 s).
+# Records (a decision each, or a capture of several) per transaction: fewer, larger
+# commits write each page of the subject index (its keys are random) fewer times
+# (100,000 decisions in batches of 10,000 committed in 4.6 s, in batches of 2,000 in 6.6 s).
 BATCH = 10_000
 FORGET_UNKNOWN_S = 30.0  # a deployment not found is looked up again after this long
 
@@ -105,9 +105,18 @@ class Ingestion:
             manifests=self._manifests,
         )
 
+    def _target(self, named: str) -> str:
+        return self.mapping.get(named) or self.default or named
+
+    def knows(self, named: str) -> bool:
+        """Whether `manifest_of(named)` is answered without a lookup."""
+        target = self._target(named)
+        when, _ = self._unknown.get(target, (0.0, ""))
+        return target in self._manifests or time.monotonic() - when < FORGET_UNKNOWN_S
+
     def manifest_of(self, named: str) -> Manifest:
         """The manifest an event's deployment name means (its newest, for a name)."""
-        target = self.mapping.get(named) or self.default or named
+        target = self._target(named)
         if target in self._manifests:
             return self._manifests[target]
         when, why = self._unknown.get(target, (0.0, ""))
@@ -164,8 +173,9 @@ class Ingestion:
             for each in itertools.chain(started, batches):
                 counts += self._commit(*self.prepare(reading.events(each)))
             return counts
-        with preparing_processes(self.maker(), reading, workers) as preparing:
-            later = preparing(itertools.chain(started[1:], batches))  # started on them now
+        with preparing_processes(self.maker(), reading, workers) as in_order:
+            # the processes start on the later batches while this one does the first
+            later = in_order(itertools.chain(started[1:], batches))
             counts = self._commit(*self.prepare(reading.events(started[0])))
             for entries, refused in later:
                 counts += self._commit(entries, refused)
@@ -396,6 +406,8 @@ def ingest(
     `parquet` or `sagemaker`; `columns` orders the values of CSV payloads (default: the
     manifest's inputs, in its order). `progress(files done, files)` after each file is
     read; `workers` processes prepare the decisions (default: one per core)."""
+    if format not in FORMATS:  # before any lookup of the deployment
+        raise BadInput(f"format must be one of {', '.join(FORMATS)}")
     ingestion = Ingestion(settings, default=deployment)
     reading = Reading(format, deployment, ingestion.manifest_of(deployment), columns)
     files = source_files(location)

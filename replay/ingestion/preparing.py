@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -29,6 +30,7 @@ from replay.ingestion.events import Event
 from replay.ingestion.files import Record
 from replay.ingestion.reading import Reading
 from replay.ledger.chain import PreparedEntry
+from replay.settings import usable_cores
 
 Prepared = tuple[list[PreparedEntry], list[dict[str, Any]]]  # entries, quarantined rows
 
@@ -39,14 +41,15 @@ class Preparer(Protocol):
     def prepare(self, events: Iterable[Event]) -> Prepared: ...
 
 
+MAX_WORKERS = 16
 _preparer: Preparer | None = None  # in a preparing process: what it prepares with
+_failed: Exception | None = None  # or why it could not be made
 
 
 def default_workers() -> int:
-    """One process per core. They run behind this one (`nice`): linking and committing
-    is what they all wait for (on 2 cores, two at the same priority slowed 100,000
-    decisions from 8.0 s to 9.5 s; behind it, they took 6.5 s)."""
-    return max(1, os.cpu_count() or 1)
+    """One process per core this one may use, at most MAX_WORKERS (each holds a few
+    batches of 10,000 records)."""
+    return min(MAX_WORKERS, usable_cores())
 
 
 @contextmanager
@@ -54,14 +57,14 @@ def preparing_processes(
     make: Callable[[], Preparer], reading: Reading, workers: int
 ) -> Iterator[Callable[[Iterable[list[Record]]], Iterator[Prepared]]]:
     """A function mapping batches of records to their prepared entries and quarantined
-    rows, in order, prepared by `workers` processes, each with what `make` makes (a few
-    batches ahead of the one taken, never all of them in memory)."""
+    rows, in order, prepared by `workers` processes, each with what `make` makes. Once
+    called, the first batches are sent at once (the caller goes on meanwhile) and then
+    one more as each result is taken: at most 2 x `workers` batches are in flight. The
+    reading goes with each batch (a few kilobytes against 10,000 records)."""
     context = multiprocessing.get_context("spawn")  # no copy of this process's connections
     pool = ProcessPoolExecutor(workers, context, initializer=_start, initargs=(make,))
 
-    def prepared(batches: Iterable[list[Record]]) -> Iterator[Prepared]:
-        # the first batches are sent at once: the processes start on them while the
-        # caller goes on with other work
+    def in_order(batches: Iterable[list[Record]]) -> Iterator[Prepared]:
         batches = iter(batches)
         ahead = deque(
             pool.submit(_prepare, reading, batch) for batch in islice(batches, 2 * workers)
@@ -69,7 +72,7 @@ def preparing_processes(
         return _in_order(pool, reading, ahead, batches)
 
     try:
-        yield prepared
+        yield in_order
     finally:  # on a failure, batches sent ahead are not prepared for nothing
         pool.shutdown(cancel_futures=True)
 
@@ -91,20 +94,28 @@ def _in_order(
 def _result(future: Future[Prepared]) -> Prepared:
     try:
         return future.result()
-    except BrokenProcessPool:  # killed, out of memory: the machine, not the input
+    except BrokenProcessPool:  # the machine, not the input
         raise EnvironmentProblem(
-            "a process preparing decisions died (a script calling replay.ingest at its top "
-            'level, without `if __name__ == "__main__":`, starts itself again in each one)'
+            "a process preparing decisions died: killed, out of memory, or started again by "
+            "a script calling replay.ingest at its top level (without `if __name__ == "
+            '"__main__":`)'
         ) from None
 
 
 def _start(make: Callable[[], Preparer]) -> None:
-    os.nice(10)  # behind the process that links and commits, which they all wait for
-    global _preparer
-    _preparer = make()
+    # Behind the process that links and commits, which they all wait for (on 2 cores,
+    # two at the same priority slowed 100,000 decisions from 8.0 s to 9.5 s; behind it,
+    # they took 6.5 s). Ctrl-C is the caller's to handle: it shuts these down.
+    os.nice(10)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    global _preparer, _failed
+    try:
+        _preparer = make()
+    except Exception as error:  # raised with the first batch: a broken pool would hide it
+        _failed = error
 
 
 def _prepare(reading: Reading, batch: list[Record]) -> Prepared:
     if _preparer is None:
-        raise RuntimeError("a preparing process was not started")
+        raise _failed or RuntimeError("a preparing process was not started")
     return _preparer.prepare(reading.events(batch))

@@ -45,10 +45,11 @@ class SubjectKeyStore(ABC):
         """`current` for several subjects (a store may make the new keys in one go)."""
         return {subject: self.current(subject) for subject in subjects}
 
-    @abstractmethod
     def existing(self, subjects: list[str]) -> dict[str, SubjectKey]:
         """The keys these subjects have (none made), as they are: for opening what was
-        sealed, and so written, under them."""
+        sealed, and so written, under them. A store may read them in one go; by default
+        none, and each is then found by `find` when it is needed."""
+        return {}
 
     @abstractmethod
     def find(self, subject: str, key_id: str) -> bytes | None:

@@ -8,12 +8,13 @@ import base64
 import json
 import random
 import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
 from replay.manifests.manifest import Manifest
 
-from replay.errors import BadInput
+from replay.errors import BadInput, EnvironmentProblem
 from replay.ingestion import CloudEvent, IngestCounts, Ingestion
 from replay.ingestion.files import SourceFile, records
 from replay.ingestion.reading import Reading
@@ -493,3 +494,30 @@ def test_an_older_entry_holding_a_later_formats_column_is_named_changed(ingestio
     database.execute("UPDATE entries SET source = NULL, source_id = NULL WHERE seq = 1")
     database.commit()
     assert ledger.verify().ok  # a format 2 entry without them holds
+
+
+def unreachable_store() -> Ingestion:
+    raise EnvironmentProblem("subject key store unreachable")
+
+
+def test_a_preparing_process_that_cannot_start_says_why(tmp_path):
+    from replay.ingestion.preparing import preparing_processes
+
+    batches = [[(json.dumps(record(1)).encode(), "d:1")]]
+    with (
+        preparing_processes(unreachable_store, Reading("jsonl", "credit"), 1) as in_order,
+        pytest.raises(EnvironmentProblem, match="subject key store unreachable"),
+    ):
+        list(in_order(batches))
+
+
+def test_a_deployment_is_known_once_looked_up_or_refused(ingestion, monkeypatch):
+    def not_captured(target: str, settings) -> str:
+        raise BadInput(f"{target!r} is not captured")
+
+    # the module (`replay.ingestion.ingest` names the function `ingest` there)
+    monkeypatch.setattr(sys.modules["replay.ingestion.ingest"], "resolve_target", not_captured)
+    assert ingestion.knows("credit") and not ingestion.knows("fraud")
+    with pytest.raises(BadInput, match="unknown deployment 'fraud'"):
+        ingestion.manifest_of("fraud")
+    assert ingestion.knows("fraud")  # refused, and remembered a while without a lookup
