@@ -40,6 +40,9 @@ class Stopping(EnvironmentProblem):
     """The server stopped before this request was answered."""
 
 
+INGEST_PATHS = "/ingest/"  # where other stacks' events are received (`listening`)
+
+
 def is_open_inference(path: str) -> bool:
     """Whether `path` is one of the Open Inference Protocol's routes (KServe's v2)."""
     return path == "/v2" or path.startswith("/v2/")
@@ -47,9 +50,11 @@ def is_open_inference(path: str) -> bool:
 
 def error_body(path: str, message: str) -> dict[str, str]:
     """An error's JSON body as the route's protocol writes it: `{"error": ...}` on the
-    Open Inference Protocol's routes (its clients read that key), FastAPI's
-    `{"detail": ...}` on replay's own."""
-    return {"error" if is_open_inference(path) else "detail": message}
+    Open Inference Protocol's routes (its clients read that key) and on those receiving
+    other stacks' events (as their own answers), FastAPI's `{"detail": ...}` on replay's
+    own."""
+    plain = is_open_inference(path) or path.startswith(INGEST_PATHS)
+    return {"error" if plain else "detail": message}
 
 
 def limit_body(app: Starlette, max_body: int) -> None:

@@ -167,6 +167,7 @@ def test_kserve_cloud_events_are_paired_in_either_order_counted_and_replayed(
         post_event(url, "/ingest/kserve", "request", fourth, events[fourth][0], {})
     )  # no token
     assert [a.status_code for a in answers] == [200] * 6 + [401]
+    assert "token" in answers[6].json()["error"]  # as this route's own errors
     counts = [a.json() for a in answers[:6]]
     assert [max(c, key=c.get) for c in counts] == [
         "pending", "logged", "pending", "logged", "duplicate", "pending"
