@@ -64,9 +64,10 @@ def test_a_caller_without_the_right_token_is_refused_before_the_body_is_read(
     assert ("POST", "/decisions") in routes and ("GET", f"/decisions/{txn}") in routes
     assert ("POST", "/v2/models/{name}/infer") in routes and ("POST", "/ingest/kserve") in routes
 
-    def message(answer: httpx.Response) -> str:  # the Open Inference Protocol's key on /v2
+    def message(answer: httpx.Response) -> str:
+        # the Open Inference Protocol's key on /v2, and the event routes' own on /ingest
         body = answer.json()
-        return body["error"] if answer.url.path.startswith("/v2") else body["detail"]
+        return body["error"] if answer.url.path.startswith(("/v2", "/ingest/")) else body["detail"]
 
     strangers = [
         {},
