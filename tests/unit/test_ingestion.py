@@ -252,6 +252,18 @@ REQUEST = {"instances": [[2500.0, 44]], "parameters": {"subject": "applicant-9"}
 RESPONSE = {"predictions": [{"decision": "rejected", "score": 0.9}]}
 
 
+def logged_once(ingestion: Ingestion) -> None:
+    """The ledger holds REQUEST's decision with RESPONSE's outputs, once, sealed."""
+    (entry,) = ingestion.ledger.list()
+    assert (entry.source, entry.source_id, entry.time) == (
+        "kserve",
+        "ce-1",
+        "2026-04-05T06:07:08.123000+00:00",
+    )
+    assert entry.is_sealed and entry.inputs == {"income": 2500.0, "age": 44}
+    assert entry.outputs == RESPONSE["predictions"][0]
+
+
 @pytest.mark.parametrize("first", ["request", "response"])
 def test_kserve_halves_are_paired_in_either_order_and_logged_once(ingestion, first):
     halves = {"request": event("request", REQUEST), "response": event("response", RESPONSE)}
@@ -263,14 +275,7 @@ def test_kserve_halves_are_paired_in_either_order_and_logged_once(ingestion, fir
     assert ingestion.holding.events("pending") == []
     for half in halves.values():  # either half again adds nothing, holds nothing
         assert ingestion.receive(half).duplicate == 1
-    (entry,) = ingestion.ledger.list()
-    assert (entry.source, entry.source_id, entry.time) == (
-        "kserve",
-        "ce-1",
-        "2026-04-05T06:07:08.123000+00:00",
-    )
-    assert entry.is_sealed and entry.inputs == {"income": 2500.0, "age": 44}
-    assert entry.outputs == RESPONSE["predictions"][0]
+    logged_once(ingestion)
 
 
 def test_a_held_request_is_sealed_under_its_persons_key(ingestion):
@@ -336,14 +341,7 @@ def test_a_request_and_its_response_received_together_are_logged_once_and_never_
     second = "response" if first == "request" else "request"
     database = holding_writes(ingestion)
     assert ingestion.receive_all([halves[first], halves[second]]) == [PENDING, LOGGED]
-    (entry,) = ingestion.ledger.list()
-    assert (entry.source, entry.source_id, entry.time) == (
-        "kserve",
-        "ce-1",
-        "2026-04-05T06:07:08.123000+00:00",
-    )
-    assert entry.is_sealed and entry.inputs == {"income": 2500.0, "age": 44}
-    assert entry.outputs == RESPONSE["predictions"][0]
+    logged_once(ingestion)
     assert ingestion.holding.events("pending") == []
     assert ingestion.holding.events("quarantined") == []
     assert database.execute("SELECT * FROM held_log").fetchall() == []  # not even for a while
