@@ -9,8 +9,9 @@ STAMP := $(VENV)/.installed-$(shell sha256sum requirements/dev.lock pyproject.to
 
 # Debian packages the Python environment cannot bring: Pango and fonts for WeasyPrint
 # (PDF reports), poppler-utils for the report tests' PDF pages as PNG, Chromium and its
-# driver for the console's browser tests (Selenium).
-SYSTEM_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core poppler-utils chromium chromium-driver
+# driver for the console's browser tests (Selenium), QEMU's user mode for the tests
+# that decide on other CPUs.
+SYSTEM_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core poppler-utils chromium chromium-driver qemu-user-static
 system:
 	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES); }

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import platform
 import select
+import shutil
 import socket
 import struct
 import time
@@ -49,6 +51,10 @@ class OldRunner(EnvironmentProblem):
     """The image's runner predates per-row seeding: its batches would be wrong."""
 
 
+# Where a CPU emulator (QEMU's user mode, static) is mounted in a runner's container.
+EMULATOR_PATH = "/opt/replay-emulator/qemu"
+
+
 @dataclass(frozen=True)
 class Sandbox:
     memory: str = "1g"
@@ -57,9 +63,14 @@ class Sandbox:
     tmp_size: str = "64m"
     start_timeout: float = 120.0
     request_timeout: float = 60.0
+    # a QEMU CPU model (`Nehalem`, `EPYC-Rome`): the runner runs on QEMU's emulation of
+    # that CPU, which its libraries detect and pick their kernels for: how a decision
+    # would come out on another server, tried on this one
+    cpu: str | None = None
 
     def host_config(self) -> dict[str, Any]:
         return {
+            **self._emulator(),
             "network_mode": "none",
             "read_only": True,
             "tmpfs": {"/tmp": f"rw,noexec,nosuid,size={self.tmp_size}"},
@@ -76,6 +87,17 @@ class Sandbox:
             # the runner's own diagnostics (stderr) are kept in memory for its errors.
             "log_config": {"type": "none", "config": {}},
         }
+
+    def _emulator(self) -> dict[str, Any]:
+        """The emulator mounted read-only, where `cpu` asks for one."""
+        if self.cpu is None:
+            return {}
+        emulator = shutil.which(f"qemu-{platform.machine()}-static")
+        if emulator is None:
+            raise EnvironmentProblem(
+                f"emulating a {self.cpu} CPU needs QEMU's user mode: install qemu-user-static"
+            )
+        return {"volumes": {emulator: {"bind": EMULATOR_PATH, "mode": "ro"}}}
 
 
 class RunnerFailed(EnvironmentProblem):
@@ -100,6 +122,10 @@ class RunnerContainer:
     ) -> None:
         self.sandbox = sandbox or Sandbox()
         self.client = client
+        emulated = {}
+        if self.sandbox.cpu is not None:  # the image's own entrypoint, on the emulator
+            started = client.images.get(image).attrs["Config"]["Entrypoint"]
+            emulated = {"entrypoint": [EMULATOR_PATH, "-cpu", self.sandbox.cpu, *started]}
         self.container = client.containers.create(
             # detach=False with stdin_open makes docker-py set StdinOnce; with auto_remove,
             # if this process dies without closing, the engine closes the runner's stdin,
@@ -111,6 +137,7 @@ class RunnerContainer:
             auto_remove=True,
             tty=False,
             labels={"replay.role": "runner", **(labels or {})},
+            **emulated,
             **self.sandbox.host_config(),
         )
         self._socket = client.api.attach_socket(

@@ -31,11 +31,34 @@ THREAD_VARIABLES = (
 )
 
 
-def runtime_env(threads: int) -> dict[str, str]:
+# The numeric kernels of x86-64 images, pinned to code every x86-64 CPU runs (SSE3):
+# OpenBLAS and numpy otherwise pick kernels by the CPU they find (AVX2, AVX-512), whose
+# results differ in the last bit, so a decision made on one server would not replay bit
+# for bit on another. OpenBLAS's oldest x86-64 kernels; numpy 2's dispatch limited to
+# its baseline; PyTorch's and oneDNN's vector code likewise (MKL: MKL_CBWR above).
+KERNEL_PINS = {
+    "x86_64": {
+        "OPENBLAS_CORETYPE": "Prescott",
+        "NPY_ENABLE_CPU_FEATURES": "SSE SSE2 SSE3",
+        "ATEN_CPU_CAPABILITY": "default",
+        "DNNL_MAX_CPU_ISA": "SSE41",
+    },
+}
+
+
+def machine_of(architecture: str) -> str:
+    """The engine's architecture (`amd64`, `x86_64`, `arm64`) as the kernel names it."""
+    return {"amd64": "x86_64", "arm64": "aarch64"}.get(architecture, architecture)
+
+
+def runtime_env(threads: int, architecture: str = "", kernels: str = "baseline") -> dict[str, str]:
+    """The environment every container of a new manifest runs with."""
+    pins = KERNEL_PINS.get(machine_of(architecture), {}) if kernels == "baseline" else {}
     return {
         "PYTHONHASHSEED": "0",
         **dict.fromkeys(THREAD_VARIABLES, str(threads)),
         "MKL_CBWR": "COMPATIBLE",
+        **pins,
         "TZ": "UTC",
         "LC_ALL": "C.UTF-8",
         "PYTHONDONTWRITEBYTECODE": "1",
@@ -44,7 +67,7 @@ def runtime_env(threads: int) -> dict[str, str]:
 
 def image_platforms(architecture: str) -> list[str]:
     """Wheel platform tags the image can install (glibc 2.17 up to Debian 12's 2.36)."""
-    arch = {"amd64": "x86_64", "arm64": "aarch64"}.get(architecture, architecture)
+    arch = machine_of(architecture)
     return [f"manylinux_2_{minor}_{arch}" for minor in range(36, 16, -1)] + [
         f"manylinux2014_{arch}"
     ]
@@ -147,7 +170,7 @@ def assemble_manifest(
             "seeds": spec.seeds,
             "threads": spec.threads,
             "batch_exact": spec.batch_exact,
-            "env": runtime_env(spec.threads),
+            "env": runtime_env(spec.threads, engine.get("architecture", ""), spec.kernels),
             "cpu": cpu_facts(),
             "engine": engine,
         },

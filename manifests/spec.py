@@ -29,10 +29,12 @@ TOP_KEYS = (
     "seeds",
     "threads",
     "batch_exact",
+    "kernels",
     "system_packages",
     "inputs",
     "output",
 )
+KERNELS = ("baseline", "native")  # `kernels`: pinned (the default), or each CPU's own
 # A Debian package name (Debian policy 5.6.1): lowercase letters, digits, `+`, `-`, `.`,
 # at least two characters, starting with a letter or digit.
 DEBIAN_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
@@ -55,6 +57,9 @@ class DeploymentSpec:
     schema: Schema  # the same, typed and checked
     # Debian packages the image needs beyond its base (`libgomp1` for LightGBM), as named
     system_packages: tuple[str, ...] = ()
+    # numeric kernels: `baseline` (the same bits on any CPU of the architecture) or
+    # `native` (each CPU's fastest, whose last bits may differ from one CPU to another)
+    kernels: str = "baseline"
 
 
 def _require(data: dict[str, Any], key: str, kind: type, where: Path) -> Any:
@@ -135,6 +140,10 @@ def load_spec(path: Path | str) -> DeploymentSpec:
     if not isinstance(batch_exact, bool):
         raise BadInput(f"{file}: `batch_exact` must be true or false")
 
+    kernels = data.get("kernels", "baseline")
+    if kernels not in KERNELS:
+        raise BadInput(f"{file}: `kernels` must be one of {', '.join(KERNELS)}")
+
     base_image = data.get("base_image")
     if base_image is not None and not isinstance(base_image, str):
         raise BadInput(f"{file}: `base_image` must be an image reference (`python:3.11-slim`)")
@@ -164,4 +173,5 @@ def load_spec(path: Path | str) -> DeploymentSpec:
         io=io,
         schema=schema,
         system_packages=_system_packages(data, file),
+        kernels=kernels,
     )

@@ -46,6 +46,25 @@ def test_threads_pin_every_thread_pool(deployment):
     assert {name: env[name] for name in THREAD_VARIABLES} == dict.fromkeys(THREAD_VARIABLES, "4")
 
 
+@pytest.mark.parametrize("architecture", ["x86_64", "amd64"])
+def test_x86_64_kernels_are_pinned_unless_native(deployment, architecture):
+    from replay.manifests.capture import KERNEL_PINS, runtime_env
+
+    assert load_spec(deployment).kernels == "baseline"  # not given: pinned
+    pinned = runtime_env(1, architecture, load_spec(deployment).kernels)
+    assert {name: pinned[name] for name in KERNEL_PINS["x86_64"]} == KERNEL_PINS["x86_64"]
+    edit(deployment, lambda d: d.update(kernels="native"))
+    native = runtime_env(1, architecture, load_spec(deployment).kernels)
+    assert not set(KERNEL_PINS["x86_64"]) & set(native)
+    assert native == {k: v for k, v in pinned.items() if k not in KERNEL_PINS["x86_64"]}
+
+
+def test_other_architectures_get_no_x86_64_pins():
+    from replay.manifests.capture import KERNEL_PINS, runtime_env
+
+    assert not set(KERNEL_PINS["x86_64"]) & set(runtime_env(1, "arm64"))
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -58,6 +77,7 @@ def test_threads_pin_every_thread_pool(deployment):
         (lambda d: d["output"].update(decision="verdict"), "not in `fields`"),
         (lambda d: d["output"].pop("favourable"), "favourable"),
         (lambda d: d.update(seeds={"global": "x"}), "`seeds` must be {global: N}"),
+        (lambda d: d.update(kernels="fastest"), "`kernels` must be one of baseline, native"),
         (lambda d: d.update(seeds={"global": 1, "numpy": 2}), r"seeds: unknown key `numpy`"),
         (lambda d: d.update(threads=0), "`threads` must be a whole number from 1"),
         (lambda d: d.update(threads=1.5), "`threads` must be a whole number from 1"),
