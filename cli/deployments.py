@@ -27,7 +27,10 @@ def up(as_json: bool) -> None:
     """Start (or reuse) the Docker engine, local registry and base image."""
 
     def show(environment: HostEnvironment) -> None:
-        click.echo(f"engine {environment.engine_version}, registry {environment.registry}")
+        click.echo(
+            f"engine {environment.engine_version}, {environment.builder}, "
+            f"registry {environment.registry}"
+        )
         click.echo(f"base image {environment.base_image}")
         click.echo(f"state folder {environment.home}")
 
@@ -77,8 +80,14 @@ def capture(
 
 @click.command()
 @click.argument("manifest_id")
+@click.option(
+    "--rebuild",
+    is_flag=True,
+    help="Build afresh, its environment too, even where a copy exists; say whether the "
+    "image is identical to the recorded one.",
+)
 @json_option
-def build(manifest_id: str, as_json: bool) -> None:
+def build(manifest_id: str, rebuild: bool, as_json: bool) -> None:
     """Build (or reuse) the image of a manifest and check its fingerprint."""
 
     def show(result: BuildResult) -> None:
@@ -86,8 +95,14 @@ def build(manifest_id: str, as_json: bool) -> None:
         click.echo(
             f"{result.tag} {result.image_id} ({how}, fingerprint {result.fingerprint_id[:12]})"
         )
+        if result.identical is not None:
+            click.echo(
+                "identical to the recorded image"
+                if result.identical
+                else "differs from the recorded image (built before images were reproducible)"
+            )
 
-    emit(replay.build(manifest_id), as_json, show)
+    emit(replay.build(manifest_id, rebuild=rebuild), as_json, show)
 
 
 @click.command()

@@ -1,9 +1,13 @@
-"""How a manifest becomes an image: context, hermetic build, fingerprint check.
+"""How a manifest becomes an image: context, reproducible build, fingerprint check.
 
 The caller lays out a build context (`wheels/`, `debs/`, `source.tar`, `model/`,
 `reference.csv`, `requirements.lock`, `runner.py`) from the stores, each checked
-against the manifest; this module adds the Dockerfile, builds with the network off,
-and proves the result. A build that fails leaves no image of its own behind.
+against the manifest; this module adds the Containerfiles and builds in two images,
+both with buildah (`images/buildah.py`), the network off and every time 0: the
+environment (base, system packages, the locked wheels installed, bytecode compiled),
+shared by every manifest with the same base and lock, and on it the deployment. The
+same manifest then always gives the same image id. The image reaches the engine
+through the registry, by digest.
 """
 
 from __future__ import annotations
@@ -11,16 +15,18 @@ from __future__ import annotations
 import contextlib
 import json
 import posixpath
-import re
 import shlex
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from string import Template
 from typing import TYPE_CHECKING, Any
 
+from replay.images.base import repository_of
+from replay.images.buildah import Buildah
 from replay.images.runner import SYSTEM_PACKAGES_FILE
-from replay.manifests.canonical import document_id
+from replay.manifests.canonical import canonical_json, document_id, sha256_bytes
 from replay.manifests.manifest import Manifest
 
 from replay.errors import EnvironmentProblem, IntegrityError
@@ -31,7 +37,7 @@ if TYPE_CHECKING:
 LABEL_MANIFEST = "replay.manifest_id"
 LABEL_DEPLOYMENT = "replay.deployment"
 # Where the image keeps the runner and the environment, and how it starts: the
-# Dockerfile writes them, and an image is checked against them before it starts.
+# Containerfiles write them, and an image is checked against them before it starts.
 RUNNER_PATH = "/opt/replay/runner.py"
 SYSTEM_PACKAGES_PATH = posixpath.join(posixpath.dirname(RUNNER_PATH), SYSTEM_PACKAGES_FILE)
 DEBS_FOLDER = "debs"  # in the build context
@@ -42,14 +48,25 @@ CONTAINER_ENV = {
     "HOME": "/tmp",
     "REPLAY_DEPLOYMENT_DIR": "/opt/deployment",
 }
+ENVIRONMENT_FILE = "Containerfile.environment"
+BYTECODE_SCRIPT = "bytecode.py"  # in the build context: see replay/images/bytecode.py
+COMPILE_STEP = (
+    f" && {ENVIRONMENT_PATH}/bin/python /tmp/replay/{BYTECODE_SCRIPT} {ENVIRONMENT_PATH}/lib \\\n"
+)
+DEPLOYMENT_FILE = "Containerfile.deployment"
 
 
 def image_tag(manifest: Manifest) -> str:
     return f"replay/{manifest.name}:{manifest.short_id}"
 
 
+def local_tag(manifest: Manifest) -> str:
+    """The image's tag in the builder's storage."""
+    return f"localhost/{image_tag(manifest)}"
+
+
 def _system_packages_step(manifest: Manifest) -> str:
-    """The final stage's steps installing the manifest's .deb files (none without any):
+    """The environment's steps installing the manifest's .deb files (none without any):
     dpkg, offline, then the list of what was installed for the runner's fingerprint."""
     packages = manifest.environment.system_packages
     if not packages:
@@ -66,13 +83,42 @@ def _system_packages_step(manifest: Manifest) -> str:
     )
 
 
-def render_dockerfile(manifest: Manifest) -> str:
-    template = resources.files("replay.images").joinpath("Dockerfile.template").read_text()
-    env = {**manifest.runtime.env, **CONTAINER_ENV}
-    return Template(template).substitute(
-        manifest_id=manifest.manifest_id,
+def _template(name: str) -> Template:
+    return Template(resources.files("replay.images").joinpath(name).read_text())
+
+
+def render_environment(manifest: Manifest) -> str:
+    """The Containerfile of the manifest's environment image."""
+    compiled = manifest.image.recipe >= 2  # older manifests' images hold no bytecode
+    return _template(ENVIRONMENT_FILE).substitute(
         base=manifest.image.base,
         system_packages=_system_packages_step(manifest),
+        compile=COMPILE_STEP if compiled else "",
+    )
+
+
+def environment_tag(manifest: Manifest) -> str:
+    """The environment image's tag: a hash of its Containerfile and of everything it
+    copies, so manifests with the same base, lock and packages share it."""
+    environment = manifest.environment
+    inputs = {
+        "containerfile": render_environment(manifest),
+        "bytecode": sha256_bytes(
+            resources.files("replay.images").joinpath(BYTECODE_SCRIPT).read_bytes()
+        ),
+        "lock": environment.lock_sha256,
+        "wheels": sorted(wheel.sha256 for wheel in environment.wheels),
+        "debs": sorted(package.sha256 for package in environment.system_packages),
+    }
+    return f"localhost/replay/environment:{sha256_bytes(canonical_json(inputs))[:16]}"
+
+
+def render_deployment(manifest: Manifest, environment: str) -> str:
+    """The Containerfile of the manifest's image, on its `environment` image."""
+    env = {**manifest.runtime.env, **CONTAINER_ENV}
+    return _template(DEPLOYMENT_FILE).substitute(
+        manifest_id=manifest.manifest_id,
+        environment=environment,
         runner=RUNNER_PATH,
         entrypoint=json.dumps(ENTRYPOINT),
         env=" \\\n    ".join(f"{key}={shlex.quote(value)}" for key, value in sorted(env.items())),
@@ -92,31 +138,9 @@ def find_image(client: docker.DockerClient, manifest_id: str) -> Any | None:
     return images[0] if images else None
 
 
-class BuildSteps:
-    """The images a build creates, read from the engine's build stream as it comes: each
-    step's ` ---> ID` line, unless the step was taken from the cache or is a `FROM` (the
-    base, or another manifest's stage, belong to others). What a failed build leaves is
-    exactly these, and only these are removed."""
-
-    _ID = re.compile(r"^---> ([0-9a-f]{12,64})$")
-
-    def __init__(self) -> None:
-        self.created: list[str] = []
-        self._not_ours = False
-
-    def feed(self, line: str) -> None:
-        line = line.strip()
-        if (line.startswith("Step ") and " : FROM " in line) or line == "---> Using cache":
-            self._not_ours = True
-        elif match := self._ID.match(line):
-            if not self._not_ours:
-                self.created.append(match.group(1))
-            self._not_ours = False
-
-
 def remove_images(client: docker.DockerClient, image_ids: list[str]) -> list[str]:
-    """Remove the images (newest first: a step's image is the parent of the next); the
-    ids removed. One already gone, or still used by a container, is left alone."""
+    """Remove the images from the engine (the last first); the ids removed. One already
+    gone, or still used by a container, is left alone."""
     import docker
 
     removed = []
@@ -127,42 +151,58 @@ def remove_images(client: docker.DockerClient, image_ids: list[str]) -> list[str
     return removed
 
 
+@dataclass(frozen=True)
+class BuiltImage:
+    image_id: str  # sha256 of the image's config: the same for every build of the manifest
+    repo_digest: str  # where the registry keeps it: `registry/replay/NAME@sha256:…`
+    builder: str  # which builder made it (`buildah 1.28.2`): ids are promised for the same
+
+
 def build_image(
     client: docker.DockerClient,
+    builder: Buildah,
     manifest: Manifest,
     context: Path,
-    steps: BuildSteps,
+    registry: str,
     progress: Callable[[str], None] = lambda _: None,
-) -> str:
-    """Build the manifest's image from a prepared context with the network off; the
-    images it creates are noted in `steps` as they come, so that a caller can remove
-    them whatever fails, here or later."""
+    *,
+    fresh: bool = False,
+) -> BuiltImage:
+    """Build the manifest's image from a prepared context (its environment image too,
+    unless this machine has it and not `fresh`), push it to `registry` and pull it into
+    the engine by digest, tagged `image_tag(manifest)`. Whatever fails, nothing of the
+    deployment's image is left in the engine."""
     import docker
 
-    (context / "Dockerfile").write_text(render_dockerfile(manifest))
-    image_id = None
+    environment = environment_tag(manifest)
+    if fresh or builder.image_id(environment) is None:
+        (context / ENVIRONMENT_FILE).write_text(render_environment(manifest))
+        script = resources.files("replay.images").joinpath(BYTECODE_SCRIPT)
+        (context / BYTECODE_SCRIPT).write_bytes(script.read_bytes())
+        progress(f"environment {environment}")
+        base = manifest.image.base
+        builder.build(context, context / ENVIRONMENT_FILE, environment, base, progress)
+    (context / DEPLOYMENT_FILE).write_text(render_deployment(manifest, environment))
+    local = local_tag(manifest)
+    image_id = builder.build(context, context / DEPLOYMENT_FILE, local, environment, progress)
+    repository = f"{registry}/replay/{manifest.name}"
+    digest = builder.push(local, f"{repository}:{manifest.short_id}", progress)
+    repo_digest = f"{repository}@{digest}"
     try:
-        for event in client.api.build(
-            path=str(context),
-            tag=image_tag(manifest),
-            network_mode="none",
-            rm=True,
-            forcerm=True,
-            pull=False,
-            decode=True,
-        ):
-            if "error" in event:
-                raise EnvironmentProblem(f"image build failed: {event['error'].strip()}")
-            line = (event.get("stream") or "").strip()
-            if line:
-                steps.feed(line)
-                progress(line[:90])
-            image_id = (event.get("aux") or {}).get("ID", image_id)
-    except docker.errors.APIError as error:
-        raise EnvironmentProblem(f"image build failed: {error.explanation or error}") from None
-    if image_id is None:
-        raise EnvironmentProblem("image build reported no image id")
-    return str(image_id)
+        progress(f"pulling {repo_digest[:60]} into the engine")
+        pulled = client.images.pull(repo_digest)
+        pulled.tag(image_tag(manifest))
+    except docker.errors.DockerException as error:
+        remove_images(client, [image_id])
+        raise EnvironmentProblem(
+            f"the engine could not pull the new image from {repository_of(repo_digest)}: {error}"
+        ) from None
+    if pulled.id != image_id:  # the engine would run other bytes than were built
+        remove_images(client, [pulled.id])
+        raise IntegrityError(
+            f"the engine holds the image built as {image_id[:19]} as {pulled.id[:19]}"
+        )
+    return BuiltImage(image_id, repo_digest, builder.version())
 
 
 def image_fingerprint(client: docker.DockerClient, image: str) -> dict[str, Any]:

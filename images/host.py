@@ -1,4 +1,5 @@
-"""Bring up what images need on this host: a Docker engine and a local registry.
+"""Bring up what images need on this host: a Docker engine, the builder and a local
+registry.
 
 Both are reused when something already answers. Starting them is only attempted
 where it can work (root, Debian's apt); elsewhere one line says what to install.
@@ -98,6 +99,12 @@ def ensure_engine(address: str | None = None, connect_timeout: float = ANSWER_WI
 
     _wait_until(answers, 60, "dockerd", str(_log_path("dockerd")))
     return str(docker_client().version()["Version"])
+
+
+def ensure_builder() -> None:
+    """buildah (reproducible images: see `replay.images.buildah`), installed if missing."""
+    if shutil.which("buildah") is None:
+        apt_install("buildah")
 
 
 def registry_answers(address: str, connect_timeout: float = ANSWER_WITHIN) -> bool:

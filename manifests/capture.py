@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 from replay.manifests.canonical import sha256_bytes, sha256_file
-from replay.manifests.manifest import SCHEMA_VERSION, Manifest
+from replay.manifests.manifest import IMAGE_RECIPE, SCHEMA_VERSION, Manifest
 from replay.manifests.source import SourceState
 from replay.manifests.spec import DeploymentSpec
 
@@ -165,6 +165,7 @@ def assemble_manifest(
             "base": base_image,
             "requested_base": requested_base,
             "runner_sha256": sha256_file(runner),
+            "recipe": IMAGE_RECIPE,
         },
         "runtime": {
             "seeds": spec.seeds,

@@ -129,11 +129,17 @@ class Environment:
         return parse_lock(self.lock)
 
 
+IMAGE_RECIPE = 2  # the layout of the images of manifests captured now (see ImageRecipe)
+
+
 @dataclass(frozen=True)
 class ImageRecipe:
     base: str  # name@sha256:...
     requested_base: str
     runner_sha256: str
+    # how the image is laid out: 1, the environment as pip installs it; 2 (manifests
+    # captured since images are reproducible), its bytecode compiled in checked-hash mode
+    recipe: int = 1
 
 
 @dataclass(frozen=True)

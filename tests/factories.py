@@ -65,6 +65,7 @@ def manifest_document(**changes: Any) -> dict[str, Any]:
             "base": "127.0.0.1:5000/replay/python@sha256:" + "5" * 64,
             "requested_base": "127.0.0.1:5000/replay/python:3.11-bookworm",
             "runner_sha256": "7" * 64,
+            "recipe": 2,
         },
         "runtime": {
             "seeds": {"global": 1729},

@@ -12,6 +12,7 @@ from typing import Any
 from replay.errors import BadInput, IntegrityError, ReplayError, one_line
 from replay.execution.predictor import batch_difference
 from replay.images import build as image_build
+from replay.images.buildah import Buildah
 from replay.images.container import DeploymentFailed, RunnerContainer, Sandbox
 from replay.images.debian import fetch_debs
 from replay.images.engine import docker_client
@@ -98,6 +99,10 @@ class BuildResult:
     tag: str
     fingerprint_id: str
     reused: bool
+    repo_digest: str | None = None  # where the registry keeps the image
+    # a build's image id equals the one recorded before (None: nothing was recorded,
+    # or the image was reused rather than built)
+    identical: bool | None = None
 
 
 def _artifact_checked(
@@ -147,13 +152,17 @@ def _build_context(
     fetch_model_files(manifest, context / "model", blobs)
 
 
-def build(manifest_id: str, *, settings: Settings | None = None) -> BuildResult:
-    """The manifest's image: reused if present, else built hermetically; always proven."""
+def build(
+    manifest_id: str, *, settings: Settings | None = None, rebuild: bool = False
+) -> BuildResult:
+    """The manifest's image: reused if present (unless `rebuild`), else built from the
+    manifest, its environment image too with `rebuild`; always proven. An image built
+    again must have the id recorded for the manifest (where its builder is recorded)."""
     settings = settings or load_settings()
     store = manifest_store(settings)
     manifest = store.load(manifest_id)
     client = docker_client(settings.docker_host, connect_timeout=settings.connect_timeout)
-    existing = image_build.find_image(client, manifest.manifest_id)
+    existing = None if rebuild else image_build.find_image(client, manifest.manifest_id)
     recorded = store.build_record(manifest.manifest_id)
     if existing is not None:
         image_id = existing.id
@@ -172,14 +181,40 @@ def build(manifest_id: str, *, settings: Settings | None = None) -> BuildResult:
                 f"but {why}; refused before anything in it ran (remove it with docker "
                 "rmi to build or recover the recorded one)"
             )
-        fingerprint_id = _prove(client, manifest, image_id, recorded, store, built=False)
+        fingerprint_id = _prove(client, manifest, image_id, recorded, store)
         return BuildResult(
             manifest.manifest_id, image_id, image_build.image_tag(manifest), fingerprint_id, True
         )
-    image_id, fingerprint_id = _build_and_prove(client, manifest, recorded, store, settings)
-    return BuildResult(
-        manifest.manifest_id, image_id, image_build.image_tag(manifest), fingerprint_id, False
+    built, fingerprint_id = _build_and_prove(
+        client, manifest, recorded, store, settings, fresh=rebuild
     )
+    return BuildResult(
+        manifest.manifest_id,
+        built.image_id,
+        image_build.image_tag(manifest),
+        fingerprint_id,
+        False,
+        built.repo_digest,
+        None if recorded is None else recorded.image_id == built.image_id,
+    )
+
+
+def _identical(recorded: BuildRecord | None, built: image_build.BuiltImage) -> None:
+    """Refuse an image whose id is not the one recorded for a reproducible build."""
+    if recorded is None or recorded.builder is None or recorded.image_id == built.image_id:
+        return
+    same = "the same builder" if recorded.builder == built.builder else built.builder
+    raise IntegrityError(
+        f"the rebuilt image {built.image_id[:19]} is not the image {recorded.image_id[:19]} "
+        f"recorded for the manifest (built by {recorded.builder}; this build by {same}); "
+        "refused and removed"
+    )
+
+
+def builder_of(settings: Settings) -> Buildah:
+    """buildah, with its storage in this machine's cache (shared by every state folder,
+    like the wheels: environment images are reused across deployments)."""
+    return Buildah(settings.cache / "buildah")
 
 
 def _build_and_prove(
@@ -188,13 +223,15 @@ def _build_and_prove(
     recorded: BuildRecord | None,
     store: ManifestStore,
     settings: Settings,
-) -> tuple[str, str]:
-    """A new image of the manifest, built hermetically and proven: its id and fingerprint
-    id. Whatever fails (the build, the fingerprint, the first answer), nothing of this
-    build stays (the image, every stage) and the reason is recorded beside the manifest;
-    a later successful build clears it."""
-    image_id = None
-    steps = image_build.BuildSteps()
+    *,
+    fresh: bool = False,
+) -> tuple[image_build.BuiltImage, str]:
+    """A new image of the manifest, built reproducibly and proven: the image and its
+    fingerprint id. Whatever fails (the build, its id, the fingerprint, the first
+    answer), the image does not stay in the engine and the reason is recorded beside
+    the manifest; a later successful build clears it."""
+    built = None
+    builder = builder_of(settings)
     try:
         with (
             tempfile.TemporaryDirectory() as scratch,
@@ -203,32 +240,39 @@ def _build_and_prove(
             context = Path(scratch) / "context"
             context.mkdir()
             _build_context(manifest, store, settings, context, progress)
-            image_id = image_build.build_image(client, manifest, context, steps, progress)
-        fingerprint_id = _prove(client, manifest, image_id, recorded, store, built=True)
+            built = image_build.build_image(
+                client,
+                builder,
+                manifest,
+                context,
+                settings.registry,
+                progress,
+                fresh=fresh,
+            )
+        _identical(recorded, built)
+        fingerprint_id = _prove(client, manifest, built, recorded, store)
     except BaseException as error:  # Ctrl-C too: an unproven image is never left behind
-        created = [*steps.created, *([image_id] if image_id else [])]
         with contextlib.suppress(Exception):  # the build's own error is the one to show
-            image_build.remove_images(client, created)
+            builder.remove(image_build.local_tag(manifest))
+            if built is not None:
+                image_build.remove_images(client, [built.image_id])
         if isinstance(error, Exception):
             _record_failure(store, manifest, error)
         raise
-    # The proven image's install stage stays as the engine's cache: a rebuild from the
-    # recipe (recovery) then skips the install step. It is not needed for the rebuild
-    # to match: the install step is reproducible in content (see Dockerfile.template).
-    return image_id, fingerprint_id
+    return built, fingerprint_id
 
 
 def _prove(
     client: Any,
     manifest: Manifest,
-    image_id: str,
+    image: str | image_build.BuiltImage,
     recorded: BuildRecord | None,
     store: ManifestStore,
-    *,
-    built: bool,
 ) -> str:
-    """The image's fingerprint checked against the manifest (and the recorded one), a
-    new (`built`) image made to answer, and the proof recorded; its fingerprint id."""
+    """The image's fingerprint checked against the manifest (and the recorded one), an
+    image just built made to answer, and the proof recorded; its fingerprint id."""
+    built = image if isinstance(image, image_build.BuiltImage) else None
+    image_id = image.image_id if isinstance(image, image_build.BuiltImage) else image
     fingerprint = image_build.image_fingerprint(client, image_id)
     fingerprint_id = image_build.fingerprint_id(fingerprint)
     image_build.check_fingerprint(manifest, fingerprint)
@@ -238,10 +282,17 @@ def _prove(
             f"image {image_id[:19]} differs from the fingerprint recorded for manifest "
             f"{manifest.short_id} ({difference})"
         )
-    if built:
+    if built is not None:
         _prove_it_answers(client, manifest, image_id, store)
     if recorded is None or recorded.image_id != image_id:
-        store.attach_build(manifest.manifest_id, image_id, fingerprint, fingerprint_id)
+        store.attach_build(
+            manifest.manifest_id,
+            image_id,
+            fingerprint,
+            fingerprint_id,
+            repo_digest=built.repo_digest if built else None,
+            builder=built.builder if built else None,
+        )
     return fingerprint_id
 
 

@@ -1,9 +1,11 @@
-"""`replay up`: the engine, registry and base image every build and replay needs."""
+"""`replay up`: the engine, builder, registry and base image every build and replay
+needs."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from replay.deployments.building import builder_of
 from replay.deployments.capturing import base_image_for
 from replay.images import host
 from replay.images.engine import docker_client
@@ -16,16 +18,21 @@ class HostEnvironment:
     """What `replay up` found or started on this host."""
 
     engine_version: str
+    builder: str
     registry: str
     base_image: str
     home: str  # replay's state folder, as found from here
 
 
 def up(settings: Settings | None = None) -> HostEnvironment:
-    """Start (or reuse) the Docker engine and local registry; make the default base image."""
+    """Start (or reuse) the Docker engine and local registry, install the builder; make
+    the default base image."""
     settings = settings or load_settings()
     with step("Docker engine"):
         version = host.ensure_engine(settings.docker_host, settings.connect_timeout)
+    with step("builder"):
+        host.ensure_builder()
+        builder = builder_of(settings).version()
     registry = without_password(settings.registry)
     with step(f"registry {registry}"):
         host.ensure_registry(
@@ -36,6 +43,7 @@ def up(settings: Settings | None = None) -> HostEnvironment:
         _, reference = base_image_for(client, None, settings, progress)
     return HostEnvironment(
         engine_version=version,
+        builder=builder,
         registry=registry,
         base_image=reference,
         home=str(settings.home),

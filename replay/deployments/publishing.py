@@ -1,6 +1,7 @@
 """`replay publish`: keep a manifest's image for the years ahead.
 
-The image is pushed to the registry (its repo digest recorded) and saved with
+The image is in the registry (a build pushes it there, and records its repo digest;
+one built before is pushed now) and is saved with
 `docker save` into the content-addressed blob store (its sha256 recorded), so a replay
 can recover it after `docker rmi`, and again after the registry is wiped.
 """
@@ -34,10 +35,14 @@ def publish(manifest_id: str, *, settings: Settings | None = None) -> Publicatio
     manifest = store.load(built.manifest_id)
     client = docker_client(settings.docker_host, connect_timeout=settings.connect_timeout)
     image = client.images.get(built.image_id)
-    repository = f"{settings.registry}/replay/{manifest.name}"
-    with step(f"push {repository}:{manifest.short_id}") as progress:
-        image.tag(repository, tag=manifest.short_id)
-        repo_digest = push_image(client, repository, manifest.short_id, progress)
+    recorded = store.build_record(manifest.manifest_id)
+    if recorded is not None and recorded.builder is not None and recorded.repo_digest:
+        repo_digest = recorded.repo_digest  # pushed by the build itself
+    else:  # an image built before builds went through the registry
+        repository = f"{settings.registry}/replay/{manifest.name}"
+        with step(f"push {repository}:{manifest.short_id}") as progress:
+            image.tag(repository, tag=manifest.short_id)
+            repo_digest = push_image(client, repository, manifest.short_id, progress)
     with tempfile.TemporaryDirectory() as scratch, step("save image archive") as progress:
         archive = Path(scratch) / "image.tar"
         with open(archive, "wb") as handle:

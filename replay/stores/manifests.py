@@ -36,6 +36,7 @@ TAG_IMAGES = "replay.image_ids"  # every proven image (space-separated): builds 
 TAG_FINGERPRINT = "replay.fingerprint"
 TAG_REPO_DIGEST = "replay.repo_digest"
 TAG_ARCHIVE = "replay.archive_sha256"
+TAG_BUILDER = "replay.builder"  # the builder of a reproducible image
 TAG_SIGNATURE = "replay.build_signature"  # Ed25519 over BuildRecord.statement, hex
 TAG_FAILURE = "replay.build_failure"  # why the latest build failed; cleared by a success
 TAG_COMMIT = "mlflow.source.git.commit"
@@ -94,6 +95,9 @@ class BuildRecord:
     image_ids: list[str] = field(default_factory=list)  # every image proven for it
     manifest_id: str = ""
     signature: str | None = None
+    # the builder of a reproducible image (`buildah 1.28.2`): every rebuild must then
+    # have `image_id`; None for images built before (their fingerprint is what holds)
+    builder: str | None = None
 
     def proves(self, image_id: str) -> bool:
         """Whether `image_id` is an image built and proven for this manifest."""
@@ -111,6 +115,8 @@ class BuildRecord:
                 "fingerprint_id": self.fingerprint_id,
                 "repo_digest": self.repo_digest,
                 "archive_sha256": self.archive_sha256,
+                # absent from older records, whose signatures must keep holding
+                **({"builder": self.builder} if self.builder is not None else {}),
             }
         )
 
@@ -359,9 +365,18 @@ class ManifestStore:
         return records
 
     def attach_build(
-        self, manifest_id: str, image_id: str, fingerprint: dict[str, Any], fingerprint_id: str
+        self,
+        manifest_id: str,
+        image_id: str,
+        fingerprint: dict[str, Any],
+        fingerprint_id: str,
+        *,
+        repo_digest: str | None = None,
+        builder: str | None = None,
     ) -> BuildRecord:
-        """Record the built image and its fingerprint next to the manifest, signed."""
+        """Record the built image and its fingerprint next to the manifest, signed (with
+        where the registry keeps it and the builder that made it, for a reproducible
+        image)."""
         run_id = self._run_for(manifest_id).info.run_id
         earlier = self.build_record(manifest_id)  # checked: a forged id is never re-signed
         with tempfile.TemporaryDirectory() as scratch:
@@ -372,10 +387,11 @@ class ManifestStore:
             image_id=image_id,
             fingerprint=fingerprint,
             fingerprint_id=fingerprint_id,
-            repo_digest=earlier.repo_digest if earlier else None,
+            repo_digest=repo_digest or (earlier.repo_digest if earlier else None),
             archive_sha256=earlier.archive_sha256 if earlier else None,
             image_ids=list(dict.fromkeys([*(earlier.image_ids if earlier else []), image_id])),
             manifest_id=self.resolve(manifest_id),
+            builder=builder or (earlier.builder if earlier else None),
         )
         return self._record_build(run_id, record)
 
@@ -403,6 +419,7 @@ class ManifestStore:
             TAG_FINGERPRINT: record.fingerprint_id,
             TAG_REPO_DIGEST: record.repo_digest,
             TAG_ARCHIVE: record.archive_sha256,
+            TAG_BUILDER: record.builder,
             TAG_SIGNATURE: signature,
         }
         for name, value in tags.items():
@@ -456,6 +473,7 @@ class ManifestStore:
             image_ids=tags.get(TAG_IMAGES, tags[TAG_IMAGE]).split(),
             manifest_id=tags[TAG_ID],
             signature=tags.get(TAG_SIGNATURE),
+            builder=tags.get(TAG_BUILDER),
         )
 
     def _checked(self, record: BuildRecord | None) -> BuildRecord | None:

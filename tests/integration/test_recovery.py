@@ -32,7 +32,10 @@ def wipe_from_registry(registry: str, repo_digest: str) -> None:
     manifest alone would not stop a pull; without the config blob, a pull must fail."""
     repository, digest = repo_digest.split("@")
     base = f"http://{registry}/v2/{repository.split('/', 1)[1]}"
-    schema2 = {"Accept": "application/vnd.docker.distribution.manifest.v2+json"}
+    schema2 = {  # images built by replay are OCI; those pushed by the engine, Docker's
+        "Accept": "application/vnd.oci.image.manifest.v1+json, "
+        "application/vnd.docker.distribution.manifest.v2+json"
+    }
     config = httpx.get(f"{base}/manifests/{digest}", headers=schema2).json()["config"]["digest"]
     assert httpx.delete(f"{base}/blobs/{config}").status_code == 202
     assert httpx.delete(f"{base}/manifests/{digest}").status_code == 202
@@ -122,3 +125,73 @@ def test_an_image_archive_on_s3_brings_the_image_back(spare, engine, registry, s
     remove_everywhere(engine, manifest.manifest_id, publication.repo_digest)
     result = replay.replay(txn)
     assert (result.recovery, result.verdict) == ("archive", "reproduced")
+
+
+def test_a_rebuild_is_the_recorded_image_even_with_no_copy_left(spare, engine, registry):
+    """`replay build --rebuild` twice, then a build with no copy anywhere (the engine,
+    the registry, the builder's storage and its environment image): the image id
+    recorded at the first build every time."""
+    from replay.images.build import environment_tag, local_tag
+
+    import replay
+    from replay.deployments.building import builder_of
+    from replay.settings import load_settings
+    from replay.stores.manifests import manifest_store
+    from tests.integration.conftest import run_cli
+
+    manifest, built = spare
+    record = manifest_store(load_settings()).build_record(manifest.manifest_id)
+    assert record.builder.startswith("buildah ") and record.image_id == built.image_id
+    assert record.repo_digest.startswith(f"{registry}/replay/{manifest.name}@sha256:")
+
+    again = replay.build(manifest.manifest_id, rebuild=True)
+    assert (again.image_id, again.identical, again.reused) == (built.image_id, True, False)
+    printed = run_cli("build", manifest.manifest_id, "--rebuild")
+    assert printed.returncode == 0, printed.stderr
+    assert built.image_id in printed.stdout
+    assert "identical to the recorded image" in printed.stdout
+
+    wipe_from_registry(registry, record.repo_digest)
+    remove_everywhere(engine, manifest.manifest_id, record.repo_digest)
+    builder = builder_of(load_settings())
+    for tag in (local_tag(manifest), environment_tag(manifest)):
+        builder.remove(tag)
+        assert builder.image_id(tag) is None
+    fresh = replay.build(manifest.manifest_id)  # nothing to reuse: built from the manifest
+    assert (fresh.image_id, fresh.identical, fresh.reused) == (built.image_id, True, False)
+
+
+def test_a_rebuild_with_another_id_is_refused(spare, engine):
+    """A record (signed with the ledger's key) of another image id, as if the build had
+    changed since: the rebuild is refused, exit 4, naming both ids, and removed."""
+    import json
+    from dataclasses import replace
+
+    from replay.images.build import find_image
+
+    from replay.settings import load_settings
+    from replay.stores.keys import signing_key
+    from replay.stores.manifests import manifest_store
+    from tests.integration.conftest import run_cli
+
+    manifest, built = spare
+    store = manifest_store(load_settings())
+    cached = store.cache_dir / manifest.manifest_id / "build.json"
+    genuine = cached.read_text()
+    record = store.build_record(manifest.manifest_id)
+    other = "sha256:" + "ab" * 32
+    changed = replace(record, image_id=other, image_ids=[other])
+    signature = signing_key(load_settings().key_folder).sign(changed.statement()).hex()
+    cached.write_text(json.dumps(replace(changed, signature=signature).__dict__))
+    try:
+        refused = run_cli("build", manifest.manifest_id, "--rebuild")
+        assert refused.returncode == 4
+        assert f"the rebuilt image {built.image_id[:19]} is not the image {other[:19]}" in (
+            refused.stderr
+        )
+        assert find_image(engine, manifest.manifest_id) is None  # the rebuild was removed
+    finally:
+        cached.write_text(genuine)
+        import replay
+
+        replay.build(manifest.manifest_id)

@@ -1,8 +1,15 @@
 import copy
+from pathlib import Path
 
 import pytest
 from replay.images.base import repository_of
-from replay.images.build import check_fingerprint, fingerprint_difference, render_dockerfile
+from replay.images.build import (
+    check_fingerprint,
+    environment_tag,
+    fingerprint_difference,
+    render_deployment,
+    render_environment,
+)
 from replay.manifests.manifest import Manifest
 
 from replay.errors import IntegrityError
@@ -82,13 +89,52 @@ def test_a_fingerprint_difference_names_the_file(fingerprint):
     assert fingerprint_difference(recorded, recorded) == "no difference"
 
 
-def test_dockerfile_pins_base_by_digest_and_labels_the_manifest(manifest):
-    text = render_dockerfile(manifest)
-    assert f"FROM {manifest.image.base} AS install" in text
+def test_containerfiles_pin_base_by_digest_and_label_the_manifest(manifest):
+    environment = render_environment(manifest)
+    assert f"FROM {manifest.image.base}\n" in environment
+    assert "--no-index" in environment and "--require-hashes" in environment
+    text = render_deployment(manifest, environment_tag(manifest))
+    assert f"FROM {environment_tag(manifest)}\n" in text
     assert f"replay.manifest_id={manifest.manifest_id}" in text
-    assert "--no-index" in text and "--require-hashes" in text
     assert "OMP_NUM_THREADS=1" in text
     assert "USER 10001:10001" in text
+
+
+def test_only_manifests_of_recipe_2_compile_their_bytecode(manifest):
+    """Older manifests' images were recorded without bytecode: a rebuild lays them out
+    as they were, so their fingerprints still match."""
+    assert manifest.image.recipe == 2
+    assert "/tmp/replay/bytecode.py /opt/venv/lib" in render_environment(manifest)
+    document = manifest_document()
+    del document["image"]["recipe"]  # as manifests were captured before
+    assert "bytecode.py /opt" not in render_environment(Manifest(document))
+
+
+def test_bytecode_is_the_same_bytes_every_time_and_a_shipped_pyc_is_kept(tmp_path):
+    import importlib.util
+
+    from replay.images import bytecode
+
+    package = tmp_path / "lib" / "site-packages" / "package"
+    package.mkdir(parents=True)
+    (package / "module.py").write_text("VALUE = 1\n")
+    (package / "shipped.py").write_text("VALUE = 2\n")
+    shipped = Path(importlib.util.cache_from_source(str(package / "shipped.py")))
+    shipped.parent.mkdir()
+    shipped.write_bytes(b"as the wheel's RECORD lists it")
+    assert bytecode.uncompiled([str(tmp_path)]) == [str(package / "module.py")]
+
+    compiled = []
+    for _ in range(2):
+        for path in bytecode.uncompiled([str(tmp_path)]):
+            bytecode.compile_one(path)
+        written = Path(importlib.util.cache_from_source(str(package / "module.py")))
+        compiled.append(written.read_bytes())
+        (package / "module.py").touch()  # another time: the same bytes
+        written.unlink()
+    assert compiled[0] == compiled[1]
+    assert int.from_bytes(compiled[0][4:8], "little") == 0b11  # checked-hash
+    assert shipped.read_bytes() == b"as the wheel's RECORD lists it"
 
 
 @pytest.mark.parametrize("version", ["2", "3"])

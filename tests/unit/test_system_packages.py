@@ -1,5 +1,5 @@
 """Debian packages in images: apt pointed at the base image, the manifest's record, the
-Dockerfile, the runner's fingerprint of them and the checks on it (no Docker, no
+Containerfiles, the runner's fingerprint of them and the checks on it (no Docker, no
 network: apt-get is a stand-in script where it would be called)."""
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from types import SimpleNamespace
 import pytest
 from replay.images import debian, runner
 from replay.images.build import (
-    BuildSteps,
     check_fingerprint,
+    environment_tag,
     remove_images,
-    render_dockerfile,
+    render_deployment,
+    render_environment,
 )
 from replay.manifests.manifest import Manifest, SystemPackage
 
@@ -106,29 +107,31 @@ def test_assemble_manifest_omits_an_empty_list(tmp_path):
     assert "system_packages" not in manifest_of(folder, tmp_path).document["environment"]
 
 
-# --- the Dockerfile --------------------------------------------------------------------
+# --- the Containerfiles ----------------------------------------------------------------
 
 
-def test_the_dockerfile_installs_the_debs_only_when_there_are_some():
-    plain = render_dockerfile(Manifest(manifest_document()))
+def test_the_environment_installs_the_debs_only_when_there_are_some():
+    plain = render_environment(Manifest(manifest_document()))
     assert "dpkg" not in plain and "debs/" not in plain
-    text = render_dockerfile(with_packages(LIBGOMP))
-    final = text.split("\nFROM ")[2]  # the final stage: dpkg installs there, as root
-    assert "COPY debs/ /tmp/replay/debs/" in final
-    assert "RUN dpkg -i /tmp/replay/debs/*.deb" in final
-    assert "libgomp1:amd64 > /opt/replay/system-packages.txt" in final
-    assert final.index("dpkg -i") < final.index("USER 10001:10001")
+    text = render_environment(with_packages(LIBGOMP))
+    assert "COPY debs/ /tmp/replay/debs/" in text
+    assert "RUN dpkg -i /tmp/replay/debs/*.deb" in text
+    assert "libgomp1:amd64 > /opt/replay/system-packages.txt" in text
+    assert text.index("dpkg -i") < text.index("python3 -m venv")  # as root, before pip
+    deployment = render_deployment(with_packages(LIBGOMP), "localhost/replay/environment:x")
+    assert "dpkg" not in deployment and "USER 10001:10001" in deployment
 
 
-def test_the_install_stage_depends_only_on_the_lock_and_wheels():
+def test_the_environment_depends_only_on_the_base_lock_and_packages():
     """Another manifest with the same requirements (here: another version, another
-    commit) renders the same install stage, so the engine's cache serves both."""
+    commit) has the same environment image; other system packages another."""
     first = Manifest(manifest_document())
     second = Manifest(manifest_document(version="2.0"))
     assert first.manifest_id != second.manifest_id
-    stages = [render_dockerfile(m).split("\nFROM ")[1] for m in (first, second)]
-    assert stages[0] == stages[1]
-    assert first.manifest_id not in stages[0]
+    assert render_environment(first) == render_environment(second)
+    assert first.manifest_id not in render_environment(first)
+    assert environment_tag(first) == environment_tag(second)
+    assert environment_tag(with_packages(LIBGOMP)) != environment_tag(first)
 
 
 # --- the runner's fingerprint ----------------------------------------------------------
@@ -394,36 +397,6 @@ def test_a_deb_whose_stored_bytes_changed_is_refused_naming_it(tmp_path):
         _deb_checked(missing, blobs, settings, tmp_path / "more" / "x.deb")  # type: ignore[arg-type]
 
 
-# What the engine's classic builder streams for a two-stage build whose last step fails
-# (recorded from Docker 20.10; the base's id and a step's container ids are not images
-# the build made).
-STREAM = [
-    "Step 1/6 : FROM 127.0.0.1:5000/replay/python@sha256:e98f AS install",
-    " ---> 9c372166070b",
-    "Step 2/6 : COPY requirements.lock /tmp/replay/requirements.lock",
-    " ---> Using cache",
-    " ---> 1111aaaa2222",
-    "Step 3/6 : RUN python3 -m venv /opt/venv",
-    " ---> Running in 0fd0dec9fb60",
-    "Removing intermediate container 0fd0dec9fb60",
-    " ---> 59f8957e7ab6",
-    "Step 4/6 : FROM 127.0.0.1:5000/replay/python@sha256:e98f",
-    " ---> 9c372166070b",
-    "Step 5/6 : COPY --from=install /opt/venv /opt/venv",
-    " ---> 969af1783b51",
-    "Step 6/6 : RUN false",
-    " ---> Running in e90a71180550",
-    "Removing intermediate container e90a71180550",
-]
-
-
-def test_only_the_images_a_build_made_are_noted():
-    steps = BuildSteps()
-    for line in STREAM:
-        steps.feed(line)
-    assert steps.created == ["59f8957e7ab6", "969af1783b51"]
-
-
 class FakeImages:
     def __init__(self, gone: set[str]) -> None:
         self.gone, self.removed = gone, []
@@ -436,7 +409,7 @@ class FakeImages:
         self.removed.append(image)
 
 
-def test_images_are_removed_newest_first_and_one_gone_is_no_error():
+def test_images_are_removed_last_first_and_one_gone_is_no_error():
     images = FakeImages(gone={"b"})
     removed = remove_images(SimpleNamespace(images=images), ["a", "b", "c"])  # type: ignore[arg-type]
     assert removed == ["c", "a"] and images.removed == ["c", "a"]
