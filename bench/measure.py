@@ -1,6 +1,6 @@
 """What every part of `make bench` measures with: the machine, a timed command, callers
-started together, a free port, and one logged decision replayed against a bare
-`docker run` of the same image."""
+started together, a free port, one logged decision replayed against a bare `docker run`
+of the same image, the median time of a few runs, and decisions logged in bulk."""
 
 from __future__ import annotations
 
@@ -129,3 +129,35 @@ def one_decision_against_docker_run(manifest, built, inputs: dict, runs: int) ->
         "replay_s": replay_times,
         "bare_s": bare_times,
     }
+
+
+def median_seconds(work, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def record_in_bulk(warm, rows: list[dict], seeds: list[int], fingerprint_id=None) -> None:
+    """`rows` decided by the warm container (each with its seed) and logged through the
+    Python API, 5,000 at a time."""
+    from replay.ledger import NewEntry, open_ledger
+    from replay.settings import load_settings
+
+    ledger, manifest = open_ledger(load_settings()), warm.manifest
+    for start in range(0, len(rows), 5_000):
+        part = slice(start, start + 5_000)
+        outputs = warm.predict_each(rows[part], seeds[part])
+        ledger.append(
+            NewEntry(
+                manifest_id=manifest.manifest_id,
+                deployment=manifest.name,
+                inputs=row,
+                outputs=answer,
+                seed=seed,
+                fingerprint=fingerprint_id,
+            )
+            for row, answer, seed in zip(rows[part], outputs, seeds[part], strict=True)
+        )

@@ -36,6 +36,9 @@
 8. Ingestion (`bench/ingest.py`): `replay ingest` of 100,000 decisions from JSON lines
    against a naive chained SQLite loop, KServe's CloudEvents over HTTP from 16 callers,
    and `replay audit` of the ingested decisions against `replay replay --all`.
+9. Kernels (`bench/kernels.py`): what pinning the numeric kernels costs, the credit
+   example's 10,000-variant sweep and replay of 100,000 decisions and a numpy network's
+   sweep, each against the same deployment captured with `kernels: native`.
 
 Results go to bench/results/<time>.json with a description of the machine.
 """
@@ -59,12 +62,16 @@ from frameworks import frameworks_benchmark
 from frameworks import summary as frameworks_summary
 from ingest import ingest_benchmark
 from ingest import summary as ingest_summary
+from kernels import kernels_benchmark
+from kernels import summary as kernels_summary
 from measure import (
     REPLAY,
     callers_timed,
     free_port,
     machine,
+    median_seconds,
     one_decision_against_docker_run,
+    record_in_bulk,
     timed,
 )
 
@@ -247,15 +254,6 @@ def ledger_benchmark(total: int) -> dict:
         "met_in_clear": grouped_plain["per_second"] >= 10_000,
         "chains_intact": True,
     }
-
-
-def median_seconds(work, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def questions_benchmark(workspace: Path, manifest, built) -> dict:
@@ -529,29 +527,6 @@ def claims_benchmark() -> dict:
         "sweep_answered_row_by_row": sweep,
         "replay_all_answered_alone": history,
     }
-
-
-def record_in_bulk(warm, rows: list[dict], seeds: list[int], fingerprint_id=None) -> None:
-    """`rows` decided by the warm container (each with its seed) and logged through the
-    Python API, 5,000 at a time."""
-    from replay.ledger import NewEntry, open_ledger
-    from replay.settings import load_settings
-
-    ledger, manifest = open_ledger(load_settings()), warm.manifest
-    for start in range(0, len(rows), 5_000):
-        part = slice(start, start + 5_000)
-        outputs = warm.predict_each(rows[part], seeds[part])
-        ledger.append(
-            NewEntry(
-                manifest_id=manifest.manifest_id,
-                deployment=manifest.name,
-                inputs=row,
-                outputs=answer,
-                seed=seed,
-                fingerprint=fingerprint_id,
-            )
-            for row, answer, seed in zip(rows[part], outputs, seeds[part], strict=True)
-        )
 
 
 def replay_all_against_loop(manifest, predict, rows: list[dict]) -> dict:
@@ -1064,6 +1039,7 @@ def main() -> int:
         results["ingest"] = ingest_benchmark(
             Path(home) / "ingest-bench", workspace, manifest.manifest_id
         )
+        results["kernels"] = kernels_benchmark(Path(home) / "kernels-bench")
     folder = ROOT / "bench" / "results"
     folder.mkdir(exist_ok=True)
     out = folder / f"{results['when'].replace(':', '')}.json"
@@ -1082,6 +1058,7 @@ def main() -> int:
     )
     print("\n".join(frameworks_summary(results["frameworks"])))
     print("\n".join(ingest_summary(results["ingest"])))
+    print("\n".join(kernels_summary(results["kernels"])))
     grouped = ledger_result["threads_16_group_commit"]
     sealed, plain = (
         ledger_result[f"processes_8_{kind}_per_second"] for kind in ("sealed", "plain")

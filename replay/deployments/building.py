@@ -183,7 +183,12 @@ def build(
             )
         fingerprint_id = _prove(client, manifest, image_id, recorded, store)
         return BuildResult(
-            manifest.manifest_id, image_id, image_build.image_tag(manifest), fingerprint_id, True
+            manifest.manifest_id,
+            image_id,
+            image_build.image_tag(manifest),
+            fingerprint_id,
+            True,
+            recorded.repo_digest if recorded else None,
         )
     built, fingerprint_id = _build_and_prove(
         client, manifest, recorded, store, settings, fresh=rebuild

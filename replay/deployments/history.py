@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from replay.deployments.building import stored_files
-from replay.errors import BadInput, IntegrityError
+from replay.errors import BadInput, EngineUnavailable, IntegrityError
 from replay.manifests.canonical import sha256_bytes, sha256_file
 from replay.manifests.manifest import Manifest, is_id_prefix
 from replay.settings import Settings, load_settings
@@ -108,6 +108,7 @@ def verify_manifest(manifest_id: str, *, settings: Settings | None = None) -> Ma
         elif not places:
             checks.append(Check(f"model file {item.path}", item.sha256, "(no stored copy)"))
     checks.extend(_build_checks(store, manifest.manifest_id))
+    checks.extend(_engine_checks(store, manifest.manifest_id, settings))
     for wheel in manifest.environment.wheels:
         found = (
             blobs.stored_sha256(wheel.sha256) if blobs.has(wheel.sha256) else f"(not in {blobs})"
@@ -121,6 +122,23 @@ def verify_manifest(manifest_id: str, *, settings: Settings | None = None) -> Ma
         )
         checks.append(Check(f"system package {package.filename}", package.sha256, found))
     return ManifestVerification(manifest.manifest_id, checks)
+
+
+def _engine_checks(store: ManifestStore, manifest_id: str, settings: Settings) -> list[Check]:
+    """The image this machine's engine holds for the manifest, if an engine answers and
+    holds one: a reproducible image must be the recorded one, id for id."""
+    from replay.images.build import find_image
+    from replay.images.engine import docker_client
+
+    record = store.build_record(manifest_id)
+    if record is None or record.builder is None:  # older images: their fingerprint holds
+        return []
+    try:
+        client = docker_client(settings.docker_host, connect_timeout=settings.connect_timeout)
+    except EngineUnavailable:
+        return []
+    image = find_image(client, manifest_id)
+    return [] if image is None else [Check("image in the engine", record.image_id, image.id)]
 
 
 def _build_checks(store: ManifestStore, manifest_id: str) -> list[Check]:
