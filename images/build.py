@@ -186,7 +186,10 @@ def build_image(
     local = local_tag(manifest)
     image_id = builder.build(context, context / DEPLOYMENT_FILE, local, environment, progress)
     repository = f"{registry}/replay/{manifest.name}"
-    digest = builder.push(local, f"{repository}:{manifest.short_id}", progress)
+    try:
+        digest = builder.push(local, f"{repository}:{manifest.short_id}", progress)
+    finally:  # the registry and the engine keep it; the builder keeps environments only
+        builder.remove(local)
     repo_digest = f"{repository}@{digest}"
     try:
         progress(f"pulling {repo_digest[:60]} into the engine")

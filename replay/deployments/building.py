@@ -236,7 +236,6 @@ def _build_and_prove(
     answer), the image does not stay in the engine and the reason is recorded beside
     the manifest; a later successful build clears it."""
     built = None
-    builder = builder_of(settings)
     try:
         with (
             tempfile.TemporaryDirectory() as scratch,
@@ -247,7 +246,7 @@ def _build_and_prove(
             _build_context(manifest, store, settings, context, progress)
             built = image_build.build_image(
                 client,
-                builder,
+                builder_of(settings),
                 manifest,
                 context,
                 settings.registry,
@@ -257,9 +256,8 @@ def _build_and_prove(
         _identical(recorded, built)
         fingerprint_id = _prove(client, manifest, built, recorded, store)
     except BaseException as error:  # Ctrl-C too: an unproven image is never left behind
-        with contextlib.suppress(Exception):  # the build's own error is the one to show
-            builder.remove(image_build.local_tag(manifest))
-            if built is not None:
+        if built is not None:
+            with contextlib.suppress(Exception):  # the build's own error is the one to show
                 image_build.remove_images(client, [built.image_id])
         if isinstance(error, Exception):
             _record_failure(store, manifest, error)

@@ -130,9 +130,9 @@ def _engine_checks(store: ManifestStore, manifest_id: str, settings: Settings) -
     from replay.images.build import find_image
     from replay.images.engine import docker_client
 
-    record = store.build_record(manifest_id)
-    if record is None or record.builder is None:  # older images: their fingerprint holds
-        return []
+    record = store.stored_build(manifest_id)
+    if record is None or record.builder is None or store.build_problem(record) is not None:
+        return []  # older images are held to their fingerprint; a bad record is its check
     try:
         client = docker_client(settings.docker_host, connect_timeout=settings.connect_timeout)
     except EngineUnavailable:

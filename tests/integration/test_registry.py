@@ -119,15 +119,20 @@ def test_the_decision_replays_after_the_registry_deleted_the_version(champion, t
 
     import replay
     from replay.settings import load_settings
+    from replay.stores.manifests import manifest_store
+    from tests.integration.test_recovery import wipe_from_registry
 
     manifest, transactions = champion
     url, _ = team_registry
     MlflowClient(tracking_uri=url).delete_model_version("credit-sk", "1")
     with reading(url), pytest.raises(replay.errors.BadInput, match="not found in the registry"):
         replay.capture("models:/credit-sk/1")
-    # no local image either: the replay rebuilds it from what replay itself kept
+    # no image left either, here or in the image registry: the replay rebuilds it from
+    # what replay itself kept
     client = docker_client(load_settings().docker_host)
     client.images.remove(find_image(client, manifest.manifest_id).id, force=True)
+    record = manifest_store(load_settings()).build_record(manifest.manifest_id)
+    wipe_from_registry(load_settings().registry, record.repo_digest)
     result = replay.replay(next(iter(transactions)))
     assert result.verdict == "reproduced"
     assert result.recovery == "rebuild"
