@@ -1,10 +1,10 @@
 """`make bench`, kernels: what pinning the numeric kernels costs (the same bits on any
 x86-64 CPU), against the same deployment captured with `kernels: native` in the same run.
 
-For each of the two manifests of the credit example: a 10,000-variant sweep in the warm
-container (median of 3), and `replay.replay_many` of 100,000 logged decisions on 2 Dask
-workers. And for the small numpy network of `tests/fixtures/kernels` (a matrix product
-and tanh on every row, where the kernels matter most): a 10,000-variant sweep.
+For each of the two manifests of the credit example: `replay.replay_many` of 100,000
+logged decisions on 2 Dask workers, and a 10,000-variant sweep in the warm container
+(median of 3). And for the small numpy network of `tests/fixtures/kernels` (a matrix
+product and tanh on every row, where the kernels matter most): a 10,000-variant sweep.
 
     python bench/kernels.py        # alone; `bench/run.py` runs it with the rest
 """
@@ -50,56 +50,68 @@ def swept(manifest, person: dict, vary: list) -> dict:
     return {"variants": variants, "seconds": seconds, "per_second": variants / seconds}
 
 
-def replayed(manifest, people: list[dict], decisions: int) -> dict:
-    """`replay_many` of `decisions` logged decisions of the manifest, on 2 workers."""
-    import replay
+def logged(manifest, people: list[dict], decisions: int) -> None:
+    """`decisions` decisions of the manifest's deployment, each its own applicant and seed."""
     from replay.execution.warm import WarmDeployment
 
     draw = random.Random(1)
     rows = [dict(people[i % len(people)]) for i in range(decisions)]
-    for row in rows:  # every decision its own applicant
+    for row in rows:
         row["income"] = float(round(row["income"] * draw.uniform(0.8, 1.2), 2))
     seeds = [draw.randrange(2**32) for _ in rows]
     with WarmDeployment(manifest.manifest_id) as warm:
         record_in_bulk(warm, rows, seeds)
+
+
+def replayed(manifest, decisions: int) -> dict:
+    """`replay_many` of the deployment's whole history, on 2 workers."""
+    import replay
+
     started = time.perf_counter()
     summary = replay.replay_many(deployment=manifest.name, workers=2, keep_reproduced=False)
     seconds = time.perf_counter() - started
-    if not summary.all_reproduced or summary.total != decisions:
+    if not summary.all_reproduced or summary.total < decisions:
         raise SystemExit(f"{manifest.name}: {summary.counts} of {decisions} replayed")
-    return {"decisions": decisions, "seconds": seconds, "per_second": decisions / seconds}
+    return {"decisions": summary.total, "seconds": seconds, "per_second": summary.total / seconds}
 
 
 def kernels_benchmark(folder: Path, decisions: int = 100_000) -> dict:
+    """Both manifests captured first, then measured in the order pinned, native, native,
+    pinned (this machine's speed drifts within minutes), each keeping its faster run."""
     from workspace import committed_copy, make_workspace, read_new_cases
 
     import replay
     from replay.questions.sweeps import Range
 
-    results: dict = {kind: {} for kind in KINDS}
+    credit, network = {}, {}
     for kind in KINDS:
         workspace = make_workspace("credit", folder / f"credit-{kind}", folder / "dvc-remote")
-        if kind == "native":
-            native(workspace, "credit-approval")
-        manifest = replay.capture(workspace)
-        replay.build(manifest.manifest_id)
-        people = read_new_cases(workspace, "credit")
-        vary = [Range("income", 10000, 300000, 100), Range("debt", 0, 100000, 100)]
-        # the history first: the sweep logs a decision of its own
-        results[kind]["credit_replay_many"] = replayed(manifest, people, decisions)
-        results[kind]["credit_sweep"] = swept(manifest, people[0], vary)
-
         fixture = committed_copy(ROOT / "tests" / "fixtures" / "kernels", folder / f"net-{kind}")
         if kind == "native":
+            native(workspace, "credit-approval")
             native(fixture, "kernels")
-        network = replay.capture(fixture)
-        replay.build(network.manifest_id)
-        person = {"income": 52000.0, "debt": 18000.0, "years": 6}
-        grid = [Range("income", 10000, 300000, 100), Range("debt", 0, 100000, 100)]
-        results[kind]["network_sweep"] = swept(network, person, grid)
-    for part in results["baseline"]:
-        pinned, free = (results[kind][part]["per_second"] for kind in KINDS)
-        results.setdefault("pinned_to_native_ratio", {})[part] = pinned / free
+        for deployment, into in ((workspace, credit), (fixture, network)):
+            into[kind] = replay.capture(deployment)
+            replay.build(into[kind].manifest_id)
+        people = read_new_cases(workspace, "credit")
+        logged(credit[kind], people, decisions)
+    grid = [Range("income", 10000, 300000, 100), Range("debt", 0, 100000, 100)]
+    person = {"income": 52000.0, "debt": 18000.0, "years": 6}
+    results: dict = {kind: {} for kind in KINDS}
+    for kind in (*KINDS, *reversed(KINDS)):
+        runs = {
+            "credit_replay_many": replayed(credit[kind], decisions),
+            "credit_sweep": swept(credit[kind], people[0], grid),
+            "network_sweep": swept(network[kind], person, grid),
+        }
+        for part, run in runs.items():
+            kept = results[kind].get(part)
+            if kept is None or run["per_second"] > kept["per_second"]:
+                results[kind][part] = run
+    results["pinned_to_native_ratio"] = {
+        part: results["baseline"][part]["per_second"] / results["native"][part]["per_second"]
+        for part in results["baseline"]
+    }
     return results
 
 
