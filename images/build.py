@@ -77,7 +77,9 @@ def _system_packages_step(manifest: Manifest) -> str:
         "# the manifest; the runner fingerprints the ones listed.\n"
         f"COPY {DEBS_FOLDER}/ /tmp/replay/debs/\n"
         "RUN dpkg -i /tmp/replay/debs/*.deb \\\n"
-        " && rm -rf /tmp/replay/debs \\\n"
+        # dpkg's log and ldconfig's cache hold the time and the files' inodes: every
+        # build would differ; neither is read by what runs
+        " && rm -rf /tmp/replay/debs /var/log/dpkg.log /var/cache/ldconfig/aux-cache \\\n"
         f" && mkdir -p {posixpath.dirname(SYSTEM_PACKAGES_PATH)} \\\n"
         f" && printf '%s\\n' {listed} > {SYSTEM_PACKAGES_PATH}\n"
     )

@@ -228,3 +228,12 @@ def test_a_successful_build_clears_an_earlier_failure(registry, tmp_path_factory
     [after] = [r for r in store.history("seeded") if r.manifest_id == manifest.manifest_id]
     assert after.status == "built" and after.build_failure is None
     assert after.image_id.removeprefix("sha256:")[:12] in images_labelled(manifest.manifest_id)
+
+
+def test_a_deployment_with_system_packages_rebuilds_to_the_same_image(lightgbm):
+    """dpkg writes a log and ldconfig a cache that differ from one build to the next:
+    the environment leaves them out, so a rebuild from nothing is the same image."""
+    import replay
+
+    again = replay.build(lightgbm.manifest.manifest_id, rebuild=True)
+    assert (again.image_id, again.identical) == (lightgbm.build.image_id, True)
