@@ -41,6 +41,15 @@ def repository_of(reference: str) -> str:
     return name
 
 
+def qualified(reference: str) -> str:
+    """`reference` with its registry named, as builders other than Docker's need it:
+    `python@sha256:…` is `docker.io/library/python@sha256:…`."""
+    first, _, rest = reference.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        return reference
+    return f"docker.io/{reference}" if rest else f"docker.io/library/{reference}"
+
+
 def resolve_digest(client: docker.DockerClient, reference: str) -> str:
     """Resolve an image reference to `repository@sha256:…`, preferring the registry's word."""
     import docker

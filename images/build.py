@@ -12,7 +12,6 @@ through the registry, by digest.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import posixpath
 import shlex
@@ -23,8 +22,9 @@ from pathlib import Path
 from string import Template
 from typing import TYPE_CHECKING, Any
 
-from replay.images.base import repository_of
+from replay.images.base import qualified, repository_of
 from replay.images.buildah import Buildah
+from replay.images.host import registry_answers
 from replay.images.runner import SYSTEM_PACKAGES_FILE
 from replay.manifests.canonical import canonical_json, document_id, sha256_bytes
 from replay.manifests.manifest import Manifest
@@ -49,9 +49,10 @@ CONTAINER_ENV = {
     "REPLAY_DEPLOYMENT_DIR": "/opt/deployment",
 }
 ENVIRONMENT_FILE = "Containerfile.environment"
-BYTECODE_SCRIPT = "bytecode.py"  # in the build context: see replay/images/bytecode.py
+BYTECODE_SCRIPT = "bytecode.py"  # in the build context: see images/bytecode.py
 COMPILE_STEP = (
-    f" && {ENVIRONMENT_PATH}/bin/python /tmp/replay/{BYTECODE_SCRIPT} {ENVIRONMENT_PATH}/lib \\\n"
+    f" && PYTHONHASHSEED=0 {ENVIRONMENT_PATH}/bin/python /tmp/replay/{BYTECODE_SCRIPT} "
+    f"{ENVIRONMENT_PATH}/lib \\\n"
 )
 DEPLOYMENT_FILE = "Containerfile.deployment"
 
@@ -93,17 +94,19 @@ def render_environment(manifest: Manifest) -> str:
     """The Containerfile of the manifest's environment image."""
     compiled = manifest.image.recipe >= 2  # older manifests' images hold no bytecode
     return _template(ENVIRONMENT_FILE).substitute(
-        base=manifest.image.base,
+        base=qualified(manifest.image.base),
         system_packages=_system_packages_step(manifest),
         compile=COMPILE_STEP if compiled else "",
     )
 
 
-def environment_tag(manifest: Manifest) -> str:
-    """The environment image's tag: a hash of its Containerfile and of everything it
-    copies, so manifests with the same base, lock and packages share it."""
+def environment_tag(manifest: Manifest, builder: str) -> str:
+    """The environment image's tag: a hash of its Containerfile, of everything it copies
+    and of the `builder` (`buildah 1.28.2`), so manifests with the same base, lock and
+    packages share it, and another builder's is never taken for this one's."""
     environment = manifest.environment
     inputs = {
+        "builder": builder,
         "containerfile": render_environment(manifest),
         "bytecode": sha256_bytes(
             resources.files("replay.images").joinpath(BYTECODE_SCRIPT).read_bytes()
@@ -140,74 +143,82 @@ def find_image(client: docker.DockerClient, manifest_id: str) -> Any | None:
     return images[0] if images else None
 
 
-def remove_images(client: docker.DockerClient, image_ids: list[str]) -> list[str]:
-    """Remove the images from the engine (the last first); the ids removed. One already
-    gone, or still used by a container, is left alone."""
+def remove_image(client: docker.DockerClient, image_id: str) -> bool:
+    """Remove the image from the engine; whether it was. One already gone, or still used
+    by a container, is left alone."""
     import docker
 
-    removed = []
-    for image_id in reversed(image_ids):
-        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-            client.images.remove(image_id, force=True)
-            removed.append(image_id)
-    return removed
+    try:
+        client.images.remove(image_id, force=True)
+    except (docker.errors.NotFound, docker.errors.APIError):
+        return False
+    return True
 
 
 @dataclass(frozen=True)
 class BuiltImage:
-    image_id: str  # sha256 of the image's config: the same for every build of the manifest
+    image_id: str  # sha256 of the image's config: the same for every build with this builder
     repo_digest: str  # where the registry keeps it: `registry/replay/NAME@sha256:…`
     builder: str  # which builder made it (`buildah 1.28.2`): ids are promised for the same
 
 
 def build_image(
     client: docker.DockerClient,
-    builder: Buildah,
+    buildah: Buildah,
     manifest: Manifest,
     context: Path,
     registry: str,
     progress: Callable[[str], None] = lambda _: None,
     *,
     fresh: bool = False,
+    check: Callable[[str, str], None] = lambda _id, _builder: None,
 ) -> BuiltImage:
     """Build the manifest's image from a prepared context (its environment image too,
-    unless this machine has it and not `fresh`), push it to `registry` and pull it into
-    the engine by digest, tagged `image_tag(manifest)`. Whatever fails, nothing of the
-    deployment's image is left in the engine."""
+    unless this machine has it and not `fresh`), let `check(image_id, builder)` refuse
+    it before it leaves the builder, push it to `registry` and pull it into the engine
+    by digest, tagged `image_tag(manifest)`. Whatever fails, nothing of the deployment's
+    image is left in the builder, and nothing this build brought into the engine."""
     import docker
 
-    environment = environment_tag(manifest)
-    if fresh or builder.image_id(environment) is None:
+    if not registry_answers(registry):  # found now, not after the whole build
+        raise EnvironmentProblem(
+            f"no registry answers at {registry}: builds hand their images to the engine "
+            "through it; start one with `replay up` or set REPLAY_REGISTRY"
+        )
+    builder = buildah.version()
+    environment = environment_tag(manifest, builder)
+    if fresh or buildah.image_id(environment) is None:
         (context / ENVIRONMENT_FILE).write_text(render_environment(manifest))
         script = resources.files("replay.images").joinpath(BYTECODE_SCRIPT)
         (context / BYTECODE_SCRIPT).write_bytes(script.read_bytes())
         progress(f"environment {environment}")
-        base = manifest.image.base
-        builder.build(context, context / ENVIRONMENT_FILE, environment, base, progress)
+        base = qualified(manifest.image.base)
+        buildah.build(context, context / ENVIRONMENT_FILE, environment, base, progress)
     (context / DEPLOYMENT_FILE).write_text(render_deployment(manifest, environment))
     local = local_tag(manifest)
-    image_id = builder.build(context, context / DEPLOYMENT_FILE, local, environment, progress)
     repository = f"{registry}/replay/{manifest.name}"
     try:
-        digest = builder.push(local, f"{repository}:{manifest.short_id}", progress)
+        image_id = buildah.build(context, context / DEPLOYMENT_FILE, local, environment, progress)
+        check(image_id, builder)
+        digest = buildah.push(local, f"{repository}:{manifest.short_id}", progress)
     finally:  # the registry and the engine keep it; the builder keeps environments only
-        builder.remove(local)
+        buildah.remove(local)
     repo_digest = f"{repository}@{digest}"
     try:
         progress(f"pulling {repo_digest[:60]} into the engine")
         pulled = client.images.pull(repo_digest)
         pulled.tag(image_tag(manifest))
     except docker.errors.DockerException as error:
-        remove_images(client, [image_id])
+        remove_image(client, image_id)
         raise EnvironmentProblem(
             f"the engine could not pull the new image from {repository_of(repo_digest)}: {error}"
         ) from None
     if pulled.id != image_id:  # the engine would run other bytes than were built
-        remove_images(client, [pulled.id])
+        remove_image(client, pulled.id)
         raise IntegrityError(
             f"the engine holds the image built as {image_id[:19]} as {pulled.id[:19]}"
         )
-    return BuiltImage(image_id, repo_digest, builder.version())
+    return BuiltImage(image_id, repo_digest, builder)
 
 
 def image_fingerprint(client: docker.DockerClient, image: str) -> dict[str, Any]:

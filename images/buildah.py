@@ -21,8 +21,7 @@ from pathlib import Path
 
 from replay.errors import EnvironmentProblem, one_line
 
-# Written into every build record: an image id is only promised for the same builder.
-STORAGE_DRIVER = "vfs"
+STORAGE_DRIVER = "vfs"  # the same layers on any filesystem (see above)
 LOCAL_REGISTRIES = ("localhost", "127.0.0.1")
 
 
@@ -98,6 +97,10 @@ class Buildah:
                 "--network",
                 "none",
                 "--pull=false",  # the base by digest: fetched once, then the same bytes
+                # no cache is used anyway (one layer a stage); it lets --force-rm remove
+                # the working container of a build that fails
+                "--no-cache",
+                "--force-rm",
                 f"--tls-verify={str(not insecure(base)).lower()}",
                 "--iidfile",
                 str(written),

@@ -13,7 +13,6 @@ import importlib.util
 import os
 import py_compile
 import sys
-from concurrent.futures import ProcessPoolExecutor
 
 
 def uncompiled(folders: list[str]) -> list[str]:
@@ -38,5 +37,8 @@ def compile_one(path: str) -> None:
 
 
 if __name__ == "__main__":
-    with ProcessPoolExecutor() as pool:
-        list(pool.map(compile_one, uncompiled(sys.argv[1:]), chunksize=64))
+    # one process, in sorted order: marshal writes a shared object once and refers back
+    # to it depending on its reference count, which depends on what this process compiled
+    # before; the same sequence gives the same bytes (in parallel workers it would not)
+    for path in uncompiled(sys.argv[1:]):
+        compile_one(path)

@@ -28,9 +28,9 @@ PREDICTION = "prediction"  # MLflow's own name for an unnamed output
 # What a spec for a registry model may say: everything else comes from the model.
 SPEC_KEYS = frozenset(
     {"name", "version", "inputs", "output", "seeds", "threads", "batch_exact",
-     "system_packages", "base_image"}
+     "kernels", "system_packages", "base_image"}
 )  # fmt: skip
-PASSED_ON = ("seeds", "threads", "batch_exact", "base_image")  # to replay.yaml as given
+PASSED_ON = ("seeds", "threads", "batch_exact", "kernels", "base_image")  # to replay.yaml
 OUTPUT_KEYS = frozenset({"decision", "score", "favourable", "fields", "rule"})
 RULE_KEYS = frozenset({"threshold", "at_or_above", "below"})
 # MLflow column types → replay feature types, and the pandas dtype `predict` expects.

@@ -1,10 +1,12 @@
 """Building a manifest's image: its build context laid out from the stores, each piece
-checked against the manifest, a hermetic build, and the proof (fingerprint) recorded."""
+checked against the manifest, a reproducible build with the network off, and the proof
+(fingerprint, image id) recorded."""
 
 from __future__ import annotations
 
 import contextlib
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,7 +132,7 @@ def stored_files(manifest: Manifest) -> dict[str, str]:
 def _build_context(
     manifest: Manifest, store: ManifestStore, settings: Settings, context: Path, progress: Progress
 ) -> None:
-    """Lay out everything the Dockerfile copies, each piece checked against the manifest."""
+    """Lay out everything the Containerfiles copy, each piece checked against the manifest."""
     environment = manifest.environment
     (context / LOCK_FILE).write_text(environment.lock)
     blobs = open_blob_store(settings.blobs)
@@ -204,16 +206,21 @@ def build(
     )
 
 
-def _identical(recorded: BuildRecord | None, built: image_build.BuiltImage) -> None:
-    """Refuse an image whose id is not the one recorded for a reproducible build."""
-    if recorded is None or recorded.builder is None or recorded.image_id == built.image_id:
-        return
-    same = "the same builder" if recorded.builder == built.builder else built.builder
-    raise IntegrityError(
-        f"the rebuilt image {built.image_id[:19]} is not the image {recorded.image_id[:19]} "
-        f"recorded for the manifest (built by {recorded.builder}; this build by {same}); "
-        "refused and removed"
-    )
+def _identical(recorded: BuildRecord | None) -> Callable[[str, str], None]:
+    """What refuses, before it leaves the builder, an image whose id is not the one
+    recorded for a reproducible build."""
+
+    def check(image_id: str, builder: str) -> None:
+        if recorded is None or recorded.builder is None or recorded.image_id == image_id:
+            return
+        same = "the same builder" if recorded.builder == builder else builder
+        raise IntegrityError(
+            f"the rebuilt image {image_id[:19]} is not the image {recorded.image_id[:19]} "
+            f"recorded for the manifest (built by {recorded.builder}; this build by {same}); "
+            "refused and removed"
+        )
+
+    return check
 
 
 def builder_of(settings: Settings) -> Buildah:
@@ -252,13 +259,13 @@ def _build_and_prove(
                 settings.registry,
                 progress,
                 fresh=fresh,
+                check=_identical(recorded),
             )
-        _identical(recorded, built)
         fingerprint_id = _prove(client, manifest, built, recorded, store)
     except BaseException as error:  # Ctrl-C too: an unproven image is never left behind
         if built is not None:
             with contextlib.suppress(Exception):  # the build's own error is the one to show
-                image_build.remove_images(client, [built.image_id])
+                image_build.remove_image(client, built.image_id)
         if isinstance(error, Exception):
             _record_failure(store, manifest, error)
         raise

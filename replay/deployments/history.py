@@ -125,9 +125,9 @@ def verify_manifest(manifest_id: str, *, settings: Settings | None = None) -> Ma
 
 
 def _engine_checks(store: ManifestStore, manifest_id: str, settings: Settings) -> list[Check]:
-    """The image this machine's engine holds for the manifest, if an engine answers and
-    holds one: a reproducible image must be the recorded one, id for id."""
-    from replay.images.build import find_image
+    """The images this machine's engine holds for the manifest, if an engine answers:
+    each must be one the reproducible record proves, id for id."""
+    from replay.images.build import LABEL_MANIFEST
     from replay.images.engine import docker_client
 
     record = store.stored_build(manifest_id)
@@ -137,8 +137,15 @@ def _engine_checks(store: ManifestStore, manifest_id: str, settings: Settings) -
         client = docker_client(settings.docker_host, connect_timeout=settings.connect_timeout)
     except EngineUnavailable:
         return []
-    image = find_image(client, manifest_id)
-    return [] if image is None else [Check("image in the engine", record.image_id, image.id)]
+    labelled = client.images.list(filters={"label": f"{LABEL_MANIFEST}={manifest_id}"})
+    return [
+        Check(
+            f"image in the engine (the record's is {record.image_id[:19]})",
+            image.id,
+            image.id if record.proves(image.id) else "(not proven by the signed record)",
+        )
+        for image in labelled
+    ]
 
 
 def _build_checks(store: ManifestStore, manifest_id: str) -> list[Check]:

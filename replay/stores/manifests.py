@@ -391,7 +391,7 @@ class ManifestStore:
             archive_sha256=earlier.archive_sha256 if earlier else None,
             image_ids=list(dict.fromkeys([*(earlier.image_ids if earlier else []), image_id])),
             manifest_id=self.resolve(manifest_id),
-            builder=builder or (earlier.builder if earlier else None),
+            builder=builder,  # None for an image this replay did not build itself
         )
         return self._record_build(run_id, record)
 

@@ -155,8 +155,9 @@ def test_a_rebuild_is_the_recorded_image_even_with_no_copy_left(spare, engine, r
     remove_everywhere(engine, manifest.manifest_id, record.repo_digest)
     builder = builder_of(load_settings())
     assert builder.image_id(local_tag(manifest)) is None  # the registry keeps it, not the builder
-    builder.remove(environment_tag(manifest))
-    assert builder.image_id(environment_tag(manifest)) is None
+    environment = environment_tag(manifest, builder.version())
+    builder.remove(environment)
+    assert builder.image_id(environment) is None
     fresh = replay.build(manifest.manifest_id)  # nothing to reuse: built from the manifest
     assert (fresh.image_id, fresh.identical, fresh.reused) == (built.image_id, True, False)
 

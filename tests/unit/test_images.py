@@ -2,7 +2,7 @@ import copy
 from pathlib import Path
 
 import pytest
-from replay.images.base import repository_of
+from replay.images.base import qualified, repository_of
 from replay.images.build import (
     check_fingerprint,
     environment_tag,
@@ -93,8 +93,9 @@ def test_containerfiles_pin_base_by_digest_and_label_the_manifest(manifest):
     environment = render_environment(manifest)
     assert f"FROM {manifest.image.base}\n" in environment
     assert "--no-index" in environment and "--require-hashes" in environment
-    text = render_deployment(manifest, environment_tag(manifest))
-    assert f"FROM {environment_tag(manifest)}\n" in text
+    environment = environment_tag(manifest, "buildah 1.28.2")
+    text = render_deployment(manifest, environment)
+    assert f"FROM {environment}\n" in text
     assert f"replay.manifest_id={manifest.manifest_id}" in text
     assert "OMP_NUM_THREADS=1" in text
     assert "USER 10001:10001" in text
@@ -145,3 +146,17 @@ def test_an_older_runner_replays_single_decisions_but_refuses_batches(version):
     runner.hello = {"runner": version}
     with pytest.raises(OldRunner, match=f"protocol {version}.*captured again"):
         runner.request({"rows": 2, "columns": {"a": [1, 2]}, "seed": 0})
+
+
+@pytest.mark.parametrize(
+    ("reference", "named"),
+    [
+        ("python@sha256:" + "1" * 64, "docker.io/library/python@sha256:" + "1" * 64),
+        ("team/python:3.11", "docker.io/team/python:3.11"),
+        ("127.0.0.1:5000/replay/python:3.11", "127.0.0.1:5000/replay/python:3.11"),
+        ("ghcr.io/team/python", "ghcr.io/team/python"),
+        ("localhost/replay/environment:x", "localhost/replay/environment:x"),
+    ],
+)
+def test_a_base_is_named_with_its_registry_for_the_builder(reference, named):
+    assert qualified(reference) == named
