@@ -164,12 +164,13 @@ def test_a_rebuild_is_the_recorded_image_even_with_no_copy_left(spare, engine, r
 
 def test_a_rebuild_with_another_id_is_refused(spare, engine):
     """A record (signed with the ledger's key) of another image id, as if the build had
-    changed since: the rebuild is refused, exit 4, naming both ids, and removed."""
+    changed since: the rebuild is refused, exit 4, naming both ids, and not kept."""
     import json
     from dataclasses import replace
 
-    from replay.images.build import find_image
+    from replay.images.build import local_tag
 
+    from replay.deployments.building import builder_of
     from replay.settings import load_settings
     from replay.stores.keys import signing_key
     from replay.stores.manifests import manifest_store
@@ -190,7 +191,8 @@ def test_a_rebuild_with_another_id_is_refused(spare, engine):
         assert f"the rebuilt image {built.image_id[:19]} is not the image {other[:19]}" in (
             refused.stderr
         )
-        assert find_image(engine, manifest.manifest_id) is None  # the rebuild was removed
+        # refused before it left the builder: not kept there, never pushed nor pulled
+        assert builder_of(load_settings()).image_id(local_tag(manifest)) is None
     finally:
         cached.write_text(genuine)
         import replay
