@@ -8,8 +8,9 @@
    4,000/s), against the same in clear; 16 threads of one process (as `replay serve`'s)
    through group commit (goal: at least 10,000/s), against one transaction each.
 3. Questions of a warm container: what-if median latency (goal: at most 50 ms), a
-   10,000-variant sweep against the same model's `predict_batch` called in-process
-   with the manifest's thread settings (goal: at least half its throughput; the
+   10,000-variant sweep against the same model's `predict_batch` called in a process
+   started with the manifest's runtime environment (its threads and pinned kernels),
+   each call alternating with a sweep (goal: at least 0.9 of its throughput; the
    figure with the libraries' default threads is reported too, and the same sweep on
    a copy of the deployment that declares one thread per core), and counterfactuals
    for 50 rejected applicants against DiCE (`method="random"`, same model, same
@@ -60,6 +61,7 @@ from pathlib import Path
 
 from frameworks import frameworks_benchmark
 from frameworks import summary as frameworks_summary
+from in_process import InProcessModel
 from ingest import ingest_benchmark
 from ingest import summary as ingest_summary
 from kernels import kernels_benchmark
@@ -266,7 +268,7 @@ def questions_benchmark(workspace: Path, manifest, built) -> dict:
 
     sys.path.insert(0, str(workspace))
     from credit import model as in_process  # the same model file, outside Docker
-    from threadpoolctl import threadpool_info, threadpool_limits
+    from threadpoolctl import threadpool_info
 
     in_process.load(str(workspace))
     with WarmDeployment(manifest.manifest_id) as warm:
@@ -303,36 +305,43 @@ def questions_benchmark(workspace: Path, manifest, built) -> dict:
         vary = [Range("income", 10000, 300000, 100), Range("debt", 0, 100000, 100)]
         grid = replay.sweep(txn, vary, warm=warm).frame[["income", "debt"]]
         rows = [{**rejected[0].inputs, **point} for point in grid.to_dict(orient="records")]
-        container = median_seconds(lambda: replay.sweep(txn, vary, warm=warm), 5)
-        # Like for like: the manifest pins the deployment's thread pools (OMP_NUM_THREADS
-        # and friends) to one thread, so the in-process call gets the same setting. With
-        # the library defaults (here one thread per core) the model itself is faster than
-        # the deployment it stands for; that figure is reported too.
-        threads = int(manifest.runtime.env["OMP_NUM_THREADS"])
-        with threadpool_limits(threads):
-            local = median_seconds(lambda: in_process.predict_batch(rows), 5)
-            # what the container's runner now asks for: one seed per row (protocol 4)
-            seeds = [rejected[0].seed] * len(rows)
-            local_seeded = median_seconds(lambda: in_process.predict_batch(rows, seeds), 5)
+        # Like for like: the model called in a process of its own started with the
+        # manifest's runtime environment (one thread, the pinned kernels), each call
+        # alternating with a sweep in the container. `rows`: the bare predict_batch(rows)
+        # (the goal's measure); `seeded`: with a seed per row, as a sweep must call it.
+        container, local, local_seeded = [], [], []
+        worker_env = {**os.environ, **manifest.runtime.env}
+        with InProcessModel(workspace, "credit.model", rows, rejected[0].seed, worker_env) as model:
+            for _ in range(11):
+                started = time.perf_counter()
+                replay.sweep(txn, vary, warm=warm)
+                container.append(time.perf_counter() - started)
+                local.append(model.seconds("rows"))
+                local_seeded.append(model.seconds("seeded"))
+        container_s, local_s, seeded_s = map(statistics.median, (container, local, local_seeded))
+        # With the library defaults (here one thread per core, kernels by CPU) the model
+        # itself is faster than the deployment it stands for; that figure is reported too.
         local_default = median_seconds(lambda: in_process.predict_batch(rows), 5)
         sweep = {
             "variants": len(rows),
-            "container_s": container,
-            "container_per_s": len(rows) / container,
-            "in_process_threads": threads,
-            "in_process_s": local,
-            "in_process_per_s": len(rows) / local,
-            "throughput_ratio": local / container,
-            "in_process_per_row_seeds_s": local_seeded,
-            "per_row_seeds_cost_in_process": local_seeded / local,
+            "container_s": container_s,
+            "container_per_s": len(rows) / container_s,
+            "in_process_threads": manifest.runtime.threads,
+            "in_process_env": dict(manifest.runtime.env),
+            "in_process_s": local_s,
+            "in_process_per_s": len(rows) / local_s,
+            "throughput_ratio": local_s / container_s,
+            "in_process_per_row_seeds_s": seeded_s,
+            "throughput_ratio_per_row_seeds": seeded_s / container_s,
+            "per_row_seeds_cost_in_process": seeded_s / local_s,
             "in_process_default_threads": {
                 pool["internal_api"]: pool["num_threads"] for pool in threadpool_info()
             },
             "in_process_default_threads_s": local_default,
-            "throughput_ratio_default_threads": local_default / container,
-            "goal_ratio_at_least": 0.5,
+            "throughput_ratio_default_threads": local_default / container_s,
+            "goal_ratio_at_least": 0.9,
         }
-        sweep["met"] = sweep["throughput_ratio"] >= 0.5
+        sweep["met"] = sweep["throughput_ratio"] >= 0.9
         sweep["declaring_all_cores"] = sweep_declaring_threads(
             os.cpu_count() or 1, rejected[0].inputs, vary, rows, in_process
         )
@@ -1114,8 +1123,10 @@ def main() -> int:
     print(
         f"sweep of {sweep['variants']:,}: {sweep['container_per_s']:,.0f}/s in the container "
         f"vs {sweep['in_process_per_s']:,.0f}/s in-process with the manifest's "
-        f"{sweep['in_process_threads']} thread -> ratio {sweep['throughput_ratio']:.2f} "
-        f"(goal >= 0.5); against the libraries' default threads in-process "
+        f"{sweep['in_process_threads']} thread and pinned kernels -> ratio "
+        f"{sweep['throughput_ratio']:.2f} (goal >= 0.9; against predict_batch(rows, seeds) "
+        f"{sweep['throughput_ratio_per_row_seeds']:.2f}); against the libraries' default "
+        "threads and kernels in-process "
         f"{sweep['in_process_default_threads']} it is "
         f"{sweep['throughput_ratio_default_threads']:.2f}"
     )

@@ -9,6 +9,7 @@ per request.
 
 from __future__ import annotations
 
+import binascii
 import contextlib
 import json
 import platform
@@ -20,6 +21,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from replay.images.runner import pack_column, unpack_column
+
 from replay.errors import BadInput, EnvironmentProblem
 
 if TYPE_CHECKING:
@@ -30,15 +33,17 @@ _STDOUT, _STDERR = 1, 2
 # left development; 2 sends batches by column; 3 also seeds `load()`; 4 answers every row
 # of a batch as that row alone; 5 fingerprints every file of the source and environment;
 # 6 takes a seed per row of a batch; 7 answers a batch `alone` (row by row) and describes
-# the loaded model. Images with runner 2 or 3 stay replayable, one
+# the loaded model; 8 fingerprints system packages; 9 packs columns (numbers as their
+# bytes) both ways. Images with runner 2 or 3 stay replayable, one
 # decision at a time (their decisions were made that way), but their batches drew random
 # numbers in sequence across rows, so questions that send batches are refused
 # (OldRunner). Before 6, logged decisions are replayed one request each; before 7, a
 # batch that must be answered row by row is sent as one request per row.
-PROTOCOLS = {"2", "3", "4", "5", "6", "7", "8"}
+PROTOCOLS = {"2", "3", "4", "5", "6", "7", "8", "9"}
 PER_ROW_SEEDS = 4
 SEEDS_PER_ROW = 6
 ALONE = 7  # batches answered row by row on request, and the model described
+PACKED = 9  # columns packed both ways
 
 
 # Bytes of one protocol line the host holds: a runner that writes without ever ending
@@ -275,6 +280,10 @@ class RunnerContainer:
                 "so its variants would draw different random numbers; replaying its "
                 "decisions still works, questions need the deployment captured again"
             )
+        packed = "columns" in payload and self.protocol >= PACKED
+        if packed:
+            columns = {name: pack_column(values) for name, values in payload["columns"].items()}
+            payload = {**payload, "columns": columns, "pack": True}
         self._count += 1
         request_id = f"r{self._count}"
         self._send({**payload, "id": request_id})
@@ -282,6 +291,12 @@ class RunnerContainer:
         if answer.get("id") != request_id:
             self.close()
             raise RunnerFailed(f"runner answered {answer.get('id')!r} to {request_id!r}")
+        if packed and isinstance(answer.get("columns"), dict):
+            try:
+                answer["columns"] = {n: unpack_column(c) for n, c in answer["columns"].items()}
+            except (ValueError, TypeError, KeyError, binascii.Error) as error:
+                self.close()
+                raise RunnerFailed(f"the runner's packed answer is broken: {error}") from None
         return answer
 
     def close(self) -> None:

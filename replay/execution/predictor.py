@@ -89,6 +89,12 @@ class Predictor(ABC):
                 return _columns_of([self.predict(r, s) for r, s in zip(rows, seeds, strict=True)])
             request = {**request, "alone": True}
         answer: dict[str, list[Any]] = self.answer(request)["columns"]
+        for name, values in answer.items():
+            if len(values) != request["rows"]:
+                raise PredictionError(
+                    f"the deployment answered {len(values)} values of {name!r} "
+                    f"for {request['rows']} rows"
+                )
         return answer
 
     def predict_batch(self, rows: list[Row], seed: int) -> list[Row]:
@@ -151,23 +157,28 @@ NUMBER_CHARACTERS = 24  # what a number costs in that budget (its JSON text at m
 def _parts(request: dict[str, Any]) -> list[dict[str, Any]]:
     """`request` cut into consecutive runs of rows within BATCH_CHARACTERS."""
     count, columns = request["rows"], request["columns"]
-    texts = [values for values in columns.values() if any(isinstance(v, str) for v in values)]
+    texts = [
+        values
+        for values in columns.values()
+        if any(issubclass(kind, str) for kind in set(map(type, values)))
+    ]
     fixed = NUMBER_CHARACTERS * (len(columns) - len(texts))
-    if texts:
+    if not texts:  # numbers only: every row costs the same
+        step = max(1, BATCH_CHARACTERS // fixed) if fixed else max(count, 1)
+        bounds = [(begin, min(begin + step, count)) for begin in range(0, count, step)]
+    else:
         costs = [
             fixed + sum(len(v) if isinstance(v, str) else NUMBER_CHARACTERS for v in row)
             for row in zip(*texts, strict=True)
         ]
-    else:  # numbers only: every row costs the same
-        costs = [fixed] * count
-    bounds, start, size = [], 0, 0
-    for row, cost in enumerate(costs):
-        if row > start and size + cost > BATCH_CHARACTERS:
-            bounds.append((start, row))
-            start, size = row, 0
-        size += cost
-    bounds.append((start, count))
-    if len(bounds) == 1:
+        bounds, start, size = [], 0, 0
+        for row, cost in enumerate(costs):
+            if row > start and size + cost > BATCH_CHARACTERS:
+                bounds.append((start, row))
+                start, size = row, 0
+            size += cost
+        bounds.append((start, count))
+    if len(bounds) <= 1:
         return [request]
     return [
         {

@@ -25,7 +25,8 @@ def asking(
     be the decision's manifest, or one started and closed around the block). A question
     answered about a person's decision is recorded as an `access` entry naming it (a
     refused one records nothing), as the console records its pages."""
-    settings = settings or load_settings()
+    if settings is None:  # a caller's warm container brings the settings it runs with
+        settings = warm.settings if warm is not None else load_settings()
     ledger = open_ledger(settings)
     entry = ledger.get(txn_id).readable()  # erased: said before starting
     with warm_for(entry.manifest_id, warm, settings) as running:
@@ -48,12 +49,11 @@ def immutable_edits(schema: Schema, names: Iterable[str], allowed: bool) -> tupl
     return immutable
 
 
-def answered(schema: Schema, rows: Iterable[Mapping[str, Any]]) -> None:
-    """Refuse answers holding NaN or an infinity: an answer to a question must print as
-    JSON, and a deployment that answers so is broken (a type the fields do not declare
-    is shown as it came, as a score a plot cannot draw)."""
-    for row in rows:
-        try:
-            schema.output.check_finite(row)
-        except BadInput as problem:
-            raise PredictionError(f"the deployment's outputs break its schema: {problem}") from None
+def answered(schema: Schema, columns: Mapping[str, Iterable[Any]]) -> None:
+    """Refuse answers (by output field) holding NaN or an infinity: an answer to a
+    question must print as JSON, and a deployment that answers so is broken (a type the
+    fields do not declare is shown as it came, as a score a plot cannot draw)."""
+    try:
+        schema.output.check_finite_columns(columns)
+    except BadInput as problem:
+        raise PredictionError(f"the deployment's outputs break its schema: {problem}") from None

@@ -9,6 +9,7 @@ column, the fields that do not vary sent once.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,6 +112,18 @@ class Sweep:
         }
 
 
+def grid_columns(axes: Sequence[list[Any]]) -> list[list[Any]]:
+    """The grid of every combination of the axes' values, by column, in the order of
+    `itertools.product` (the last axis varies fastest), built with C-level repeats."""
+    columns = []
+    for position, values in enumerate(axes):
+        inner = math.prod(len(axis) for axis in axes[position + 1 :])
+        outer = math.prod(len(axis) for axis in axes[:position])
+        repeated = itertools.chain.from_iterable(itertools.repeat(v, inner) for v in values)
+        columns.append(list(repeated) * outer)
+    return columns
+
+
 def sweep_of(
     schema: Schema,
     decision: Decision,
@@ -122,6 +135,7 @@ def sweep_of(
     """`decision` re-run by `predictor` over a grid of one or two features, all else as
     logged, in one batch, every variant with the decision's seed; an immutable feature
     only with `allow_immutable` (compliance probing)."""
+    import numpy as np
     import pandas as pd  # about 0.4 s: only sweeps pay it
 
     if not 1 <= len(ranges) <= 2 or len({r.feature for r in ranges}) != len(ranges):
@@ -137,11 +151,10 @@ def sweep_of(
         raise BadInput(f"{total:,} variants is more than {MAX_VARIANTS:,}; use fewer points")
     base = schema.check(decision.inputs)
     names = [r.feature for r in ranges]
-    points = dict(zip(names, map(list, zip(*itertools.product(*axes), strict=True)), strict=True))
+    points = dict(zip(names, grid_columns(axes), strict=True))
     shared = {name: value for name, value in base.items() if name not in points}
     outputs = predictor.predict_columns(points, decision.seed, shared=shared)
-    rows = zip(*outputs.values(), strict=True)
-    answered(schema, (dict(zip(outputs, row, strict=True)) for row in rows))
+    answered(schema, outputs)
     return Sweep(
         decision.txn_id,
         decision.manifest_id,
@@ -151,7 +164,10 @@ def sweep_of(
         schema.output.decision,
         schema.output.score,
         schema.output.favourable,
-        pd.DataFrame({**points, **dict(sorted(outputs.items()))}),
+        # the swept numbers as arrays: pandas takes them as they are (a list is inspected)
+        pd.DataFrame(
+            {**{n: np.asarray(v) for n, v in points.items()}, **dict(sorted(outputs.items()))}
+        ),
         probed,
     )
 

@@ -84,7 +84,7 @@ def whatif_of(
     probed = immutable_edits(schema, changed, allow_immutable)
     modified = schema.check({**decision.inputs, **edits})
     outputs = predictor.predict(modified, decision.seed)
-    answered(schema, [outputs])
+    answered(schema, {name: [value] for name, value in outputs.items()})
     return WhatIf(decision, modified, outputs, schema.output, probed)
 
 

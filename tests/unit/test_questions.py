@@ -8,6 +8,7 @@ and a claims triage with a categorical input, a rule that decides with no score
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import statistics
@@ -20,7 +21,7 @@ from replay.execution.predictor import InProcessPredictor, PredictionError
 from replay.questions.counterfactuals import counterfactuals_of
 from replay.questions.draws import draw_keeps
 from replay.questions.explanations import explanation_of
-from replay.questions.sweeps import Range, sweep_of
+from replay.questions.sweeps import Range, grid_columns, sweep_of
 from replay.questions.what_if import whatif_of
 from tests.factories import schema
 
@@ -603,6 +604,33 @@ def test_a_batch_of_long_texts_is_sent_in_parts_and_answered_as_one(monkeypatch)
     parts.clear()
     assert exact.predict_batch([{"text": "", "x": i} for i in range(20)], 0)[-1]["x"] == 19
     assert len(parts) == 1  # short rows: one request
+
+
+def test_a_batch_of_numbers_is_cut_into_equal_parts_within_the_budget(monkeypatch):
+    import replay.execution.predictor as predictor_module
+
+    monkeypatch.setattr(predictor_module, "BATCH_CHARACTERS", 24 * 2 * 10)  # 10 rows of 2
+    parts = []
+
+    def predict_batch(rows):
+        parts.append(len(rows))
+        return [{"sum": row["a"] + row["b"] + row["c"]} for row in rows]
+
+    exact = InProcessPredictor(lambda row: predict_batch([row])[0], predict_batch, batch_exact=True)
+    a, b = [float(i) for i in range(35)], [100.0 * i for i in range(35)]
+    answer = exact.predict_columns({"a": a, "b": b}, 0, shared={"c": 0.5})
+    assert parts == [10, 10, 10, 5]  # the shared field is sent once, not counted
+    assert answer == {"sum": [x + y + 0.5 for x, y in zip(a, b, strict=True)]}
+    parts.clear()
+    assert exact.predict_columns({"a": [], "b": []}, 0) == {}
+    assert parts == []
+
+
+@pytest.mark.parametrize("sizes", [[3], [2, 3], [1, 4, 2], [3, 0]])
+def test_a_grid_is_every_combination_in_product_order(sizes):
+    axes = [[f"{axis}{i}" for i in range(size)] for axis, size in enumerate(sizes)]
+    expected = [list(column) for column in zip(*itertools.product(*axes), strict=True)]
+    assert grid_columns(axes) == (expected or [[] for _ in axes])
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf])

@@ -358,3 +358,75 @@ def test_the_loaded_model_is_described_by_class_library_and_parts(deployment):
         "version": version,
     }
     assert [part["class"] for part in prepare["parts"]] == ["OneHotEncoder", "passthrough"]
+
+
+@pytest.mark.parametrize(
+    ("values", "kind"),
+    [
+        ([0.1 * i for i in range(40)] + [-0.0, 5e-324, 1.7976931348623157e308], "f8"),
+        ([float("nan"), float("inf"), float("-inf")] * 11, "f8"),
+        ([-(2**63), 2**63 - 1, *range(40)], "i8"),
+        ([True, False, True] * 11, "b1"),
+        (["approved", "rejected", "approved", "ünïcode ✓"] * 9, "strings"),
+    ],
+)
+def test_a_column_of_one_plain_kind_is_packed_and_comes_back_the_same(values, kind):
+    packed = runner.pack_column(values)
+    assert set(packed) == ({kind, "index"} if kind == "strings" else {kind})
+    back = runner.unpack_column(json.loads(json.dumps(packed)))
+    assert [type(v) for v in back] == [type(v) for v in values]
+    assert [repr(v) for v in back] == [repr(v) for v in values]  # the bits: -0.0, nan
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [1.5] * 31,  # short: readable JSON
+        [1.5, 2] * 20,  # floats and integers mixed
+        [1.5, None] * 20,  # a nullable output
+        [2**63] * 40,  # beyond 64 bits
+        [f"text {i}" for i in range(40)],  # strings without repeats
+        [{"a": 1}] * 40,
+    ],
+)
+def test_other_columns_travel_as_lists(values):
+    assert runner.pack_column(values) is values
+    assert runner.unpack_column(values) is values
+
+
+def test_a_packed_batch_is_answered_as_the_same_batch_in_lists(deployment):
+    entrypoint = deployment("""
+        def predict(inputs):
+            score = inputs["a"] * 0.1 + inputs["b"]
+            return {"score": score, "band": "high" if score > 2 else "low", "big": score > 3,
+                    "n": inputs["b"], "note": None if inputs["b"] else "zero"}
+    """)
+    a, b = [i / 7 for i in range(40)], [i % 5 for i in range(40)]
+    plain = {"id": "p", "rows": 40, "columns": {"a": a, "b": b}, "seed": 0}
+    packed = {
+        "id": "q",
+        "rows": 40,
+        "columns": {"a": runner.pack_column(a), "b": runner.pack_column(b)},
+        "seed": 0,
+        "pack": True,
+    }
+    as_lists, as_packed = talk(entrypoint, plain, packed)[2:]
+    assert as_packed["columns"]["note"] == as_lists["columns"]["note"]  # nullable: a list
+    assert {"f8", "strings", "b1", "i8"} <= {k for c in as_packed["columns"].values() for k in c}
+    unpacked = {name: runner.unpack_column(c) for name, c in as_packed["columns"].items()}
+    assert unpacked == as_lists["columns"]
+
+
+def test_only_the_runners_own_process_freezes_the_collector(deployment):
+    import gc
+
+    entrypoint = deployment(SCORING)
+    before = gc.get_freeze_count()
+    talk(entrypoint, {"id": "r", "inputs": {"a": 1, "b": 2}, "seed": 0})
+    assert gc.get_freeze_count() == before  # a host answering in-process: untouched
+    stdin = io.StringIO(json.dumps({"type": "load", "seed": 0}) + "\n")
+    try:
+        assert runner.serve(entrypoint, stdin, io.StringIO(), freeze=True) == 0
+        assert gc.get_freeze_count() > before
+    finally:
+        gc.unfreeze()

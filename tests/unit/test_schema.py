@@ -1,7 +1,7 @@
 """The typed input/output schema: building it, checking values, parsing text."""
 
 import pytest
-from replay.manifests.schema import Feature, Schema, parse_boolean
+from replay.manifests.schema import Feature, Schema, finite_column, parse_boolean
 
 from replay.errors import BadInput, one_line
 from tests.factories import manifest_document, schema
@@ -221,3 +221,23 @@ def test_output_fields_must_include_the_decision_and_score():
 )
 def test_one_line_never_fails_on_an_empty_message(problem, line):
     assert one_line(problem) == line
+
+
+@pytest.mark.parametrize(
+    ("values", "finite"),
+    [
+        ([0.5, 1.0, -2.0], True),
+        ([1e308, 1e308], True),  # their sum overflows; each is finite
+        ([1.0, float("nan")], False),
+        ([float("inf"), float("-inf")], False),  # their sum is NaN
+        ([1e308, 1e308, float("inf")], False),
+        (["a", 1, True, None], True),
+        ([0.5, "a"], True),
+        ([0.5, "a", float("nan")], False),
+        ([{"nested": [1.0, float("inf")]}], False),
+        ([], True),
+    ],
+)
+def test_a_column_is_finite_when_every_value_is(values, finite):
+    assert finite_column(values) is finite
+    assert finite_column(iter(values)) is finite
