@@ -9,7 +9,7 @@ per request.
 
 from __future__ import annotations
 
-import binascii
+import base64
 import contextlib
 import json
 import platform
@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from replay.images.runner import pack_column, unpack_column
+from replay.images.runner import PACK_AT_LEAST, pack_column, plain, unpack_column
 
 from replay.errors import BadInput, EnvironmentProblem
 
@@ -50,6 +50,48 @@ PACKED = 9  # columns packed both ways
 # a line (a deployment writing to the protocol's descriptor) must not fill the host's
 # memory. Answers to the largest batches sent (BATCH_CHARACTERS of inputs) are far below.
 MAX_LINE = 128 << 20
+
+
+# numpy's types for the runner's packed columns (little-endian, as it packs them)
+_ARRAY_TYPES = {"f8": "<f8", "i8": "<i8", "b1": "?"}
+
+
+def pack_array(values: Any) -> Any:
+    """`pack_column` for a numpy array too: one of float64, int64 or bool values packed
+    from its bytes (no Python object per value); any other array as its list."""
+    kind = getattr(getattr(values, "dtype", None), "kind", None)
+    if kind is None:
+        return pack_column(values)
+    if kind not in "fib" or values.ndim != 1 or len(values) < PACK_AT_LEAST:
+        return pack_column(values.tolist())
+    name = {"f": "f8", "i": "i8", "b": "b1"}[kind]
+    data = values.astype(_ARRAY_TYPES[name] if kind != "b" else "u1", copy=False).tobytes()
+    return {name: base64.b64encode(data).decode("ascii")}
+
+
+def unpack_array(column: Any) -> Any:
+    """A packed column as an array a data frame takes as it is, without a Python object
+    per value: numpy's float64, int64 or bool over the received bytes, or strings as
+    pandas makes a column of them (its distinct values, taken by index). A list stays
+    a list."""
+    if not isinstance(column, dict):
+        return unpack_column(column)
+    import numpy as np
+
+    kind = next((kind for kind in _ARRAY_TYPES if kind in column), None)
+    if kind is not None:
+        data = base64.b64decode(column[kind], validate=True)
+        if kind == "b1" and data.translate(None, b"\x00\x01"):
+            raise ValueError("a boolean column holds a byte other than 0 and 1")
+        return np.frombuffer(data, dtype=_ARRAY_TYPES[kind])
+    if "strings" in column and isinstance(column["strings"], list):
+        import pandas as pd
+
+        index = np.frombuffer(base64.b64decode(column["index"], validate=True), dtype="<u4")
+        # the array pandas would make of a list of these strings, made from the few
+        distinct = pd.Series(column["strings"], dtype=None).array
+        return distinct.take(index.astype(np.intp))
+    return unpack_column(column)  # refused there, in its words
 
 
 class OldRunner(EnvironmentProblem):
@@ -189,8 +231,8 @@ class RunnerContainer:
             )
 
     def _send(self, document: dict[str, Any]) -> None:
-        try:
-            self._raw.sendall((json.dumps(document) + "\n").encode())
+        try:  # numpy values and arrays as JSON (an older runner gets lists)
+            self._raw.sendall((json.dumps(document, default=plain) + "\n").encode())
         except OSError:
             self.close()
             raise RunnerFailed(f"the runner stopped reading: {self.stderr_tail()}") from None
@@ -267,8 +309,11 @@ class RunnerContainer:
         lines = self._stderr.decode(errors="replace").strip().splitlines()
         return lines[-1][:300] if lines else "(no output)"
 
-    def request(self, payload: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
-        """Send one request and return the runner's answer (outputs or error)."""
+    def request(
+        self, payload: dict[str, Any], timeout: float | None = None, *, arrays: bool = False
+    ) -> dict[str, Any]:
+        """Send one request and return the runner's answer (outputs or error); with
+        `arrays`, a packed answer column as a numpy array (see `unpack_array`)."""
         if "seeds" in payload and self.protocol < SEEDS_PER_ROW:
             raise OldRunner(
                 f"this image's runner (protocol {self.protocol}) takes one seed per batch; "
@@ -282,7 +327,7 @@ class RunnerContainer:
             )
         packed = "columns" in payload and self.protocol >= PACKED
         if packed:
-            columns = {name: pack_column(values) for name, values in payload["columns"].items()}
+            columns = {name: pack_array(values) for name, values in payload["columns"].items()}
             payload = {**payload, "columns": columns, "pack": True}
         self._count += 1
         request_id = f"r{self._count}"
@@ -292,9 +337,10 @@ class RunnerContainer:
             self.close()
             raise RunnerFailed(f"runner answered {answer.get('id')!r} to {request_id!r}")
         if packed and isinstance(answer.get("columns"), dict):
+            unpack = unpack_array if arrays else unpack_column
             try:
-                answer["columns"] = {n: unpack_column(c) for n, c in answer["columns"].items()}
-            except (ValueError, TypeError, KeyError, binascii.Error) as error:
+                answer["columns"] = {n: unpack(c) for n, c in answer["columns"].items()}
+            except (ValueError, TypeError, KeyError, IndexError) as error:
                 self.close()
                 raise RunnerFailed(f"the runner's packed answer is broken: {error}") from None
         return answer

@@ -39,9 +39,11 @@ class Predictor(ABC):
     answers_alone = True
 
     @abstractmethod
-    def answer(self, request: dict[str, Any]) -> dict[str, Any]:
+    def answer(self, request: dict[str, Any], *, arrays: bool = False) -> dict[str, Any]:
         """The runner's answer to one request (without its id); a deployment error is
-        raised as PredictionError."""
+        raised as PredictionError. With `arrays`, a column of an answer that travelled
+        packed may come back as a numpy array (float64, int64, bool, or object for
+        strings) instead of a list."""
 
     def predict(self, inputs: Mapping[str, Any], seed: int) -> Row:
         """One row's outputs, seeded exactly as a decision is."""
@@ -54,9 +56,12 @@ class Predictor(ABC):
         seed: int,
         *,
         shared: Mapping[str, Any] | None = None,
-    ) -> dict[str, list[Any]]:
+        arrays: bool = False,
+    ) -> dict[str, Any]:
         """A batch by column, each row answered as alone with `seed`: row i has `shared`
-        plus each column's i-th value. Answers one list per output field."""
+        plus each column's i-th value. Answers one list per output field, or with
+        `arrays` (for a caller that makes a data frame of them) a numpy array where the
+        column travelled packed: no Python object per value."""
         counts = {len(values) for values in columns.values()}
         if len(counts) != 1:
             raise BadInput("a batch needs columns, all of the same length")
@@ -66,20 +71,18 @@ class Predictor(ABC):
             "shared": dict(shared or {}),
             "seed": seed,
         }
-        return self._columns(request)
+        return self._columns(request, arrays)
 
-    def _columns(self, request: dict[str, Any]) -> dict[str, list[Any]]:
+    def _columns(self, request: dict[str, Any], arrays: bool = False) -> dict[str, Any]:
         """A batch request answered under the exact-batch rule, sent in parts of at most
         BATCH_CHARACTERS of varying values (a 10,000-point sweep of numbers is one)."""
         parts = _parts(request)
         if len(parts) == 1:
-            return self._part(request)
-        answers = [self._part(part) for part in parts]
-        return {
-            name: [value for answer in answers for value in answer[name]] for name in answers[0]
-        }
+            return self._part(request, arrays)
+        answers = [self._part(part, arrays) for part in parts]
+        return {name: _joined([answer[name] for answer in answers]) for name in answers[0]}
 
-    def _part(self, request: dict[str, Any]) -> dict[str, list[Any]]:
+    def _part(self, request: dict[str, Any], arrays: bool = False) -> dict[str, Any]:
         if not self.batch_exact:
             if not self.answers_alone:  # an old runner: one request per row
                 count, columns = request["rows"], request["columns"]
@@ -88,7 +91,7 @@ class Predictor(ABC):
                 rows = [{**request["shared"], **dict(zip(columns, v, strict=True))} for v in values]
                 return _columns_of([self.predict(r, s) for r, s in zip(rows, seeds, strict=True)])
             request = {**request, "alone": True}
-        answer: dict[str, list[Any]] = self.answer(request)["columns"]
+        answer: dict[str, Any] = self.answer(request, arrays=arrays)["columns"]
         for name, values in answer.items():
             if len(values) != request["rows"]:
                 raise PredictionError(
@@ -157,11 +160,7 @@ NUMBER_CHARACTERS = 24  # what a number costs in that budget (its JSON text at m
 def _parts(request: dict[str, Any]) -> list[dict[str, Any]]:
     """`request` cut into consecutive runs of rows within BATCH_CHARACTERS."""
     count, columns = request["rows"], request["columns"]
-    texts = [
-        values
-        for values in columns.values()
-        if any(issubclass(kind, str) for kind in set(map(type, values)))
-    ]
+    texts = [values for values in columns.values() if _may_hold_text(values)]
     fixed = NUMBER_CHARACTERS * (len(columns) - len(texts))
     if not texts:  # numbers only: every row costs the same
         step = max(1, BATCH_CHARACTERS // fixed) if fixed else max(count, 1)
@@ -189,6 +188,22 @@ def _parts(request: dict[str, Any]) -> list[dict[str, Any]]:
         }
         for begin, end in bounds
     ]
+
+
+def _may_hold_text(values: Any) -> bool:
+    """Whether a column (a list, or a numpy array of numbers) holds a string."""
+    if getattr(getattr(values, "dtype", None), "kind", "O") in "biuf":
+        return False
+    return any(issubclass(kind, str) for kind in set(map(type, values)))
+
+
+def _joined(pieces: list[Any]) -> Any:
+    """One column from its parts: one array where every part is one, else a list."""
+    if all(hasattr(piece, "dtype") for piece in pieces):
+        import numpy as np
+
+        return np.concatenate(pieces)
+    return [v for piece in pieces for v in (piece.tolist() if hasattr(piece, "dtype") else piece)]
 
 
 def _columns_of(rows: list[Row]) -> dict[str, list[Any]]:
@@ -231,7 +246,9 @@ class InProcessPredictor(Predictor):
         loaded = Deployment.load(entrypoint, model_dir, seed)
         return cls(loaded.predict, loaded.predict_batch, batch_exact=batch_exact)
 
-    def answer(self, request: dict[str, Any]) -> dict[str, Any]:
+    def answer(self, request: dict[str, Any], *, arrays: bool = False) -> dict[str, Any]:
+        # through JSON both ways, as to and from a container: numpy arrays become lists
+        request = json.loads(json.dumps(request, default=plain))
         try:
             answer = self.deployment.answer(request)
             # through JSON as from a container: tuples become lists, numpy values plain

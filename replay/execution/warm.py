@@ -196,7 +196,7 @@ class WarmDeployment(Predictor):
         model: list[dict[str, Any]] = self.answer({"describe": True})["model"]
         return model
 
-    def answer(self, request: dict[str, Any]) -> dict[str, Any]:
+    def answer(self, request: dict[str, Any], *, arrays: bool = False) -> dict[str, Any]:
         """The runner's answer within the request timeout, waiting for a free container
         included (then a 503-worthy Unavailable, never a wait without end)."""
         wait = self.sandbox.request_timeout
@@ -214,7 +214,8 @@ class WarmDeployment(Predictor):
                 f"({self.running} of {self.size} running{why})"
             ) from None
         try:
-            answer = runner.request(request, timeout=max(deadline - time.monotonic(), 0.5))
+            remaining = max(deadline - time.monotonic(), 0.5)
+            answer = runner.request(request, timeout=remaining, arrays=arrays)
             expected, kind = (
                 ("columns", dict)
                 if "columns" in request

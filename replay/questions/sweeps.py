@@ -112,16 +112,36 @@ class Sweep:
         }
 
 
-def grid_columns(axes: Sequence[list[Any]]) -> list[list[Any]]:
+def grid_columns(axes: Sequence[Any]) -> list[Any]:
     """The grid of every combination of the axes' values, by column, in the order of
-    `itertools.product` (the last axis varies fastest), built with C-level repeats."""
-    columns = []
+    `itertools.product` (the last axis varies fastest), built with C-level repeats; an
+    axis given as a numpy array gives an array."""
+    import numpy as np
+
+    columns: list[Any] = []
     for position, values in enumerate(axes):
         inner = math.prod(len(axis) for axis in axes[position + 1 :])
         outer = math.prod(len(axis) for axis in axes[:position])
+        if isinstance(values, np.ndarray):
+            columns.append(np.tile(np.repeat(values, inner), outer))
+            continue
         repeated = itertools.chain.from_iterable(itertools.repeat(v, inner) for v in values)
         columns.append(list(repeated) * outer)
     return columns
+
+
+def _array(values: list[Any]) -> Any:
+    """An axis of all floats or all integers as a numpy array: its grid column travels
+    as its bytes and a data frame takes it as it is; mixed values stay a list (a
+    deployment gets 10000 and 10000.0 as they were given)."""
+    import numpy as np
+
+    kinds = set(map(type, values))
+    if kinds == {float}:
+        return np.array(values, dtype=np.float64)
+    if kinds == {int}:
+        return np.array(values, dtype=np.int64)  # within the schema's 64-bit bound
+    return values
 
 
 def sweep_of(
@@ -135,7 +155,6 @@ def sweep_of(
     """`decision` re-run by `predictor` over a grid of one or two features, all else as
     logged, in one batch, every variant with the decision's seed; an immutable feature
     only with `allow_immutable` (compliance probing)."""
-    import numpy as np
     import pandas as pd  # about 0.4 s: only sweeps pay it
 
     if not 1 <= len(ranges) <= 2 or len({r.feature for r in ranges}) != len(ranges):
@@ -151,9 +170,9 @@ def sweep_of(
         raise BadInput(f"{total:,} variants is more than {MAX_VARIANTS:,}; use fewer points")
     base = schema.check(decision.inputs)
     names = [r.feature for r in ranges]
-    points = dict(zip(names, grid_columns(axes), strict=True))
+    points = dict(zip(names, grid_columns([_array(values) for values in axes]), strict=True))
     shared = {name: value for name, value in base.items() if name not in points}
-    outputs = predictor.predict_columns(points, decision.seed, shared=shared)
+    outputs = predictor.predict_columns(points, decision.seed, shared=shared, arrays=True)
     answered(schema, outputs)
     return Sweep(
         decision.txn_id,
@@ -164,10 +183,7 @@ def sweep_of(
         schema.output.decision,
         schema.output.score,
         schema.output.favourable,
-        # the swept numbers as arrays: pandas takes them as they are (a list is inspected)
-        pd.DataFrame(
-            {**{n: np.asarray(v) for n, v in points.items()}, **dict(sorted(outputs.items()))}
-        ),
+        pd.DataFrame({**points, **dict(sorted(outputs.items()))}),
         probed,
     )
 

@@ -628,9 +628,15 @@ def test_a_batch_of_numbers_is_cut_into_equal_parts_within_the_budget(monkeypatc
 
 @pytest.mark.parametrize("sizes", [[3], [2, 3], [1, 4, 2], [3, 0]])
 def test_a_grid_is_every_combination_in_product_order(sizes):
+    import numpy as np
+
     axes = [[f"{axis}{i}" for i in range(size)] for axis, size in enumerate(sizes)]
     expected = [list(column) for column in zip(*itertools.product(*axes), strict=True)]
     assert grid_columns(axes) == (expected or [[] for _ in axes])
+    numbers = [[10 * axis + i for i in range(size)] for axis, size in enumerate(sizes)]
+    expected = [list(column) for column in zip(*itertools.product(*numbers), strict=True)]
+    arrays = grid_columns([np.array(axis, dtype=np.int64) for axis in numbers])
+    assert [column.tolist() for column in arrays] == (expected or [[] for _ in axes])
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf])

@@ -381,6 +381,61 @@ def test_a_column_of_one_plain_kind_is_packed_and_comes_back_the_same(values, ki
 @pytest.mark.parametrize(
     "values",
     [
+        [0.1 * i for i in range(40)] + [float("nan"), -0.0],
+        [-(2**63), *range(40)],
+        [True, False] * 20,
+        ["yes", "no", "yes", "ünï"] * 10,
+    ],
+)
+def test_the_host_takes_a_packed_column_as_the_array_a_data_frame_would_make(values):
+    import pandas as pd
+    from replay.images.container import unpack_array
+
+    array = unpack_array(json.loads(json.dumps(runner.pack_column(values))))
+    assert pd.Series(array).dtype == pd.Series(values).dtype  # float64, int64, bool, str
+    assert [repr(v) for v in array.tolist()] == [repr(v) for v in values]
+    assert unpack_array(values[:3]) == values[:3]  # a list stays a list
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [0.1 * i for i in range(40)] + [float("nan"), -0.0],
+        [-(2**63), *range(40)],
+        [True, False] * 20,
+        [0.5] * 31,  # short: the list
+    ],
+)
+def test_a_numpy_array_is_packed_as_its_list_is(values):
+    import numpy as np
+    from replay.images.container import pack_array
+
+    assert pack_array(np.array(values)) == runner.pack_column(values)
+    assert pack_array(values) == runner.pack_column(values)
+    unsigned = np.array(range(40), dtype=np.uint64)  # not a kind the runner packs
+    assert pack_array(unsigned) == runner.pack_column(list(range(40)))
+
+
+@pytest.mark.parametrize(
+    ("column", "problem"),
+    [
+        ({"b1": "AAIB"}, "other than 0 and 1"),  # bytes 0, 2, 1
+        ({"f8": "AAAA"}, "multiple of element size"),  # 3 bytes
+        ({"f8": "not base64!"}, "base64"),
+        ({"strings": ["a"], "index": "AQAAAA=="}, "out of bounds"),  # index 1 of 1
+        ({"packed": "?"}, "unknown packed column"),
+    ],
+)
+def test_a_broken_packed_column_is_refused(column, problem):
+    from replay.images.container import unpack_array
+
+    with pytest.raises((ValueError, IndexError), match=problem):
+        unpack_array(column)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
         [1.5] * 31,  # short: readable JSON
         [1.5, 2] * 20,  # floats and integers mixed
         [1.5, None] * 20,  # a nullable output
