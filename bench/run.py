@@ -331,7 +331,7 @@ def questions_benchmark(workspace: Path, manifest, built) -> dict:
     }
 
 
-def sweep_benchmark(workspace: Path, warm, decision, vary: list, rounds: int = 11) -> tuple:
+def sweep_benchmark(workspace: Path, warm, decision, vary: list, rounds: int = 21) -> tuple:
     """A sweep of `decision` in the warm container against the model's `predict_batch`
     of the same rows in a process started with the manifest's runtime environment (one
     thread, the pinned kernels), each call alternating with a sweep; and the rows."""
