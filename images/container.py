@@ -21,7 +21,15 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from replay.images.runner import PACK_AT_LEAST, pack_column, plain, unpack_column
+from replay.images.runner import (
+    PACK_AT_LEAST,
+    pack_column,
+    packed_booleans,
+    packed_bytes,
+    packed_strings,
+    plain,
+    unpack_column,
+)
 
 from replay.errors import BadInput, EnvironmentProblem
 
@@ -65,32 +73,32 @@ def pack_array(values: Any) -> Any:
     if kind not in "fib" or values.ndim != 1 or len(values) < PACK_AT_LEAST:
         return pack_column(values.tolist())
     name = {"f": "f8", "i": "i8", "b": "b1"}[kind]
-    data = values.astype(_ARRAY_TYPES[name] if kind != "b" else "u1", copy=False).tobytes()
+    data = values.astype(_ARRAY_TYPES[name], copy=False).tobytes()  # a bool is a 0/1 byte
     return {name: base64.b64encode(data).decode("ascii")}
 
 
 def unpack_array(column: Any) -> Any:
     """A packed column as an array a data frame takes as it is, without a Python object
     per value: numpy's float64, int64 or bool over the received bytes, or strings as
-    pandas makes a column of them (its distinct values, taken by index). A list stays
-    a list."""
+    pandas makes a column of them (its distinct values, taken by index; pandas is
+    imported only for a caller that asked for arrays). A list stays a list. Checked as
+    `unpack_column` checks it."""
     if not isinstance(column, dict):
         return unpack_column(column)
     import numpy as np
 
-    kind = next((kind for kind in _ARRAY_TYPES if kind in column), None)
-    if kind is not None:
-        data = base64.b64decode(column[kind], validate=True)
-        if kind == "b1" and data.translate(None, b"\x00\x01"):
-            raise ValueError("a boolean column holds a byte other than 0 and 1")
-        return np.frombuffer(data, dtype=_ARRAY_TYPES[kind])
-    if "strings" in column and isinstance(column["strings"], list):
+    if "f8" in column or "i8" in column:
+        kind = "f8" if "f8" in column else "i8"
+        return np.frombuffer(packed_bytes(column[kind]), dtype=_ARRAY_TYPES[kind])
+    if "b1" in column:
+        return np.frombuffer(packed_booleans(column["b1"]), dtype=_ARRAY_TYPES["b1"])
+    if "strings" in column:
         import pandas as pd
 
-        index = np.frombuffer(base64.b64decode(column["index"], validate=True), dtype="<u4")
+        strings = packed_strings(column)
+        index = np.frombuffer(packed_bytes(column.get("index")), dtype="<u4")
         # the array pandas would make of a list of these strings, made from the few
-        distinct = pd.Series(column["strings"], dtype=None).array
-        return distinct.take(index.astype(np.intp))
+        return pd.Series(strings, dtype=None).array.take(index.astype(np.intp))
     return unpack_column(column)  # refused there, in its words
 
 
@@ -343,6 +351,14 @@ class RunnerContainer:
             except (ValueError, TypeError, KeyError, IndexError) as error:
                 self.close()
                 raise RunnerFailed(f"the runner's packed answer is broken: {error}") from None
+        if "columns" in payload and isinstance(answer.get("columns"), dict):
+            for name, values in answer["columns"].items():
+                if len(values) != payload["rows"]:  # the runner checks: it is broken
+                    self.close()
+                    raise RunnerFailed(
+                        f"the runner answered {len(values)} values of {name!r} "
+                        f"for {payload['rows']} rows"
+                    )
         return answer
 
     def close(self) -> None:

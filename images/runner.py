@@ -293,8 +293,9 @@ def fingerprint() -> dict[str, Any]:
 # of JSON against 110 ms of model), so a column whose values are all of one plain kind
 # travels as base64 of its machine values, little-endian: float64 ("f8"), int64 ("i8"),
 # booleans a byte each ("b1"), or strings as their distinct values and an index into
-# them ("strings", "index"). A float's 8 bytes are its exact bits, as its JSON repr
-# was; anything else (None among the values, dicts, big integers) stays a JSON list.
+# them ("strings", "index": uint32, little-endian). A float's 8 bytes are its exact bits,
+# as its JSON repr was; anything else (None among the values, mixed kinds, dicts,
+# integers beyond 64 bits, strings mostly distinct) stays a JSON list.
 PACK_AT_LEAST = 32  # rows: a short column stays readable JSON
 _INT64 = (-(2**63), 2**63 - 1)
 _INDEX = next(code for code in "IL" if array.array(code).itemsize == 4)
@@ -307,9 +308,32 @@ def _packed(code: str, values: Any) -> str:
     return base64.b64encode(items.tobytes()).decode("ascii")
 
 
-def _unpacked(code: str, text: str) -> list[Any]:
+def packed_bytes(text: Any) -> bytes:
+    """A packed column's bytes; anything but strict base64 text is refused."""
+    if not isinstance(text, str):
+        raise ValueError("a packed column's data is base64 text")
+    return base64.b64decode(text, validate=True)  # binascii.Error is a ValueError
+
+
+def packed_booleans(text: Any) -> bytes:
+    """A boolean column's bytes, each 0 or 1."""
+    data = packed_bytes(text)
+    if data.translate(None, b"\x00\x01"):
+        raise ValueError("a boolean column holds a byte other than 0 and 1")
+    return data
+
+
+def packed_strings(column: dict[str, Any]) -> list[str]:
+    """A strings column's distinct values (its index is checked where it is read)."""
+    strings = column.get("strings")
+    if not isinstance(strings, list) or not all(isinstance(s, str) for s in strings):
+        raise ValueError("a packed strings column needs a list of strings")
+    return strings
+
+
+def _unpacked(code: str, text: Any) -> list[Any]:
     items = array.array(code)
-    items.frombytes(base64.b64decode(text))
+    items.frombytes(packed_bytes(text))
     if sys.byteorder == "big":
         items.byteswap()
     return items.tolist()
@@ -350,9 +374,10 @@ def unpack_column(column: Any) -> list[Any]:
     if "i8" in column:
         return _unpacked("q", column["i8"])
     if "b1" in column:
-        return list(map(bool, base64.b64decode(column["b1"])))
+        return list(map(bool, packed_booleans(column["b1"])))
     if "strings" in column:
-        return list(map(column["strings"].__getitem__, _unpacked(_INDEX, column["index"])))
+        strings = packed_strings(column)
+        return list(map(strings.__getitem__, _unpacked(_INDEX, column.get("index"))))
     raise ValueError(f"unknown packed column {sorted(column)}")
 
 
@@ -586,6 +611,7 @@ def serve(entrypoint: str, stdin: TextIO, protocol: TextIO, *, freeze: bool = Fa
         # The model and its libraries live as long as the process: frozen out of the
         # collector, a full collection (which a large batch's row dicts set off) no
         # longer walks them all, about a tenth of a 10,000-row sweep's time otherwise.
+        gc.collect()  # loading's own garbage first: frozen, it would stay for good
         gc.freeze()
     for line in stdin:
         if not line.strip():

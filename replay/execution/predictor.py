@@ -42,8 +42,8 @@ class Predictor(ABC):
     def answer(self, request: dict[str, Any], *, arrays: bool = False) -> dict[str, Any]:
         """The runner's answer to one request (without its id); a deployment error is
         raised as PredictionError. With `arrays`, a column of an answer that travelled
-        packed may come back as a numpy array (float64, int64, bool, or object for
-        strings) instead of a list."""
+        packed may come back as an array a data frame takes as it is (numpy's float64,
+        int64 or bool; pandas' strings) instead of a list."""
 
     def predict(self, inputs: Mapping[str, Any], seed: int) -> Row:
         """One row's outputs, seeded exactly as a decision is."""
@@ -52,7 +52,7 @@ class Predictor(ABC):
 
     def predict_columns(
         self,
-        columns: Mapping[str, list[Any]],
+        columns: Mapping[str, Any],  # lists, or numpy arrays of numbers
         seed: int,
         *,
         shared: Mapping[str, Any] | None = None,
@@ -92,12 +92,6 @@ class Predictor(ABC):
                 return _columns_of([self.predict(r, s) for r, s in zip(rows, seeds, strict=True)])
             request = {**request, "alone": True}
         answer: dict[str, Any] = self.answer(request, arrays=arrays)["columns"]
-        for name, values in answer.items():
-            if len(values) != request["rows"]:
-                raise PredictionError(
-                    f"the deployment answered {len(values)} values of {name!r} "
-                    f"for {request['rows']} rows"
-                )
         return answer
 
     def predict_batch(self, rows: list[Row], seed: int) -> list[Row]:
@@ -198,8 +192,10 @@ def _may_hold_text(values: Any) -> bool:
 
 
 def _joined(pieces: list[Any]) -> Any:
-    """One column from its parts: one array where every part is one, else a list."""
-    if all(hasattr(piece, "dtype") for piece in pieces):
+    """One column from its parts: one array where every part is an array of the same
+    type, else a list (an all-boolean part and an all-number part stay what they are)."""
+    types = {getattr(piece, "dtype", None) for piece in pieces}
+    if None not in types and len(types) == 1:
         import numpy as np
 
         return np.concatenate(pieces)

@@ -139,9 +139,9 @@ def _array(values: list[Any]) -> Any:
     kinds = set(map(type, values))
     if kinds == {float}:
         return np.array(values, dtype=np.float64)
-    if kinds == {int}:
-        return np.array(values, dtype=np.int64)  # within the schema's 64-bit bound
-    return values
+    if kinds == {int} and min(values) >= -(2**63) and max(values) < 2**63:
+        return np.array(values, dtype=np.int64)
+    return values  # the schema allows 2**63 itself: such an axis stays a list
 
 
 def sweep_of(

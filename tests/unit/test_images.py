@@ -1,4 +1,5 @@
 import copy
+import json
 from pathlib import Path
 
 import pytest
@@ -160,3 +161,68 @@ def test_an_older_runner_replays_single_decisions_but_refuses_batches(version):
 )
 def test_a_base_is_named_with_its_registry_for_the_builder(reference, named):
     assert qualified(reference) == named
+
+
+class _ScriptedRunner:
+    """A RunnerContainer's request path with the socket and the stream replaced: what
+    it sends is kept, its answer scripted, closing noted."""
+
+    def __init__(self, version: str, answer: dict):
+        from replay.images.container import RunnerContainer
+
+        class Scripted(RunnerContainer):
+            def _read_line(self, timeout):
+                return {"id": self.sent[-1]["id"], **answer}
+
+            def close(self):
+                self.closed = True
+
+        class Socket:
+            def sendall(inner, data: bytes) -> None:
+                self.runner.sent.append(json.loads(data))
+
+        from replay.images.container import Sandbox
+
+        self.runner = Scripted.__new__(Scripted)
+        self.runner.hello, self.runner._count, self.runner._raw = {"runner": version}, 0, Socket()
+        self.runner.sandbox = Sandbox()
+        self.runner.sent, self.runner.closed = [], False
+
+
+def test_a_batch_travels_packed_to_a_runner_of_protocol_9_and_as_lists_to_older_ones():
+    import numpy as np
+    from replay.images.runner import pack_column
+
+    income = np.linspace(0, 1, 40)
+    answer = {"columns": {"score": pack_column([0.5] * 40), "band": pack_column(["a"] * 40)}}
+    request = {"rows": 40, "columns": {"income": income}, "shared": {}, "seed": 0}
+    new = _ScriptedRunner("9", answer).runner
+    got = new.request(request)
+    assert new.sent[0]["pack"] is True
+    assert new.sent[0]["columns"]["income"] == pack_column(income.tolist())
+    assert got["columns"] == {"score": [0.5] * 40, "band": ["a"] * 40}
+    arrays = new.request(request, arrays=True)["columns"]
+    assert arrays["score"].dtype == np.float64 and list(arrays["band"]) == ["a"] * 40
+    old = _ScriptedRunner("8", {"columns": {"score": [0.5] * 40}}).runner
+    assert old.request(request)["columns"] == {"score": [0.5] * 40}
+    assert "pack" not in old.sent[0] and old.sent[0]["columns"]["income"] == income.tolist()
+
+
+@pytest.mark.parametrize(
+    ("columns", "problem"),
+    [
+        ({"band": {"strings": None, "index": "AAAAAA=="}}, "needs a list of strings"),
+        ({"band": {"strings": "ab", "index": "AAAAAA=="}}, "needs a list of strings"),
+        ({"flag": {"b1": "AAI="}}, "other than 0 and 1"),
+        ({"score": {"f8": "AAAA AAAA AAA="}}, "packed answer is broken"),
+        ({"score": [0.5]}, "answered 1 values of 'score' for 2 rows"),
+    ],
+)
+@pytest.mark.parametrize("arrays", [False, True])
+def test_a_broken_answer_is_the_runners_failure_and_closes_it(columns, problem, arrays):
+    from replay.images.container import RunnerFailed
+
+    runner = _ScriptedRunner("9", {"columns": columns}).runner
+    with pytest.raises(RunnerFailed, match=problem):
+        runner.request({"rows": 2, "columns": {"a": [1, 2]}, "seed": 0}, arrays=arrays)
+    assert runner.closed

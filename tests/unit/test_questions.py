@@ -626,6 +626,25 @@ def test_a_batch_of_numbers_is_cut_into_equal_parts_within_the_budget(monkeypatc
     assert parts == []
 
 
+def test_parts_joined_keep_their_type_unless_they_differ():
+    import numpy as np
+
+    from replay.execution.predictor import _joined
+
+    joined = _joined([np.array([0.5, 1.5]), np.array([2.5])])
+    assert joined.dtype == np.float64 and joined.tolist() == [0.5, 1.5, 2.5]
+    assert _joined([np.array([True]), np.array([2])]) == [True, 2]  # not 1
+    assert _joined([np.array([True]), [None]]) == [True, None]
+
+
+def test_a_swept_axis_beyond_64_bits_stays_a_list():
+    from replay.questions.sweeps import _array
+
+    assert _array([0, 2**63]) == [0, 2**63]
+    assert _array([1.0, 2]) == [1.0, 2]  # mixed: as given
+    assert _array([0, 2**63 - 1]).dtype == "int64"
+
+
 @pytest.mark.parametrize("sizes", [[3], [2, 3], [1, 4, 2], [3, 0]])
 def test_a_grid_is_every_combination_in_product_order(sizes):
     import numpy as np

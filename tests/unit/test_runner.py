@@ -420,17 +420,23 @@ def test_a_numpy_array_is_packed_as_its_list_is(values):
     ("column", "problem"),
     [
         ({"b1": "AAIB"}, "other than 0 and 1"),  # bytes 0, 2, 1
-        ({"f8": "AAAA"}, "multiple of element size"),  # 3 bytes
-        ({"f8": "not base64!"}, "base64"),
-        ({"strings": ["a"], "index": "AQAAAA=="}, "out of bounds"),  # index 1 of 1
+        ({"f8": "AAAA"}, "multiple of"),  # 3 bytes
+        ({"f8": "not base64!"}, "base64|Non-base64|Only base64"),
+        ({"i8": 12}, "base64 text"),
+        ({"strings": ["a"], "index": "AQAAAA=="}, "out of (bounds|range)"),  # index 1 of 1
+        ({"strings": None, "index": "AAAAAA=="}, "a list of strings"),
+        ({"strings": "ab", "index": "AAAAAA=="}, "a list of strings"),
+        ({"strings": [1], "index": "AAAAAA=="}, "a list of strings"),
         ({"packed": "?"}, "unknown packed column"),
+        ("text", "a list or a packed column"),
     ],
 )
-def test_a_broken_packed_column_is_refused(column, problem):
+def test_a_broken_packed_column_is_refused_by_runner_and_host_alike(column, problem):
     from replay.images.container import unpack_array
 
-    with pytest.raises((ValueError, IndexError), match=problem):
-        unpack_array(column)
+    for unpack in (runner.unpack_column, unpack_array):
+        with pytest.raises((ValueError, IndexError), match=problem):
+            unpack(column)
 
 
 @pytest.mark.parametrize(

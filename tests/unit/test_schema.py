@@ -241,3 +241,13 @@ def test_one_line_never_fails_on_an_empty_message(problem, line):
 def test_a_column_is_finite_when_every_value_is(values, finite):
     assert finite_column(values) is finite
     assert finite_column(iter(values)) is finite
+
+
+def test_an_array_column_is_finite_by_its_type():
+    import numpy as np
+    import pandas as pd
+
+    assert finite_column(np.array([1.0, 2.0])) and not finite_column(np.array([1.0, np.nan]))
+    assert finite_column(np.array([1, 2])) and finite_column(np.array([True]))
+    assert finite_column(pd.Series(["a", "b"]).array)
+    assert not finite_column(np.array(["a", 1.0, np.inf], dtype=object))
