@@ -245,7 +245,9 @@ def server(built, captured, tokens, tmp_path_factory):
             [
                 str(Path(sys.executable).parent / "replay"),
                 "serve",
-                captured.name,
+                # by id: other tests of the session capture newer manifests of the
+                # same name, which the name would serve when they run first
+                captured.manifest_id,
                 "--port",
                 str(port),
                 "--containers",
