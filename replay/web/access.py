@@ -92,38 +92,44 @@ class TokenGate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] not in self.open_paths:
-            refusal = await self._refusal(scope)
+            refusal = self._refusal(scope)
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
-    async def _refusal(self, scope: Scope) -> Any:
-        """The answer refusing this request, or None with its token kept in its state."""
-        from fastapi.responses import JSONResponse
-        from starlette.datastructures import Headers
-
-        from replay.web.running import error_body
-
-        def refused(status: int, message: str, headers: dict[str, str] | None = None) -> Any:
-            return JSONResponse(error_body(scope["path"], message), status, headers)
-
-        ask = {"WWW-Authenticate": "Bearer"}
-        kind, _, secret = Headers(scope=scope).get("authorization", "").partition(" ")
-        sender = next((p for p in self.sender_paths if scope["path"].startswith(p)), None)
+    def _refusal(self, scope: Scope) -> Any:
+        """The answer refusing this request, or None with its token kept in its state.
+        (Run on every request: the raw headers are read as they are, and the answer is
+        made only for a refusal.)"""
+        path, method = scope["path"], scope["method"]
+        authorization = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
+        kind, _, secret = authorization.decode("latin-1").partition(" ")
+        sender = next((p for p in self.sender_paths if path.startswith(p)), None)
         if sender is not None and kind.lower() != "bearer":
-            kind, secret = "bearer", scope["path"][len(sender) :].strip("/")
+            kind, secret = "bearer", path[len(sender) :].strip("/")
         if kind.lower() != "bearer" or not secret.strip():
-            return refused(401, "send a token: Authorization: Bearer TOKEN", ask)
+            return _refused(path, 401, "send a token: Authorization: Bearer TOKEN", _ASK)
         token = self.store.find(secret.strip())  # a stat: the file is read when it changed
         if token is None:
-            return refused(401, "unknown or revoked token", ask)
-        needed = self.scopes.get(scope["method"])
+            return _refused(path, 401, "unknown or revoked token", _ASK)
+        needed = self.scopes.get(method)
         if sender is not None:
-            needed = self.sender_paths[sender] if scope["method"] == "POST" else None
+            needed = self.sender_paths[sender] if method == "POST" else None
         if needed is None:
-            return refused(405, f"no route of this API takes {scope['method']}")
+            return _refused(path, 405, f"no route of this API takes {method}")
         if token.scope != needed:
-            return refused(403, f"this token's scope is {token.scope}, not {needed}")
+            return _refused(path, 403, f"this token's scope is {token.scope}, not {needed}")
         scope.setdefault("state", {})["token"] = token
         return None
+
+
+_ASK = {"WWW-Authenticate": "Bearer"}
+
+
+def _refused(path: str, status: int, message: str, headers: dict[str, str] | None = None) -> Any:
+    from fastapi.responses import JSONResponse
+
+    from replay.web.running import error_body
+
+    return JSONResponse(error_body(path, message), status, headers)

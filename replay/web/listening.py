@@ -10,8 +10,9 @@ the URL's last segment: `http://HOST:PORT/ingest/kserve/TOKEN`.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 
@@ -22,7 +23,10 @@ from replay.ledger.decisions import checkpoint_ledger
 from replay.manifests.canonical import sha256_bytes
 from replay.settings import Settings, load_settings, without_password
 from replay.web.access import TokenGate, token_store
-from replay.web.running import end_on_sigterm, limit_body, run
+from replay.web.running import BodyLimit, end_on_sigterm, run
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
 EVENTS_PATH = "/ingest/kserve"
 SENDER_PATHS = {EVENTS_PATH: "ingest"}  # the scope its token needs
@@ -55,7 +59,8 @@ class ArrivingTogether:
         if self._draining is None:
             # a task of its own: the caller that started it may go away mid-transaction
             self._draining = asyncio.create_task(self._drain())
-        return await asyncio.shield(answer)
+        # if this caller is cancelled, so is its answer: the batch then leaves it be
+        return await answer
 
     async def _drain(self) -> None:
         from starlette.concurrency import run_in_threadpool
@@ -72,10 +77,12 @@ class ArrivingTogether:
                         counts = await run_in_threadpool(self.ingestion.receive_all, events)
                 except Exception as error:  # the ledger failed: every event of the batch
                     for _, answer in batch:
-                        answer.set_exception(error)
+                        if not answer.done():
+                            answer.set_exception(error)
                     continue
                 for (_, answer), count in zip(batch, counts, strict=True):
-                    answer.set_result(count)
+                    if not answer.done():
+                        answer.set_result(count)
         finally:
             self._draining = None
 
@@ -92,26 +99,88 @@ class ArrivingTogether:
 def add_event_routes(app: Any, ingestion: Ingestion, *, in_loop: bool = False) -> None:
     """`POST /ingest/kserve` (and `/ingest/kserve/{token}`) on `app` (the halves received
     `in_loop` or in a worker thread: see `ArrivingTogether`)."""
-    from starlette.concurrency import run_in_threadpool
-    from starlette.responses import JSONResponse
-
-    arriving = ArrivingTogether(ingestion, in_loop=in_loop)
-
-    async def receive(request: Request) -> Any:
-        body = await request.body()
-        try:
-            event = CloudEvent.of(request.headers, body)
-        except BadInput as problem:  # kept, with why, never dropped
-            refused = Unreadable("kserve", sha256_bytes(body), "", str(problem), body)
-            await run_in_threadpool(ingestion.quarantine, refused)
-            return JSONResponse({"error": f"quarantined: {problem}"}, 400)
-        counts = await arriving.receive(event)
-        return JSONResponse(counts.to_dict())
-
+    receiving = EventsRoute(ingestion, ArrivingTogether(ingestion, in_loop=in_loop))
     for path in (EVENTS_PATH, EVENTS_PATH + "/{token}"):
-        # a plain Starlette route: it takes the request as it is, so FastAPI's
-        # parameter machinery has nothing to do on each of many small posts
-        app.add_route(path, receive, methods=["POST"], include_in_schema=False)
+        app.add_route(path, receiving, methods=["POST"], include_in_schema=False)
+
+
+class EventsRoute:
+    """The route's ASGI app itself, not a function of a request: each of many small
+    posts goes without FastAPI's parameters and Starlette's request and response
+    objects. A failure of the ledger or the machine is answered 503, saying why."""
+
+    def __init__(self, ingestion: Ingestion, arriving: ArrivingTogether) -> None:
+        self.ingestion = ingestion
+        self.arriving = arriving
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        from starlette.concurrency import run_in_threadpool
+
+        body = await _body(receive)
+        if body is None:  # the sender went away mid-body: nothing was received
+            return
+        attributes = {  # CloudEvent.of reads the ce- headers only
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in scope["headers"]
+            if name.startswith(b"ce-")
+        }
+        try:
+            try:
+                event = CloudEvent.of(attributes, body)
+            except BadInput as problem:  # kept, with why, never dropped
+                refused = Unreadable("kserve", sha256_bytes(body), "", str(problem), body)
+                await run_in_threadpool(self.ingestion.quarantine, refused)
+                await _answer(send, 400, {"error": f"quarantined: {problem}"})
+                return
+            counts = await self.arriving.receive(event)
+        except (EnvironmentProblem, IntegrityError) as failure:
+            await _answer(send, 503, {"error": without_password(one_line(failure, 500))})
+            return
+        await _answer(send, 200, counts.to_dict())
+
+
+class EventsFirst:
+    """ASGI: the posts of events go straight to their route, everything else to `app`
+    (for `replay ingest --listen`, whose posts are almost all events: they skip the
+    app's error, exception and routing layers)."""
+
+    def __init__(self, events: EventsRoute, app: ASGIApp) -> None:
+        self.events = events
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and _events_path(scope["path"]):
+            await self.events(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+def _events_path(path: str) -> bool:
+    """Whether `path` is `EVENTS_PATH` or `EVENTS_PATH/TOKEN` (one segment)."""
+    if not path.startswith(EVENTS_PATH):
+        return False
+    token = path[len(EVENTS_PATH) :]
+    return not token or (token[0] == "/" and len(token) > 1 and "/" not in token[1:])
+
+
+async def _body(receive: Receive) -> bytes | None:
+    """The request's whole body (its length already bounded by `limit_body`), or None
+    if the sender disconnected before the end of it."""
+    parts = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        parts.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(parts)
+
+
+async def _answer(send: Send, status: int, content: dict[str, Any]) -> None:
+    body = json.dumps(content).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def listen(
@@ -129,36 +198,36 @@ def listen(
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.responses import JSONResponse
+    from starlette.routing import Route
 
     end_on_sigterm()
     settings = settings or load_settings()
     ingestion = Ingestion(settings, default=deployment, mapping=mapping)
-    # plain Starlette: FastAPI's layers (its validation, telemetry and exit stacks)
-    # would run on each of many small posts for nothing here
-    app = Starlette()
-
-    def failure(status: int) -> Any:
-        return lambda _request, error: JSONResponse(
-            {"error": without_password(one_line(error, 500))}, status
-        )
-
-    app.add_exception_handler(EnvironmentProblem, failure(503))
-    app.add_exception_handler(IntegrityError, failure(503))
-    limit_body(app, settings.max_body)
-    app.add_middleware(
-        TokenGate,
-        store=token_store(settings),
-        scopes={},
-        open_paths=frozenset({"/health"}),
-        sender_paths=SENDER_PATHS,
-    )
 
     async def health(_request: Request) -> JSONResponse:
         held = await run_in_threadpool(ingestion.holding.counts)
         return JSONResponse({"ingest": EVENTS_PATH, "held": held})
 
-    app.add_route("/health", health, methods=["GET"])
-    add_event_routes(app, ingestion, in_loop=True)  # this server does nothing else
+    # The token is checked first, then the body's length; then the events go straight
+    # to their route (this server does nothing else: the batch's transaction runs in
+    # the loop), and anything else to a plain Starlette app (FastAPI's layers would
+    # run on each of many small posts for nothing here).
+    events = EventsRoute(ingestion, ArrivingTogether(ingestion, in_loop=True))
+
+    def failure(_request: Request, error: Exception) -> JSONResponse:
+        return JSONResponse({"error": without_password(one_line(error, 500))}, 503)
+
+    others = Starlette(
+        routes=[Route("/health", health, methods=["GET"])],
+        exception_handlers={EnvironmentProblem: failure, IntegrityError: failure},
+    )
+    app = TokenGate(
+        BodyLimit(EventsFirst(events, others), settings.max_body),
+        store=token_store(settings),
+        scopes={},
+        open_paths=frozenset({"/health"}),
+        sender_paths=SENDER_PATHS,
+    )
     if ready is not None:
         ready(f"receiving KServe's CloudEvents on http://{host}:{port}{EVENTS_PATH}")
     with Checkpointer(lambda: checkpoint_ledger(settings=settings), settings.checkpoint_every):
