@@ -20,7 +20,8 @@ SOURCES = ("file", "sagemaker", "kserve")
 class Made:
     """One decision as its source logged it: `deployment` as the source names it (a
     deployment name or manifest id), `subject` the person's plain identifier (kept
-    only as a pseudonym), `payload` the record as read (kept if it is quarantined)."""
+    only as a pseudonym), `payload` the record as read (kept if it is quarantined;
+    empty for KServe's pairs, which are quarantined whole)."""
 
     source: str
     source_id: str

@@ -136,7 +136,6 @@ def decisions_of(
         parameters if isinstance(parameters, Mapping) else {}, len(rows)
     )
     moment = _time(request) or _time(response)
-    payload = pair_payload(request, response)
     return [
         Made(
             source=SOURCE,
@@ -145,7 +144,7 @@ def decisions_of(
             time=moment,
             inputs=row,
             outputs=row_outputs,
-            payload=payload,
+            payload=b"",  # a pair that is no decision is quarantined whole (`pair_payload`)
             subject=subject,
         )
         for source_id, row, row_outputs, subject in zip(
