@@ -122,9 +122,11 @@ def ingest_file_benchmark(
 def cloud_events_benchmark(
     deployment: str, people: list[dict], answers: list[dict], pairs: int = 8_000, callers: int = 16
 ) -> dict:
+    import psutil
+
     import replay
 
-    token = replay.add_token(f"bench-{os.getpid()}", "ingest").token
+    token = replay.add_token(f"bench-{uuid.uuid4().hex[:8]}", "ingest").token
     port = free_port()
     server = subprocess.Popen(
         [REPLAY, "ingest", "--listen", str(port), "--deployment", deployment],
@@ -134,9 +136,14 @@ def cloud_events_benchmark(
     url = f"http://127.0.0.1:{port}/ingest/kserve/{token}"
     try:
         _wait_for(f"http://127.0.0.1:{port}/health", server)
+        # where the two cores went: the server's CPU and the callers' (this process)
+        listener = psutil.Process(server.pid)
+        server_cpu, callers_cpu = sum(listener.cpu_times()[:2]), time.process_time()
         seconds, failures = asyncio.run(
             _post_cloud_events(url, deployment, people, answers, pairs, callers)
         )
+        server_cpu = sum(listener.cpu_times()[:2]) - server_cpu
+        callers_cpu = time.process_time() - callers_cpu
     finally:
         server.terminate()
         server.wait(30)
@@ -148,6 +155,9 @@ def cloud_events_benchmark(
         "client": f"aiohttp, one event loop, {callers} concurrent callers",
         "posts": 2 * pairs,
         "per_second": pairs / seconds,
+        "server_cpu_ms_per_post": server_cpu / (2 * pairs) * 1e3,
+        "server_cpu_share_of_a_core": server_cpu / seconds,
+        "callers_cpu_ms_per_post": callers_cpu / (2 * pairs) * 1e3,
         "goal_at_least": 1000,
     }
 
@@ -284,7 +294,10 @@ def summary(results: dict) -> list[str]:
         f"{file['naive_chained_loop_8_threads_per_second']:,.0f}/s -> ratio "
         f"{file['ratio_to_naive_loop']:.1f} (goal >= 2)",
         f"KServe CloudEvents over HTTP, {events['callers']} callers: "
-        f"{events['per_second']:,.0f} decisions/s ({events['posts']:,} posts; goal >= 1,000)",
+        f"{events['per_second']:,.0f} decisions/s ({events['posts']:,} posts; goal >= 1,000); "
+        f"CPU a post: server {events['server_cpu_ms_per_post']:.2f} ms "
+        f"({events['server_cpu_share_of_a_core']:.0%} of a core), "
+        f"callers {events['callers_cpu_ms_per_post']:.2f} ms",
         f"replay audit of {audit['decisions']:,} ingested decisions: "
         f"{audit['audit_per_second']:,.0f}/s vs replay --all "
         f"{audit['replay_all_per_second']:,.0f}/s -> ratio {audit['ratio_to_replay_all']:.2f}",
