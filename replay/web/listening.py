@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
 
 EVENTS_PATH = "/ingest/kserve"
+EVENTS_PATHS = (EVENTS_PATH, EVENTS_PATH + "/{token}")  # as Starlette routes
 SENDER_PATHS = {EVENTS_PATH: "ingest"}  # the scope its token needs
 GATHER_ROUNDS = 4  # loop rounds a batch waits for halves already read (each adds some)
 
@@ -59,7 +60,8 @@ class ArrivingTogether:
         if self._draining is None:
             # a task of its own: the caller that started it may go away mid-transaction
             self._draining = asyncio.create_task(self._drain())
-        # if this caller is cancelled, so is its answer: the batch then leaves it be
+        # if this caller is cancelled, so is its answer: its event is still received
+        # with the batch, and only the answer goes unset
         return await answer
 
     async def _drain(self) -> None:
@@ -100,7 +102,7 @@ def add_event_routes(app: Any, ingestion: Ingestion, *, in_loop: bool = False) -
     """`POST /ingest/kserve` (and `/ingest/kserve/{token}`) on `app` (the halves received
     `in_loop` or in a worker thread: see `ArrivingTogether`)."""
     receiving = EventsRoute(ingestion, ArrivingTogether(ingestion, in_loop=in_loop))
-    for path in (EVENTS_PATH, EVENTS_PATH + "/{token}"):
+    for path in EVENTS_PATHS:
         app.add_route(path, receiving, methods=["POST"], include_in_schema=False)
 
 
@@ -164,8 +166,8 @@ def _events_path(path: str) -> bool:
 
 
 async def _body(receive: Receive) -> bytes | None:
-    """The request's whole body (its length already bounded by `limit_body`), or None
-    if the sender disconnected before the end of it."""
+    """The request's whole body (its stated length already checked by `BodyLimit`), or
+    None if the sender disconnected before the end of it."""
     parts = []
     while True:
         message = await receive()
@@ -217,8 +219,11 @@ def listen(
     def failure(_request: Request, error: Exception) -> JSONResponse:
         return JSONResponse({"error": without_password(one_line(error, 500))}, 503)
 
-    others = Starlette(
-        routes=[Route("/health", health, methods=["GET"])],
+    others = Starlette(  # the events' routes too: a path with a slash more is redirected
+        routes=[
+            Route("/health", health, methods=["GET"]),
+            *(Route(path, events, methods=["POST"]) for path in EVENTS_PATHS),
+        ],
         exception_handlers={EnvironmentProblem: failure, IntegrityError: failure},
     )
     app = TokenGate(

@@ -1,7 +1,7 @@
-"""What replay's HTTP servers (`serve`, `console`) share: a bound on what a request may
-send, a SIGTERM that answers the requests still in flight and ends the process in
-bounded time with its containers closed, and errors written as each route's protocol
-writes them."""
+"""What replay's HTTP servers (`serve`, `console`, `ingest --listen`) share: a bound on
+what a request may send, a SIGTERM that answers the requests still in flight and ends
+the process in bounded time with its containers closed, and errors written as each
+route's protocol writes them."""
 
 from __future__ import annotations
 
