@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from replay.settings import Settings, load_settings
 from replay.stores.tokens import Token, TokenStore
 from replay.stores.users import User, UserStore
+from replay.web.running import refused
 
 if TYPE_CHECKING:  # FastAPI loads in about 0.3 s: only a running server pays it
     from starlette.types import ASGIApp, Receive, Scope, Send
@@ -109,27 +110,19 @@ class TokenGate:
         if sender is not None and kind.lower() != "bearer":
             kind, secret = "bearer", path[len(sender) :].strip("/")
         if kind.lower() != "bearer" or not secret.strip():
-            return _refused(path, 401, "send a token: Authorization: Bearer TOKEN", _ASK)
+            return refused(path, 401, "send a token: Authorization: Bearer TOKEN", _ASK)
         token = self.store.find(secret.strip())  # a stat: the file is read when it changed
         if token is None:
-            return _refused(path, 401, "unknown or revoked token", _ASK)
+            return refused(path, 401, "unknown or revoked token", _ASK)
         needed = self.scopes.get(method)
         if sender is not None:
             needed = self.sender_paths[sender] if method == "POST" else None
         if needed is None:
-            return _refused(path, 405, f"no route of this API takes {method}")
+            return refused(path, 405, f"no route of this API takes {method}")
         if token.scope != needed:
-            return _refused(path, 403, f"this token's scope is {token.scope}, not {needed}")
+            return refused(path, 403, f"this token's scope is {token.scope}, not {needed}")
         scope.setdefault("state", {})["token"] = token
         return None
 
 
 _ASK = {"WWW-Authenticate": "Bearer"}
-
-
-def _refused(path: str, status: int, message: str, headers: dict[str, str] | None = None) -> Any:
-    from fastapi.responses import JSONResponse
-
-    from replay.web.running import error_body
-
-    return JSONResponse(error_body(path, message), status, headers)

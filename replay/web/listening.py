@@ -101,7 +101,7 @@ class ArrivingTogether:
 def add_event_routes(app: Any, ingestion: Ingestion, *, in_loop: bool = False) -> None:
     """`POST /ingest/kserve` (and `/ingest/kserve/{token}`) on `app` (the halves received
     `in_loop` or in a worker thread: see `ArrivingTogether`)."""
-    receiving = EventsRoute(ingestion, ArrivingTogether(ingestion, in_loop=in_loop))
+    receiving = EventsRoute(ingestion, in_loop=in_loop)
     for path in EVENTS_PATHS:
         app.add_route(path, receiving, methods=["POST"], include_in_schema=False)
 
@@ -109,11 +109,12 @@ def add_event_routes(app: Any, ingestion: Ingestion, *, in_loop: bool = False) -
 class EventsRoute:
     """The route's ASGI app itself, not a function of a request: each of many small
     posts goes without FastAPI's parameters and Starlette's request and response
-    objects. A failure of the ledger or the machine is answered 503, saying why."""
+    objects. A failure of the ledger or the machine is answered 503, saying why. The
+    halves are received `in_loop` or in a worker thread (see `ArrivingTogether`)."""
 
-    def __init__(self, ingestion: Ingestion, arriving: ArrivingTogether) -> None:
+    def __init__(self, ingestion: Ingestion, *, in_loop: bool = False) -> None:
         self.ingestion = ingestion
-        self.arriving = arriving
+        self.arriving = ArrivingTogether(ingestion, in_loop=in_loop)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         from starlette.concurrency import run_in_threadpool
@@ -214,7 +215,7 @@ def listen(
     # to their route (this server does nothing else: the batch's transaction runs in
     # the loop), and anything else to a plain Starlette app (FastAPI's layers would
     # run on each of many small posts for nothing here).
-    events = EventsRoute(ingestion, ArrivingTogether(ingestion, in_loop=True))
+    events = EventsRoute(ingestion, in_loop=True)
 
     def failure(_request: Request, error: Exception) -> JSONResponse:
         return JSONResponse({"error": without_password(one_line(error, 500))}, 503)

@@ -88,17 +88,19 @@ class BodyLimit:
                 length = value
             chunked = chunked or name == b"transfer-encoding"
         if length is None or chunked:
-            return _refused(scope["path"], 411, "send the body with a Content-Length")
+            return refused(scope["path"], 411, "send the body with a Content-Length")
         if not length.isdigit() or int(length) > self.max_body:
             limit = f"{self.max_body:,} bytes (REPLAY_MAX_BODY)"
-            return _refused(scope["path"], 413, f"the request body is over {limit}")
+            return refused(scope["path"], 413, f"the request body is over {limit}")
         return None
 
 
-def _refused(path: str, status: int, message: str) -> Any:
+def refused(path: str, status: int, message: str, headers: dict[str, str] | None = None) -> Any:
+    """The answer refusing a request to `path`, made only when a check refuses (the
+    checks run on every request)."""
     from fastapi.responses import JSONResponse
 
-    return JSONResponse(error_body(path, message), status)
+    return JSONResponse(error_body(path, message), status, headers)
 
 
 _HANDLER, _STOP = "handler", "stop"

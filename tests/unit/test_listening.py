@@ -98,7 +98,7 @@ def answer_of(route: EventsRoute, messages: list[dict]) -> list[dict]:
 
 def test_a_body_in_parts_is_received_whole_and_answered_with_its_counts() -> None:
     ingestion = Scripted()
-    route = EventsRoute(ingestion, ArrivingTogether(ingestion, in_loop=True))  # type: ignore[arg-type]
+    route = EventsRoute(ingestion, in_loop=True)  # type: ignore[arg-type]
     body = json.dumps({"instances": [{"income": 1}]}).encode()
     sent = answer_of(
         route,
@@ -115,7 +115,7 @@ def test_a_body_in_parts_is_received_whole_and_answered_with_its_counts() -> Non
 
 def test_a_sender_gone_mid_body_gets_nothing_and_nothing_is_received() -> None:
     ingestion = Scripted()
-    route = EventsRoute(ingestion, ArrivingTogether(ingestion, in_loop=True))  # type: ignore[arg-type]
+    route = EventsRoute(ingestion, in_loop=True)  # type: ignore[arg-type]
     sent = answer_of(
         route,
         [
@@ -128,7 +128,7 @@ def test_a_sender_gone_mid_body_gets_nothing_and_nothing_is_received() -> None:
 
 def test_a_failing_ledger_is_answered_503_saying_why() -> None:
     ingestion = Scripted(EnvironmentProblem("ledger /x: disk I/O error"))
-    route = EventsRoute(ingestion, ArrivingTogether(ingestion, in_loop=True))  # type: ignore[arg-type]
+    route = EventsRoute(ingestion, in_loop=True)  # type: ignore[arg-type]
     sent = answer_of(route, [{"type": "http.request", "body": b"{}"}])
     assert sent[0]["status"] == 503
     assert "disk I/O error" in json.loads(sent[1]["body"])["error"]
