@@ -112,9 +112,7 @@ class SQLiteFile:
     def write(self, work: Callable[[sqlite3.Connection], T], flush: bool = True) -> T:
         """Run `work(connection)` in one transaction holding the write lock; return once
         it is committed and, with `flush`, on disk. Nothing of it is kept if it fails."""
-        if self._flush_failed:  # the kernel may have dropped those pages: a later flush
-            # could succeed without them, so nothing more is acknowledged
-            raise EnvironmentProblem(f"{self}: {self._flush_failed}; restart to recover")
+        self._after_failed_flush()
         connection = self.connection()
         with self._writers_lock():
             self.retry(lambda: connection.execute("BEGIN IMMEDIATE"))
@@ -151,6 +149,7 @@ class SQLiteFile:
 
     def flush(self) -> None:
         """Put every commit written so far on disk (see the module's note)."""
+        self._after_failed_flush()
         wal = Path(f"{self.path}-wal")
         try:
             inode = wal.stat().st_ino
@@ -166,6 +165,13 @@ class SQLiteFile:
         except OSError as error:
             self._flush_failed = f"the disk refused to flush: {error}"
             raise EnvironmentProblem(f"{self}: {self._flush_failed}") from None
+
+    def _after_failed_flush(self) -> None:
+        """Refuse to write or flush once a flush failed: the kernel may have dropped
+        those pages, and a later flush could succeed without them (acknowledging
+        commits made after the ones lost)."""
+        if self._flush_failed:
+            raise EnvironmentProblem(f"{self}: {self._flush_failed}; restart to recover")
 
     def empty_wal(self, within: float = 5.0) -> bool:
         """Move the WAL into the database file and truncate it (so that what a commit

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from replay.errors import BadInput, IntegrityError
+from replay.errors import BadInput, EnvironmentProblem, IntegrityError
 from replay.ledger import LocalSubjectKeys, SQLiteLedger, pseudonym
 from replay.ledger.chain import GENESIS
 from replay.ledger.group_commit import GroupCommit
@@ -139,6 +139,27 @@ def test_a_commit_is_flushed_to_disk_before_append_returns(ledger, monkeypatch):
     entry = ledger.record(ledger_decision(1))
     wal = Path(f"{ledger.path}-wal").stat().st_ino
     assert any(inode == wal and entry.txn_id.encode() in held for inode, held in flushed)
+
+
+def test_after_a_failed_flush_no_later_flush_acknowledges_anything(ledger, monkeypatch):
+    """A commit made while an earlier one's flush was failing (group commit flushes one
+    batch while the next commits) is never acknowledged: the kernel may have dropped
+    the earlier pages, and a second fsync could succeed without them."""
+    ledger.record(ledger_decision(0))
+    ledger.append([ledger_decision(1)], durable=False)  # committed, its flush to come
+    real_fsync = os.fsync
+
+    def failing(descriptor):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", failing)
+    with pytest.raises(EnvironmentProblem, match="refused to flush"):
+        ledger.flush()
+    monkeypatch.setattr(os, "fsync", real_fsync)  # the disk answers again
+    with pytest.raises(EnvironmentProblem, match="restart to recover"):
+        ledger.flush()
+    with pytest.raises(EnvironmentProblem, match="restart to recover"):
+        ledger.record(ledger_decision(2))
 
 
 def test_group_commit_shares_transactions_and_loses_nothing(ledger):
