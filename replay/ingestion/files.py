@@ -129,10 +129,9 @@ def record_event(line: bytes, where: str, deployment: str) -> Event:
     """One plain record: a decision, or unreadable (not JSON, not a record)."""
     try:
         record = json.loads(line)
-    except ValueError as error:
-        return Unreadable(
-            "file", sha256_bytes(line), deployment, f"{where}: not JSON: {error}", line
-        )
+    except (ValueError, RecursionError) as error:  # nested too deep for json: none either
+        why = error if isinstance(error, ValueError) else "nested too deep"
+        return Unreadable("file", sha256_bytes(line), deployment, f"{where}: not JSON: {why}", line)
     source_id = record.get("id") if isinstance(record, dict) else None
     if not isinstance(source_id, str | int) or isinstance(source_id, bool):
         source_id = sha256_bytes(canonical_json(record))

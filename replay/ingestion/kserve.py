@@ -18,6 +18,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from replay.errors import BadInput
@@ -74,6 +75,15 @@ class CloudEvent:
             body=text,
         )
 
+    @cached_property
+    def parsed(self) -> Any:
+        """The body's JSON, read once (a request's is read for its people as it arrives,
+        and again for its decisions when its response comes in the same batch)."""
+        try:
+            return json.loads(self.body)
+        except (ValueError, RecursionError):  # nested too deep for json: not one of ours
+            raise BadInput(f"the {self.part} is not JSON") from None
+
     @property
     def payload(self) -> bytes:
         """What is kept of the event while it is held: its attributes and body."""
@@ -100,8 +110,8 @@ def subjects_of(request: CloudEvent) -> list[str | None] | None:
     """The people a request names (one per row), if it names any; a body that does not
     parse names none (it is refused when its response comes)."""
     try:
-        body = json.loads(request.body)
-    except ValueError:
+        body = request.parsed
+    except BadInput:
         return None
     parameters = body.get("parameters") if isinstance(body, Mapping) else None
     if not isinstance(parameters, Mapping):
@@ -123,10 +133,7 @@ def decisions_of(
     request: CloudEvent, response: CloudEvent, deployment: str, manifest: Manifest
 ) -> list[Made]:
     """The decisions of a request and its response; BadInput says why there are none."""
-    try:
-        asked, answered = json.loads(request.body), json.loads(response.body)
-    except ValueError:
-        raise BadInput("the request or the response is not JSON") from None
+    asked, answered = request.parsed, response.parsed
     rows = _rows(asked, manifest)
     outputs = _outputs(answered, manifest, len(rows))
     if len(outputs) != len(rows):

@@ -58,6 +58,8 @@ def record_events(
         moment = parse_time(metadata.get("inferenceTime"))
     except (BadInput, ValueError) as problem:
         return [Unreadable(SOURCE, str(event_id), deployment, f"{where}: {problem}", line)]
+    except RecursionError:  # nested too deep for json
+        return [Unreadable(SOURCE, str(event_id), deployment, f"{where}: not JSON", line)]
     return [
         Made(
             source=SOURCE,
@@ -94,7 +96,7 @@ def _payload(
     if encoding == "JSON":
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # or nested too deep for json
             raise BadInput(f"{name}: its JSON data does not parse") from None
         return json_rows(data, manifest) if inputs else json_outputs(data, manifest)
     raise BadInput(f"{name}: encoding {part.get('encoding')!r} of {kind or 'no content type'}")

@@ -5,6 +5,7 @@ the deployment's manifest is built, not captured)."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import random
 import sqlite3
@@ -88,13 +89,14 @@ def test_a_file_of_decisions_is_logged_once_with_its_times_and_bad_lines_quarant
         record(2, subject="applicant-2", seed=7),
         record(1),  # the same event again
         "{not json",
+        "[" * 100_000,  # nested deeper than json's recursion limit: not JSON either
         record(3, inputs={"income": "lots", "age": 33}),
         record(4, outputs={"score": 0.5}),
         record(5, colour="red"),
     ]
     file = lines(tmp_path / "decisions.jsonl", written)
     counts = ingestion.log(records(file, "jsonl"), Reading("jsonl", "credit"))
-    assert counts.to_dict() == {"logged": 2, "duplicate": 1, "pending": 0, "quarantined": 4}
+    assert counts.to_dict() == {"logged": 2, "duplicate": 1, "pending": 0, "quarantined": 5}
 
     logged = ingestion.ledger.list()
     assert [(e.source, e.source_id, e.time) for e in logged] == [
@@ -107,11 +109,11 @@ def test_a_file_of_decisions_is_logged_once_with_its_times_and_bad_lines_quarant
     assert "income must be a number" in reasons["order-3"]
     assert "output field 'decision' is missing" in reasons["order-4"]
     assert "unknown key 'colour'" in reasons["order-5"]
-    assert any("not JSON" in reason for reason in reasons.values())
+    assert sum("not JSON" in reason for reason in reasons.values()) == 2
 
     # nothing new, not even in quarantine
     again = ingestion.log(records(file, "jsonl"), Reading("jsonl", "credit"))
-    assert again.to_dict() == {"logged": 0, "duplicate": 7, "pending": 0, "quarantined": 0}
+    assert again.to_dict() == {"logged": 0, "duplicate": 8, "pending": 0, "quarantined": 0}
     assert ingestion.ledger.verify().ok and ingestion.ledger.count() == 2
 
 
@@ -216,6 +218,8 @@ def test_sagemaker_captures_are_decoded_by_their_encoding(line, inputs, outputs)
             b'{"captureData": {"endpointInput": {}}, "eventMetadata": {"eventId": "e"}}',
             "without its response",
         ),
+        (b"[" * 100_000, "not JSON"),  # nested deeper than json's recursion limit
+        (capture("[" * 100_000, "0.5", "JSON", "application/json"), "does not parse"),
     ],
 )
 def test_an_undecodable_capture_is_one_unreadable_event_saying_why(line, reason):
@@ -399,6 +403,18 @@ def test_a_batch_completes_pairs_held_before_holds_new_halves_and_quarantines_ba
     for kept in ingestion.holding.events("quarantined"):  # the pair kept as it came
         assert set(json.loads(kept.payload or b"")) == {"request", "response"}
     assert ingestion.receive_all([response_1, *pair("ce-3")]) == [DUPLICATE] * 3
+
+
+def test_a_body_nested_too_deep_for_json_is_quarantined_and_fails_no_other_half(ingestion):
+    """Nested past json's recursion limit, a request is no JSON at all: its pair is
+    quarantined saying so, and the other halves received with it are logged."""
+    deep = event("request", REQUEST, "ce-5")
+    deep = dataclasses.replace(deep, body="[" * 100_000)
+    counts = ingestion.receive_all([deep, *pair("ce-1"), event("response", RESPONSE, "ce-5")])
+    assert counts == [PENDING, PENDING, LOGGED, QUARANTINED]
+    (held,) = ingestion.holding.events("quarantined")
+    assert held.source_id == "ce-5" and "the request is not JSON" in held.reason
+    logged_once(ingestion)
 
 
 def test_a_response_whose_held_request_was_erased_is_quarantined_saying_so(ingestion):
