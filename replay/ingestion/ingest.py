@@ -293,7 +293,9 @@ class _Arrivals:
         self.holding = ingestion.holding
         self.connection = connection
         self.keys = keys
-        self.halves: dict[tuple[str, str], tuple[dict[str, Any], CloudEvent]] = {}  # new
+        # halves new in this batch, with whom they are sealed under: written (sealed)
+        # only at its end, when their other half did not come in it too
+        self.halves: dict[tuple[str, str], tuple[CloudEvent, str | None]] = {}
         self.released: list[str] = []
         self.entries: list[NewEntry] = []
 
@@ -306,7 +308,7 @@ class _Arrivals:
             self._arrive(event, subject, first_row)
             for event, subject, first_row in zip(events, subjects, first_rows, strict=True)
         ]
-        self.holding.hold(self.connection, [row for row, _ in self.halves.values()])
+        self.holding.hold(self.connection, [self._held(*half) for half in self.halves.values()])
         self.holding.release(self.connection, KSERVE, self.released)
         prepared = self.ingestion.ledger._prepare(self.entries, self.keys)
         stored = self.ingestion.ledger._link(self.connection, prepared, skip_known=True)
@@ -336,15 +338,11 @@ class _Arrivals:
         other_part = "response" if event.part == "request" else "request"
         other = held.pop(other_part, None)
         if other is None:
-            key = self.keys.get(subject) if subject else None
-            row = self.holding.half(
-                KSERVE, event.id, event.part, event.service, event.payload, subject, key
-            )
-            held[event.part] = row
-            self.halves[(event.id, event.part)] = (row, event)
+            held[event.part] = _NEW
+            self.halves[(event.id, event.part)] = (event, subject)
             return "pending"
         if (event.id, other_part) in self.halves:  # held in this very batch: never written
-            other_event: CloudEvent | None = self.halves.pop((event.id, other_part))[1]
+            other_event: CloudEvent | None = self.halves.pop((event.id, other_part))[0]
         else:
             self.released.append(event.id)
             payload = self.holding.opened(other, self.keys).payload
@@ -365,6 +363,16 @@ class _Arrivals:
         self.entries.extend(entries)
         self.known.update(entry.source_id for entry in entries if entry.source_id)
         return entries
+
+    def _held(self, event: CloudEvent, subject: str | None) -> dict[str, Any]:
+        """The row of a half left waiting, sealed under its person's key."""
+        key = self.keys.get(subject) if subject else None
+        return self.holding.half(
+            KSERVE, event.id, event.part, event.service, event.payload, subject, key
+        )
+
+
+_NEW = object()  # a half held by this very batch (`_Arrivals.halves`)
 
 
 def _batches(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
