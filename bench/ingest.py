@@ -7,9 +7,10 @@
 2. KServe's CloudEvents posted over HTTP by 16 concurrent callers (aiohttp coroutines in
    one uvloop event loop) to `replay ingest --listen`, each decision a request and its
    response; goal: at least 1,000 decisions/s. Twice: each caller waiting for its
-   request's answer before posting its response (every half then waits in the ledger
-   for the other), and as KServe's logger posts them (its workers take the next event
-   of one queue, where a response follows its request by `LOGGER_LAG` requests).
+   request's answer before posting its response (every request is then held in the
+   ledger until its response comes), and as KServe's logger posts them (its workers
+   take the next event of one queue, where a response follows its request by
+   `LOGGER_LAG` requests).
 3. `replay audit` of the 100,000 ingested decisions (re-executed on Dask in the frozen
    deployment's container, compared field by field) against `replay replay --all` of
    the same decisions in the same run.
@@ -182,7 +183,7 @@ async def _post_cloud_events(
     answers: list[dict],
     pairs: int,
     callers: int,
-    lag: int | None = LOGGER_LAG,
+    lag: int | None,
 ) -> tuple[float, float, list[int]]:
     """Seconds `callers` coroutines take to post every decision's request and response
     as binary-mode CloudEvents, the CPU seconds they take meanwhile, and the status of

@@ -7,6 +7,7 @@ decisions, or `Unreadable` events when the record itself cannot be decoded; the
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +15,9 @@ from typing import Any
 from replay.errors import BadInput
 
 SOURCES = ("file", "sagemaker", "kserve")
+# Levels of nesting a logged record or payload may have (rows and tensors take four or
+# five): deeper, it would exhaust the recursion of json and of the schema's checks.
+DEEPEST = 32
 
 
 @dataclass(frozen=True)
@@ -66,3 +70,32 @@ def parse_time(value: Any) -> datetime:
     else:
         raise BadInput("time must be ISO 8601 text or seconds since the epoch")
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def read_json(text: str | bytes) -> Any:
+    """JSON a source logged, which anyone may have written; BadInput if it is not JSON
+    or is nested deeper than `DEEPEST` levels (a record failing one way or the other is
+    quarantined, never its whole batch or file)."""
+    too_deep = f"JSON nested deeper than {DEEPEST} levels"
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise BadInput(f"not JSON ({error})") from None
+    except RecursionError:  # deeper than json itself reads
+        raise BadInput(too_deep) from None
+    if not _within_depth(value):
+        raise BadInput(too_deep)
+    return value
+
+
+def _within_depth(value: Any) -> bool:
+    """Whether `value`'s objects and arrays nest at most `DEEPEST` levels (walked
+    without recursion: only containers are visited)."""
+    containers = [(value, 1)] if isinstance(value, dict | list) else []
+    while containers:
+        container, depth = containers.pop()
+        if depth > DEEPEST:
+            return False
+        items = container.values() if isinstance(container, dict) else container
+        containers.extend((item, depth + 1) for item in items if isinstance(item, dict | list))
+    return True

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from replay.errors import BadInput
-from replay.ingestion.events import Event, Made, Unreadable, parse_time
+from replay.ingestion.events import Event, Made, Unreadable, parse_time, read_json
 from replay.manifests.canonical import canonical_json, sha256_bytes
 
 FORMATS = ("jsonl", "parquet", "sagemaker")
@@ -108,8 +107,8 @@ def _parquet_rows(file: SourceFile) -> Iterator[Record]:
     for number, row in enumerate(table.to_pylist(), 1):
         for key in ("inputs", "outputs"):
             if isinstance(row.get(key), str):
-                with contextlib.suppress(ValueError):  # else refused: not an object
-                    row[key] = json.loads(row[key])
+                with contextlib.suppress(BadInput):  # else refused: not an object
+                    row[key] = read_json(row[key])
         line = canonical_json({key: _plain(value) for key, value in row.items()})
         yield line, f"{file.name}:{number}"
 
@@ -128,10 +127,9 @@ def _plain(value: Any) -> Any:
 def record_event(line: bytes, where: str, deployment: str) -> Event:
     """One plain record: a decision, or unreadable (not JSON, not a record)."""
     try:
-        record = json.loads(line)
-    except (ValueError, RecursionError) as error:  # nested too deep for json: none either
-        why = error if isinstance(error, ValueError) else "nested too deep"
-        return Unreadable("file", sha256_bytes(line), deployment, f"{where}: not JSON: {why}", line)
+        record = read_json(line)
+    except BadInput as problem:
+        return Unreadable("file", sha256_bytes(line), deployment, f"{where}: {problem}", line)
     source_id = record.get("id") if isinstance(record, dict) else None
     if not isinstance(source_id, str | int) or isinstance(source_id, bool):
         source_id = sha256_bytes(canonical_json(record))

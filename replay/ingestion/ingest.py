@@ -293,8 +293,8 @@ class _Arrivals:
         self.holding = ingestion.holding
         self.connection = connection
         self.keys = keys
-        # halves new in this batch, with whom they are sealed under: written (sealed)
-        # only at its end, when their other half did not come in it too
+        # halves new in this batch, each with the person it is sealed under: written
+        # (sealed) only at the batch's end, if their other half did not come in it too
         self.halves: dict[tuple[str, str], tuple[CloudEvent, str | None]] = {}
         self.released: list[str] = []
         self.entries: list[NewEntry] = []
@@ -341,7 +341,7 @@ class _Arrivals:
             held[event.part] = _NEW
             self.halves[(event.id, event.part)] = (event, subject)
             return "pending"
-        if (event.id, other_part) in self.halves:  # held in this very batch: never written
+        if other is _NEW:  # held by this very batch: never written
             other_event: CloudEvent | None = self.halves.pop((event.id, other_part))[0]
         else:
             self.released.append(event.id)
@@ -365,7 +365,8 @@ class _Arrivals:
         return entries
 
     def _held(self, event: CloudEvent, subject: str | None) -> dict[str, Any]:
-        """The row of a half left waiting, sealed under its person's key."""
+        """The row of a half left waiting, sealed under its person's key (in clear if
+        it names no one person)."""
         key = self.keys.get(subject) if subject else None
         return self.holding.half(
             KSERVE, event.id, event.part, event.service, event.payload, subject, key

@@ -22,7 +22,7 @@ from functools import cached_property
 from typing import Any
 
 from replay.errors import BadInput
-from replay.ingestion.events import Made, parse_time
+from replay.ingestion.events import Made, parse_time, read_json
 from replay.ingestion.tables import json_outputs, json_rows
 from replay.manifests.canonical import canonical_json
 from replay.manifests.manifest import Manifest
@@ -77,12 +77,13 @@ class CloudEvent:
 
     @cached_property
     def parsed(self) -> Any:
-        """The body's JSON, read once (a request's is read for its people as it arrives,
-        and again for its decisions when its response comes in the same batch)."""
+        """The body's JSON, read once when it is JSON (a request's is read for its people
+        as it arrives, and again for its decisions when its response comes in the same
+        batch); BadInput if it is not, or is nested too deep."""
         try:
-            return json.loads(self.body)
-        except (ValueError, RecursionError):  # nested too deep for json: not one of ours
-            raise BadInput(f"the {self.part} is not JSON") from None
+            return read_json(self.body)
+        except BadInput as problem:
+            raise BadInput(f"the {self.part} is {problem}") from None
 
     @property
     def payload(self) -> bytes:

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from replay.errors import BadInput
-from replay.ingestion.events import Event, Made, Unreadable, parse_time
+from replay.ingestion.events import Event, Made, Unreadable, parse_time, read_json
 from replay.ingestion.tables import csv_outputs, csv_rows, json_outputs, json_rows
 from replay.manifests.canonical import sha256_bytes
 from replay.manifests.manifest import Manifest
@@ -39,7 +38,7 @@ def record_events(
     """The decisions of one captured request and response, or why there are none."""
     event_id = sha256_bytes(line)
     try:
-        record = json.loads(line)
+        record = read_json(line)
         if not isinstance(record, Mapping):
             raise BadInput("a capture record must be a JSON object")
         metadata = record.get("eventMetadata")
@@ -58,8 +57,6 @@ def record_events(
         moment = parse_time(metadata.get("inferenceTime"))
     except (BadInput, ValueError) as problem:
         return [Unreadable(SOURCE, str(event_id), deployment, f"{where}: {problem}", line)]
-    except RecursionError:  # nested too deep for json
-        return [Unreadable(SOURCE, str(event_id), deployment, f"{where}: not JSON", line)]
     return [
         Made(
             source=SOURCE,
@@ -95,8 +92,8 @@ def _payload(
         return csv_rows(text, manifest, columns) if inputs else csv_outputs(text, manifest)
     if encoding == "JSON":
         try:
-            data = json.loads(text)
-        except (ValueError, RecursionError):  # or nested too deep for json
-            raise BadInput(f"{name}: its JSON data does not parse") from None
+            data = read_json(text)
+        except BadInput as problem:
+            raise BadInput(f"{name}: its JSON data does not parse: {problem}") from None
         return json_rows(data, manifest) if inputs else json_outputs(data, manifest)
     raise BadInput(f"{name}: encoding {part.get('encoding')!r} of {kind or 'no content type'}")

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from replay.errors import BadInput
+from replay.ingestion.events import read_json
 from replay.manifests.manifest import Manifest
 
 
@@ -122,7 +122,7 @@ def _positions(manifest: Manifest) -> list[str]:
 def _number(text: str) -> Any:
     """A CSV output value: a number if it reads as one (JSON's reading), else text."""
     try:
-        value = json.loads(text)
-    except ValueError:
+        value = read_json(text)
+    except BadInput:
         return text
     return value if isinstance(value, int | float) and not isinstance(value, bool) else text

@@ -71,6 +71,14 @@ def lines(path: Path, records: list) -> SourceFile:
     return SourceFile(str(path), path=path)
 
 
+def nested(levels: int) -> list:
+    """A list inside a list, `levels` deep: JSON that parses, deeper than any record."""
+    value: list = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
 def record(i: int, **changes) -> dict:
     return {
         "time": f"2026-03-01T09:{i:02d}:00Z",
@@ -89,14 +97,15 @@ def test_a_file_of_decisions_is_logged_once_with_its_times_and_bad_lines_quarant
         record(2, subject="applicant-2", seed=7),
         record(1),  # the same event again
         "{not json",
-        "[" * 100_000,  # nested deeper than json's recursion limit: not JSON either
+        "[" * 100_000,  # deeper than json's recursion reads
+        record(6, outputs={"decision": "approved", "score": 0.5, "why": nested(400)}),
         record(3, inputs={"income": "lots", "age": 33}),
         record(4, outputs={"score": 0.5}),
         record(5, colour="red"),
     ]
     file = lines(tmp_path / "decisions.jsonl", written)
     counts = ingestion.log(records(file, "jsonl"), Reading("jsonl", "credit"))
-    assert counts.to_dict() == {"logged": 2, "duplicate": 1, "pending": 0, "quarantined": 5}
+    assert counts.to_dict() == {"logged": 2, "duplicate": 1, "pending": 0, "quarantined": 6}
 
     logged = ingestion.ledger.list()
     assert [(e.source, e.source_id, e.time) for e in logged] == [
@@ -109,12 +118,34 @@ def test_a_file_of_decisions_is_logged_once_with_its_times_and_bad_lines_quarant
     assert "income must be a number" in reasons["order-3"]
     assert "output field 'decision' is missing" in reasons["order-4"]
     assert "unknown key 'colour'" in reasons["order-5"]
-    assert sum("not JSON" in reason for reason in reasons.values()) == 2
+    assert sum("not JSON" in reason for reason in reasons.values()) == 1
+    assert sum("JSON nested deeper than 32 levels" in reason for reason in reasons.values()) == 2
 
     # nothing new, not even in quarantine
     again = ingestion.log(records(file, "jsonl"), Reading("jsonl", "credit"))
-    assert again.to_dict() == {"logged": 0, "duplicate": 8, "pending": 0, "quarantined": 0}
+    assert again.to_dict() == {"logged": 0, "duplicate": 9, "pending": 0, "quarantined": 0}
     assert ingestion.ledger.verify().ok and ingestion.ledger.count() == 2
+
+
+def test_parquet_rows_with_json_text_nested_too_deep_are_quarantined_the_rest_logged(
+    ingestion, tmp_path
+):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    good, inputs = record(1), json.dumps(record(1)["inputs"])
+    path = tmp_path / "decisions.parquet"
+    rows = [
+        {**good, "inputs": inputs, "outputs": json.dumps(good["outputs"])},
+        {**record(2), "inputs": "[" * 100_000, "outputs": json.dumps(good["outputs"])},
+        {**record(3), "inputs": inputs, "outputs": json.dumps(nested(400))},
+    ]
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    file = SourceFile(str(path), path=path)
+    counts = ingestion.log(records(file, "parquet"), Reading("parquet", "credit"))
+    assert counts.to_dict() == {"logged": 1, "duplicate": 0, "pending": 0, "quarantined": 2}
+    assert logged_ids(ingestion) == ["order-1"]
+    assert {e.source_id for e in ingestion.holding.events("quarantined")} == {"order-2", "order-3"}
 
 
 def test_batches_prepared_in_worker_processes_are_logged_as_in_this_one(tmp_path):
@@ -218,8 +249,12 @@ def test_sagemaker_captures_are_decoded_by_their_encoding(line, inputs, outputs)
             b'{"captureData": {"endpointInput": {}}, "eventMetadata": {"eventId": "e"}}',
             "without its response",
         ),
-        (b"[" * 100_000, "not JSON"),  # nested deeper than json's recursion limit
+        (b"[" * 100_000, "nested deeper than 32 levels"),  # deeper than json reads
         (capture("[" * 100_000, "0.5", "JSON", "application/json"), "does not parse"),
+        (
+            capture(json.dumps(nested(400)), "0.5", "JSON", "application/json"),
+            "its JSON data does not parse: JSON nested deeper than 32 levels",
+        ),
     ],
 )
 def test_an_undecodable_capture_is_one_unreadable_event_saying_why(line, reason):
@@ -405,15 +440,24 @@ def test_a_batch_completes_pairs_held_before_holds_new_halves_and_quarantines_ba
     assert ingestion.receive_all([response_1, *pair("ce-3")]) == [DUPLICATE] * 3
 
 
-def test_a_body_nested_too_deep_for_json_is_quarantined_and_fails_no_other_half(ingestion):
-    """Nested past json's recursion limit, a request is no JSON at all: its pair is
-    quarantined saying so, and the other halves received with it are logged."""
-    deep = event("request", REQUEST, "ce-5")
-    deep = dataclasses.replace(deep, body="[" * 100_000)
-    counts = ingestion.receive_all([deep, *pair("ce-1"), event("response", RESPONSE, "ce-5")])
-    assert counts == [PENDING, PENDING, LOGGED, QUARANTINED]
-    (held,) = ingestion.holding.events("quarantined")
-    assert held.source_id == "ce-5" and "the request is not JSON" in held.reason
+def test_bodies_nested_too_deep_are_quarantined_and_fail_no_other_half(ingestion):
+    """A request deeper than json's recursion reads, and a response that parses but
+    nests an output 400 levels deep (the schema's checks recurse): each pair is
+    quarantined saying why, and the other halves received with them are logged."""
+    deep = dataclasses.replace(event("request", REQUEST, "ce-5"), body="[" * 100_000)
+    answered = {"predictions": [{**RESPONSE["predictions"][0], "why": nested(400)}]}
+    counts = ingestion.receive_all(
+        [
+            deep,
+            *pair("ce-1"),
+            event("response", RESPONSE, "ce-5"),
+            *pair("ce-6", response=answered),
+        ]
+    )
+    assert counts == [PENDING, PENDING, LOGGED, QUARANTINED, PENDING, QUARANTINED]
+    reasons = {e.source_id: e.reason for e in ingestion.holding.events("quarantined")}
+    assert "the request is JSON nested deeper than 32 levels" in reasons["ce-5"]
+    assert "the response is JSON nested deeper than 32 levels" in reasons["ce-6"]
     logged_once(ingestion)
 
 

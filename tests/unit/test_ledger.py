@@ -158,6 +158,11 @@ def test_after_a_failed_flush_no_later_flush_acknowledges_anything(ledger, monke
     monkeypatch.setattr(os, "fsync", real_fsync)  # the disk answers again
     with pytest.raises(EnvironmentProblem, match="restart to recover"):
         ledger.flush()
+    with (
+        ThreadPoolExecutor(1) as other,  # another thread: its own descriptor of the WAL
+        pytest.raises(EnvironmentProblem, match="restart to recover"),
+    ):
+        other.submit(ledger.flush).result()
     with pytest.raises(EnvironmentProblem, match="restart to recover"):
         ledger.record(ledger_decision(2))
 
