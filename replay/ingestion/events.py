@@ -83,9 +83,16 @@ def read_json(text: str | bytes) -> Any:
         raise BadInput(f"not JSON ({error})") from None
     except RecursionError:  # deeper than json itself reads
         raise BadInput(too_deep) from None
-    if not _within_depth(value):
+    if _openings(text) > DEEPEST and not _within_depth(value):  # else it cannot be
         raise BadInput(too_deep)
     return value
+
+
+def _openings(text: str | bytes) -> int:
+    """How many `[` and `{` the text holds (in strings too): at most its depth."""
+    if isinstance(text, str):
+        return text.count("[") + text.count("{")
+    return text.count(b"[") + text.count(b"{")
 
 
 def _within_depth(value: Any) -> bool:
