@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from replay.images.engine import push_image
+from replay.images.engine import in_engine, push_image
 from replay.images.host import apt_install, run_streamed
 
 from replay.errors import BadInput, EnvironmentProblem
@@ -86,11 +86,7 @@ def default_base(
         return resolve_digest(client, reference)
     except BadInput:
         pass
-    import docker
-
-    try:
-        client.images.get(reference)
-    except docker.errors.ImageNotFound:
+    if not in_engine(client, reference):
         _import_rootfs(client, repository, _bootstrap_rootfs(cache, progress), progress)
     progress(f"pushing {reference}")
     return push_image(client, repository, DEFAULT_TAG)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from replay.images.base import qualified, repository_of
 from replay.images.buildah import Buildah
+from replay.images.engine import in_engine
 from replay.images.host import registry_answers
 from replay.images.runner import SYSTEM_PACKAGES_FILE
 from replay.manifests.canonical import canonical_json, document_id, sha256_bytes
@@ -160,6 +161,9 @@ class BuiltImage:
     image_id: str  # sha256 of the image's config: the same for every build with this builder
     repo_digest: str  # where the registry keeps it: `registry/replay/NAME@sha256:…`
     builder: str  # which builder made it (`buildah 1.28.2`): ids are promised for the same
+    # whether this build brought it into the engine: a rebuild gives the very image (same
+    # id) the engine may hold already, proven, which a failure must not take away
+    arrived: bool = True
 
 
 def build_image(
@@ -177,7 +181,8 @@ def build_image(
     unless this machine has it and not `fresh`), let `check(image_id, builder)` refuse
     it before it leaves the builder, push it to `registry` and pull it into the engine
     by digest, tagged `image_tag(manifest)`. Whatever fails, nothing of the deployment's
-    image is left in the builder, and nothing this build brought into the engine."""
+    image is left in the builder, and nothing this build brought into the engine (an
+    identical image the engine held before stays)."""
     import docker
 
     if not registry_answers(registry):  # found now, not after the whole build
@@ -204,12 +209,14 @@ def build_image(
     finally:  # the registry and the engine keep it; the builder keeps environments only
         buildah.remove(local)
     repo_digest = f"{repository}@{digest}"
+    arrived = not in_engine(client, image_id)
     try:
         progress(f"pulling {repo_digest[:60]} into the engine")
         pulled = client.images.pull(repo_digest)
         pulled.tag(image_tag(manifest))
     except docker.errors.DockerException as error:
-        remove_image(client, image_id)
+        if arrived:
+            remove_image(client, image_id)
         raise EnvironmentProblem(
             f"the engine could not pull the new image from {repository_of(repo_digest)}: {error}"
         ) from None
@@ -218,7 +225,7 @@ def build_image(
         raise IntegrityError(
             f"the engine holds the image built as {image_id[:19]} as {pulled.id[:19]}"
         )
-    return BuiltImage(image_id, repo_digest, builder)
+    return BuiltImage(image_id, repo_digest, builder, arrived)
 
 
 def image_fingerprint(client: docker.DockerClient, image: str) -> dict[str, Any]:

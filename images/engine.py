@@ -51,6 +51,17 @@ def engine_facts(client: docker.DockerClient) -> dict[str, Any]:
     }
 
 
+def in_engine(client: docker.DockerClient, image: str) -> bool:
+    """Whether the engine holds the image (an id or a reference)."""
+    import docker
+
+    try:
+        client.images.get(image)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
 def push_image(
     client: docker.DockerClient,
     repository: str,

@@ -240,8 +240,9 @@ def _build_and_prove(
 ) -> tuple[image_build.BuiltImage, str]:
     """A new image of the manifest, built reproducibly and proven: the image and its
     fingerprint id. Whatever fails (the build, its id, the fingerprint, the first
-    answer), the image does not stay in the engine and the reason is recorded beside
-    the manifest; a later successful build clears it."""
+    answer), the image does not stay in the engine (unless the engine held the very
+    same image before: a failed `--rebuild` leaves the proven copy) and the reason is
+    recorded beside the manifest; a later successful build clears it."""
     built = None
     try:
         with (
@@ -263,7 +264,7 @@ def _build_and_prove(
             )
         fingerprint_id = _prove(client, manifest, built, recorded, store)
     except BaseException as error:  # Ctrl-C too: an unproven image is never left behind
-        if built is not None:
+        if built is not None and built.arrived:
             with contextlib.suppress(Exception):  # the build's own error is the one to show
                 image_build.remove_image(client, built.image_id)
         if isinstance(error, Exception):

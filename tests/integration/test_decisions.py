@@ -187,6 +187,41 @@ def test_a_rebuild_that_differs_from_the_record_is_refused(spare, engine):
         replay.build(manifest.manifest_id)
 
 
+def test_a_failed_rebuild_leaves_the_proven_image_in_the_engine(spare, engine):
+    """`--rebuild` makes the very image the engine holds (the same id): when the rebuild
+    then fails (here its proof, against a record it cannot match), the copy proven
+    before stays, and the next build reuses it."""
+    from dataclasses import replace
+
+    from replay.images.build import find_image
+    from replay.manifests.canonical import document_id
+
+    import replay
+    from replay.settings import load_settings
+    from replay.stores.keys import signing_key
+    from replay.stores.manifests import manifest_store
+
+    manifest, _ = spare
+    proven = replay.build(manifest.manifest_id).image_id
+    store = manifest_store(load_settings())
+    cached = store.cache_dir / manifest.manifest_id / "build.json"
+    genuine = cached.read_text()
+    record = store.build_record(manifest.manifest_id)
+    fingerprint = json.loads(json.dumps(record.fingerprint))
+    fingerprint["distributions"]["numpy"] = "0.0.0"
+    changed = replace(record, fingerprint=fingerprint, fingerprint_id=document_id(fingerprint))
+    signature = signing_key(load_settings().key_folder).sign(changed.statement()).hex()
+    cached.write_text(json.dumps(replace(changed, signature=signature).__dict__))
+    try:
+        with pytest.raises(IntegrityError, match="differs from the fingerprint recorded"):
+            replay.build(manifest.manifest_id, rebuild=True)
+        assert find_image(engine, manifest.manifest_id).id == proven
+    finally:
+        cached.write_text(genuine)
+    again = replay.build(manifest.manifest_id)
+    assert again.reused and again.image_id == proven
+
+
 def hostile_answer(runner, action: str) -> dict:
     return runner.request({"inputs": {"action": action}, "seed": 1})
 
