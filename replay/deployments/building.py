@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -164,6 +164,34 @@ def build(
     store = manifest_store(settings)
     manifest = store.load(manifest_id)
     client = docker_client(settings.docker_host, connect_timeout=settings.connect_timeout)
+    with _alone(settings, manifest):
+        return _found_or_built(client, manifest, store, settings, rebuild)
+
+
+@contextlib.contextmanager
+def _alone(settings: Settings, manifest: Manifest) -> Iterator[None]:
+    """This machine's builds of one manifest, one at a time (Dask's workers may recover
+    the same image at once): they share the builder's tag for it, and a build that
+    waited finds the image the other one made."""
+    from filelock import FileLock, Timeout
+
+    folder = settings.cache / "builds"
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(folder / f"{manifest.manifest_id}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        with step(f"waiting for another build of {image_build.image_tag(manifest)}"):
+            lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _found_or_built(
+    client: Any, manifest: Manifest, store: ManifestStore, settings: Settings, rebuild: bool
+) -> BuildResult:
     existing = None if rebuild else image_build.find_image(client, manifest.manifest_id)
     recorded = store.build_record(manifest.manifest_id)
     if existing is not None:

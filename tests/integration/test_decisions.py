@@ -6,6 +6,8 @@ import json
 import random
 import sqlite3
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -220,6 +222,44 @@ def test_a_failed_rebuild_leaves_the_proven_image_in_the_engine(spare, engine):
         cached.write_text(genuine)
     again = replay.build(manifest.manifest_id)
     assert again.reused and again.image_id == proven
+
+
+def test_two_builds_of_one_manifest_at_once_make_it_once(spare, engine):
+    """Two processes building one manifest at once (Dask's workers recovering the same
+    image): the second waits for the first, then reuses the image it made."""
+    from filelock import FileLock, Timeout
+
+    import replay
+    from replay.settings import load_settings
+
+    manifest, _ = spare
+    engine.images.remove(replay.build(manifest.manifest_id).image_id, force=True)
+    command = [str(Path(sys.executable).parent / "replay"), "build", manifest.manifest_id, "--json"]
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    builds = [start()]
+    try:
+        lock = FileLock(load_settings().cache / "builds" / f"{manifest.manifest_id}.lock")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # until the first build holds it
+            try:
+                lock.acquire(timeout=0)
+                lock.release()
+                time.sleep(0.2)
+            except Timeout:
+                break
+        builds.append(start())
+        said = [build.communicate(timeout=900) for build in builds]
+    finally:
+        for build in builds:
+            build.kill()
+    assert [build.returncode for build in builds] == [0, 0], said
+    first, second = (json.loads(out) for out, _ in said)
+    assert (first["reused"], second["reused"]) == (False, True)
+    assert first["image_id"] == second["image_id"]
+    assert "waiting for another build" in said[1][1]
 
 
 def hostile_answer(runner, action: str) -> dict:
