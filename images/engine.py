@@ -62,6 +62,18 @@ def in_engine(client: docker.DockerClient, image: str) -> bool:
     return True
 
 
+def in_registry(client: docker.DockerClient, repo_digest: str) -> bool:
+    """Whether the registry (asked by the engine, with its credentials) still serves the
+    image at `repo_digest`: a registry may have been wiped since the image was pushed."""
+    import docker
+
+    try:
+        client.images.get_registry_data(repo_digest)
+    except docker.errors.APIError:
+        return False
+    return True
+
+
 def push_image(
     client: docker.DockerClient,
     repository: str,

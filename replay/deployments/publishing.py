@@ -1,7 +1,7 @@
 """`replay publish`: keep a manifest's image for the years ahead.
 
 The image is in the registry (a build pushes it there, and records its repo digest;
-one built before is pushed now) and is saved with
+one built before, or lost by the registry since, is pushed now) and is saved with
 `docker save` into the content-addressed blob store (its sha256 recorded), so a replay
 can recover it after `docker rmi`, and again after the registry is wiped.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from replay.deployments.building import build
-from replay.images.engine import docker_client, push_image
+from replay.images.engine import docker_client, in_registry, push_image
 from replay.progress import step
 from replay.settings import Settings, load_settings
 from replay.stores.blobs import open_blob_store
@@ -36,9 +36,10 @@ def publish(manifest_id: str, *, settings: Settings | None = None) -> Publicatio
     client = docker_client(settings.docker_host, connect_timeout=settings.connect_timeout)
     image = client.images.get(built.image_id)
     recorded = store.build_record(manifest.manifest_id)
-    if recorded is not None and recorded.builder is not None and recorded.repo_digest:
-        repo_digest = recorded.repo_digest  # pushed by the build itself
-    else:  # an image built before builds went through the registry
+    pushed = recorded.repo_digest if recorded is not None and recorded.builder else None
+    if pushed is not None and in_registry(client, pushed):
+        repo_digest = pushed  # pushed by the build itself, and still there
+    else:  # built before builds went through the registry, or the registry lost it since
         repository = f"{settings.registry}/replay/{manifest.name}"
         with step(f"push {repository}:{manifest.short_id}") as progress:
             image.tag(repository, tag=manifest.short_id)

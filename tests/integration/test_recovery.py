@@ -126,6 +126,12 @@ def test_an_image_archive_on_s3_brings_the_image_back(spare, engine, registry, s
     result = replay.replay(txn)
     assert (result.recovery, result.verdict) == ("archive", "reproduced")
 
+    # published again: the image the registry lost is pushed again, and found there
+    again = replay.publish(manifest.manifest_id)
+    remove_everywhere(engine, manifest.manifest_id, again.repo_digest)
+    result = replay.replay(txn)
+    assert (result.recovery, result.verdict) == ("registry", "reproduced")
+
 
 def test_a_rebuild_is_the_recorded_image_even_with_no_copy_left(spare, engine, registry):
     """`replay build --rebuild` twice, then a build with no copy anywhere (the engine,
