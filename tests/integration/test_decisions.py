@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import sqlite3
@@ -156,21 +157,18 @@ def test_a_forged_image_with_another_model_is_refused(spare, engine, tmp_path):
         assert replay.build(manifest.manifest_id).fingerprint_id == built.fingerprint_id
 
 
-def test_a_rebuild_that_differs_from_the_record_is_refused(spare, engine):
-    """A record signed with the ledger's key whose fingerprint a rebuild cannot give
-    (as if the build had changed since): the rebuild is refused and removed."""
+@contextlib.contextmanager
+def record_no_build_can_match(manifest):
+    """A build record signed with the ledger's key whose fingerprint no build gives (as
+    if the build had changed since), the genuine one put back after."""
     from dataclasses import replace
 
-    from replay.images.build import find_image
     from replay.manifests.canonical import document_id
 
-    import replay
     from replay.settings import load_settings
     from replay.stores.keys import signing_key
     from replay.stores.manifests import manifest_store
 
-    manifest, _ = spare
-    engine.images.remove(replay.build(manifest.manifest_id).image_id, force=True)
     store = manifest_store(load_settings())
     cached = store.cache_dir / manifest.manifest_id / "build.json"
     genuine = cached.read_text()
@@ -181,11 +179,27 @@ def test_a_rebuild_that_differs_from_the_record_is_refused(spare, engine):
     signature = signing_key(load_settings().key_folder).sign(changed.statement()).hex()
     cached.write_text(json.dumps(replace(changed, signature=signature).__dict__))
     try:
-        with pytest.raises(IntegrityError, match="differs from the fingerprint recorded"):
+        yield
+    finally:
+        cached.write_text(genuine)
+
+
+def test_a_rebuild_that_differs_from_the_record_is_refused(spare, engine):
+    """A build whose image does not match the record: refused and removed."""
+    from replay.images.build import find_image
+
+    import replay
+
+    manifest, _ = spare
+    engine.images.remove(replay.build(manifest.manifest_id).image_id, force=True)
+    try:
+        with (
+            record_no_build_can_match(manifest),
+            pytest.raises(IntegrityError, match="differs from the fingerprint recorded"),
+        ):
             replay.build(manifest.manifest_id)
         assert find_image(engine, manifest.manifest_id) is None  # the rebuild was removed
     finally:
-        cached.write_text(genuine)
         replay.build(manifest.manifest_id)
 
 
@@ -193,33 +207,18 @@ def test_a_failed_rebuild_leaves_the_proven_image_in_the_engine(spare, engine):
     """`--rebuild` makes the very image the engine holds (the same id): when the rebuild
     then fails (here its proof, against a record it cannot match), the copy proven
     before stays, and the next build reuses it."""
-    from dataclasses import replace
-
     from replay.images.build import find_image
-    from replay.manifests.canonical import document_id
 
     import replay
-    from replay.settings import load_settings
-    from replay.stores.keys import signing_key
-    from replay.stores.manifests import manifest_store
 
     manifest, _ = spare
     proven = replay.build(manifest.manifest_id).image_id
-    store = manifest_store(load_settings())
-    cached = store.cache_dir / manifest.manifest_id / "build.json"
-    genuine = cached.read_text()
-    record = store.build_record(manifest.manifest_id)
-    fingerprint = json.loads(json.dumps(record.fingerprint))
-    fingerprint["distributions"]["numpy"] = "0.0.0"
-    changed = replace(record, fingerprint=fingerprint, fingerprint_id=document_id(fingerprint))
-    signature = signing_key(load_settings().key_folder).sign(changed.statement()).hex()
-    cached.write_text(json.dumps(replace(changed, signature=signature).__dict__))
-    try:
-        with pytest.raises(IntegrityError, match="differs from the fingerprint recorded"):
-            replay.build(manifest.manifest_id, rebuild=True)
-        assert find_image(engine, manifest.manifest_id).id == proven
-    finally:
-        cached.write_text(genuine)
+    with (
+        record_no_build_can_match(manifest),
+        pytest.raises(IntegrityError, match="differs from the fingerprint recorded"),
+    ):
+        replay.build(manifest.manifest_id, rebuild=True)
+    assert find_image(engine, manifest.manifest_id).id == proven
     again = replay.build(manifest.manifest_id)
     assert again.reused and again.image_id == proven
 
