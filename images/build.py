@@ -209,8 +209,9 @@ def build_image(
     finally:  # the registry and the engine keep it; the builder keeps environments only
         buildah.remove(local)
     repo_digest = f"{repository}@{digest}"
-    arrived = not in_engine(client, image_id)
+    arrived = False  # nothing pulled yet
     try:
+        arrived = not in_engine(client, image_id)
         progress(f"pulling {repo_digest[:60]} into the engine")
         pulled = client.images.pull(repo_digest)
         pulled.tag(image_tag(manifest))

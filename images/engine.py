@@ -62,16 +62,19 @@ def in_engine(client: docker.DockerClient, image: str) -> bool:
     return True
 
 
-def in_registry(client: docker.DockerClient, repo_digest: str) -> bool:
-    """Whether the registry (asked by the engine, with its credentials) still serves the
-    image at `repo_digest`: a registry may have been wiped since the image was pushed."""
+def lost_by_registry(client: docker.DockerClient, repo_digest: str) -> bool:
+    """Whether the registry (asked by the engine, with its credentials) says it no longer
+    has the manifest at `repo_digest` (wiped since the push). A registry that cannot be
+    asked (down, refusing the credentials) has not said so."""
     import docker
 
     try:
         client.images.get_registry_data(repo_digest)
+    except docker.errors.NotFound:
+        return True
     except docker.errors.APIError:
         return False
-    return True
+    return False
 
 
 def push_image(

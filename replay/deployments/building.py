@@ -177,7 +177,8 @@ def _alone(settings: Settings, manifest: Manifest) -> Iterator[None]:
 
     folder = settings.cache / "builds"
     folder.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(folder / f"{manifest.manifest_id}.lock")
+    # one lock object a path in a process: a thread already holding it takes it again
+    lock = FileLock(folder / f"{manifest.manifest_id}.lock", is_singleton=True)
     try:
         lock.acquire(timeout=0)
     except Timeout:
@@ -323,7 +324,9 @@ def _prove(
         )
     if built is not None:
         _prove_it_answers(client, manifest, image_id, store)
-    if recorded is None or recorded.image_id != image_id:
+    if recorded is not None and recorded.image_id == image_id:
+        store.clear_build_failure(manifest.manifest_id)  # proven again: built
+    else:
         store.attach_build(
             manifest.manifest_id,
             image_id,

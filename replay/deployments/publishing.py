@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from replay.deployments.building import build
-from replay.images.engine import docker_client, in_registry, push_image
+from replay.images.engine import docker_client, lost_by_registry, push_image
 from replay.progress import step
 from replay.settings import Settings, load_settings
 from replay.stores.blobs import open_blob_store
@@ -37,8 +37,8 @@ def publish(manifest_id: str, *, settings: Settings | None = None) -> Publicatio
     image = client.images.get(built.image_id)
     recorded = store.build_record(manifest.manifest_id)
     pushed = recorded.repo_digest if recorded is not None and recorded.builder else None
-    if pushed is not None and in_registry(client, pushed):
-        repo_digest = pushed  # pushed by the build itself, and still there
+    if pushed is not None and not lost_by_registry(client, pushed):
+        repo_digest = pushed  # pushed by the build itself (and not lost since)
     else:  # built before builds went through the registry, or the registry lost it since
         repository = f"{settings.registry}/replay/{manifest.name}"
         with step(f"push {repository}:{manifest.short_id}") as progress:

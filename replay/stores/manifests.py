@@ -399,6 +399,12 @@ class ManifestStore:
         """Record beside the manifest why its latest build failed (one line)."""
         self.client.set_tag(self._run_for(manifest_id).info.run_id, TAG_FAILURE, reason)
 
+    def clear_build_failure(self, manifest_id: str) -> None:
+        """Forget why an earlier build failed: a build has proven the image since."""
+        run_id = self._run_for(manifest_id).info.run_id
+        if TAG_FAILURE in self.client.get_run(run_id).data.tags:
+            self.client.delete_tag(run_id, TAG_FAILURE)
+
     def attach_publication(
         self, manifest_id: str, repo_digest: str, archive_sha256: str
     ) -> BuildRecord:
@@ -425,8 +431,7 @@ class ManifestStore:
         for name, value in tags.items():
             if value is not None:
                 self.client.set_tag(run_id, name, value)
-        if TAG_FAILURE in self.client.get_run(run_id).data.tags:  # a proven image: built
-            self.client.delete_tag(run_id, TAG_FAILURE)
+        self.clear_build_failure(record.manifest_id)  # a proven image: built
         stored = self._checked(self.stored_build(record.manifest_id))
         if stored is None:  # tags were just set; MLflow lost them
             raise EnvironmentProblem(f"MLflow did not keep the build of {record.manifest_id[:12]}")

@@ -86,6 +86,9 @@ def built(captured):
     return replay.build(captured.manifest_id)
 
 
+REPLAY = str(Path(sys.executable).parent / "replay")  # the installed command
+
+
 def run_cli(
     *args: str,
     env: dict[str, str | None] | None = None,
@@ -94,7 +97,7 @@ def run_cli(
 ) -> subprocess.CompletedProcess:
     """The installed `replay` command, as a user runs it (`env` values of None unset),
     killed after `timeout` seconds (subprocess.TimeoutExpired)."""
-    command = [str(Path(sys.executable).parent / "replay"), *args]
+    command = [REPLAY, *args]
     merged = {**os.environ, **(env or {})}
     environment = {name: value for name, value in merged.items() if value is not None}
     return subprocess.run(

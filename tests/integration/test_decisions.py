@@ -7,7 +7,6 @@ import json
 import random
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import httpx
 import pytest
 
 from replay.errors import IntegrityError
-from tests.integration.conftest import run_cli
+from tests.integration.conftest import REPLAY, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -218,14 +217,28 @@ def test_a_failed_rebuild_leaves_the_proven_image_in_the_engine(spare, engine):
         pytest.raises(IntegrityError, match="differs from the fingerprint recorded"),
     ):
         replay.build(manifest.manifest_id, rebuild=True)
-    assert find_image(engine, manifest.manifest_id).id == proven
+    kept = find_image(engine, manifest.manifest_id)
+    assert kept is not None and kept.id == proven
+    assert failure_of(manifest) is not None  # listed as failed, saying why
     again = replay.build(manifest.manifest_id)
     assert again.reused and again.image_id == proven
+    assert failure_of(manifest) is None  # proven again: no longer listed as failed
+
+
+def failure_of(manifest) -> str | None:
+    """Why the manifest's latest build failed, as `replay deployments list` shows it."""
+    from replay.settings import load_settings
+    from replay.stores.manifests import manifest_store
+
+    history = manifest_store(load_settings()).history(manifest.name)
+    [record] = [found for found in history if found.manifest_id == manifest.manifest_id]
+    return record.build_failure
 
 
 def test_two_builds_of_one_manifest_at_once_make_it_once(spare, engine):
     """Two processes building one manifest at once (Dask's workers recovering the same
-    image): the second waits for the first, then reuses the image it made."""
+    image): the second, started while the first builds, waits for it and reuses the
+    image it made."""
     from filelock import FileLock, Timeout
 
     import replay
@@ -233,20 +246,20 @@ def test_two_builds_of_one_manifest_at_once_make_it_once(spare, engine):
 
     manifest, _ = spare
     engine.images.remove(replay.build(manifest.manifest_id).image_id, force=True)
-    command = [str(Path(sys.executable).parent / "replay"), "build", manifest.manifest_id, "--json"]
+    lock = FileLock(load_settings().cache / "builds" / f"{manifest.manifest_id}.lock")
+    command = [REPLAY, "build", manifest.manifest_id, "--json"]
 
     def start() -> subprocess.Popen:
         return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     builds = [start()]
     try:
-        lock = FileLock(load_settings().cache / "builds" / f"{manifest.manifest_id}.lock")
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # until the first build holds it
+        while True:  # until the first build holds the lock (a build then takes 30 s or more)
+            assert time.monotonic() < deadline, "the first build never took the lock"
             try:
-                lock.acquire(timeout=0)
-                lock.release()
-                time.sleep(0.2)
+                with lock.acquire(timeout=0):
+                    time.sleep(0.1)
             except Timeout:
                 break
         builds.append(start())
