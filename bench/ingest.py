@@ -10,7 +10,8 @@
    request's answer before posting its response (every request is then held in the
    ledger until its response comes), and as KServe's logger posts them (its workers
    take the next event of one queue, where a response follows its request by
-   `LOGGER_LAG` requests).
+   `LOGGER_LAG` requests). Each against the same posts to a listener doing no work
+   (`bare_listener.py`) in the same run: the most any listener reaches on the machine.
 3. `replay audit` of the 100,000 ingested decisions (re-executed on Dask in the frozen
    deployment's container, compared field by field) against `replay replay --all` of
    the same decisions in the same run.
@@ -41,6 +42,10 @@ from measure import REPLAY, callers_timed, free_port, machine, run_timed, write_
 # KServe's logger queues a response's event once the model has answered: here once four
 # more requests have arrived (a model answering in 4 ms at 1,000 decisions/s)
 LOGGER_LAG = 4
+
+# the baseline's server: uvicorn as `replay ingest --listen` runs it (see bare_listener.py)
+BARE_LISTENER = ["-m", "uvicorn", "bare_listener:app", "--http", "httptools", "--loop", "uvloop"]
+BARE_LISTENER += ["--lifespan", "off", "--log-level", "warning", "--no-access-log"]
 
 ROOT = Path(__file__).parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "examples")]
@@ -130,49 +135,85 @@ def ingest_file_benchmark(
 def cloud_events_benchmark(
     deployment: str, people: list[dict], answers: list[dict], pairs: int = 8_000, callers: int = 16
 ) -> dict:
-    import psutil
-    import uvloop
-
+    """The listener's rate in each order of posting, and in the same run the rate of a
+    listener doing no work (`bare_listener.py`) under the same callers and posts."""
     import replay
 
     token = replay.add_token(f"bench-{uuid.uuid4().hex[:8]}", "ingest").token
-    port = free_port()
-    server = subprocess.Popen(
-        [REPLAY, "ingest", "--listen", str(port), "--deployment", deployment],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    port, bare_port = free_port(), free_port()
+    servers = [
+        subprocess.Popen(
+            [REPLAY, "ingest", "--listen", str(port), "--deployment", deployment],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+        subprocess.Popen(
+            [sys.executable, *BARE_LISTENER, "--port", str(bare_port)],
+            cwd=Path(__file__).parent,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+    ]
     url = f"http://127.0.0.1:{port}/ingest/kserve/{token}"
+    bare_url = f"http://127.0.0.1:{bare_port}/ingest"
     results = {}
     try:
-        _wait_for(f"http://127.0.0.1:{port}/health", server)
-        # where the two cores went: the server's CPU and the callers' (this process)
-        listener = psutil.Process(server.pid)
+        _wait_for(f"http://127.0.0.1:{port}/health", servers[0])
+        _wait_for(f"http://127.0.0.1:{bare_port}/health", servers[1])
         for name, lag in (("each_caller_waiting", None), ("as_kserves_logger", LOGGER_LAG)):
-            server_cpu = sum(listener.cpu_times()[:2])
-            seconds, callers_cpu, failures = uvloop.run(
-                _post_cloud_events(url, deployment, people, answers, pairs, callers, lag)
+            run = _posting_timed(url, servers[0], deployment, people, answers, pairs, callers, lag)
+            bare = _posting_timed(
+                bare_url, servers[1], deployment, people, answers, pairs, callers, lag
             )
-            server_cpu = sum(listener.cpu_times()[:2]) - server_cpu  # a little after the posts
-            if failures:
-                raise SystemExit(f"{len(failures)} CloudEvents refused: {sorted(set(failures))}")
             results[name] = {
-                "per_second": pairs / seconds,
-                "server_cpu_ms_per_post": server_cpu / (2 * pairs) * 1e3,
-                "server_cpu_share_of_a_core": server_cpu / seconds,
-                "callers_cpu_ms_per_post": callers_cpu / (2 * pairs) * 1e3,
+                **run,
+                "bare_listener_per_second": bare["per_second"],
+                "share_of_bare_listener": run["per_second"] / bare["per_second"],
             }
     finally:
-        server.terminate()
-        server.wait(30)
+        for server in servers:
+            server.terminate()
+            server.wait(30)
     return {
         "decisions": pairs,
         "callers": callers,
         "client": f"aiohttp, one uvloop event loop, {callers} concurrent callers",
         "posts": 2 * pairs,
         "logger_lag": LOGGER_LAG,
+        "bare_listener": "uvicorn (httptools, uvloop) answering each post at once, no work",
         **results,
         "goal_at_least": 1000,
+    }
+
+
+def _posting_timed(
+    url: str,
+    server: subprocess.Popen,
+    deployment: str,
+    people: list[dict],
+    answers: list[dict],
+    pairs: int,
+    callers: int,
+    lag: int | None,
+) -> dict:
+    """Decisions/s of the posts of `_post_cloud_events`, and where the two cores went:
+    the server's CPU and the callers' (this process)."""
+    import psutil
+    import uvloop
+
+    listener = psutil.Process(server.pid)
+    server_cpu = sum(listener.cpu_times()[:2])
+    seconds, callers_cpu, failures = uvloop.run(
+        _post_cloud_events(url, deployment, people, answers, pairs, callers, lag)
+    )
+    server_cpu = sum(listener.cpu_times()[:2]) - server_cpu  # a little after the posts
+    if failures:
+        raise SystemExit(f"{len(failures)} CloudEvents refused: {sorted(set(failures))}")
+    return {
+        "per_second": pairs / seconds,
+        "server_cpu_ms_per_post": server_cpu / (2 * pairs) * 1e3,
+        "server_cpu_share_of_a_core": server_cpu / seconds,
+        "callers_cpu_ms_per_post": callers_cpu / (2 * pairs) * 1e3,
     }
 
 
@@ -338,7 +379,9 @@ def summary(results: dict) -> list[str]:
             f"{run['per_second']:,.0f} decisions/s ({events['posts']:,} posts; goal >= 1,000); "
             f"CPU a post: server {run['server_cpu_ms_per_post']:.2f} ms "
             f"({run['server_cpu_share_of_a_core']:.0%} of a core), "
-            f"callers {run['callers_cpu_ms_per_post']:.2f} ms"
+            f"callers {run['callers_cpu_ms_per_post']:.2f} ms; a listener doing no work "
+            f"{run['bare_listener_per_second']:,.0f}/s in the same run "
+            f"({run['share_of_bare_listener']:.0%} of it)"
         )
     lines.append(
         f"replay audit of {audit['decisions']:,} ingested decisions: "

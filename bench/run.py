@@ -35,8 +35,9 @@
    capture (lock resolved, then reused), build, image size, and one decision replayed
    against a bare `docker run` of the same image.
 8. Ingestion (`bench/ingest.py`): `replay ingest` of 100,000 decisions from JSON lines
-   against a naive chained SQLite loop, KServe's CloudEvents over HTTP from 16 callers,
-   and `replay audit` of the ingested decisions against `replay replay --all`.
+   against a naive chained SQLite loop, KServe's CloudEvents over HTTP from 16 callers
+   (against the same posts to a listener doing no work), and `replay audit` of the
+   ingested decisions against `replay replay --all`.
 9. Kernels (`bench/kernels.py`): what pinning the numeric kernels costs, the credit
    example's 10,000-variant sweep and replay of 100,000 decisions and a numpy network's
    sweep, each against the same deployment captured with `kernels: native`.
