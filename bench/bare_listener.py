@@ -1,8 +1,8 @@
 """The CloudEvents part's baseline: the same server as `replay ingest --listen` (uvicorn
 with its C parser and uvloop) in front of an app that reads each post and answers at
 once, logging nothing. What the bench's callers reach against it, in the same run, is the
-most any listener could on this machine, so the listener's rate is also reported as a
-share of it (comparable between machines of different speeds).
+most a listener on this server could reach on the machine, so the listener's rate is also
+reported as a share of it (comparable between machines of different speeds).
 
     python -m uvicorn bare_listener:app --http httptools --loop uvloop --port PORT
 """

@@ -11,7 +11,7 @@
    ledger until its response comes), and as KServe's logger posts them (its workers
    take the next event of one queue, where a response follows its request by
    `LOGGER_LAG` requests). Each against the same posts to a listener doing no work
-   (`bare_listener.py`) in the same run: the most any listener reaches on the machine.
+   (`bare_listener.py`) in the same run: the most a listener on the same server reaches.
 3. `replay audit` of the 100,000 ingested decisions (re-executed on Dask in the frozen
    deployment's container, compared field by field) against `replay replay --all` of
    the same decisions in the same run.
