@@ -75,6 +75,7 @@ from measure import (
     median_seconds,
     one_decision_against_docker_run,
     record_in_bulk,
+    run_timed,
     timed,
 )
 
@@ -959,27 +960,28 @@ def backtest_benchmark(manifest, decisions: int) -> dict:
     }
 
 
-def export_peak_mb(out: Path) -> float:
-    """Peak resident memory (MB) of `replay ledger export` writing `out`, run alone: the
-    process's own high-water mark (VmHWM). Not getrusage's ru_maxrss, which a child keeps
-    from its parent across fork and exec, so it reports this benchmark's own size."""
+def export_peak_mb(out: Path, deployment: str) -> float:
+    """Peak resident memory (MB) of `replay ledger export --deployment DEPLOYMENT` writing
+    `out`, run alone: the process's own high-water mark (VmHWM). Not getrusage's
+    ru_maxrss, which a child keeps from its parent across fork and exec, so it reports
+    this benchmark's own size."""
     code = (
         "import sys\n"
         "from pathlib import Path\n"
         "import replay\n"
-        "replay.export_ledger(Path(sys.argv[1]))\n"
+        "replay.export_ledger(Path(sys.argv[1]), deployment=sys.argv[2])\n"
         "print(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1])\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(out)], capture_output=True, text=True, check=True
-    )
-    return int(done.stdout.strip().splitlines()[-1]) / 1024  # kB
+    _, printed = run_timed([sys.executable, "-c", code, str(out), deployment])
+    return int(printed.strip().splitlines()[-1]) / 1024  # kB
 
 
 def export_benchmark(workspace: Path, manifest, total: int = 1_000_000) -> dict:
-    """Peak memory of `replay ledger export` of the decisions logged so far (the history
-    benchmark's), then of `total`, topped up in bulk: memory that stays bounded means
-    the larger export costs about what the smaller one did."""
+    """Peak memory of `replay ledger export` of the credit deployment's decisions logged
+    so far (the history benchmark's), then of `total`, topped up in bulk: memory that
+    stays bounded means the larger export costs about what the smaller one did. One
+    deployment: the frameworks' deployments in the same ledger have outputs of the same
+    name and another type, which no one file's columns can hold."""
     import random
 
     from workspace import read_new_cases
@@ -989,8 +991,8 @@ def export_benchmark(workspace: Path, manifest, total: int = 1_000_000) -> dict:
 
     ledger = open_ledger(load_settings())
     folder = Path(tempfile.mkdtemp())
-    small = ledger.count(kind="decision")
-    peak_small = export_peak_mb(folder / "small.parquet")
+    small = ledger.count(kind="decision", deployment=manifest.name)
+    peak_small = export_peak_mb(folder / "small.parquet", manifest.name)
     people, draw = read_new_cases(workspace, "credit"), random.Random(2)
     started = time.perf_counter()
     for start in range(small, total, 20_000):
@@ -1011,7 +1013,7 @@ def export_benchmark(workspace: Path, manifest, total: int = 1_000_000) -> dict:
         )
     topped_up_s = time.perf_counter() - started
     started = time.perf_counter()
-    peak = export_peak_mb(folder / "large.parquet")
+    peak = export_peak_mb(folder / "large.parquet", manifest.name)
     export_s = time.perf_counter() - started
     size_mb = (folder / "large.parquet").stat().st_size / 2**20
     shutil.rmtree(folder)
