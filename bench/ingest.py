@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -164,9 +165,13 @@ def cloud_events_benchmark(
         _wait_for(f"http://127.0.0.1:{port}/health", servers[0])
         _wait_for(f"http://127.0.0.1:{bare_port}/health", servers[1])
         for name, lag in (("each_caller_waiting", None), ("as_kserves_logger", LOGGER_LAG)):
-            run = _posting_timed(url, servers[0], deployment, people, answers, pairs, callers, lag)
-            bare = _posting_timed(
-                bare_url, servers[1], deployment, people, answers, pairs, callers, lag
+            run, bare = (
+                _posting_timed(
+                    server,
+                    pairs,
+                    _post_cloud_events(to, deployment, people, answers, pairs, callers, lag),
+                )
+                for server, to in zip(servers, (url, bare_url), strict=True)
             )
             results[name] = {
                 **run,
@@ -189,26 +194,15 @@ def cloud_events_benchmark(
     }
 
 
-def _posting_timed(
-    url: str,
-    server: subprocess.Popen,
-    deployment: str,
-    people: list[dict],
-    answers: list[dict],
-    pairs: int,
-    callers: int,
-    lag: int | None,
-) -> dict:
-    """Decisions/s of the posts of `_post_cloud_events`, and where the two cores went:
+def _posting_timed(server: subprocess.Popen, pairs: int, posting: Coroutine) -> dict:
+    """Decisions/s of `posting` (`_post_cloud_events` of `pairs`), and where the two cores went:
     the server's CPU and the callers' (this process)."""
     import psutil
     import uvloop
 
     listener = psutil.Process(server.pid)
     server_cpu = sum(listener.cpu_times()[:2])
-    seconds, callers_cpu, failures = uvloop.run(
-        _post_cloud_events(url, deployment, people, answers, pairs, callers, lag)
-    )
+    seconds, callers_cpu, failures = uvloop.run(posting)
     server_cpu = sum(listener.cpu_times()[:2]) - server_cpu  # a little after the posts
     if failures:
         raise SystemExit(f"{len(failures)} CloudEvents refused: {sorted(set(failures))}")
